@@ -1,0 +1,59 @@
+"""Shared fixtures: the real data in ../shared/data and small videos written by the tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import cv2
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+ORTHO = SHARED / "aerial" / "deepforest" / "5b90f92da0d7280005fab355_4310.tif"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never read the developer's own settings file or write to their cache."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("TRIAGE_SETTINGS", str(home / "settings.toml"))
+    monkeypatch.setenv("TRIAGE_CACHE_DIR", str(home / "cache"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"real test data not found at {SHARED}")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def ortho(shared_data: Path) -> np.ndarray:
+    image = cv2.imread(str(ORTHO), cv2.IMREAD_COLOR)
+    assert image is not None
+    return image
+
+
+def write_flight(path: Path, background: np.ndarray, frames: int = 30, size: tuple[int, int] = (320, 240),
+                 fps: float = 10.0, step: int = 12) -> Path:
+    """A simulated flight: a camera window panning across a real orthomosaic (mp4v),
+    starting inside the mapped area (the tile's top-left corner is no-data black)."""
+    w, h = size
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    assert writer.isOpened()
+    x0, y0 = 600, 900
+    for i in range(frames):
+        x = x0 + (i * step) % (background.shape[1] - w - x0)
+        y = y0 + (i * step // 2) % (background.shape[0] - h - y0)
+        writer.write(np.ascontiguousarray(background[y : y + h, x : x + w]))
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="session")
+def flight_video(tmp_path_factory: pytest.TempPathFactory, ortho: np.ndarray) -> Path:
+    return write_flight(tmp_path_factory.mktemp("video") / "flight.mp4", ortho)

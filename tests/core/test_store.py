@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from triage_app.core.errors import StoreError, StoreVersionError
+from triage_app.core.store import SCHEMA_VERSION, Project
+from triage_app.core.store import db as dbmod
+from triage_app.core.store.migrations import MIGRATIONS
+
+
+def test_new_project_is_wal_with_foreign_keys_and_version(tmp_path: Path) -> None:
+    with Project(tmp_path / "p") as project:
+        with project.db.read() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        sid, created = project.add_source("video", "/x.mp4", "x.mp4", {"every": 1})
+        assert created and project.add_source("video", "/x.mp4", "x.mp4", {"every": 1}) == (sid, False)
+        with pytest.raises(StoreError, match="FOREIGN KEY"):
+            project.add_frames([{"source_id": sid + 100, "idx": 0, "timestamp_s": 0.0}])
+    raw = sqlite3.connect(tmp_path / "p" / "project.db")
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_newer_database_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "project.db"
+    raw = sqlite3.connect(path)
+    raw.execute("CREATE TABLE keep (x)")
+    raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    raw.commit()
+    raw.close()
+    before = path.read_bytes()
+    with pytest.raises(StoreVersionError, match=str(path)):
+        Project(tmp_path)
+    assert path.read_bytes() == before
+
+
+def test_not_a_database_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "project.db").write_text("this is not a database\n" * 100)
+    with pytest.raises(StoreError, match="not a triage project database"):
+        Project(tmp_path)
+
+
+def test_migration_keeps_data_and_makes_a_backup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with Project(tmp_path) as project:
+        sid, _ = project.add_source("video", "/x.mp4", "x.mp4", {})
+        project.add_frames([{"source_id": sid, "idx": i, "timestamp_s": i / 10} for i in range(20)])
+    # A later version adds a step; opening the project must run it once, after a backup.
+    calls: list[int] = []
+
+    def step(conn) -> None:
+        calls.append(1)
+        conn.execute(text("ALTER TABLE frames ADD COLUMN extra REAL"))
+
+    monkeypatch.setattr(dbmod, "MIGRATIONS", [*MIGRATIONS, step])
+    monkeypatch.setattr(dbmod, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    with Project(tmp_path) as project:
+        assert project.db.version == SCHEMA_VERSION + 1
+        assert len(project.frame_rows()) == 20 and "extra" in project.frames.c
+        backup = project.db.backup_path
+    assert backup is not None and backup.exists()
+    old = sqlite3.connect(backup)
+    assert old.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert old.execute("SELECT count(*) FROM frames").fetchone()[0] == 20
+    with Project(tmp_path):
+        pass
+    assert calls == [1]
+
+
+def test_failed_migration_step_rolls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with Project(tmp_path):
+        pass
+
+    def bad(conn) -> None:
+        conn.execute(text("CREATE TABLE half (x)"))
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(dbmod, "MIGRATIONS", [*MIGRATIONS, bad])
+    monkeypatch.setattr(dbmod, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    with pytest.raises(RuntimeError):
+        Project(tmp_path)
+    raw = sqlite3.connect(tmp_path / "project.db")
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert raw.execute("SELECT count(*) FROM sqlite_master WHERE name='half'").fetchone()[0] == 0
+
+
+def test_writer_and_readers_never_see_locked(tmp_path: Path) -> None:
+    """A scoring-like writer, a second process-like writer and GUI-like readers at once."""
+    errors: list[BaseException] = []
+    with Project(tmp_path) as project, Project(tmp_path) as other:
+        sid, _ = project.add_source("video", "/x.mp4", "x.mp4", {})
+        sid2, _ = other.add_source("video", "/y.mp4", "y.mp4", {})
+        stop = threading.Event()
+
+        def writer(p: Project, source: int) -> None:
+            try:
+                for i in range(0, 400, 4):
+                    p.add_frames([{"source_id": source, "idx": i + k, "timestamp_s": 0.0} for k in range(4)])
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+
+        def reader() -> None:
+            try:
+                while not stop.is_set():
+                    project.source_summaries()
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+
+        threads = [threading.Thread(target=writer, args=(project, sid)), threading.Thread(target=writer, args=(other, sid2))]
+        readers = [threading.Thread(target=reader) for _ in range(2)]
+        for t in threads + readers:
+            t.start()
+        for t in threads:
+            t.join()
+        stop.set()
+        for t in readers:
+            t.join()
+        assert not errors, errors
+        counts = {s["id"]: s["frames"] for s in project.source_summaries()}
+        assert counts == {sid: 400, sid2: 400}

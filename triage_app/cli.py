@@ -1,0 +1,140 @@
+"""``triage``: the core from a terminal (ingest, score, report, export, demo, bench)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from triage_app import __version__
+from triage_app.core.errors import TriageError
+
+log = logging.getLogger("triage_app")
+
+
+class _Bar:
+    """A tqdm progress bar fed by (done, total) callbacks."""
+
+    def __init__(self, desc: str) -> None:
+        from tqdm import tqdm
+
+        self._bar = tqdm(desc=desc, unit="frame", file=sys.stderr, dynamic_ncols=True, leave=False, disable=None)
+
+    def __call__(self, done: int, total: int | None) -> None:
+        if total is not None and self._bar.total != total:
+            self._bar.total = total
+        self._bar.n = done
+        self._bar.refresh()
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+def _settings(args: argparse.Namespace, overrides: dict[str, Any] | None = None):
+    from triage_app.core.settings import load_settings
+
+    project = getattr(args, "project", None)
+    return load_settings(Path(project) if project else None, overrides=overrides)
+
+
+def _print_ingest(results: list, out=None) -> None:
+    out = out or sys.stdout
+    flagged: Counter[str] = Counter()
+    for r in results:
+        if r.error:
+            print(f"  FAILED  {r.error}", file=out)
+            continue
+        flagged.update(r.flagged)
+        flags = ", ".join(f"{k} {v}" for k, v in sorted(r.flagged.items())) or "none"
+        tele = f"telemetry matched {r.telemetry_matched}/{r.frames_total}" if r.telemetry_path or r.telemetry_matched else "no telemetry"
+        print(f"  {r.name}: {r.frames_total} frames ({r.frames_new} new), flagged: {flags}, {tele}", file=out)
+        for w in r.warnings[:5]:
+            print(f"    warning: {w}", file=out)
+        if len(r.warnings) > 5:
+            print(f"    ... and {len(r.warnings) - 5} more warnings (see the project's messages)", file=out)
+    total = sum(r.frames_total for r in results)
+    print(f"{total} frames from {sum(1 for r in results if r.ok)} of {len(results)} sources; flagged by reason: "
+          + (", ".join(f"{k} {v}" for k, v in sorted(flagged.items())) or "none"), file=out)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from triage_app.core.ingest import ingest_source
+    from triage_app.core.sources import Sampling
+    from triage_app.core.store import Project
+
+    overrides: dict[str, Any] = {}
+    if args.every:
+        overrides.setdefault("ingest", {})["every"] = args.every
+    if args.fps:
+        overrides.setdefault("ingest", {})["fps"] = args.fps
+    settings = _settings(args, overrides)
+    sampling = Sampling(settings.ingest.every, settings.ingest.fps)
+    results = []
+    with Project(args.project) as project:
+        for uri in args.sources:
+            bar = _Bar(Path(uri).name or uri)
+            try:
+                results.append(ingest_source(project, uri, settings, args.telemetry, sampling, progress=bar))
+            finally:
+                bar.close()
+    print(f"ingested into {args.project} ({sampling.describe()}):")
+    _print_ingest(results)
+    return 0 if any(r.ok and r.frames_total for r in results) else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from triage_app.core.demo import run_demo
+
+    if not args.headless:
+        from triage_app.gui.app import main as gui_main
+
+        return gui_main(["--demo"] + (["--project", str(args.project)] if args.project else []))
+    summary = run_demo(Path(args.project) if args.project else None, progress_factory=_Bar)
+    print(summary.text())
+    return 0 if summary.frames else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="triage", description="Drone footage triage from the terminal.")
+    p.add_argument("--version", action="version", version=f"triage_app {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log details")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    ing = sub.add_parser("ingest", help="add videos, image folders or streams to a project")
+    ing.add_argument("project", type=Path)
+    ing.add_argument("sources", nargs="+", help="video files, image folders, or stream URLs")
+    g = ing.add_mutually_exclusive_group()
+    g.add_argument("--every", type=int, help="keep every Nth frame")
+    g.add_argument("--fps", type=float, help="keep N frames per second of video time")
+    ing.add_argument("--telemetry", type=Path, help="DJI .SRT file (default: the one beside each video)")
+    ing.set_defaults(func=cmd_ingest)
+
+    demo = sub.add_parser("demo", help="build and score a demo project from the shipped footage")
+    demo.add_argument("--headless", action="store_true", help="no window: print a summary")
+    demo.add_argument("--project", type=Path, help="where the demo project goes")
+    demo.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return int(args.func(args))
+    except TriageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; everything already recorded is kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

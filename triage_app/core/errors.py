@@ -1,0 +1,42 @@
+"""The project's own exceptions. Every message names the file and what is wrong with it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class TriageError(Exception):
+    """Base class for every error the program reports to a user."""
+
+
+class InputError(TriageError):
+    """A user-supplied file cannot be used; ``path`` names it."""
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class SourceError(InputError):
+    """A video, image folder or stream cannot be opened or read."""
+
+
+class TelemetryParseError(InputError):
+    """A telemetry file (DJI .SRT) is malformed."""
+
+
+class StoreError(TriageError):
+    """The project database cannot be opened or written."""
+
+
+class StoreVersionError(StoreError):
+    """The project database was written by a newer version of the program."""
+
+
+class ModelError(InputError):
+    """A model file or card cannot be used."""
+
+
+class SettingsError(TriageError):
+    """A settings file or value is invalid."""

@@ -1,0 +1,151 @@
+"""Typed settings: defaults, then the user's file, then the project's file, then the
+environment (``TRIAGE_SECTION__KEY=value``), then command-line overrides.
+
+Unknown keys are an error at every layer, so a typo never silently does nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from triage_app.core.errors import SettingsError
+
+APP_NAME = "triage_app"
+ENV_PREFIX = "TRIAGE_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class QualitySettings(_Section):
+    """Thresholds of the quality gate. Measured on a copy of the frame scaled so its
+    long side is ``analysis_size`` pixels, which makes the blur measure comparable
+    across resolutions."""
+
+    analysis_size: int = Field(640, ge=64)
+    under_exposed_mean: float = Field(28.0, description="mean luminance (0-255) below which a frame is too dark")
+    over_exposed_mean: float = Field(230.0, description="mean luminance above which a frame is washed out")
+    clipped_fraction: float = Field(0.6, gt=0, le=1, description="share of pixels at 0-8 or 247-255 that flags exposure")
+    blur_min_sharpness: float = Field(12.0, description="variance of the Laplacian below which a frame is blurred")
+    max_pixels: int = Field(250_000_000, description="images larger than this are refused as unsafe to decode")
+    gate_scoring: bool = Field(True, description="keep flagged frames out of scoring")
+
+
+class IngestSettings(_Section):
+    every: int = Field(1, ge=1, description="keep every Nth frame of a video")
+    fps: float | None = Field(None, gt=0, description="keep this many frames per second of video time")
+    stream_max_frames: int = Field(100_000, ge=1)
+    telemetry_tolerance_s: float = Field(2.0, ge=0, description="farthest a telemetry cue may be from a frame")
+
+
+class TilingSettings(_Section):
+    overlap: float = Field(0.2, ge=0, lt=0.9)
+    downscale: float = Field(0.5, gt=0, le=1, description="scale a frame by this before cutting tiles")
+    whole_frame: bool = Field(True, description="also score the whole frame squeezed to one tile")
+
+
+class ScoringSettings(_Section):
+    members: list[str] = Field(default_factory=lambda: ["imagenet", "clip", "head"])
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    batch: int = Field(32, ge=1, le=4096)
+    queue_frames: int = Field(8, ge=1, description="frames buffered between pipeline stages")
+    commit_every: int = Field(16, ge=1, description="frames per store transaction")
+    rule: str = Field("any", description="any, all, or K-of-N")
+
+
+class ReviewSettings(_Section):
+    reviewer: str = Field(default_factory=lambda: os.environ.get("USER", "analyst"))
+    event_gap_s: float = Field(5.0, ge=0)
+    order: Literal["time", "score"] = "time"
+
+
+class Settings(_Section):
+    quality: QualitySettings = Field(default_factory=QualitySettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    tiling: TilingSettings = Field(default_factory=TilingSettings)
+    scoring: ScoringSettings = Field(default_factory=ScoringSettings)
+    review: ReviewSettings = Field(default_factory=ReviewSettings)
+    cache_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_cache_dir(APP_NAME)))
+    models_dir: Path | None = None
+
+
+def user_settings_path() -> Path:
+    """Where the user's own settings file lives."""
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "settings.toml"
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{path}: not valid TOML ({exc})") from exc
+    except OSError as exc:
+        raise SettingsError(f"{path}: cannot be read ({exc.strerror})") from exc
+
+
+def _env_layer(environ: dict[str, str]) -> dict[str, Any]:
+    layer: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in {"TRIAGE_SETTINGS"}:
+            continue
+        parts = name[len(ENV_PREFIX):].lower().split("__")
+        try:
+            value: Any = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        node = layer
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return layer
+
+
+def load_settings(
+    project_dir: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+    user_file: Path | None = None,
+) -> Settings:
+    """Build the settings from every layer; raise ``SettingsError`` naming the bad key."""
+    environ = dict(os.environ if environ is None else environ)
+    data: dict[str, Any] = {}
+    sources: list[str] = []
+    if user_file is None:
+        user_file = Path(environ["TRIAGE_SETTINGS"]) if environ.get("TRIAGE_SETTINGS") else user_settings_path()
+    files: list[Path] = [user_file]
+    if project_dir is not None:
+        files.append(Path(project_dir) / "settings.toml")
+    for path in files:
+        if path is not None and path.is_file():
+            data = _merge(data, _read_toml(path))
+            sources.append(str(path))
+    data = _merge(data, _env_layer(environ))
+    if overrides:
+        data = _merge(data, overrides)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        where = ", ".join(sources) or "defaults"
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise SettingsError(f"invalid settings (from {where}, environment, command line): {problems}") from exc

@@ -1,0 +1,186 @@
+"""A project: a folder with ``project.db`` and, beside it, cached arrays and stream frames.
+
+These are the only functions that touch the sources/frames/messages tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, and_, case, func, insert, select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from triage_app.core.errors import StoreError
+from triage_app.core.store.db import Database
+
+DB_NAME = "project.db"
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+class Project:
+    """A triage project on disk."""
+
+    def __init__(self, root: str | Path, create: bool = True) -> None:
+        self.root = Path(root)
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"{self.root}: exists and is not a folder, cannot hold a project")
+        if not self.root.exists():
+            if not create:
+                raise StoreError(f"{self.root}: no such project folder")
+            try:
+                self.root.mkdir(parents=True)
+            except OSError as exc:
+                raise StoreError(f"{self.root}: cannot create project folder ({exc.strerror})") from exc
+        self.db = Database(self.root / DB_NAME)
+        self.sources = self.db.table("sources")
+        self.frames = self.db.table("frames")
+        self.messages = self.db.table("messages")
+
+    @staticmethod
+    def exists(root: str | Path) -> bool:
+        return (Path(root) / DB_NAME).is_file()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> "Project":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- sources --------------------------------------------------------------------
+    def add_source(self, kind: str, uri: str, name: str, sampling: dict[str, Any]) -> tuple[int, bool]:
+        """The id of the source with this uri and sampling, creating it if new.
+        Returns ``(id, created)``."""
+        key = json.dumps(sampling, sort_keys=True)
+
+        def fn(conn: Connection) -> tuple[int, bool]:
+            row = conn.execute(
+                select(self.sources.c.id).where(and_(self.sources.c.uri == uri, self.sources.c.sampling == key))
+            ).first()
+            if row is not None:
+                return int(row[0]), False
+            res = conn.execute(
+                insert(self.sources).values(kind=kind, uri=uri, name=name, sampling=key, added_at=now_iso())
+            )
+            return int(res.inserted_primary_key[0]), True
+
+        return self.db.write(fn)
+
+    def update_source(self, source_id: int, **values: Any) -> None:
+        self.db.write(lambda conn: conn.execute(update(self.sources).where(self.sources.c.id == source_id).values(**values)))
+
+    def source(self, source_id: int) -> dict[str, Any]:
+        with self.db.read() as conn:
+            row = conn.execute(select(self.sources).where(self.sources.c.id == source_id)).mappings().first()
+        if row is None:
+            raise StoreError(f"{self.root}: no source with id {source_id}")
+        return dict(row)
+
+    def source_summaries(self) -> list[dict[str, Any]]:
+        """Each source with its frame counts (frames, flagged, telemetry matched)."""
+        f = self.frames
+        counts = (
+            select(
+                f.c.source_id,
+                func.count().label("frames"),
+                func.sum(case((f.c.quality_flag.is_not(None), 1), else_=0)).label("flagged"),
+                func.sum(f.c.telemetry_matched).label("telemetry_matched"),
+                func.max(f.c.idx).label("last_idx"),
+            )
+            .group_by(f.c.source_id)
+            .subquery()
+        )
+        q = select(self.sources, counts.c.frames, counts.c.flagged, counts.c.telemetry_matched, counts.c.last_idx).join(
+            counts, counts.c.source_id == self.sources.c.id, isouter=True
+        ).order_by(self.sources.c.id)
+        with self.db.read() as conn:
+            rows = [dict(r) for r in conn.execute(q).mappings()]
+        for r in rows:
+            for k in ("frames", "flagged", "telemetry_matched"):
+                r[k] = int(r[k] or 0)
+        return rows
+
+    # -- frames ---------------------------------------------------------------------
+    def add_frames(self, rows: Sequence[dict[str, Any]]) -> int:
+        """Insert frames in one transaction; frames already stored (same source and
+        index) are left as they are. Returns how many were new."""
+        if not rows:
+            return 0
+        stmt = sqlite_insert(self.frames).on_conflict_do_nothing(index_elements=["source_id", "idx"])
+        keys = sorted({k for r in rows for k in r})
+        full = [{k: r.get(k) for k in keys} for r in rows]
+
+        def fn(conn: Connection) -> int:
+            return int(conn.execute(stmt, full).rowcount or 0)
+
+        return self.db.write(fn)
+
+    def frame_indices(self, source_id: int) -> set[int]:
+        with self.db.read() as conn:
+            return {int(r[0]) for r in conn.execute(select(self.frames.c.idx).where(self.frames.c.source_id == source_id))}
+
+    def frame_rows(self, source_id: int | None = None, flagged: bool | None = None) -> list[dict[str, Any]]:
+        q = select(self.frames).order_by(self.frames.c.source_id, self.frames.c.idx)
+        if source_id is not None:
+            q = q.where(self.frames.c.source_id == source_id)
+        if flagged is True:
+            q = q.where(self.frames.c.quality_flag.is_not(None))
+        elif flagged is False:
+            q = q.where(self.frames.c.quality_flag.is_(None))
+        with self.db.read() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
+    def frame(self, frame_id: int) -> dict[str, Any]:
+        with self.db.read() as conn:
+            row = conn.execute(select(self.frames).where(self.frames.c.id == frame_id)).mappings().first()
+        if row is None:
+            raise StoreError(f"{self.root}: no frame with id {frame_id}")
+        return dict(row)
+
+    def flag_counts(self, source_id: int | None = None) -> dict[str, int]:
+        q = select(self.frames.c.quality_flag, func.count()).where(self.frames.c.quality_flag.is_not(None))
+        if source_id is not None:
+            q = q.where(self.frames.c.source_id == source_id)
+        q = q.group_by(self.frames.c.quality_flag)
+        with self.db.read() as conn:
+            return {str(k): int(n) for k, n in conn.execute(q)}
+
+    # -- messages -------------------------------------------------------------------
+    def add_message(self, level: str, message: str, path: str | None = None, source_id: int | None = None) -> None:
+        self.db.write(
+            lambda conn: conn.execute(
+                insert(self.messages).values(
+                    created_at=now_iso(), level=level, path=path, message=message, source_id=source_id
+                )
+            )
+        )
+
+    def message_rows(self, source_id: int | None = None) -> list[dict[str, Any]]:
+        q = select(self.messages).order_by(self.messages.c.id)
+        if source_id is not None:
+            q = q.where(self.messages.c.source_id == source_id)
+        with self.db.read() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
+    def stream_dir(self, source_id: int) -> Path:
+        """Where the frames of a live stream are kept (a stream cannot be read twice)."""
+        return self.root / "streams" / f"source-{source_id:d}"
+
+
+def iter_chunks(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

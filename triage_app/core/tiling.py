@@ -1,0 +1,82 @@
+"""Overlapping tiles at a model's input size.
+
+Small things seen from high up vanish when a whole 4K frame is squeezed to 224 px, so a
+frame is cut into overlapping tiles (after an optional downscale); every pixel of the frame
+lies in at least one tile, and each tile keeps its box in the frame's own pixel coordinates
+so a score can be shown where it came from. Tile 0 is optionally the whole frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A tile's box ``(x0, y0, x1, y1)`` in original frame pixels (x1, y1 exclusive)."""
+
+    index: int
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    whole_frame: bool = False
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        return (self.x0, self.y0, self.x1, self.y1)
+
+
+def _starts(length: int, size: int, stride: int) -> list[int]:
+    """Window starts along one axis so windows of ``size`` cover ``[0, length)``."""
+    if length <= size:
+        return [0]
+    starts = list(range(0, length - size + 1, stride))
+    if starts[-1] != length - size:
+        starts.append(length - size)
+    return starts
+
+
+def tile_grid(
+    width: int, height: int, size: int, overlap: float = 0.2, downscale: float = 1.0, whole_frame: bool = True
+) -> list[Tile]:
+    """The tiles of a ``width`` x ``height`` frame for a model whose input is ``size`` px.
+
+    The frame is first scaled by ``downscale`` (<= 1); windows of ``size`` px then overlap
+    by ``overlap`` (a fraction of ``size``). Boxes are returned in original pixels.
+    """
+    if width <= 0 or height <= 0 or size <= 0:
+        raise ValueError("frame and tile sizes must be positive")
+    if not 0.0 <= overlap < 1.0:
+        raise ValueError("overlap must be in [0, 1)")
+    scale = min(1.0, max(downscale, 1e-6))
+    sw, sh = max(1, round(width * scale)), max(1, round(height * scale))
+    stride = max(1, int(round(size * (1.0 - overlap))))
+    tiles: list[Tile] = []
+    if whole_frame:
+        tiles.append(Tile(0, 0, 0, width, height, whole_frame=True))
+    inv = 1.0 / scale
+    for y in _starts(sh, size, stride):
+        for x in _starts(sw, size, stride):
+            x0, y0 = int(np.floor(x * inv)), int(np.floor(y * inv))
+            # A window that reaches the scaled edge reaches the frame's edge.
+            x1 = width if x + size >= sw else min(width, int(np.ceil((x + size) * inv)))
+            y1 = height if y + size >= sh else min(height, int(np.ceil((y + size) * inv)))
+            tiles.append(Tile(len(tiles), x0, y0, x1, y1))
+    return tiles
+
+
+def cut_tiles(image: np.ndarray, tiles: list[Tile], size: int) -> np.ndarray:
+    """Pixels of each tile resized to ``size`` x ``size``: an array (n, size, size, C), uint8."""
+    out = np.empty((len(tiles), size, size, image.shape[2]), dtype=np.uint8)
+    for i, t in enumerate(tiles):
+        crop = image[t.y0 : t.y1, t.x0 : t.x1]
+        if crop.shape[0] == size and crop.shape[1] == size:
+            out[i] = crop
+        else:
+            shrinking = crop.shape[0] > size or crop.shape[1] > size
+            out[i] = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    return out

@@ -1,0 +1,133 @@
+"""The main window: project, sources with ingest in a worker, and the places where the
+review, supervisor and export views go."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QInputDialog,
+    QLabel,
+    QListWidget,
+    QMainWindow,
+    QProgressBar,
+    QPushButton,
+    QTabWidget,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from triage_app.gui.controller import ProjectController
+from triage_app.gui.sources_view import SourcesView
+
+log = logging.getLogger(__name__)
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, controller: ProjectController | None = None) -> None:
+        super().__init__()
+        self.controller = controller or ProjectController()
+        self.setWindowTitle("Drone triage")
+        self.resize(1200, 760)
+        self.sources_view = SourcesView()
+        self.progress = QProgressBar()
+        self.progress.setVisible(False)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setVisible(False)
+        self.cancel_button.clicked.connect(self.controller.cancel_work)
+
+        sources_page = QWidget()
+        layout = QVBoxLayout(sources_page)
+        self.project_label = QLabel("No project open. Create or open one to add footage.")
+        self.project_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.project_label)
+        layout.addWidget(self.sources_view, 3)
+        layout.addWidget(QLabel("Problems"))
+        self.problems_view = QListWidget()
+        self.problems_view.setWordWrap(True)
+        layout.addWidget(self.problems_view, 1)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(sources_page, "Sources")
+        for name in ("Review", "Supervisor", "Export"):
+            placeholder = QLabel(f"{name}: open a project and score its footage first.")
+            placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            self.tabs.addTab(placeholder, name)
+        self.setCentralWidget(self.tabs)
+        self.statusBar().addPermanentWidget(self.progress)
+        self.statusBar().addPermanentWidget(self.cancel_button)
+        self._build_toolbar()
+
+        c = self.controller
+        c.project_did_open.connect(self._on_project_open)
+        c.sources_did_change.connect(self.sources_view.show_sources)
+        c.progress_did_change.connect(self._on_progress)
+        c.work_did_finish.connect(self._on_work_finished)
+        c.work_did_fail.connect(self._on_work_failed)
+
+    def _build_toolbar(self) -> None:
+        bar = QToolBar("Project")
+        bar.setMovable(False)
+        self.addToolBar(bar)
+        for text, slot, key in (
+            ("Open project…", self._open_project, QKeySequence.StandardKey.Open),
+            ("Add video…", self._add_video, None),
+            ("Add image folder…", self._add_folder, None),
+            ("Add stream…", self._add_stream, None),
+        ):
+            action = QAction(text, self)
+            if key is not None:
+                action.setShortcut(key)
+            action.triggered.connect(slot)
+            bar.addAction(action)
+
+    # -- user actions ---------------------------------------------------------------
+    def _open_project(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Project folder (new or existing)")
+        if folder:
+            self.controller.open_project(Path(folder))
+
+    def _add_video(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self, "Add videos", "", "Videos (*.mp4 *.mov *.avi *.mkv *.ts);;All files (*)")
+        if files:
+            self.controller.ingest(files)
+
+    def _add_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Add a folder of images")
+        if folder:
+            self.controller.ingest([folder])
+
+    def _add_stream(self) -> None:
+        url, ok = QInputDialog.getText(self, "Add stream", "Stream URL (rtsp://, http://, udp://, file://):")
+        if ok and url.strip():
+            self.controller.ingest([url.strip()])
+
+    # -- controller events ----------------------------------------------------------
+    def _on_project_open(self, path: str) -> None:
+        self.project_label.setText(f"Project: {path}")
+        self.setWindowTitle(f"Drone triage — {Path(path).name}")
+
+    def _on_progress(self, done: int, total: int) -> None:
+        self.progress.setVisible(True)
+        self.cancel_button.setVisible(True)
+        self.progress.setRange(0, max(total, 0))
+        self.progress.setValue(min(done, total) if total > 0 else 0)
+
+    def _on_work_finished(self, summary: str) -> None:
+        self.progress.setVisible(False)
+        self.cancel_button.setVisible(False)
+        self.statusBar().showMessage(summary, 15000)
+
+    def _on_work_failed(self, message: str) -> None:
+        self.progress.setVisible(False)
+        self.cancel_button.setVisible(False)
+        # Not a modal box: an analyst's work is never blocked by a message.
+        for line in message.splitlines():
+            if line.strip():
+                self.problems_view.addItem(line)
+        self.problems_view.scrollToBottom()
+        self.statusBar().showMessage(message.splitlines()[0], 15000)
