@@ -16,12 +16,19 @@ SHARED = REPO.parent / "shared" / "data"
 ORTHO = SHARED / "aerial" / "deepforest" / "5b90f92da0d7280005fab355_4310.tif"
 
 
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One model cache for the session: each member is exported once."""
+    return tmp_path_factory.mktemp("model-cache")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_settings(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_settings(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, model_cache: Path) -> None:
     """Tests never read the developer's own settings file or write to their cache."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("TRIAGE_SETTINGS", str(home / "settings.toml"))
-    monkeypatch.setenv("TRIAGE_CACHE_DIR", str(home / "cache"))
+    monkeypatch.setenv("TRIAGE_CACHE_DIR", str(model_cache))
+    monkeypatch.delenv("TRIAGE_ALLOW_DOWNLOADS", raising=False)
 
 
 @pytest.fixture(scope="session")

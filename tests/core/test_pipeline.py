@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from triage_app.core.embeddings import EmbeddingWriter, load_embeddings
+from triage_app.core.ingest import ingest_source
+from triage_app.core.members.cards import load_cards
+from triage_app.core.pipeline import score_project
+from triage_app.core.settings import load_settings
+from triage_app.core.sources import Sampling
+from triage_app.core.store import Project
+from triage_app.core.store.scoring import ScoreStore
+from tests.conftest import write_flight
+
+
+@pytest.fixture
+def project(tmp_path: Path, ortho: np.ndarray) -> Project:
+    video = write_flight(tmp_path / "f.mp4", ortho, frames=40, size=(640, 360))
+    p = Project(tmp_path / "proj")
+    settings = load_settings(p.root)
+    ingest_source(p, video, settings, sampling=Sampling(every=2))
+    yield p
+    p.close()
+
+
+def _settings(p: Project):
+    s = load_settings(p.root, overrides={"scoring": {"members": ["imagenet", "head"], "device": "cpu", "batch": 8, "commit_every": 3}})
+    return s
+
+
+def test_scores_every_frame_with_tile_and_embeddings(project: Project) -> None:
+    settings = _settings(project)
+    summary = score_project(project, settings)
+    assert summary.frames_scored == 20 and summary.provider == "CPUExecutionProvider"
+    assert "head" in summary.unavailable and summary.members == ["imagenet"]
+    store = ScoreStore(project)
+    ids, names, mat, extra = store.score_table()
+    assert names == ["imagenet"] and len(ids) == 20 and np.all((mat >= 0) & (mat <= 1))
+    row = store.frame_scores(int(ids[0]))[0]
+    # 640x360 at downscale 0.5 -> 320x180: 2 grid tiles + the whole frame.
+    assert row["tiles"] == 3 and 0 <= row["tile"] < 3 and row["x1"] > row["x0"]
+    (emb_set,) = store.embedding_sets()
+    arrays = load_embeddings(project.root, emb_set["file"], emb_set["dim"], emb_set["rows_committed"])
+    assert arrays.vectors.shape == (60, 1280) and arrays.vectors.dtype == np.float16
+    assert sorted(set(arrays.frame_ids.tolist())) == sorted(ids.tolist())
+    # Nothing is left: a second run scores no frame again.
+    assert score_project(project, settings).frames_scored == 0
+
+
+def test_stopped_run_resumes_without_scoring_a_frame_twice(project: Project) -> None:
+    settings = _settings(project)
+
+    class StopLater:
+        calls = 0
+
+        def is_set(self) -> bool:
+            StopLater.calls += 1
+            return StopLater.calls > 8
+
+    first = score_project(project, settings, cancel=StopLater())
+    assert first.cancelled and 0 < first.frames_scored < 20
+    second = score_project(project, settings)
+    assert first.frames_scored + second.frames_scored == 20
+    raw = sqlite3.connect(project.root / "project.db")
+    assert raw.execute("SELECT count(*), count(DISTINCT frame_id) FROM scores").fetchone() == (20, 20)
+    runs = raw.execute("SELECT status, frames_scored FROM scoring_runs ORDER BY id").fetchall()
+    assert runs == [("cancelled", first.frames_scored), ("done", second.frames_scored)]
+    (emb_set,) = ScoreStore(project).embedding_sets()
+    arrays = load_embeddings(project.root, emb_set["file"], emb_set["dim"], emb_set["rows_committed"])
+    pairs = list(zip(arrays.frame_ids.tolist(), arrays.tiles.tolist()))
+    assert len(pairs) == len(set(pairs)) == 60
+
+
+def test_uncommitted_embedding_rows_are_dropped(tmp_path: Path) -> None:
+    w = EmbeddingWriter(tmp_path, "m", 4, 0)
+    w.append(np.array([1, 1]), np.array([0, 1]), np.ones((2, 4)))
+    committed = w.flush()
+    w.append(np.array([2]), np.array([0]), np.ones((1, 4)))  # written, never committed (crash)
+    w.flush()
+    w.close()
+    w2 = EmbeddingWriter(tmp_path, "m", 4, committed)
+    assert w2.rows == 2
+    w2.close()
+    arrays = load_embeddings(tmp_path, "m", 4, committed)
+    assert arrays.frame_ids.tolist() == [1, 1] and (tmp_path / "embeddings" / "m.f16").stat().st_size == 16
+
+
+def test_trained_head_joins_and_scores_from_embeddings(project: Project) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    settings = _settings(project)
+    score_project(project, settings)
+    store = ScoreStore(project)
+    (emb_set,) = store.embedding_sets()
+    arrays = load_embeddings(project.root, emb_set["file"], emb_set["dim"], emb_set["rows_committed"])
+    x = np.asarray(arrays.vectors, np.float32)
+    y = (arrays.frame_ids % 2 == 0).astype(int)  # any labels: the point is the plumbing
+    clf = LogisticRegression(max_iter=200).fit(x, y)
+    store.save_head("imagenet", emb_set["model_version_id"], clf.coef_[0], float(clf.intercept_[0]), n_pos=int(y.sum()), n_neg=int((1 - y).sum()))
+    summary = score_project(project, settings)
+    assert summary.members == ["imagenet", "head"] and summary.frames_scored == 20
+    ids, names, mat, _ = store.score_table()
+    assert names == ["head", "imagenet"] and not np.isnan(mat).any()
+    expected = clf.predict_proba(x)[:, 1]
+    best = {}
+    for fid, p in zip(arrays.frame_ids.tolist(), expected):
+        best[fid] = max(best.get(fid, 0.0), p)
+    assert np.allclose(mat[:, 0], [best[int(f)] for f in ids], atol=1e-3)
+
+
+def test_flagged_frames_are_not_scored(tmp_path: Path, ortho: np.ndarray) -> None:
+    dark = (ortho * 0.03).astype(np.uint8)
+    video = write_flight(tmp_path / "dark.mp4", dark, frames=6)
+    with Project(tmp_path / "p") as p:
+        res = ingest_source(p, video, load_settings(p.root))
+        assert res.flagged["under_exposed"] == 6
+        summary = score_project(p, _settings(p))
+        assert summary.frames_pending == 0 and summary.frames_scored == 0

@@ -1,0 +1,1 @@
+"""Ensemble members: model cards, ONNX export (build time, torch), and runtime (ONNX Runtime)."""

@@ -1,0 +1,170 @@
+"""The ensemble at run time: members built from their cards, scoring tiles on ONNX Runtime.
+
+``build_members`` never raises for a member that cannot be had: it is left out with a plain
+message (no CLIP weights offline, head not trained yet), and the others carry on.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from triage_app.core.errors import ModelError
+from triage_app.core.members.cards import ModelCard
+from triage_app.core.members.runtime import OnnxSession
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TileOutput:
+    scores: np.ndarray  # (n_tiles,)
+    embedding: np.ndarray | None  # (n_tiles, dim)
+
+
+class OnnxMember:
+    """An ImageNet or CLIP member: an exported ONNX model plus its scoring rule."""
+
+    def __init__(self, card: ModelCard, onnx_path: Path, meta: dict, session: OnnxSession) -> None:
+        self.card = card
+        self.name = card.name
+        self.kind = card.kind
+        self.input_size = card.input_size
+        self.version_key = str(meta.get("key", ""))
+        self.meta = meta
+        self.session = session
+        self.onnx_path = onnx_path
+        if card.kind == "imagenet":
+            self._targets = np.asarray(meta["target_indices"], dtype=np.int64)
+        else:
+            text = np.asarray(meta["text_embeddings"], dtype=np.float32)
+            self._text = text
+            self._scale = float(meta["logit_scale"])
+            self._n_target = int(meta["n_target_prompts"])
+
+    @property
+    def provider(self) -> str:
+        return self.session.provider
+
+    def run(self, tiles: np.ndarray) -> TileOutput:
+        outputs = self.session.run(tiles)
+        if self.kind == "imagenet":
+            probs, emb = outputs
+            if probs.ndim != 2 or probs.shape[1] <= int(self._targets.max()):
+                raise ModelError(self.onnx_path, f"output 'probs' has shape {probs.shape}, expected (N, 1000)")
+            return TileOutput(probs[:, self._targets].sum(axis=1), emb)
+        (emb,) = outputs
+        logits = self._scale * emb @ self._text.T
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        p /= p.sum(axis=1, keepdims=True)
+        return TileOutput(p[:, : self._n_target].sum(axis=1), emb)
+
+
+@dataclass
+class HeadModel:
+    """A trained head: logistic regression on standardised backbone embeddings."""
+
+    id: int
+    backbone: str
+    coef: np.ndarray
+    intercept: float
+    mean: np.ndarray | None = None
+    scale: np.ndarray | None = None
+
+    def score(self, embeddings: np.ndarray) -> np.ndarray:
+        x = np.asarray(embeddings, dtype=np.float32)
+        if self.mean is not None:
+            x = x - self.mean
+        if self.scale is not None:
+            x = x / self.scale
+        z = x @ self.coef + self.intercept
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
+
+
+class HeadMember:
+    """The specialised head: reads the embeddings its backbone member produces."""
+
+    kind = "head"
+
+    def __init__(self, card: ModelCard, model: HeadModel) -> None:
+        self.card = card
+        self.name = card.name
+        self.model = model
+        self.backbone = card.backbone
+        self.version_key = f"head-{model.id}"
+
+    def run_embeddings(self, embeddings: np.ndarray) -> np.ndarray:
+        return self.model.score(embeddings)
+
+
+@dataclass
+class Ensemble:
+    members: list[OnnxMember | HeadMember] = field(default_factory=list)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    backbones: list[OnnxMember] = field(default_factory=list)  # every ONNX model that runs
+
+    @property
+    def names(self) -> list[str]:
+        return [m.name for m in self.members]
+
+    @property
+    def provider(self) -> str:
+        return self.backbones[0].provider if self.backbones else "none"
+
+    def thresholds(self) -> dict[str, float]:
+        return {m.name: m.card.threshold for m in self.members}
+
+
+def build_members(
+    names: list[str], cards: dict[str, ModelCard], cache_dir: Path, device: str = "auto", batch: int = 32,
+    head: HeadModel | None = None, precision: str | None = None,
+) -> Ensemble:
+    """Build the named members. Missing ones are listed in ``Ensemble.unavailable``."""
+    from triage_app.core.members import export as exporter  # torch is imported only on a cache miss
+
+    ens = Ensemble()
+    onnx: dict[str, OnnxMember] = {}
+
+    def onnx_member(name: str) -> OnnxMember | None:
+        if name in onnx:
+            return onnx[name]
+        card = cards.get(name)
+        if card is None:
+            ens.unavailable[name] = f"no model card named '{name}' in the models folder"
+            return None
+        prec = precision or "fp32"
+        try:
+            exported = exporter.export_member(card, cache_dir, prec)
+            session = OnnxSession(exported.path, card.input_size, device, batch, cache_dir)
+        except exporter.MemberUnavailable as exc:
+            ens.unavailable[name] = str(exc)
+            return None
+        member = OnnxMember(card, exported.path, exported.meta, session)
+        onnx[name] = member
+        ens.backbones.append(member)
+        return member
+
+    for name in names:
+        card = cards.get(name)
+        if card is None:
+            ens.unavailable[name] = f"no model card named '{name}' in the models folder"
+            continue
+        if card.kind == "head":
+            if head is None:
+                ens.unavailable[name] = "not trained yet: it joins the ensemble once analysts' decisions exist and a retrain has run"
+                continue
+            if onnx_member(card.backbone) is None:
+                ens.unavailable[name] = f"its backbone '{card.backbone}' is unavailable"
+                continue
+            ens.members.append(HeadMember(card, head))
+            continue
+        member = onnx_member(name)
+        if member is not None:
+            ens.members.append(member)
+    for name, why in ens.unavailable.items():
+        log.info("member %s is left out: %s", name, why)
+    return ens

@@ -1,0 +1,116 @@
+"""ONNX Runtime sessions: one factory for every member.
+
+Providers are asked for in the order TensorRT, CUDA, CPU (as the device setting allows),
+and the provider really in use is read back from the session and logged: onnxruntime-gpu
+installs and imports on a machine without CUDA and then silently runs on the CPU. On a GPU
+the session uses heuristic cuDNN algorithm search, IO binding, fixed batch shapes (the last
+batch is padded) and a warm-up run at start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from triage_app.core.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+_GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+
+
+def wanted_providers(device: str, cache_dir: Path | None = None, fp16: bool = False) -> list[tuple[str, dict[str, str]]]:
+    """The providers to ask for, most preferred first."""
+    available = set(ort.get_available_providers())
+    chosen: list[tuple[str, dict[str, str]]] = []
+    if device in ("auto", "cuda"):
+        if "TensorrtExecutionProvider" in available and os.environ.get("TRIAGE_TENSORRT", "1") != "0":
+            opts = {"trt_fp16_enable": "True" if fp16 else "False"}
+            if cache_dir is not None:
+                opts |= {"trt_engine_cache_enable": "True", "trt_engine_cache_path": str(Path(cache_dir) / "trt")}
+            chosen.append(("TensorrtExecutionProvider", opts))
+        if "CUDAExecutionProvider" in available:
+            chosen.append(("CUDAExecutionProvider", {"cudnn_conv_algo_search": "HEURISTIC", "do_copy_in_default_stream": "True"}))
+    chosen.append(("CPUExecutionProvider", {}))
+    return chosen
+
+
+@dataclass
+class SessionInfo:
+    provider: str
+    input_name: str
+    output_names: list[str]
+
+
+class OnnxSession:
+    """A loaded model: checks its input against the card, runs batches of uint8 tiles."""
+
+    def __init__(self, path: Path, input_size: int, device: str = "auto", batch: int = 32,
+                 cache_dir: Path | None = None, threads: int | None = None) -> None:
+        self.path = Path(path)
+        self.batch = batch
+        if not self.path.is_file():
+            raise ModelError(self.path, "model file does not exist")
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            opts.intra_op_num_threads = threads
+        opts.log_severity_level = 3
+        providers = wanted_providers(device, cache_dir)
+        try:
+            self.session = ort.InferenceSession(
+                str(self.path), sess_options=opts, providers=[p for p, _ in providers], provider_options=[o for _, o in providers]
+            )
+        except Exception as exc:  # noqa: BLE001 - ORT raises several types for a bad file
+            raise ModelError(self.path, f"not a usable ONNX model ({exc.__class__.__name__}: {str(exc)[:200]})") from exc
+        used = self.session.get_providers()
+        self.provider = used[0] if used else "CPUExecutionProvider"
+        if device == "cuda" and self.provider not in _GPU_PROVIDERS:
+            log.warning("%s: CUDA was asked for but ONNX Runtime runs it on %s", self.path.name, self.provider)
+        log.info("%s: running on %s", self.path.name, self.provider)
+        self.on_gpu = self.provider in _GPU_PROVIDERS
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1:
+            raise ModelError(self.path, f"expects {len(inputs)} inputs, the pipeline feeds one (images)")
+        shape = inputs[0].shape
+        expected = [input_size, input_size, 3]
+        dims = [d if isinstance(d, int) else None for d in shape[1:]]
+        if len(shape) != 4 or any(d is not None and d != e for d, e in zip(dims, expected)):
+            raise ModelError(self.path, f"input shape {shape} disagrees with the card (N, {input_size}, {input_size}, 3)")
+        if inputs[0].type != "tensor(uint8)":
+            raise ModelError(self.path, f"input type {inputs[0].type}, expected uint8 tiles")
+        self.input_name = inputs[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self.input_size = input_size
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        n = self.batch if self.on_gpu else 1
+        self.session.run(self.output_names, {self.input_name: np.zeros((n, self.input_size, self.input_size, 3), np.uint8)})
+
+    def run(self, tiles: np.ndarray) -> list[np.ndarray]:
+        """Outputs for a stack of uint8 tiles (N, S, S, 3), in chunks of the batch size."""
+        outs: list[list[np.ndarray]] = [[] for _ in self.output_names]
+        for start in range(0, len(tiles), self.batch):
+            chunk = tiles[start : start + self.batch]
+            n = len(chunk)
+            if self.on_gpu and n < self.batch:  # fixed shapes: pad the last batch
+                pad = np.zeros((self.batch - n, *chunk.shape[1:]), chunk.dtype)
+                chunk = np.concatenate([chunk, pad])
+            results = self._run_bound(chunk) if self.on_gpu else self.session.run(self.output_names, {self.input_name: chunk})
+            for i, r in enumerate(results):
+                outs[i].append(np.asarray(r[:n], dtype=np.float32))
+        return [np.concatenate(o) if o else np.zeros((0,), np.float32) for o in outs]
+
+    def _run_bound(self, chunk: np.ndarray) -> list[np.ndarray]:
+        binding = self.session.io_binding()
+        binding.bind_cpu_input(self.input_name, np.ascontiguousarray(chunk))
+        for name in self.output_names:
+            binding.bind_output(name, "cuda")
+        self.session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()

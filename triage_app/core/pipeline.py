@@ -1,0 +1,339 @@
+"""The streaming scoring pipeline.
+
+decode ─▶ tiles ─▶ batched inference ─▶ store, each stage a thread joined to the next by a
+bounded queue, so decoding and inference overlap and memory stays flat for any length of
+video. Results are committed in small batches as they come (the review queue grows while
+scoring runs); a frame's scores for all members and its cached embeddings are committed
+together, so a stopped run resumes where it stopped and never scores a frame twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from triage_app.core.embeddings import EmbeddingWriter
+from triage_app.core.errors import SourceError, TriageError
+from triage_app.core.members.cards import ModelCard, load_cards
+from triage_app.core.members.ensemble import Ensemble, HeadMember, HeadModel, OnnxMember, build_members
+from triage_app.core.policy import active_policy, candidate_frames
+from triage_app.core.settings import Settings
+from triage_app.core.sources import Sampling, VideoSource, decode_image
+from triage_app.core.store import Project
+from triage_app.core.store.scoring import ScoreStore
+from triage_app.core.tiling import Tile, cut_tiles, tile_grid
+
+log = logging.getLogger(__name__)
+_END = object()
+
+
+@dataclass
+class ScoreSummary:
+    frames_scored: int = 0
+    frames_pending: int = 0
+    candidates: int = 0
+    frames_with_scores: int = 0
+    provider: str = "none"
+    seconds: float = 0.0
+    members: list[str] = field(default_factory=list)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    cancelled: bool = False
+    policy: str = ""
+
+    @property
+    def fps(self) -> float:
+        return self.frames_scored / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class _Decoded:
+    frame: dict[str, Any]
+    image: np.ndarray
+
+
+@dataclass
+class _Tiled:
+    frame: dict[str, Any]
+    tiles: list[Tile]
+    pixels: dict[int, np.ndarray]  # input size -> (n, S, S, 3)
+
+
+@dataclass
+class _Result:
+    frame: dict[str, Any]
+    tiles: list[Tile]
+    scores: dict[str, np.ndarray]  # member -> per-tile scores
+    embeddings: dict[str, np.ndarray]  # backbone -> (n, dim)
+
+
+class _Failed:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def load_head(store: ScoreStore) -> HeadModel | None:
+    row = store.latest_head()
+    if row is None:
+        return None
+    return HeadModel(int(row["id"]), row["backbone"], row["coef"], float(row["intercept"]), row["feature_mean"], row["feature_scale"])
+
+
+def build_ensemble(project: Project, settings: Settings, names: list[str] | None = None,
+                   cards: dict[str, ModelCard] | None = None) -> Ensemble:
+    cards = cards if cards is not None else load_cards(settings.models_dir)
+    return build_members(
+        names or list(settings.scoring.members), cards, settings.cache_dir, settings.scoring.device,
+        settings.scoring.batch, head=load_head(ScoreStore(project)),
+    )
+
+
+class _Stages:
+    def __init__(self, project: Project, settings: Settings, ens: Ensemble, pending: list[dict[str, Any]],
+                 errors: list[str]) -> None:
+        self.project, self.settings, self.ens, self.pending, self.errors = project, settings, ens, pending, errors
+        size = max(1, settings.scoring.queue_frames)
+        self.q_decoded: queue.Queue[Any] = queue.Queue(size)
+        self.q_tiled: queue.Queue[Any] = queue.Queue(size)
+        self.q_results: queue.Queue[Any] = queue.Queue(size)
+        self.stop = threading.Event()
+        self.sizes = sorted({m.input_size for m in ens.backbones})
+
+    def _put(self, q: queue.Queue[Any], item: Any) -> bool:
+        while not self.stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _get(self, q: queue.Queue[Any]) -> Any:
+        while True:
+            try:
+                return q.get(timeout=0.1)
+            except queue.Empty:
+                if self.stop.is_set():
+                    return _END
+
+    # -- stage 1: decode ------------------------------------------------------------
+    def frames(self) -> Iterator[_Decoded]:
+        by_source: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for f in self.pending:
+            by_source[f["source_id"]].append(f)
+        for source_id, frames in by_source.items():
+            source = self.project.source(source_id)
+            try:
+                yield from self._decode_source(source, frames)
+            except SourceError as exc:
+                self.errors.append(str(exc))
+                self.project.add_message("error", f"scoring skipped frames: {exc}", path=source["uri"], source_id=source_id)
+
+    def _decode_source(self, source: dict[str, Any], frames: list[dict[str, Any]]) -> Iterator[_Decoded]:
+        max_px = self.settings.quality.max_pixels
+        if source["kind"] == "video":
+            import json
+
+            wanted = {f["idx"]: f for f in frames}
+            sampling = json.loads(source["sampling"] or "{}")
+            video = VideoSource(source["uri"])
+            for item in video.frames(Sampling(int(sampling.get("every") or 1), sampling.get("fps")), start_after=min(wanted) - 1):
+                f = wanted.pop(item.idx, None)
+                if f is not None and item.image is not None:
+                    yield _Decoded(f, item.image)
+                if not wanted or self.stop.is_set():
+                    break
+            if wanted:
+                self.errors.append(f"{source['uri']}: {len(wanted)} frames could not be decoded again for scoring")
+            return
+        base = Path(source["uri"])
+        base = (base if base.is_dir() else base.parent) if source["kind"] == "images" else self.project.root
+        for f in frames:
+            if self.stop.is_set():
+                return
+            try:
+                yield _Decoded(f, decode_image(base / f["path"], max_px))
+            except SourceError as exc:
+                self.errors.append(str(exc))
+
+    def decode_stage(self) -> None:
+        try:
+            for item in self.frames():
+                if not self._put(self.q_decoded, item):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed downstream
+            self._put(self.q_decoded, _Failed(exc))
+        self._put(self.q_decoded, _END)
+
+    # -- stage 2: tiles -------------------------------------------------------------
+    def tile_stage(self) -> None:
+        t = self.settings.tiling
+        try:
+            while True:
+                item = self._get(self.q_decoded)
+                if item is _END or isinstance(item, _Failed):
+                    self._put(self.q_tiled, item)
+                    return
+                h, w = item.image.shape[:2]
+                pixels: dict[int, np.ndarray] = {}
+                tiles: list[Tile] = []
+                for size in self.sizes:
+                    tiles = tile_grid(w, h, size, t.overlap, t.downscale, t.whole_frame)
+                    pixels[size] = cut_tiles(item.image, tiles, size)
+                if not self._put(self.q_tiled, _Tiled(item.frame, tiles, pixels)):
+                    return
+        except BaseException as exc:  # noqa: BLE001
+            self._put(self.q_tiled, _Failed(exc))
+
+    # -- stage 3: inference ---------------------------------------------------------
+    def infer_stage(self) -> None:
+        batch_tiles = self.settings.scoring.batch
+        pending: list[_Tiled] = []
+        try:
+            while True:
+                item = self._get(self.q_tiled)
+                done = item is _END or isinstance(item, _Failed)
+                if not done:
+                    pending.append(item)
+                if pending and (done or sum(len(p.tiles) for p in pending) >= batch_tiles or self.q_tiled.empty()):
+                    for result in self._infer(pending):
+                        if not self._put(self.q_results, result):
+                            return
+                    pending = []
+                if done:
+                    self._put(self.q_results, item)
+                    return
+        except BaseException as exc:  # noqa: BLE001
+            self._put(self.q_results, _Failed(exc))
+
+    def _infer(self, items: list[_Tiled]) -> list[_Result]:
+        counts = [len(i.tiles) for i in items]
+        bounds = np.cumsum([0, *counts])
+        per_member: dict[str, np.ndarray] = {}
+        per_backbone: dict[str, np.ndarray] = {}
+        for b in self.ens.backbones:
+            stack = np.concatenate([i.pixels[b.input_size] for i in items])
+            out = b.run(stack)
+            per_member[b.name] = out.scores
+            if out.embedding is not None:
+                per_backbone[b.name] = out.embedding
+        for m in self.ens.members:
+            if isinstance(m, HeadMember):
+                per_member[m.name] = m.run_embeddings(per_backbone[m.backbone])
+        wanted = set(self.ens.names)
+        results = []
+        for k, item in enumerate(items):
+            a, z = bounds[k], bounds[k + 1]
+            results.append(_Result(
+                item.frame, item.tiles,
+                {n: s[a:z] for n, s in per_member.items() if n in wanted},
+                {n: e[a:z] for n, e in per_backbone.items()},
+            ))
+        return results
+
+
+def score_project(
+    project: Project, settings: Settings, member_names: list[str] | None = None,
+    progress: Callable[[int, int | None], None] | None = None, cancel: Any = None,
+    ensemble: Ensemble | None = None, cards: dict[str, ModelCard] | None = None,
+) -> ScoreSummary:
+    """Score every frame that lacks a score from the current members. Never raises for a
+    member that cannot be had (listed in ``summary.unavailable``) or a frame that cannot be
+    decoded (``summary.errors``)."""
+    t0 = time.perf_counter()
+    cards = cards if cards is not None else load_cards(settings.models_dir)
+    ens = ensemble or build_ensemble(project, settings, member_names, cards)
+    summary = ScoreSummary(members=ens.names, unavailable=dict(ens.unavailable), provider=ens.provider)
+    store = ScoreStore(project)
+    if not ens.members:
+        summary.errors.append("no ensemble member is available: nothing can be scored")
+        return summary
+    versions = {m.name: store.model_version(m.name, m.card.kind, m.version_key) for m in ens.members}
+    backbone_versions = {b.name: store.model_version(b.name, b.kind, b.version_key) for b in ens.backbones}
+    pending = store.pending_frames(versions, include_flagged=not settings.quality.gate_scoring)
+    summary.frames_pending = len(pending)
+    writers: dict[str, tuple[int, EmbeddingWriter]] = {}
+    if pending:
+        run_id = store.start_run(ens.names, ens.provider, settings.scoring.device)
+        stages = _Stages(project, settings, ens, pending, summary.errors)
+        threads = [threading.Thread(target=fn, name=f"score-{fn.__name__}", daemon=True)
+                   for fn in (stages.decode_stage, stages.tile_stage, stages.infer_stage)]
+        for th in threads:
+            th.start()
+        status = "done"
+        try:
+            for b in ens.backbones:
+                meta = store.embedding_set(b.name, backbone_versions[b.name], int(b.meta.get("embedding_dim", 0)) or _dim(b), f"{b.name}-v{backbone_versions[b.name]}")
+                writers[b.name] = (int(meta["id"]), EmbeddingWriter(project.root, meta["file"], int(meta["dim"]), int(meta["rows_committed"])))
+            rows: list[dict[str, Any]] = []
+            frames_in_batch = 0
+            while True:
+                if cancel is not None and cancel.is_set():
+                    summary.cancelled = True
+                    status = "cancelled"
+                    break
+                item = stages._get(stages.q_results)
+                if item is _END:
+                    break
+                if isinstance(item, _Failed):
+                    raise item.exc
+                for name, (_, writer) in writers.items():
+                    emb = item.embeddings.get(name)
+                    if emb is not None:
+                        writer.append(np.full(len(item.tiles), item.frame["id"]), np.arange(len(item.tiles)), emb)
+                for name, tile_scores in item.scores.items():
+                    best = int(np.argmax(tile_scores))
+                    t = item.tiles[best]
+                    rows.append(dict(frame_id=item.frame["id"], member=name, model_version_id=versions[name],
+                                     score=float(tile_scores[best]), tile=best, x0=t.x0, y0=t.y0, x1=t.x1, y1=t.y1,
+                                     tiles=len(item.tiles)))
+                frames_in_batch += 1
+                if frames_in_batch >= settings.scoring.commit_every:
+                    _commit(store, rows, writers)
+                    summary.frames_scored += frames_in_batch
+                    rows, frames_in_batch = [], 0
+                    if progress:
+                        progress(summary.frames_scored, len(pending))
+            _commit(store, rows, writers)
+            summary.frames_scored += frames_in_batch
+            if progress:
+                progress(summary.frames_scored, len(pending))
+        except BaseException:
+            status = "failed"
+            raise
+        finally:
+            stages.stop.set()
+            for th in threads:
+                th.join(timeout=30)
+            for _, w in writers.values():
+                w.close()
+            store.finish_run(run_id, summary.frames_scored, status)
+    summary.seconds = time.perf_counter() - t0
+    policy = active_policy(store, cards, settings)
+    ids, _fused, cand = candidate_frames(store, policy, [m for m in ens.names])
+    summary.candidates = int(cand.sum())
+    summary.frames_with_scores = len(ids)
+    summary.policy = policy.describe()
+    return summary
+
+
+def _dim(member: OnnxMember) -> int:
+    size = member.input_size
+    out = member.session.run(np.zeros((1, size, size, 3), np.uint8))
+    return int(out[-1].shape[1])
+
+
+def _commit(store: ScoreStore, rows: list[dict[str, Any]], writers: dict[str, tuple[int, EmbeddingWriter]]) -> None:
+    if not rows:
+        return
+    committed = {set_id: w.flush() for set_id, w in writers.values()}  # embeddings durable first
+    store.commit_scores(rows, committed)

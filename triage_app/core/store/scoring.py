@@ -1,0 +1,170 @@
+"""Store functions for scoring: model versions, scores, runs, embedding sets, head models,
+policies. Every SQL statement about scores lives here."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from triage_app.core.store.project import Project, now_iso
+
+
+class ScoreStore:
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.db = project.db
+        t = self.db.table
+        self.versions, self.scores, self.runs = t("model_versions"), t("scores"), t("scoring_runs")
+        self.emb_sets, self.heads, self.policies = t("embedding_sets"), t("head_models"), t("policies")
+
+    # -- versions -------------------------------------------------------------------
+    def model_version(self, member: str, kind: str, key: str, details: dict[str, Any] | None = None) -> int:
+        """The id of (member, version key), registering it if new."""
+
+        def fn(conn: Connection) -> int:
+            row = conn.execute(
+                select(self.versions.c.id).where(and_(self.versions.c.member == member, self.versions.c.version_key == key))
+            ).first()
+            if row:
+                return int(row[0])
+            res = conn.execute(insert(self.versions).values(
+                member=member, kind=kind, version_key=key, created_at=now_iso(), details=json.dumps(details or {})))
+            return int(res.inserted_primary_key[0])
+
+        return self.db.write(fn)
+
+    # -- runs -----------------------------------------------------------------------
+    def start_run(self, members: Sequence[str], provider: str, device: str) -> int:
+        return self.db.write(lambda c: int(c.execute(insert(self.runs).values(
+            started_at=now_iso(), members=",".join(members), provider=provider, device=device, status="running"
+        )).inserted_primary_key[0]))
+
+    def finish_run(self, run_id: int, frames: int, status: str) -> None:
+        self.db.write(lambda c: c.execute(update(self.runs).where(self.runs.c.id == run_id).values(
+            finished_at=now_iso(), frames_scored=frames, status=status)))
+
+    # -- what is left to score ---------------------------------------------------------
+    def pending_frames(self, versions: dict[str, int], include_flagged: bool = False) -> list[dict[str, Any]]:
+        """Frames lacking a score from the current version of any of the members, in
+        source and index order."""
+        f, s = self.project.frames, self.scores
+        done = (
+            select(s.c.frame_id)
+            .where(s.c.member.in_(list(versions)))
+            .where(s.c.model_version_id.in_(list(versions.values())))
+            .group_by(s.c.frame_id)
+            .having(func.count() >= len(versions))
+        )
+        q = select(f.c.id, f.c.source_id, f.c.idx, f.c.path, f.c.timestamp_s, f.c.quality_flag).where(f.c.id.not_in(done))
+        if not include_flagged:
+            q = q.where(f.c.quality_flag.is_(None))
+        q = q.order_by(f.c.source_id, f.c.idx)
+        with self.db.read() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
+    # -- writing results -----------------------------------------------------------------
+    def commit_scores(self, rows: Sequence[dict[str, Any]], embedding_rows: dict[int, int]) -> None:
+        """Write the scores of a batch of frames and advance the embedding sets' committed
+        row counts, in one transaction: either both are recorded or neither is."""
+        if not rows:
+            return
+        stmt = sqlite_insert(self.scores)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["frame_id", "member"],
+            set_={c: stmt.excluded[c] for c in ("model_version_id", "score", "tile", "x0", "y0", "x1", "y1", "tiles", "scored_at")},
+        )
+        stamp = now_iso()
+        full = [{**r, "scored_at": stamp} for r in rows]
+
+        def fn(conn: Connection) -> None:
+            conn.execute(stmt, full)
+            for set_id, committed in embedding_rows.items():
+                conn.execute(update(self.emb_sets).where(self.emb_sets.c.id == set_id).values(rows_committed=committed))
+
+        self.db.write(fn)
+
+    def score_table(self, members: Sequence[str] | None = None) -> tuple[np.ndarray, list[str], np.ndarray, dict[str, Any]]:
+        """(frame ids, member names, scores matrix (frames x members, NaN = not scored),
+        best tiles) for every scored frame."""
+        s = self.scores
+        q = select(s.c.frame_id, s.c.member, s.c.score, s.c.tile)
+        if members:
+            q = q.where(s.c.member.in_(list(members)))
+        with self.db.read() as conn:
+            rows = conn.execute(q).all()
+        names = sorted({r[1] for r in rows}) if not members else [m for m in members if any(r[1] == m for r in rows)]
+        ids = np.array(sorted({r[0] for r in rows}), dtype=np.int64)
+        pos = {int(fid): i for i, fid in enumerate(ids)}
+        col = {m: j for j, m in enumerate(names)}
+        mat = np.full((len(ids), len(names)), np.nan, dtype=np.float64)
+        tiles = np.full((len(ids), len(names)), -1, dtype=np.int32)
+        for fid, member, score, tile in rows:
+            if member in col:
+                mat[pos[fid], col[member]] = score
+                tiles[pos[fid], col[member]] = tile
+        return ids, names, mat, {"tiles": tiles}
+
+    def frame_scores(self, frame_id: int) -> list[dict[str, Any]]:
+        with self.db.read() as conn:
+            return [dict(r) for r in conn.execute(select(self.scores).where(self.scores.c.frame_id == frame_id)).mappings()]
+
+    # -- embedding sets ---------------------------------------------------------------------
+    def embedding_set(self, member: str, version_id: int, dim: int, file: str) -> dict[str, Any]:
+        def fn(conn: Connection) -> dict[str, Any]:
+            q = select(self.emb_sets).where(and_(self.emb_sets.c.member == member, self.emb_sets.c.model_version_id == version_id))
+            row = conn.execute(q).mappings().first()
+            if row is None:
+                conn.execute(insert(self.emb_sets).values(member=member, model_version_id=version_id, dim=dim, file=file))
+                row = conn.execute(q).mappings().first()
+            return dict(row)
+
+        return self.db.write(fn)
+
+    def embedding_sets(self) -> list[dict[str, Any]]:
+        with self.db.read() as conn:
+            return [dict(r) for r in conn.execute(select(self.emb_sets)).mappings()]
+
+    # -- head models -------------------------------------------------------------------------
+    def save_head(self, backbone: str, backbone_version_id: int | None, coef: np.ndarray, intercept: float,
+                  mean: np.ndarray | None = None, scale: np.ndarray | None = None, metrics: dict[str, Any] | None = None,
+                  n_pos: int = 0, n_neg: int = 0) -> int:
+        values = dict(
+            created_at=now_iso(), backbone=backbone, backbone_version_id=backbone_version_id, dim=int(coef.size),
+            coef=np.asarray(coef, np.float32).tobytes(), intercept=float(intercept),
+            feature_mean=None if mean is None else np.asarray(mean, np.float32).tobytes(),
+            feature_scale=None if scale is None else np.asarray(scale, np.float32).tobytes(),
+            metrics=json.dumps(metrics or {}), n_pos=n_pos, n_neg=n_neg,
+        )
+        return self.db.write(lambda c: int(c.execute(insert(self.heads).values(**values)).inserted_primary_key[0]))
+
+    def latest_head(self) -> dict[str, Any] | None:
+        with self.db.read() as conn:
+            row = conn.execute(select(self.heads).order_by(self.heads.c.id.desc()).limit(1)).mappings().first()
+        if row is None:
+            return None
+        out = dict(row)
+        for k in ("coef", "feature_mean", "feature_scale"):
+            out[k] = None if out[k] is None else np.frombuffer(out[k], dtype=np.float32)
+        out["metrics"] = json.loads(out["metrics"] or "{}")
+        return out
+
+    # -- policies ------------------------------------------------------------------------------
+    def save_policy(self, rule: str, thresholds: dict[str, float], created_by: str, target_recall: float | None = None,
+                    note: str | None = None) -> int:
+        values = dict(created_at=now_iso(), created_by=created_by, rule=rule, thresholds=json.dumps(thresholds),
+                      target_recall=target_recall, note=note)
+        return self.db.write(lambda c: int(c.execute(insert(self.policies).values(**values)).inserted_primary_key[0]))
+
+    def current_policy(self) -> dict[str, Any] | None:
+        with self.db.read() as conn:
+            row = conn.execute(select(self.policies).order_by(self.policies.c.id.desc()).limit(1)).mappings().first()
+        if row is None:
+            return None
+        out = dict(row)
+        out["thresholds"] = json.loads(out["thresholds"])
+        return out
