@@ -123,6 +123,29 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0 if summary.frames_scored or (summary.frames_with_scores and not summary.errors) else 1
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from triage_app.core import bench
+
+    if args.what != "pipeline":
+        print(f"error: benchmark '{args.what}' is not available yet", file=sys.stderr)
+        return 2
+    work = Path(args.workdir) if args.workdir else Path.cwd() / "bench-out"
+    work.mkdir(parents=True, exist_ok=True)
+    if args.memory:
+        result = bench.bench_memory(work, args.sample_fps or 1.0, args.device)
+    else:
+        video = Path(args.input) if args.input else work / f"flight-{args.seconds:g}s.mp4"
+        if not video.exists():
+            bench.make_h264_flight(video, args.seconds)
+        result = bench.bench_pipeline(video, args.sample_fps, args.device, args.batch)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"{k:>24}: {v}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from triage_app.core.demo import run_demo
 
@@ -156,6 +179,18 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--device", choices=["auto", "cpu", "cuda"])
     sc.add_argument("--batch", type=int, help="tiles per inference batch")
     sc.set_defaults(func=cmd_score)
+
+    be = sub.add_parser("bench", help="measure throughput and memory")
+    be.add_argument("what", choices=["pipeline", "review", "rescore"])
+    be.add_argument("--json", action="store_true", help="print one JSON object")
+    be.add_argument("--input", help="a video to use instead of the generated 1080p H.264 flight")
+    be.add_argument("--seconds", type=float, default=10.0, help="length of the generated flight")
+    be.add_argument("--sample-fps", type=float, default=3.0, help="frames per second of video scored (0 = every frame)")
+    be.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    be.add_argument("--batch", type=int, default=32)
+    be.add_argument("--memory", action="store_true", help="compare peak RSS on 1- and 10-minute inputs")
+    be.add_argument("--workdir", help="where generated inputs are kept (default ./bench-out)")
+    be.set_defaults(func=cmd_bench)
 
     demo = sub.add_parser("demo", help="build and score a demo project from the shipped footage")
     demo.add_argument("--headless", action="store_true", help="no window: print a summary")

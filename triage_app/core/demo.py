@@ -11,6 +11,10 @@ import platformdirs
 
 from triage_app import REPO_ROOT
 from triage_app.core.ingest import IngestResult, ingest_source
+from triage_app.core.members.cards import load_cards
+from triage_app.core.pipeline import score_project
+from triage_app.core.policy import active_policy, candidate_frames
+from triage_app.core.store.scoring import ScoreStore
 from triage_app.core.settings import APP_NAME, load_settings
 from triage_app.core.sources import Sampling
 from triage_app.core.store import Project
@@ -29,6 +33,7 @@ class DemoSummary:
     frames: int = 0
     flagged: int = 0
     telemetry_matched: int = 0
+    candidates: int = 0
     lines: list[str] = field(default_factory=list)
 
     def text(self) -> str:
@@ -58,4 +63,32 @@ def run_demo(project_dir: Path | None = None, progress_factory: Callable[[str], 
         summary.frames = result.frames_total
         summary.flagged = sum(result.flagged.values())
         summary.telemetry_matched = result.telemetry_matched
+        bar = progress_factory("demo scoring") if progress_factory else None
+        try:
+            scored = score_project(project, settings, progress=bar)
+        finally:
+            if bar is not None and hasattr(bar, "close"):
+                bar.close()
+        for name, why in scored.unavailable.items():
+            summary.lines.append(f"  member {name} left out: {why}")
+        summary.lines.append(
+            f"  scored with {', '.join(scored.members) or 'no member'} on {scored.provider}: "
+            f"{scored.frames_with_scores} frames, {scored.candidates} candidates for review ({scored.policy})"
+        )
+        summary.candidates = scored.candidates
+        store = ScoreStore(project)
+        policy = active_policy(store, load_cards(settings.models_dir), settings)
+        ids, fused, cand = candidate_frames(store, policy, scored.members)
+        order = [i for i in fused.argsort()[::-1] if cand[i]][:5]
+        if order:
+            summary.lines.append("  strongest candidates:")
+        for i in order:
+            frame = project.frame(int(ids[i]))
+            best = max(store.frame_scores(int(ids[i])), key=lambda r: r["score"])
+            where = f"lat {frame['lat']:.5f} lon {frame['lon']:.5f}" if frame["lat"] is not None else "no position"
+            summary.lines.append(
+                f"    t={frame['timestamp_s']:5.1f}s  fused {fused[i]:.2f}  {best['member']} {best['score']:.2f} "
+                f"in tile ({best['x0']},{best['y0']})-({best['x1']},{best['y1']})  {where}"
+            )
+        summary.lines.append(f"  review them with: triage-app {root}")
     return summary

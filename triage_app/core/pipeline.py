@@ -322,7 +322,7 @@ def score_project(
     ids, _fused, cand = candidate_frames(store, policy, [m for m in ens.names])
     summary.candidates = int(cand.sum())
     summary.frames_with_scores = len(ids)
-    summary.policy = policy.describe()
+    summary.policy = policy.describe(ens.names)
     return summary
 
 

@@ -19,8 +19,8 @@ class ActivePolicy:
     rule: Rule
     thresholds: dict[str, float]
 
-    def describe(self) -> str:
-        th = ", ".join(f"{k} {v:.3g}" for k, v in sorted(self.thresholds.items()))
+    def describe(self, members: list[str] | None = None) -> str:
+        th = ", ".join(f"{k} {v:.3g}" for k, v in sorted(self.thresholds.items()) if members is None or k in members)
         return f"rule {self.rule.text}; thresholds {th}" + ("" if self.id else " (card defaults)")
 
 

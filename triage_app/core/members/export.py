@@ -26,6 +26,7 @@ from triage_app.core.members.cards import ModelCard
 log = logging.getLogger(__name__)
 
 EXPORTER_VERSION = "1"
+UNAVAILABLE_RECHECK_S = 3600.0
 OPSET = 17
 
 
@@ -158,7 +159,11 @@ def _clip_model(card: ModelCard):
         else:
             if not card.pretrained:
                 raise MemberUnavailable("the card names neither a checkpoint nor a pretrained tag")
-            model = open_clip.create_model(card.model, pretrained=card.pretrained)
+            logging.disable(logging.ERROR)  # open_clip logs its failed download at ERROR; we say it plainly
+            try:
+                model = open_clip.create_model(card.model, pretrained=card.pretrained)
+            finally:
+                logging.disable(logging.NOTSET)
     except (MemberUnavailable, ModelError):
         raise
     except RuntimeError as exc:
@@ -256,10 +261,21 @@ def export_member(card: ModelCard, cache_dir: Path, precision: str = "fp32", ver
             return ExportedModel(onnx_path, json.loads(meta_path.read_text()))
         except json.JSONDecodeError:
             log.warning("%s: damaged cache entry, exporting again", meta_path)
+    # A member found unavailable recently is not looked for again (that costs a torch import)
+    # unless downloads are allowed now.
+    marker = folder / f"{card.name}-{key}.unavailable"
+    allowed = os.environ.get("TRIAGE_ALLOW_DOWNLOADS", "") in ("1", "true", "yes")
+    if marker.is_file() and not allowed and time.time() - marker.stat().st_mtime < UNAVAILABLE_RECHECK_S:
+        raise MemberUnavailable(marker.read_text(encoding="utf-8"))
     import torch
 
     t0 = time.perf_counter()
-    module, outputs, meta = _build(card, precision)
+    try:
+        module, outputs, meta = _build(card, precision)
+    except MemberUnavailable as exc:
+        folder.mkdir(parents=True, exist_ok=True)
+        marker.write_text(str(exc), encoding="utf-8")
+        raise
     if precision == "fp16":
         module = module.half()
     folder.mkdir(parents=True, exist_ok=True)

@@ -22,13 +22,26 @@ from triage_app.core.errors import ModelError
 log = logging.getLogger(__name__)
 
 _GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+ort.set_default_logger_severity(3)  # our own log says which provider runs
+
+
+def cuda_device_present() -> bool:
+    """Whether an NVIDIA driver and device are visible (asking ORT for CUDA without one
+    only produces a failed provider and a warning)."""
+    import ctypes.util
+
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
+    return Path("/dev/nvidiactl").exists() or Path("/proc/driver/nvidia/version").exists() or (
+        os.name == "nt" and ctypes.util.find_library("nvcuda") is not None
+    )
 
 
 def wanted_providers(device: str, cache_dir: Path | None = None, fp16: bool = False) -> list[tuple[str, dict[str, str]]]:
     """The providers to ask for, most preferred first."""
     available = set(ort.get_available_providers())
     chosen: list[tuple[str, dict[str, str]]] = []
-    if device in ("auto", "cuda"):
+    if device == "cuda" or (device == "auto" and cuda_device_present()):
         if "TensorrtExecutionProvider" in available and os.environ.get("TRIAGE_TENSORRT", "1") != "0":
             opts = {"trt_fp16_enable": "True" if fp16 else "False"}
             if cache_dir is not None:

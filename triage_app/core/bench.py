@@ -1,0 +1,143 @@
+"""Benchmarks that print numbers: ``triage bench pipeline``.
+
+The pipeline benchmark measures, in one run on the same generated 1080p H.264 input, the
+throughput of decode alone, of inference alone (every tile of a frame through every
+member) and of the whole scoring pipeline, with the provider used and the peak RSS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from triage_app import REPO_ROOT
+
+ORTHO_CANDIDATES = [
+    REPO_ROOT.parent / "shared" / "data" / "aerial" / "deepforest" / "5b90f92da0d7280005fab355_4310.tif",
+    REPO_ROOT / "resources" / "demo" / "flight.mp4",
+]
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def make_h264_flight(out: Path, seconds: float, width: int = 1920, height: int = 1080, fps: int = 30,
+                     bitrate: str = "30M") -> Path:
+    """A simulated flight encoded like real drone footage (H.264, tens of Mb/s, noise)."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise RuntimeError("ffmpeg is not installed: it is needed to encode H.264 test footage (apt-get install ffmpeg)")
+    src = next((p for p in ORTHO_CANDIDATES if p.exists()), None)
+    if src is None:
+        raise RuntimeError("no background picture found for the simulated flight")
+    if src.suffix == ".mp4":
+        vf = f"scale={width}:{height},noise=alls=6:allf=t,format=yuv420p"
+        cmd = [ffmpeg, "-y", "-loglevel", "error", "-stream_loop", "-1", "-i", str(src), "-vf", vf]
+    else:
+        # Pan a window across the 2048 px tile; stay inside the mapped area.
+        vf = (f"scale=3000:3000,crop={width}:{height}:'400+300*(1+sin(t/4))':'500+600*(1+sin(t/7))',"
+              "noise=alls=6:allf=t,format=yuv420p")
+        cmd = [ffmpeg, "-y", "-loglevel", "error", "-loop", "1", "-i", str(src), "-vf", vf]
+    cmd += ["-t", str(seconds), "-r", str(fps), "-c:v", "libx264", "-preset", "veryfast", "-b:v", bitrate, str(out)]
+    subprocess.run(cmd, check=True)
+    return out
+
+
+def bench_pipeline(video: Path, sample_fps: float | None, device: str = "auto", batch: int = 32,
+                   members: list[str] | None = None) -> dict[str, Any]:
+    """Decode alone, inference alone and the whole pipeline on one input, in this process."""
+    from triage_app.core.ingest import ingest_source
+    from triage_app.core.pipeline import build_ensemble, score_project
+    from triage_app.core.settings import load_settings
+    from triage_app.core.sources import Sampling, VideoSource
+    from triage_app.core.store import Project
+    from triage_app.core.tiling import cut_tiles, tile_grid
+
+    sampling = Sampling(fps=sample_fps) if sample_fps else Sampling()
+    with tempfile.TemporaryDirectory(prefix="triage-bench-") as tmp:
+        root = Path(tmp) / "project"
+        overrides = {"scoring": {"device": device, "batch": batch, **({"members": members} if members else {})}}
+        settings = load_settings(None, overrides=overrides)
+        settings.quality.gate_scoring = False  # every frame goes through every stage
+        with Project(root) as project:
+            ingest_source(project, video, settings, sampling=sampling)
+            ens = build_ensemble(project, settings)
+            if not ens.backbones:
+                raise RuntimeError("no member available to benchmark: " + "; ".join(ens.unavailable.values()))
+
+            # 1. decode alone
+            t0 = time.perf_counter()
+            images = [f.image for f in VideoSource(video).frames(sampling) if f.image is not None]
+            decode_s = time.perf_counter() - t0
+            n = len(images)
+
+            # 2. inference alone: every tile of every frame through every member, tiles cut beforehand
+            t = settings.tiling
+            stacks: list[dict[int, np.ndarray]] = []
+            for img in images:
+                h, w = img.shape[:2]
+                per_size = {}
+                for b in ens.backbones:
+                    tiles = tile_grid(w, h, b.input_size, t.overlap, t.downscale, t.whole_frame)
+                    per_size[b.input_size] = cut_tiles(img, tiles, b.input_size)
+                stacks.append(per_size)
+            tiles_per_frame = len(next(iter(stacks[0].values()))) if stacks else 0
+            del images
+            per_batch = max(1, batch // max(tiles_per_frame, 1))
+            t0 = time.perf_counter()
+            for start in range(0, n, per_batch):
+                group = stacks[start : start + per_batch]
+                for b in ens.backbones:
+                    b.run(np.concatenate([g[b.input_size] for g in group]))
+            infer_s = time.perf_counter() - t0
+            del stacks
+
+            # 3. the whole pipeline (decode, tiles, inference, store writes), same ensemble
+            t0 = time.perf_counter()
+            summary = score_project(project, settings, ensemble=ens)
+            pipe_s = time.perf_counter() - t0
+    decode_fps, infer_fps, pipe_fps = n / decode_s, n / infer_s, summary.frames_scored / pipe_s
+    return {
+        "input": str(video),
+        "frames": n,
+        "tiles_per_frame": tiles_per_frame,
+        "members": ens.names,
+        "decode_fps": round(decode_fps, 2),
+        "inference_fps": round(infer_fps, 2),
+        "pipeline_fps": round(pipe_fps, 2),
+        "ratio": round(pipe_fps / min(decode_fps, infer_fps), 3),
+        "overhead": round((1 / pipe_fps) / (1 / decode_fps + 1 / infer_fps), 3),
+        "provider": ens.provider,
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "sample_fps": sample_fps,
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def bench_memory(workdir: Path, sample_fps: float, device: str) -> dict[str, Any]:
+    """Peak RSS of the pipeline on a 1-minute and a 10-minute input, each in its own process."""
+    out: dict[str, Any] = {}
+    for minutes in (1, 10):
+        video = workdir / f"flight-{minutes}min.mp4"
+        if not video.exists():
+            make_h264_flight(video, minutes * 60, bitrate="8M")
+        res = subprocess.run(
+            [sys.executable, "-m", "triage_app.cli", "bench", "pipeline", "--json", "--input", str(video),
+             "--sample-fps", str(sample_fps), "--device", device],
+            capture_output=True, text=True, check=True,
+        )
+        out[f"{minutes}min"] = json.loads(res.stdout.strip().splitlines()[-1])
+    a, b = out["1min"]["peak_rss_mb"], out["10min"]["peak_rss_mb"]
+    out["rss_ratio_10min_vs_1min"] = round(b / a, 3)
+    return out
