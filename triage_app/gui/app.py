@@ -23,14 +23,15 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     window = MainWindow()
     target = args.project_opt or args.project
-    if args.demo:
-        from triage_app.core.demo import default_demo_dir, run_demo
-
-        target = target or default_demo_dir()
-        run_demo(target)
-    if target is not None:
-        window.controller.open_project(Path(target))
     window.show()
+    if args.demo:
+        from triage_app.core.demo import default_demo_dir
+
+        window.controller.build_demo(Path(target or default_demo_dir()))
+        window.controller.demo_did_open.connect(lambda _root: window.show_review())
+    elif target is not None:
+        window.controller.open_project(Path(target))
+        window.show_review()
     return app.exec()
 
 

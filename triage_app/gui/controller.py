@@ -1,9 +1,10 @@
-"""The project controller: owns the open project, runs ingest in workers, and tells the
-views what changed through signals. Views never touch the store."""
+"""The project controller: owns the open project, runs ingest and scoring in workers, and
+tells the views what changed through signals. Views never touch the store."""
 
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,39 +18,76 @@ log = logging.getLogger(__name__)
 class ProjectController(QObject):
     project_did_open = Signal(str)
     sources_did_change = Signal(list)
-    progress_did_change = Signal(int, int)
+    progress_did_change = Signal(str, int, int)  # what, done, total
+    scores_did_commit = Signal()
     work_did_finish = Signal(str)
     work_did_fail = Signal(str)
+    demo_did_open = Signal(str)
 
     def __init__(self) -> None:
         super().__init__()
         self.project: Any = None
         self.settings: Any = None
-        self._worker: Worker | None = None
+        self.cards: dict = {}
+        self._workers: list[Worker] = []
+        self._last_refresh = 0.0
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._workers)
 
     def open_project(self, path: Path) -> bool:
         from triage_app.core.errors import TriageError
+        from triage_app.core.members.cards import load_cards
         from triage_app.core.settings import load_settings
         from triage_app.core.store import Project
 
         try:
             project = Project(path)
-            self.settings = load_settings(path)
+            settings = load_settings(path)
+            cards = load_cards(settings.models_dir)
         except TriageError as exc:
             self.work_did_fail.emit(str(exc))
             return False
         if self.project is not None:
             self.project.close()
-        self.project = project
+        self.project, self.settings, self.cards = project, settings, cards
         self.project_did_open.emit(str(path))
         self.refresh()
         return True
 
     def refresh(self) -> None:
         if self.project is not None:
-            self.sources_did_change.emit(self.project.source_summaries())
+            from triage_app.core.overview import source_overview
 
-    def ingest(self, uris: list[str]) -> None:
+            self.sources_did_change.emit(source_overview(self.project, self.cards, self.settings))
+
+    def _run(self, what: str, job, on_done) -> None:
+        worker = Worker(job)
+        worker.signals.progress_did_change.connect(lambda d, t: self._on_progress(what, d, t))
+        worker.signals.worker_did_finish.connect(lambda result: self._finish(worker, on_done, result))
+        worker.signals.worker_did_fail.connect(lambda msg: self._fail(worker, f"{what} failed: {msg}"))
+        self._workers.append(worker)
+        start(worker)
+
+    def _finish(self, worker: Worker, on_done, result) -> None:
+        if worker in self._workers:
+            self._workers.remove(worker)
+        on_done(result)
+
+    def _fail(self, worker: Worker, message: str) -> None:
+        if worker in self._workers:
+            self._workers.remove(worker)
+        self.work_did_fail.emit(message)
+
+    def _on_progress(self, what: str, done: int, total: int) -> None:
+        self.progress_did_change.emit(what, done, total)
+        if what == "Scoring" and time.monotonic() - self._last_refresh > 0.5:
+            self._last_refresh = time.monotonic()
+            self.scores_did_commit.emit()  # the review queue grows while scoring runs
+
+    # -- ingest ----------------------------------------------------------------------------
+    def ingest(self, uris: list[str], then_score: bool = True) -> None:
         if self.project is None:
             self.work_did_fail.emit("Open or create a project first.")
             return
@@ -65,14 +103,9 @@ class ProjectController(QObject):
                 results.append(ingest_source(project, uri, settings, progress=progress, cancel=cancel))
             return results
 
-        worker = Worker(job)
-        worker.signals.progress_did_change.connect(self.progress_did_change)
-        worker.signals.worker_did_finish.connect(self._on_ingest_done)
-        worker.signals.worker_did_fail.connect(self.work_did_fail)
-        self._worker = worker
-        start(worker)
+        self._run("Ingest", job, lambda results: self._on_ingest_done(results, then_score))
 
-    def _on_ingest_done(self, results: list) -> None:
+    def _on_ingest_done(self, results: list, then_score: bool) -> None:
         self.refresh()
         frames = sum(r.frames_total for r in results)
         failed = [r.error for r in results if r.error]
@@ -80,12 +113,63 @@ class ProjectController(QObject):
         problems = failed + [w for r in results for w in r.warnings]
         if problems:
             self.work_did_fail.emit("\n".join(problems))
+        if then_score and frames:
+            self.score()
+
+    # -- scoring ---------------------------------------------------------------------------
+    def score(self) -> None:
+        if self.project is None:
+            self.work_did_fail.emit("Open or create a project first.")
+            return
+        from triage_app.core.pipeline import score_project
+
+        project, settings, cards = self.project, self.settings, self.cards
+        self._run("Scoring", lambda progress, cancel: score_project(project, settings, progress=progress, cancel=cancel, cards=cards),
+                  self._on_score_done)
+
+    def _on_score_done(self, summary) -> None:
+        self.refresh()
+        self.scores_did_commit.emit()
+        left_out = "; ".join(f"{k} left out ({v})" for k, v in summary.unavailable.items())
+        self.work_did_finish.emit(
+            f"Scored {summary.frames_scored} frames on {summary.provider} ({summary.fps:.1f}/s): "
+            f"{summary.candidates} candidates." + (" Stopped early." if summary.cancelled else ""))
+        problems = list(summary.errors) + ([f"Members: {left_out}"] if left_out else [])
+        if problems:
+            self.work_did_fail.emit("\n".join(problems))
+
+    # -- demo ------------------------------------------------------------------------------
+    def build_demo(self, root: Path) -> None:
+        """Build the demo project in a worker, then open it (the window is up meanwhile)."""
+        from triage_app.core.demo import run_demo
+
+        def job(progress, cancel):
+            class Bar:
+                def __init__(self, _what: str) -> None:
+                    pass
+
+                def __call__(self, done: int, total: int | None) -> None:
+                    progress(done, total)
+
+            return run_demo(root, progress_factory=Bar)
+
+        def done(summary) -> None:
+            self.open_project(root)
+            self.scores_did_commit.emit()
+            self.work_did_finish.emit(f"Demo ready: {summary.candidates} candidates to review in {root}.")
+            self.demo_did_open.emit(str(root))
+
+        self._run("Building the demo", job, done)
 
     def cancel_work(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel.set()
+        for worker in self._workers:
+            worker.cancel.set()
 
     def close(self) -> None:
+        self.cancel_work()
+        from PySide6.QtCore import QThreadPool
+
+        QThreadPool.globalInstance().waitForDone(30000)
         if self.project is not None:
             self.project.close()
             self.project = None

@@ -23,6 +23,8 @@ from PySide6.QtWidgets import (
 )
 
 from triage_app.gui.controller import ProjectController
+from triage_app.gui.review_controller import ReviewController
+from triage_app.gui.review_view import ReviewView
 from triage_app.gui.sources_view import SourcesView
 
 log = logging.getLogger(__name__)
@@ -53,7 +55,10 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.problems_view, 1)
         self.tabs = QTabWidget()
         self.tabs.addTab(sources_page, "Sources")
-        for name in ("Review", "Supervisor", "Export"):
+        self.review_view = ReviewView()
+        self.review = ReviewController(self.review_view)
+        self.tabs.addTab(self.review_view, "Review")
+        for name in ("Supervisor", "Export"):
             placeholder = QLabel(f"{name}: open a project and score its footage first.")
             placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
             self.tabs.addTab(placeholder, name)
@@ -66,6 +71,11 @@ class MainWindow(QMainWindow):
         c.project_did_open.connect(self._on_project_open)
         c.sources_did_change.connect(self.sources_view.show_sources)
         c.progress_did_change.connect(self._on_progress)
+        c.scores_did_commit.connect(self.review.refresh)
+        self.review.queue_did_change.connect(lambda n: self.tabs.setTabText(1, f"Review ({n})"))
+        self.review.review_did_fail.connect(self._on_work_failed)
+        self.review.decision_did_record.connect(lambda _n: c.refresh())
+        self.tabs.currentChanged.connect(lambda i: self.review_view.setFocus() if self.tabs.widget(i) is self.review_view else None)
         c.work_did_finish.connect(self._on_work_finished)
         c.work_did_fail.connect(self._on_work_failed)
 
@@ -78,6 +88,7 @@ class MainWindow(QMainWindow):
             ("Add video…", self._add_video, None),
             ("Add image folder…", self._add_folder, None),
             ("Add stream…", self._add_stream, None),
+            ("Score", self.controller.score, None),
         ):
             action = QAction(text, self)
             if key is not None:
@@ -110,21 +121,35 @@ class MainWindow(QMainWindow):
     def _on_project_open(self, path: str) -> None:
         self.project_label.setText(f"Project: {path}")
         self.setWindowTitle(f"Drone triage — {Path(path).name}")
+        c = self.controller
+        self.review.start(c.project, c.cards, c.settings)
 
-    def _on_progress(self, done: int, total: int) -> None:
+    def _on_progress(self, what: str, done: int, total: int) -> None:
         self.progress.setVisible(True)
         self.cancel_button.setVisible(True)
+        self.progress.setFormat(f"{what}: %v/%m")
         self.progress.setRange(0, max(total, 0))
         self.progress.setValue(min(done, total) if total > 0 else 0)
 
     def _on_work_finished(self, summary: str) -> None:
-        self.progress.setVisible(False)
-        self.cancel_button.setVisible(False)
+        if not self.controller.busy:
+            self.progress.setVisible(False)
+            self.cancel_button.setVisible(False)
         self.statusBar().showMessage(summary, 15000)
 
+    def show_review(self) -> None:
+        self.tabs.setCurrentWidget(self.review_view)
+        self.review_view.setFocus()
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        self.review.stop()
+        self.controller.close()
+        super().closeEvent(event)
+
     def _on_work_failed(self, message: str) -> None:
-        self.progress.setVisible(False)
-        self.cancel_button.setVisible(False)
+        if not self.controller.busy:
+            self.progress.setVisible(False)
+            self.cancel_button.setVisible(False)
         # Not a modal box: an analyst's work is never blocked by a message.
         for line in message.splitlines():
             if line.strip():

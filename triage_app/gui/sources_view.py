@@ -7,7 +7,7 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
-COLUMNS = ("Source", "Kind", "Frames", "Flagged", "Telemetry", "Status")
+COLUMNS = ("Source", "Kind", "Frames", "Flagged", "Candidates", "Reviewed", "Telemetry", "Status")
 
 
 class SourcesView(QTableWidget):
@@ -27,12 +27,8 @@ class SourcesView(QTableWidget):
         self.setRowCount(len(rows))
         for r, row in enumerate(rows):
             values = (
-                row["name"],
-                row["kind"],
-                row["frames"],
-                row["flagged"],
-                f"{row['telemetry_matched']}/{row['frames']}",
-                row["status"],
+                row["name"], row["kind"], row["frames"], row["flagged"], row.get("candidates", 0),
+                row.get("reviewed", 0), f"{row['telemetry_matched']}/{row['frames']}", row["status"],
             )
             for c, value in enumerate(values):
                 item = QTableWidgetItem(str(value))

@@ -123,6 +123,26 @@ _V2 = [
 ]
 
 
+_V3 = [
+    """CREATE TABLE decisions (
+        id INTEGER PRIMARY KEY,
+        frame_id INTEGER NOT NULL REFERENCES frames(id) ON DELETE CASCADE,
+        label TEXT NOT NULL CHECK (label IN ('accept', 'reject', 'unsure')),
+        reviewer TEXT NOT NULL,
+        decided_at TEXT NOT NULL,
+        seconds_spent REAL NOT NULL,
+        policy_id INTEGER REFERENCES policies(id),
+        policy TEXT NOT NULL,
+        member_scores TEXT NOT NULL,
+        fused_score REAL,
+        sample_kind TEXT NOT NULL DEFAULT 'candidate',
+        via TEXT NOT NULL DEFAULT 'single',
+        undone_at TEXT
+    )""",
+    "CREATE INDEX decisions_frame ON decisions (frame_id, undone_at)",
+]
+
+
 def _run(statements: list[str]) -> Callable[[Connection], None]:
     def step(conn: Connection) -> None:
         for sql in statements:
@@ -132,4 +152,4 @@ def _run(statements: list[str]) -> Callable[[Connection], None]:
 
 
 #: MIGRATIONS[n] upgrades a database from version n to n + 1.
-MIGRATIONS: list[Callable[[Connection], None]] = [_run(_V1), _run(_V2)]
+MIGRATIONS: list[Callable[[Connection], None]] = [_run(_V1), _run(_V2), _run(_V3)]

@@ -138,6 +138,15 @@ class Project:
         with self.db.read() as conn:
             return [dict(r) for r in conn.execute(q).mappings()]
 
+    def neighbour_frames(self, source_id: int, idx: int, radius: int) -> list[dict[str, Any]]:
+        """Up to ``radius`` frames either side of frame ``idx`` of a source, in order."""
+        f = self.frames
+        base = select(f.c.id, f.c.idx, f.c.timestamp_s).where(f.c.source_id == source_id)
+        with self.db.read() as conn:
+            before = conn.execute(base.where(f.c.idx < idx).order_by(f.c.idx.desc()).limit(radius)).mappings().all()
+            after = conn.execute(base.where(f.c.idx >= idx).order_by(f.c.idx).limit(radius + 1)).mappings().all()
+        return [dict(r) for r in reversed(before)] + [dict(r) for r in after]
+
     def frame(self, frame_id: int) -> dict[str, Any]:
         with self.db.read() as conn:
             row = conn.execute(select(self.frames).where(self.frames.c.id == frame_id)).mappings().first()

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from triage_app.core.members.cards import load_cards
+from triage_app.core.review import ReviewSession
+from triage_app.core.settings import load_settings
+from triage_app.core.store import Project
+from triage_app.core.store.scoring import ScoreStore
+
+
+def make_scored_project(root: Path, scores: list[float], times: list[float] | None = None) -> Project:
+    """A project whose frames carry the given imagenet scores (threshold 0.25 by card)."""
+    p = Project(root)
+    sid, _ = p.add_source("video", "/flight.mp4", "flight.mp4", {})
+    times = times or [float(i) for i in range(len(scores))]
+    p.add_frames([{"source_id": sid, "idx": i, "timestamp_s": t, "telemetry_matched": 0} for i, t in enumerate(times)])
+    store = ScoreStore(p)
+    v = store.model_version("imagenet", "imagenet", "test")
+    ids = [r["id"] for r in p.frame_rows()]
+    store.commit_scores([dict(frame_id=f, member="imagenet", model_version_id=v, score=s, tile=0, x0=0, y0=0, x1=10, y1=10, tiles=1)
+                         for f, s in zip(ids, scores)], {})
+    return p
+
+
+def _session(p: Project, **review) -> ReviewSession:
+    settings = load_settings(p.root, overrides={"review": {"reviewer": "ana", **review}})
+    return ReviewSession(p, load_cards(), settings)
+
+
+def test_queue_holds_candidates_in_events(tmp_path: Path) -> None:
+    # Candidates at t = 1, 2, 3 (one event) and 20, 21 (another); others below threshold.
+    scores = [0.1] * 25
+    for t in (1, 2, 3, 20, 21):
+        scores[t] = 0.9 if t != 2 else 0.5
+    with make_scored_project(tmp_path, scores) as p:
+        s = _session(p)
+        assert [c.idx for c in s.queue.items] == [1, 2, 3, 20, 21]
+        assert [c.event for c in s.queue.items] == [0, 0, 0, 1, 1]
+        by_score = _session(p, order="score")
+        assert by_score.queue.items[-1].idx == 2
+
+
+def test_decisions_are_recorded_with_provenance_and_undone(tmp_path: Path) -> None:
+    scores = [0.9, 0.8, 0.1, 0.7]
+    with make_scored_project(tmp_path, scores) as p:
+        s = _session(p)
+        assert len(s.queue) == 3
+        first = s.current.frame_id
+        s.decide("accept")
+        s.decide("reject")
+        assert len(s.queue) == 1 and s.undo_depth == 2
+        raw = sqlite3.connect(p.root / "project.db")
+        rows = raw.execute("SELECT frame_id, label, reviewer, policy, member_scores, seconds_spent, undone_at FROM decisions").fetchall()
+        assert rows[0][:3] == (first, "accept", "ana") and "imagenet 0.25" in rows[0][3]
+        assert json.loads(rows[0][4]) == {"imagenet": pytest.approx(0.9)} and rows[0][5] >= 0
+        assert s.undo() and s.undo()
+        assert len(s.queue) == 3 and s.current.frame_id == first
+        assert raw.execute("SELECT count(*) FROM decisions WHERE undone_at IS NULL").fetchone()[0] == 0
+        assert not s.undo()
+
+
+def test_event_decisions_and_refresh_keep_position(tmp_path: Path) -> None:
+    scores = [0.9, 0.9, 0.9, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.9]
+    with make_scored_project(tmp_path, scores) as p:
+        s = _session(p)
+        assert {c.event for c in s.queue.items} == {0, 1}
+        s.decide_event("reject")
+        assert [c.idx for c in s.queue.items] == [10]
+        s.undo()
+        s.move(1)
+        here = s.current.frame_id
+        # Scoring goes on: a new candidate arrives; the analyst stays where they are.
+        store = ScoreStore(p)
+        v = store.model_version("imagenet", "imagenet", "test")
+        f5 = next(r["id"] for r in p.frame_rows() if r["idx"] == 5)
+        store.commit_scores([dict(frame_id=f5, member="imagenet", model_version_id=v, score=0.95, tile=0, x0=0, y0=0, x1=1, y1=1, tiles=1)], {})
+        assert s.refresh() == 1 and s.current.frame_id == here and len(s.queue) == 5
+        # A fresh session on the same project does not show decided frames again.
+        s.decide("accept")
+        assert here not in {c.frame_id for c in _session(p).queue.items}

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from triage_app.core.ingest import ingest_source
+from triage_app.core.pipeline import score_project
+from triage_app.core.settings import load_settings
+from triage_app.core.sources import Sampling
+from triage_app.core.store import Project
+from triage_app.core.store.scoring import ScoreStore
+from tests.conftest import write_flight
+
+SHOTS = Path(__file__).resolve().parents[1] / "screenshots"
+
+
+@pytest.fixture
+def review_project(tmp_path: Path, ortho: np.ndarray) -> Path:
+    """A real small project: a flight ingested and scored by the imagenet member, with a
+    policy under which every frame is a candidate (one event: frames 0.2 s apart)."""
+    video = write_flight(tmp_path / "flight.mp4", ortho, frames=24, size=(640, 360))
+    root = tmp_path / "proj"
+    (tmp_path / "proj").mkdir()
+    (root / "settings.toml").write_text('[review]\nreviewer = "ana"\nevent_gap_s = 0.5\n[scoring]\nmembers = ["imagenet"]\ndevice = "cpu"\n')
+    with Project(root) as p:
+        settings = load_settings(root)
+        ingest_source(p, video, settings, sampling=Sampling(every=2))
+        score_project(p, settings)
+        ScoreStore(p).save_policy("any", {"imagenet": 0.0}, created_by="test")
+    return root
+
+
+def shot(widget, name: str) -> None:
+    SHOTS.mkdir(exist_ok=True)
+    assert widget.grab().save(str(SHOTS / name))

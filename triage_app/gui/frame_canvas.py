@@ -1,0 +1,68 @@
+"""A frame with its firing tiles outlined; wheel zoom, drag pan, zoom to a box."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap, QWheelEvent
+from PySide6.QtWidgets import QGraphicsPixmapItem, QGraphicsRectItem, QGraphicsScene, QGraphicsSimpleTextItem, QGraphicsView
+
+
+class FrameCanvas(QGraphicsView):
+    def __init__(self) -> None:
+        super().__init__()
+        self.setScene(QGraphicsScene(self))
+        self.setRenderHints(QPainter.RenderHint.SmoothPixmapTransform | QPainter.RenderHint.Antialiasing)
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setBackgroundBrush(QColor("#1e1f22"))
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self._pixmap = QGraphicsPixmapItem()
+        self.scene().addItem(self._pixmap)
+        self._boxes: list[QGraphicsRectItem | QGraphicsSimpleTextItem] = []
+        self._message = QGraphicsSimpleTextItem()
+        self._message.setBrush(QColor("#d0d0d0"))
+        self.scene().addItem(self._message)
+        self.focus_box: QRectF | None = None
+
+    def show_frame(self, image: QImage | None, boxes: list[tuple[QRectF, str, str]], message: str = "") -> None:
+        """Show a picture with (rect, colour, label) outlines, fitted to the view."""
+        for item in self._boxes:
+            self.scene().removeItem(item)
+        self._boxes.clear()
+        self._message.setText(message)
+        self._message.setVisible(bool(message) or image is None)
+        if image is None:
+            self._pixmap.setPixmap(QPixmap())
+            self.scene().setSceneRect(QRectF(0, 0, 400, 300))
+            return
+        self._pixmap.setPixmap(QPixmap.fromImage(image))
+        self.scene().setSceneRect(QRectF(image.rect()))
+        width = max(2.0, image.width() / 400)
+        for rect, colour, label in boxes:
+            pen = QPen(QColor(colour), width)
+            pen.setCosmetic(False)
+            box = self.scene().addRect(rect, pen)
+            text = self.scene().addSimpleText(label)
+            text.setBrush(QColor(colour))
+            text.setScale(max(1.0, image.width() / 900))
+            text.setPos(rect.left() + width, rect.top() + width)
+            self._boxes += [box, text]
+        self.focus_box = boxes[0][0] if boxes else None
+        self.fit()
+
+    def fit(self) -> None:
+        self.fitInView(self.scene().sceneRect(), Qt.AspectRatioMode.KeepAspectRatio)
+
+    def zoom_to_focus(self) -> None:
+        if self.focus_box is not None:
+            self.fitInView(self.focus_box.adjusted(-20, -20, 20, 20), Qt.AspectRatioMode.KeepAspectRatio)
+
+    def zoom(self, factor: float) -> None:
+        self.scale(factor, factor)
+
+    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 - Qt name
+        self.zoom(1.25 if event.angleDelta().y() > 0 else 0.8)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self.fit()

@@ -1,0 +1,224 @@
+"""Drives the review view from the core ReviewSession: what to show, decisions, undo,
+live refresh while scoring runs, frames decoded ahead on a worker."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QImage
+
+from triage_app.gui.frame_loader import FrameLoader
+from triage_app.gui.review_view import MEMBER_COLOURS, ReviewView
+
+log = logging.getLogger(__name__)
+PREFETCH_AHEAD = 6
+GRID_SIZE = 9
+FILM_RADIUS = 3
+
+
+class ReviewController(QObject):
+    queue_did_change = Signal(int)  # candidates left
+    decision_did_record = Signal(int)  # decisions made in this session
+    frame_did_show = Signal(int)  # frame id now on screen (with its picture)
+    review_did_fail = Signal(str)
+
+    def __init__(self, view: ReviewView) -> None:
+        super().__init__()
+        self.view = view
+        self.session: Any = None
+        self.loader: FrameLoader | None = None
+        self.thumbs: FrameLoader | None = None
+        self.project: Any = None
+        self.decisions_made = 0
+        self._film: dict[int, int] = {}
+        view.user_did_decide.connect(self.decide)
+        view.user_did_decide_event.connect(self.decide_event)
+        view.user_did_decide_grid.connect(self.decide_grid)
+        view.user_did_undo.connect(self.undo)
+        view.user_did_move.connect(self.move)
+        view.user_did_toggle_grid.connect(self.set_grid)
+
+    # -- set-up ---------------------------------------------------------------------------
+    def start(self, project: Any, cards: dict, settings: Any) -> None:
+        from triage_app.core.review import ReviewSession
+
+        self.stop()
+        self.project = project
+        self.session = ReviewSession(project, cards, settings)
+        self.loader = FrameLoader(project, capacity=48)
+        self.loader.frame_did_load.connect(self._on_frame_loaded)
+        self.loader.frame_did_fail.connect(self._on_frame_failed)
+        self.thumbs = FrameLoader(project, capacity=128, thumb_size=300)
+        self.thumbs.frame_did_load.connect(self._on_thumb_loaded)
+        self.show_current()
+
+    def stop(self) -> None:
+        for loader in (self.loader, self.thumbs):
+            if loader is not None:
+                loader.close()
+        self.loader = self.thumbs = None
+        self.session = None
+
+    def refresh(self) -> None:
+        """New scores or a new policy: rebuild the queue, keep the analyst's place."""
+        if self.session is None:
+            return
+        was_empty = self.session.current is None
+        joined = self.session.refresh()
+        self.queue_did_change.emit(len(self.session.queue))
+        if joined and (was_empty or self.view.grid_mode):
+            self.show_current()
+        elif joined:
+            self._update_header()
+
+    # -- showing -------------------------------------------------------------------------------
+    def _info(self, c: Any) -> dict[str, Any]:
+        from triage_app.core.store.scoring import ScoreStore
+
+        s = self.session
+        frame = self.project.frame(c.frame_id)
+        source = self.project.source(c.source_id)
+        rows = sorted(ScoreStore(self.project).frame_scores(c.frame_id), key=lambda r: -r["score"])
+        tiles, bars = [], []
+        for k, r in enumerate(rows):
+            th = s.policy.thresholds.get(r["member"], 0.5)
+            fired = r["score"] >= th
+            box = (r["x0"], r["y0"], r["x1"] - r["x0"], r["y1"] - r["y0"]) if fired and r["x0"] is not None else None
+            tiles.append((r["member"], r["score"], box))
+            colour = MEMBER_COLOURS[k % len(MEMBER_COLOURS)]
+            width = int(160 * min(1.0, r["score"]))
+            bars.append(
+                f"<div><span style='color:{colour}'>■</span> <b>{r['member']}</b> {r['score']:.3f} "
+                f"{'fires' if fired else 'below'} (threshold {th:.3g})<br>"
+                f"<span style='background:{colour}'>{'&nbsp;' * max(1, width // 6)}</span> tile {r['tile']} of {r['tiles']}</div>"
+            )
+        event_size = len(s.queue.event_members(c.event))
+        tele = [f"time in video: {frame['timestamp_s']:.2f} s"]
+        if frame.get("captured_at"):
+            tele.append(f"captured: {frame['captured_at'][:23].replace('T', ' ')}")
+        if frame.get("lat") is not None:
+            tele.append(f"position: {frame['lat']:.6f}, {frame['lon']:.6f}")
+        for key, label, unit in (("rel_alt", "height above take-off", "m"), ("abs_alt", "altitude", "m"),
+                                 ("gimbal_pitch", "gimbal pitch", "°"), ("gimbal_yaw", "gimbal yaw", "°")):
+            if frame.get(key) is not None:
+                tele.append(f"{label}: {frame[key]:.1f} {unit}")
+        if frame.get("telemetry_matched") == 0:
+            tele.append("no telemetry for this frame")
+        return {
+            "tiles": tiles,
+            "scores_html": f"fused {c.fused:.2f} (≥ 1 is a candidate under {s.policy.rule.text})<br><br>" + "".join(bars),
+            "telemetry": "\n".join(tele),
+            "header": (f"Candidate {s.position + 1} of {len(s.queue)}  ·  event {c.event + 1} ({event_size} frame"
+                       f"{'s' if event_size != 1 else ''})  ·  {source['name']} frame {frame['idx']}  ·  "
+                       f"{self.decisions_made} decided  ·  undo {s.undo_depth}"),
+        }
+
+    def _update_header(self) -> None:
+        c = self.session.current if self.session else None
+        if c is not None:
+            self.view.header.setText(self._info(c)["header"])
+
+    def show_current(self) -> None:
+        s = self.session
+        if s is None:
+            return
+        self.queue_did_change.emit(len(s.queue))
+        if self.view.grid_mode:
+            self._show_grid()
+            return
+        c = s.current
+        if c is None:
+            self.view.show_empty("No candidate waiting. New ones appear here while scoring runs.")
+            return
+        image = self.loader.cached(c.frame_id)
+        self._current_info = self._info(c)
+        self.view.show_candidate(self._current_info, image)
+        if image is not None:
+            s.mark_shown()
+            self.frame_did_show.emit(c.frame_id)
+        ahead = [x.frame_id for x in s.queue.items[s.position : s.position + PREFETCH_AHEAD + 1]]
+        behind = [x.frame_id for x in s.queue.items[max(0, s.position - 1) : s.position]]
+        self.loader.request(ahead + behind)
+        self._show_filmstrip(c)
+
+    def _show_filmstrip(self, c: Any) -> None:
+        near = self.project.neighbour_frames(c.source_id, c.idx, FILM_RADIUS)
+        self.view.show_filmstrip([(r["id"], f"t={r['timestamp_s']:.1f}s", r["id"] == c.frame_id) for r in near])
+        for r in near:
+            img = self.thumbs.cached(r["id"])
+            if img is not None:
+                self.view.set_filmstrip_thumbnail(r["id"], img)
+        self.thumbs.request([r["id"] for r in near])
+
+    def _show_grid(self) -> None:
+        s = self.session
+        page = s.queue.items[s.position : s.position + GRID_SIZE]
+        if not page:
+            self.view.grid.clear()
+            self.view.header.setText("No candidate waiting.")
+            return
+        self.view.grid.show_items([(c.frame_id, f"fused {c.fused:.2f} · t={c.timestamp_s:.1f}s") for c in page])
+        for c in page:
+            img = self.thumbs.cached(c.frame_id)
+            if img is not None:
+                self.view.grid.set_thumbnail(c.frame_id, img)
+        self.thumbs.request([c.frame_id for c in page])
+        self.view.header.setText(
+            f"Grid: candidates {s.position + 1}-{s.position + len(page)} of {len(s.queue)}  ·  "
+            "1-9 or click marks accept · R decides the page (marked accepted, the rest rejected) · G back")
+        s.mark_shown()
+
+    def _on_frame_loaded(self, frame_id: int, image: QImage) -> None:
+        s = self.session
+        if s is not None and not self.view.grid_mode and s.current is not None and s.current.frame_id == frame_id:
+            self.view.show_candidate(self._current_info, image)
+            s.mark_shown()
+            self.frame_did_show.emit(frame_id)
+
+    def _on_frame_failed(self, frame_id: int, message: str) -> None:
+        s = self.session
+        if s is not None and s.current is not None and s.current.frame_id == frame_id:
+            self.view.show_candidate({**self._current_info, "loading": f"This frame cannot be shown: {message}"}, None)
+        self.review_did_fail.emit(message)
+
+    def _on_thumb_loaded(self, frame_id: int, image: QImage) -> None:
+        self.view.set_filmstrip_thumbnail(frame_id, image)
+        self.view.grid.set_thumbnail(frame_id, image)
+
+    # -- actions ------------------------------------------------------------------------------------
+    def _after_decision(self, ids: list[int]) -> None:
+        if ids:
+            self.decisions_made += len(ids)
+            self.decision_did_record.emit(self.decisions_made)
+        self.show_current()
+
+    def decide(self, label: str) -> None:
+        if self.session is not None:
+            self._after_decision(self.session.decide(label))
+
+    def decide_event(self, label: str) -> None:
+        if self.session is not None:
+            self._after_decision(self.session.decide_event(label))
+
+    def decide_grid(self, labels: dict) -> None:
+        if self.session is not None and labels:
+            self._after_decision(self.session.decide_frames({int(k): v for k, v in labels.items()}))
+
+    def undo(self) -> None:
+        if self.session is not None:
+            undone = self.session.undo()
+            if undone:
+                self.decisions_made = max(0, self.decisions_made - undone)
+                self.show_current()
+
+    def move(self, step: int) -> None:
+        if self.session is not None:
+            self.session.move(step)
+            self.show_current()
+
+    def set_grid(self, on: bool) -> None:
+        self.view.set_grid_mode(on)
+        self.show_current()
