@@ -126,12 +126,16 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from triage_app.core import bench
 
-    if args.what != "pipeline":
-        print(f"error: benchmark '{args.what}' is not available yet", file=sys.stderr)
+    if args.what == "rescore":
+        print("error: benchmark 'rescore' is not available yet", file=sys.stderr)
         return 2
     work = Path(args.workdir) if args.workdir else Path.cwd() / "bench-out"
     work.mkdir(parents=True, exist_ok=True)
-    if args.memory:
+    if args.what == "review":
+        from triage_app.gui.bench_review import bench_review
+
+        result = bench_review(args.decisions, args.think_ms, work)
+    elif args.memory:
         result = bench.bench_memory(work, args.sample_fps or 1.0, args.device)
     else:
         video = Path(args.input) if args.input else work / f"flight-{args.seconds:g}s.mp4"
@@ -190,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--batch", type=int, default=32)
     be.add_argument("--memory", action="store_true", help="compare peak RSS on 1- and 10-minute inputs")
     be.add_argument("--workdir", help="where generated inputs are kept (default ./bench-out)")
+    be.add_argument("--decisions", type=int, default=500, help="review: decisions to make")
+    be.add_argument("--think-ms", type=float, default=150.0, help="review: the analyst's look at each frame")
     be.set_defaults(func=cmd_bench)
 
     demo = sub.add_parser("demo", help="build and score a demo project from the shipped footage")

@@ -74,7 +74,7 @@ class OnnxSession:
         if threads:
             opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
-        providers = wanted_providers(device, cache_dir)
+        providers = wanted_providers(device, cache_dir, fp16=True)  # TensorRT builds fp16 engines
         try:
             self.session = ort.InferenceSession(
                 str(self.path), sess_options=opts, providers=[p for p, _ in providers], provider_options=[o for _, o in providers]

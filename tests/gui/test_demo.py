@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.gui.conftest import shot
+from triage_app.gui.main_window import MainWindow
+
+
+def test_demo_builds_in_a_worker_and_opens_the_review_queue(qtbot, tmp_path: Path) -> None:
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.resize(1400, 900)
+    window.show()
+    with qtbot.waitSignal(window.controller.demo_did_open, timeout=120000):
+        window.controller.build_demo(tmp_path / "demo")
+    window.show_review()
+    review = window.review
+    assert len(review.session.queue) > 0
+    qtbot.waitUntil(lambda: not window.review_view.canvas._pixmap.pixmap().isNull(), timeout=10000)
+    qtbot.waitUntil(lambda: window.review_view.filmstrip.count() > 0
+                    and not review.thumbs.cached(window.review_view.filmstrip.item(0).data(256)) is None, timeout=10000)
+    qtbot.wait(300)
+    assert "Candidate 1 of" in window.review_view.header.text()
+    assert "position" in window.review_view.telemetry.text()  # the demo flight has SRT telemetry
+    shot(window, "demo_review.png")
+    from PySide6.QtCore import Qt
+
+    qtbot.keyClick(window.review_view, Qt.Key.Key_G)
+    grid = window.review_view.grid
+    qtbot.waitUntil(lambda: all(review.thumbs.cached(grid.item(i).data(256)) is not None for i in range(grid.count())), timeout=20000)
+    qtbot.keyClick(window.review_view, Qt.Key.Key_3)
+    qtbot.wait(200)
+    shot(window, "demo_grid.png")
+    qtbot.keyClick(window.review_view, Qt.Key.Key_G)
+    window.tabs.setCurrentIndex(0)
+    assert window.sources_view.item(0, 0).text() == "flight.mp4"
+    shot(window, "demo_sources.png")
+    window.controller.close()
