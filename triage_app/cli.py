@@ -141,12 +141,69 @@ def cmd_bench(args: argparse.Namespace) -> int:
         video = Path(args.input) if args.input else work / f"flight-{args.seconds:g}s.mp4"
         if not video.exists():
             bench.make_h264_flight(video, args.seconds)
-        result = bench.bench_pipeline(video, args.sample_fps, args.device, args.batch)
+        result = bench.bench_pipeline(video, args.sample_fps, args.device, args.batch, pipeline_only=args.pipeline_only)
     if args.json:
         print(json.dumps(result))
     else:
         for k, v in result.items():
             print(f"{k:>24}: {v}")
+    return 0
+
+
+def cmd_policy(args: argparse.Namespace) -> int:
+    from triage_app.core.audit import propose_policy, refresh_audit, report
+    from triage_app.core.members.cards import load_cards
+    from triage_app.core.store import Project
+    from triage_app.core.store.scoring import ScoreStore
+
+    settings = _settings(args)
+    cards = load_cards(settings.models_dir)
+    with Project(args.project, create=False) as project:
+        try:
+            derived, rule = propose_policy(project, cards, settings, args.target_recall, args.rule)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        frames = len(ScoreStore(project).score_table()[0])
+        print(f"target recall {args.target_recall:.1%} with rule {rule.text}:")
+        print(f"  people review {derived.candidates} of {frames} scored frames ({derived.workload_fraction:.1%})")
+        lo, hi = derived.recall_ci
+        est = "n/a" if derived.estimated_recall != derived.estimated_recall else f"{derived.estimated_recall:.1%}"
+        print(f"  estimated recall {est} (95% bounds {lo:.1%} to {hi:.1%}) from {derived.positives_used:g} labelled positives")
+        if not derived.enough_labels:
+            print(f"  note: {derived.note}")
+        print("  thresholds: " + ", ".join(f"{k} {v:.4g}" for k, v in derived.thresholds.items()))
+        if args.dry_run:
+            print("dry run: nothing saved")
+            return 0
+        pid = ScoreStore(project).save_policy(rule.text, derived.thresholds, args.by or settings.review.reviewer,
+                                              target_recall=args.target_recall, note=derived.note or None)
+        sampled = refresh_audit(project, cards, settings)
+        print(f"saved as policy {pid}; {sampled} dropped frames sampled for the blind audit")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from triage_app.core.audit import report
+    from triage_app.core.members.cards import load_cards
+    from triage_app.core.store import Project
+
+    settings = _settings(args)
+    with Project(args.project, create=False) as project:
+        data = report(project, load_cards(settings.models_dir), settings)
+    if args.json:
+        print(json.dumps(data))
+        return 0
+    rec = data["recall_estimate"]
+    print(f"{data['frames']} frames, {data['scored']} scored, {data['candidates']} candidates "
+          f"({data['workload_fraction']:.1%} of scored), {data['reviewed']} reviewed, {data['accepted']} accepted")
+    print(f"audit: {data['audit_sampled']} dropped frames checked, {data['audit_positives']} positive, "
+          f"{data['audit_waiting']} waiting in the queue")
+    print(f"measured recall: {'n/a' if rec is None else f'{rec:.1%}'} "
+          f"(95% interval {data['recall_ci_low']:.1%} to {data['recall_ci_high']:.1%})")
+    p = data["policy"]
+    print(f"policy {p['id'] or '(card defaults)'}: rule {p['rule']}, thresholds "
+          + ", ".join(f"{k} {v:.4g}" for k, v in p["thresholds"].items()))
     return 0
 
 
@@ -193,10 +250,24 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     be.add_argument("--batch", type=int, default=32)
     be.add_argument("--memory", action="store_true", help="compare peak RSS on 1- and 10-minute inputs")
+    be.add_argument("--pipeline-only", action="store_true", help="measure the pipeline alone (for its peak RSS)")
     be.add_argument("--workdir", help="where generated inputs are kept (default ./bench-out)")
     be.add_argument("--decisions", type=int, default=500, help="review: decisions to make")
     be.add_argument("--think-ms", type=float, default=150.0, help="review: the analyst's look at each frame")
     be.set_defaults(func=cmd_bench)
+
+    po = sub.add_parser("policy", help="derive thresholds for a target recall and save them as the policy")
+    po.add_argument("project", type=Path)
+    po.add_argument("--target-recall", type=float, required=True, help="for example 0.98")
+    po.add_argument("--rule", help="any, all, or K-of-N (default: the rule in force)")
+    po.add_argument("--by", help="who sets the policy (default: the reviewer name in settings)")
+    po.add_argument("--dry-run", action="store_true", help="show the effect, save nothing")
+    po.set_defaults(func=cmd_policy)
+
+    rp = sub.add_parser("report", help="workload, reviews, audit and the measured recall")
+    rp.add_argument("project", type=Path)
+    rp.add_argument("--json", action="store_true")
+    rp.set_defaults(func=cmd_report)
 
     demo = sub.add_parser("demo", help="build and score a demo project from the shipped footage")
     demo.add_argument("--headless", action="store_true", help="no window: print a summary")

@@ -55,8 +55,13 @@ def make_h264_flight(out: Path, seconds: float, width: int = 1920, height: int =
 
 
 def bench_pipeline(video: Path, sample_fps: float | None, device: str = "auto", batch: int = 32,
-                   members: list[str] | None = None) -> dict[str, Any]:
-    """Decode alone, inference alone and the whole pipeline on one input, in this process."""
+                   members: list[str] | None = None, pipeline_only: bool = False, infer_frames: int = 60) -> dict[str, Any]:
+    """Decode alone, inference alone and the whole pipeline on one input, in this process.
+
+    Decode alone reads every sampled frame and keeps none; inference alone runs the tiles of
+    up to ``infer_frames`` frames (cut beforehand) through every member; the pipeline scores
+    every sampled frame. With ``pipeline_only`` only the pipeline runs, so that the peak RSS
+    is the pipeline's own."""
     from triage_app.core.ingest import ingest_source
     from triage_app.core.pipeline import build_ensemble, score_project
     from triage_app.core.settings import load_settings
@@ -76,11 +81,25 @@ def bench_pipeline(video: Path, sample_fps: float | None, device: str = "auto", 
             if not ens.backbones:
                 raise RuntimeError("no member available to benchmark: " + "; ".join(ens.unavailable.values()))
 
-            # 1. decode alone
+            result: dict[str, Any] = {"input": str(video), "members": ens.names, "provider": ens.provider}
+            if pipeline_only:
+                t0 = time.perf_counter()
+                summary = score_project(project, settings, ensemble=ens)
+                pipe_s = time.perf_counter() - t0
+                result.update(frames=summary.frames_scored, pipeline_fps=round(summary.frames_scored / pipe_s, 2),
+                              peak_rss_mb=round(peak_rss_mb(), 1), sample_fps=sample_fps)
+                return result
+
+            # 1. decode alone (nothing kept but a few frames for the inference measurement)
             t0 = time.perf_counter()
-            images = [f.image for f in VideoSource(video).frames(sampling) if f.image is not None]
+            n = 0
+            images = []
+            for f in VideoSource(video).frames(sampling):
+                if f.image is not None:
+                    n += 1
+                    if len(images) < infer_frames:
+                        images.append(f.image)
             decode_s = time.perf_counter() - t0
-            n = len(images)
 
             # 2. inference alone: every tile of every frame through every member, tiles cut beforehand
             t = settings.tiling
@@ -95,8 +114,9 @@ def bench_pipeline(video: Path, sample_fps: float | None, device: str = "auto", 
             tiles_per_frame = len(next(iter(stacks[0].values()))) if stacks else 0
             del images
             per_batch = max(1, batch // max(tiles_per_frame, 1))
+            n_infer = len(stacks)
             t0 = time.perf_counter()
-            for start in range(0, n, per_batch):
+            for start in range(0, n_infer, per_batch):
                 group = stacks[start : start + per_batch]
                 for b in ens.backbones:
                     b.run(np.concatenate([g[b.input_size] for g in group]))
@@ -107,7 +127,7 @@ def bench_pipeline(video: Path, sample_fps: float | None, device: str = "auto", 
             t0 = time.perf_counter()
             summary = score_project(project, settings, ensemble=ens)
             pipe_s = time.perf_counter() - t0
-    decode_fps, infer_fps, pipe_fps = n / decode_s, n / infer_s, summary.frames_scored / pipe_s
+    decode_fps, infer_fps, pipe_fps = n / decode_s, n_infer / infer_s, summary.frames_scored / pipe_s
     return {
         "input": str(video),
         "frames": n,
@@ -134,7 +154,7 @@ def bench_memory(workdir: Path, sample_fps: float, device: str) -> dict[str, Any
             make_h264_flight(video, minutes * 60, bitrate="8M")
         res = subprocess.run(
             [sys.executable, "-m", "triage_app.cli", "bench", "pipeline", "--json", "--input", str(video),
-             "--sample-fps", str(sample_fps), "--device", device],
+             "--sample-fps", str(sample_fps), "--device", device, "--pipeline-only"],
             capture_output=True, text=True, check=True,
         )
         out[f"{minutes}min"] = json.loads(res.stdout.strip().splitlines()[-1])

@@ -49,6 +49,7 @@ class ScoreSummary:
     errors: list[str] = field(default_factory=list)
     cancelled: bool = False
     policy: str = ""
+    audit_sampled: int = 0
 
     @property
     def fps(self) -> float:
@@ -318,6 +319,9 @@ def score_project(
                 w.close()
             store.finish_run(run_id, summary.frames_scored, status)
     summary.seconds = time.perf_counter() - t0
+    from triage_app.core.audit import refresh_audit
+
+    summary.audit_sampled = refresh_audit(project, cards, settings)
     policy = active_policy(store, cards, settings)
     ids, _fused, cand = candidate_frames(store, policy, [m for m in ens.names])
     summary.candidates = int(cand.sum())

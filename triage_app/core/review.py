@@ -39,6 +39,7 @@ class Candidate:
     timestamp_s: float
     fused: float
     event: int = 0
+    kind: str = "candidate"  # or "audit": a dropped frame sampled blindly
 
 
 @dataclass
@@ -126,7 +127,8 @@ def build_queue(project: Project, cards: dict[str, ModelCard], settings: Setting
     th = np.array([policy.thresholds.get(n, 0.5) for n in names])
     fused, cand = fuse(mat, th, policy.rule)
     decided = DecisionStore(project).decided_frames() | (exclude or set())
-    keep = [i for i in np.flatnonzero(cand) if int(ids[i]) not in decided]
+    audit = _audit_sampled(project, policy)
+    keep = [i for i in range(len(ids)) if (cand[i] or int(ids[i]) in audit) and int(ids[i]) not in decided]
     if not keep:
         return queue, policy, scores
     f = project.frames
@@ -137,7 +139,8 @@ def build_queue(project: Project, cards: dict[str, ModelCard], settings: Setting
     for i in keep:
         fid = int(ids[i])
         m = meta[fid]
-        items.append(Candidate(fid, int(m[1]), int(m[2]), float(m[3]), float(fused[i])))
+        items.append(Candidate(fid, int(m[1]), int(m[2]), float(m[3]), float(fused[i]),
+                               kind="candidate" if cand[i] else "audit"))
         scores[fid] = {n: float(mat[i, j]) for j, n in enumerate(names) if not np.isnan(mat[i, j])}
     items.sort(key=lambda c: (c.source_id, c.timestamp_s, c.idx))
     event = -1
@@ -151,6 +154,15 @@ def build_queue(project: Project, cards: dict[str, ModelCard], settings: Setting
         items.sort(key=lambda c: -c.fused)
     queue.items = items
     return queue, policy, scores
+
+
+def _audit_sampled(project: Project, policy: ActivePolicy) -> set[int]:
+    from triage_app.core.audit import policy_key
+
+    table = project.db.table("audit_frames")
+    with project.db.read() as conn:
+        q = select(table.c.frame_id).where(and_(table.c.policy_key == policy_key(policy), table.c.sampled == 1))
+        return {int(r[0]) for r in conn.execute(q)}
 
 
 class ReviewSession:
@@ -199,7 +211,7 @@ class ReviewSession:
         return dict(
             frame_id=c.frame_id, label=label, reviewer=self.reviewer, seconds_spent=round(spent, 3),
             policy_id=self.policy.id, policy=self.policy.describe(), member_scores=json.dumps(self.scores.get(c.frame_id, {})),
-            fused_score=c.fused, via=via,
+            fused_score=c.fused, via=via, sample_kind=c.kind,
         )
 
     def decide(self, label: str) -> list[int]:

@@ -65,6 +65,9 @@ class ReviewSettings(_Section):
     reviewer: str = Field(default_factory=lambda: os.environ.get("USER", "analyst"))
     event_gap_s: float = Field(5.0, ge=0)
     order: Literal["time", "score"] = "time"
+    audit_share: float = Field(0.05, ge=0, le=1, description="share of dropped frames mixed blindly into the queue")
+    audit_strata: int = Field(4, ge=1, le=10)
+    audit_seed: int = 0
 
 
 class Settings(_Section):

@@ -83,17 +83,17 @@ class ReviewController(QObject):
         source = self.project.source(c.source_id)
         rows = sorted(ScoreStore(self.project).frame_scores(c.frame_id), key=lambda r: -r["score"])
         tiles, bars = [], []
+        # Neutral on purpose: audit samples (dropped frames) are mixed in blindly, so the
+        # panel never says whether a frame passed the policy.
         for k, r in enumerate(rows):
-            th = s.policy.thresholds.get(r["member"], 0.5)
-            fired = r["score"] >= th
-            box = (r["x0"], r["y0"], r["x1"] - r["x0"], r["y1"] - r["y0"]) if fired and r["x0"] is not None else None
+            box = (r["x0"], r["y0"], r["x1"] - r["x0"], r["y1"] - r["y0"]) if r["x0"] is not None else None
             tiles.append((r["member"], r["score"], box))
             colour = MEMBER_COLOURS[k % len(MEMBER_COLOURS)]
             width = int(160 * min(1.0, r["score"]))
             bars.append(
                 f"<div><span style='color:{colour}'>■</span> <b>{r['member']}</b> {r['score']:.3f} "
-                f"{'fires' if fired else 'below'} (threshold {th:.3g})<br>"
-                f"<span style='background:{colour}'>{'&nbsp;' * max(1, width // 6)}</span> tile {r['tile']} of {r['tiles']}</div>"
+                f"in tile {r['tile']} of {r['tiles']}<br>"
+                f"<span style='background:{colour}'>{'&nbsp;' * max(1, width // 6)}</span></div>"
             )
         event_size = len(s.queue.event_members(c.event))
         tele = [f"time in video: {frame['timestamp_s']:.2f} s"]
@@ -109,7 +109,7 @@ class ReviewController(QObject):
             tele.append("no telemetry for this frame")
         return {
             "tiles": tiles,
-            "scores_html": f"fused {c.fused:.2f} (≥ 1 is a candidate under {s.policy.rule.text})<br><br>" + "".join(bars),
+            "scores_html": "best tile per member (outlined)<br><br>" + "".join(bars),
             "telemetry": "\n".join(tele),
             "header": (f"Candidate {s.position + 1} of {len(s.queue)}  ·  event {c.event + 1} ({event_size} frame"
                        f"{'s' if event_size != 1 else ''})  ·  {source['name']} frame {frame['idx']}  ·  "
@@ -160,7 +160,7 @@ class ReviewController(QObject):
             self.view.grid.clear()
             self.view.header.setText("No candidate waiting.")
             return
-        self.view.grid.show_items([(c.frame_id, f"fused {c.fused:.2f} · t={c.timestamp_s:.1f}s") for c in page])
+        self.view.grid.show_items([(c.frame_id, f"t={c.timestamp_s:.1f}s") for c in page])
         for c in page:
             img = self.thumbs.cached(c.frame_id)
             if img is not None:

@@ -143,6 +143,19 @@ _V3 = [
 ]
 
 
+_V4 = [
+    """CREATE TABLE audit_frames (
+        frame_id INTEGER NOT NULL REFERENCES frames(id) ON DELETE CASCADE,
+        policy_key TEXT NOT NULL,
+        stratum INTEGER NOT NULL,
+        rate REAL NOT NULL,
+        sampled INTEGER NOT NULL,
+        considered_at TEXT NOT NULL,
+        PRIMARY KEY (frame_id, policy_key)
+    )""",
+]
+
+
 def _run(statements: list[str]) -> Callable[[Connection], None]:
     def step(conn: Connection) -> None:
         for sql in statements:
@@ -152,4 +165,4 @@ def _run(statements: list[str]) -> Callable[[Connection], None]:
 
 
 #: MIGRATIONS[n] upgrades a database from version n to n + 1.
-MIGRATIONS: list[Callable[[Connection], None]] = [_run(_V1), _run(_V2), _run(_V3)]
+MIGRATIONS: list[Callable[[Connection], None]] = [_run(_V1), _run(_V2), _run(_V3), _run(_V4)]

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from triage_app.cli import main
+from triage_app.core.members.cards import load_cards
+from triage_app.core.review import ReviewSession
+from triage_app.core.settings import load_settings
+from triage_app.core.store import Project
+from tests.core.test_review import make_scored_project
+
+KEYS = {"frames", "candidates", "reviewed", "accepted", "audit_sampled", "audit_positives", "recall_estimate",
+        "recall_ci_low", "recall_ci_high", "workload_fraction", "policy"}
+
+
+def test_policy_preview_save_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(3)
+    truth = rng.random(400) < 0.1
+    scores = np.clip(np.where(truth, rng.normal(0.7, 0.15, 400), rng.normal(0.2, 0.15, 400)), 0, 1).tolist()
+    root = tmp_path / "p"
+    with make_scored_project(root, scores) as p:
+        (root / "settings.toml").write_text('[review]\nreviewer = "sam"\naudit_share = 0.3\n')
+        settings = load_settings(root)
+        s = ReviewSession(p, load_cards(), settings)
+        frame_idx = {r["id"]: r["idx"] for r in p.frame_rows()}
+        while s.current is not None:  # an oracle analyst reviews every candidate
+            s.decide("accept" if truth[frame_idx[s.current.frame_id]] else "reject")
+    assert main(["policy", str(root), "--target-recall", "0.9", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "people review" in out and "estimated recall" in out and "dry run: nothing saved" in out
+    assert main(["policy", str(root), "--target-recall", "0.9", "--rule", "any"]) == 0
+    out = capsys.readouterr().out
+    assert "saved as policy 1" in out and "sampled for the blind audit" in out
+    assert main(["report", str(root), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert KEYS <= data.keys() and data["policy"]["id"] == 1 and data["frames"] == 400
+    assert 0 < data["workload_fraction"] <= 1
+    # The analysts' queue now holds the blind audit samples too; review them by oracle.
+    with Project(root) as p:
+        s = ReviewSession(p, load_cards(), load_settings(root))
+        kinds = {c.kind for c in s.queue.items}
+        assert "audit" in kinds
+        frame_idx = {r["id"]: r["idx"] for r in p.frame_rows()}
+        while s.current is not None:
+            s.decide("accept" if truth[frame_idx[s.current.frame_id]] else "reject")
+    assert main(["report", str(root), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["audit_sampled"] > 0 and data["reviewed"] == data["candidates"]
+    assert data["recall_ci_low"] <= data["recall_estimate"] <= data["recall_ci_high"]
+    assert main(["report", str(root)]) == 0
+    assert "measured recall" in capsys.readouterr().out

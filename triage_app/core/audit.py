@@ -1,0 +1,149 @@
+"""Audit of dropped frames and the supervisor's numbers.
+
+Under the policy in force, every scored frame the policy drops is considered once for the
+audit: it falls in a stratum by fused score (see :mod:`triage_app.core.recall`) and is
+sampled with that stratum's rate (denser just below the threshold). Sampled frames join the
+analysts' queue blindly, among the candidates; their verdicts measure the recall.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, select
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from triage_app.core.members.cards import ModelCard
+from triage_app.core.policy import ActivePolicy, active_policy
+from triage_app.core.recall import audit_rates, audit_strata, derive_thresholds, estimate_recall
+from triage_app.core.fusion import fuse
+from triage_app.core.settings import Settings
+from triage_app.core.store import Project
+from triage_app.core.store.project import now_iso
+from triage_app.core.store.scoring import ScoreStore
+
+
+def policy_key(policy: ActivePolicy) -> str:
+    return str(policy.id) if policy.id is not None else "defaults"
+
+
+def _uniform(frame_ids: np.ndarray, seed: int) -> np.ndarray:
+    """A fixed pseudo-random number in [0, 1) per frame: the same frame, the same draw."""
+    x = (frame_ids.astype(np.uint64) * np.uint64(2654435761) + np.uint64(seed) * np.uint64(40503)) % np.uint64(2**32)
+    return x.astype(np.float64) / 2**32
+
+
+@dataclass
+class Snapshot:
+    """Everything the supervisor's numbers are computed from."""
+
+    ids: np.ndarray
+    names: list[str]
+    scores: np.ndarray
+    fused: np.ndarray
+    candidate: np.ndarray
+    labels: np.ndarray  # 1 accept, 0 reject, -1 none or unsure
+    kinds: dict[int, str]
+    stratum: np.ndarray  # audit stratum, -1 if never eligible
+    sampled: np.ndarray
+    policy: ActivePolicy
+
+
+def snapshot(project: Project, cards: dict[str, ModelCard], settings: Settings) -> Snapshot:
+    store = ScoreStore(project)
+    policy = active_policy(store, cards, settings)
+    ids, names, mat, _ = store.score_table()
+    th = np.array([policy.thresholds.get(n, 0.5) for n in names])
+    fused, cand = fuse(mat, th, policy.rule) if len(ids) else (np.zeros(0), np.zeros(0, bool))
+    pos = {int(f): i for i, f in enumerate(ids)}
+    labels = np.full(len(ids), -1)
+    kinds: dict[int, str] = {}
+    from triage_app.core.review import DecisionStore
+
+    for d in DecisionStore(project).current():
+        i = pos.get(int(d["frame_id"]))
+        if i is not None and d["label"] in ("accept", "reject"):
+            labels[i] = 1 if d["label"] == "accept" else 0
+        kinds[int(d["frame_id"])] = d["sample_kind"]
+    stratum = np.full(len(ids), -1)
+    sampled = np.zeros(len(ids), bool)
+    table = project.db.table("audit_frames")
+    with project.db.read() as conn:
+        for fid, st, smp in conn.execute(select(table.c.frame_id, table.c.stratum, table.c.sampled).where(
+                table.c.policy_key == policy_key(policy))):
+            i = pos.get(int(fid))
+            if i is not None:
+                stratum[i], sampled[i] = int(st), bool(smp)
+    return Snapshot(ids, names, mat, fused, cand, labels, kinds, stratum, sampled, policy)
+
+
+def refresh_audit(project: Project, cards: dict[str, ModelCard], settings: Settings) -> int:
+    """Consider the newly dropped frames for the audit; returns how many were sampled."""
+    snap = snapshot(project, cards, settings)
+    dropped = np.flatnonzero(~snap.candidate & (snap.stratum < 0))
+    if len(dropped) == 0 or settings.review.audit_share <= 0:
+        return 0
+    all_dropped = np.flatnonzero(~snap.candidate)
+    strata_all = audit_strata(snap.fused[all_dropped], settings.review.audit_strata)
+    where = {int(i): s for i, s in zip(all_dropped, strata_all)}
+    rates = audit_rates(settings.review.audit_share, settings.review.audit_strata)
+    st = np.array([where[int(i)] for i in dropped])
+    u = _uniform(snap.ids[dropped], settings.review.audit_seed)
+    pick = u < rates[st]
+    key, stamp = policy_key(snap.policy), now_iso()
+    rows = [dict(frame_id=int(snap.ids[i]), policy_key=key, stratum=int(s), rate=float(rates[s]), sampled=int(p),
+                 considered_at=stamp) for i, s, p in zip(dropped, st, pick)]
+    table = project.db.table("audit_frames")
+    stmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=["frame_id", "policy_key"])
+
+    def fn(conn: Connection) -> None:
+        conn.execute(stmt, rows)
+
+    project.db.write(fn)
+    return int(pick.sum())
+
+
+def report(project: Project, cards: dict[str, ModelCard], settings: Settings) -> dict[str, Any]:
+    """The supervisor's headline numbers under the policy in force."""
+    snap = snapshot(project, cards, settings)
+    cand = snap.candidate
+    reviewed_c = int((cand & (snap.labels >= 0)).sum())
+    accepted_c = int((cand & (snap.labels == 1)).sum())
+    strata = settings.review.audit_strata
+    eligible = (~cand) & (snap.stratum >= 0)
+    audited = eligible & (snap.labels >= 0)
+    sizes = np.bincount(snap.stratum[eligible], minlength=strata)[:strata]
+    n_h = np.bincount(snap.stratum[audited], minlength=strata)[:strata]
+    a_h = np.bincount(snap.stratum[audited & (snap.labels == 1)], minlength=strata)[:strata]
+    est = estimate_recall(int(cand.sum()), reviewed_c, accepted_c, sizes, n_h, a_h)
+    frames = len(project.frame_rows())
+    return {
+        "frames": frames,
+        "scored": int(len(snap.ids)),
+        "candidates": int(cand.sum()),
+        "reviewed": reviewed_c,
+        "accepted": accepted_c,
+        "audit_sampled": int(n_h.sum()),
+        "audit_waiting": int((snap.sampled & (snap.labels < 0) & ~cand).sum()),
+        "audit_positives": int(a_h.sum()),
+        "recall_estimate": None if np.isnan(est.recall) else round(est.recall, 4),
+        "recall_ci_low": round(est.ci_low, 4),
+        "recall_ci_high": round(est.ci_high, 4),
+        "workload_fraction": round(float(cand.mean()) if len(cand) else 0.0, 4),
+        "policy": {"id": snap.policy.id, "rule": snap.policy.rule.text,
+                   "thresholds": {n: round(snap.policy.thresholds.get(n, 0.5), 6) for n in snap.names}},
+        "strata": est.strata,
+    }
+
+
+def propose_policy(project: Project, cards: dict[str, ModelCard], settings: Settings, target: float, rule_text: str | None = None):
+    """Thresholds for a target recall from the labels so far (nothing is saved)."""
+    from triage_app.core.fusion import parse_rule
+
+    snap = snapshot(project, cards, settings)
+    rule = parse_rule(rule_text) if rule_text else snap.policy.rule
+    if len(snap.ids) == 0:
+        raise ValueError("no scored frame yet: score the project before setting a policy")
+    return derive_thresholds(snap.scores, snap.names, rule, snap.labels, snap.stratum, target), rule

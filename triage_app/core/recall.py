@@ -1,0 +1,235 @@
+"""Recall control: derive thresholds for a target recall, and measure the recall of what
+was dropped from blind audit samples.
+
+**Thresholds from a target.** Each member's scores are put on one footing through their
+empirical distribution over the project's scored frames: a single level ``tau`` gives each
+member the threshold at its ``tau`` quantile, and the voting rule combines them as usual.
+Lowering ``tau`` buys recall with workload. The labelled positives so far (accepted
+candidates, and accepted audit samples weighted by the inverse of their sampling rate) say
+which levels keep them: we take the highest level at which the *lower* 95 % confidence
+bound of the recall on those positives still reaches the target (Clopper-Pearson on the
+effective sample size). With too few labels no level qualifies, and the policy falls back
+to a conservative one that keeps every labelled positive and at least
+``fallback_workload`` of the frames.
+
+**Measured recall.** Recall = found / (found + dropped positives). *Found* is the number
+of positives among the candidates (accepted candidates, scaled to the candidates not yet
+reviewed by the accept rate of those that were). *Dropped positives* are estimated from the
+audit samples, stratified by fused score: stratum h holds N_h dropped frames of which n_h
+were audited and a_h accepted, so it holds about N_h * a_h / n_h positives. The 95 %
+interval comes from Monte Carlo draws of each stratum's positive rate from its Jeffreys
+posterior Beta(a_h + 1/2, n_h - a_h + 1/2) (and of the candidates' accept rate likewise);
+the interval's ends are the 2.5 % and 97.5 % quantiles of the resulting recall.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+
+from triage_app.core.fusion import Rule, fuse
+
+
+@dataclass
+class Derived:
+    tau: float
+    thresholds: dict[str, float]
+    workload_fraction: float
+    candidates: int
+    estimated_recall: float
+    recall_ci: tuple[float, float]
+    positives_used: float
+    enough_labels: bool
+    note: str = ""
+
+
+def quantile_thresholds(scores: np.ndarray, names: list[str], tau: float) -> dict[str, float]:
+    """Each member's threshold at level ``tau`` of its own score distribution."""
+    out = {}
+    for j, n in enumerate(names):
+        col = scores[:, j]
+        col = col[~np.isnan(col)]
+        out[n] = float(np.quantile(col, tau)) if len(col) else 1.0
+    return out
+
+
+def _lower_bound(kept: float, total: float, confidence: float = 0.95) -> float:
+    """One-sided Clopper-Pearson lower bound of a proportion (non-integer counts allowed)."""
+    if total <= 0:
+        return 0.0
+    if kept <= 0:
+        return 0.0
+    return float(stats.beta.ppf(1 - confidence, kept, total - kept + 1))
+
+
+def _interval(kept: float, total: float, confidence: float = 0.95) -> tuple[float, float]:
+    if total <= 0:
+        return (0.0, 1.0)
+    a = (1 - confidence) / 2
+    lo = 0.0 if kept <= 0 else float(stats.beta.ppf(a, kept, total - kept + 1))
+    hi = 1.0 if kept >= total else float(stats.beta.ppf(1 - a, kept + 1, total - kept))
+    return lo, hi
+
+
+def recall_bounds(cand: np.ndarray, labels: np.ndarray, stratum: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
+    """(point estimate, lower and upper confidence bounds) of the recall of a candidate mask, from
+    the labels so far. ``labels``: 1 positive, 0 negative, -1 not looked at; ``stratum``:
+    the audit stratum of every frame that was eligible for audit (-1 otherwise).
+
+    The bounds are one-sided at ``confidence`` each. Positives the mask keeps count as found, labelled positives it drops as missed, and the
+    positives hidden among the unlabelled frames it drops are bounded from the labelled
+    frames of the same strata that it drops (see :func:`dropped_rate_interval`)."""
+    pos = labels == 1
+    found = float((pos & cand).sum())
+    missed = float((pos & ~cand).sum())
+    hidden_hi = hidden = hidden_lo = 0.0
+    groups = np.unique(stratum[(labels == -1) & ~cand])
+    if len(groups):
+        sizes, audited, positives = [], [], []
+        for g in groups:
+            in_g = (stratum == g) & ~cand
+            sizes.append(float(((labels == -1) & in_g).sum()))
+            audited.append(float(((labels >= 0) & in_g).sum()))
+            positives.append(float((pos & in_g).sum()))
+        sizes_a = np.array(sizes)
+        # One-sided: only the upper end of the hidden positives matters for a lower bound.
+        p, lo, hi = dropped_rate_interval(sizes_a, np.array(audited), np.array(positives), 2 * confidence - 1)
+        hidden = 0.0 if np.isnan(p) else p * sizes_a.sum()
+        hidden_hi, hidden_lo = hi * sizes_a.sum(), lo * sizes_a.sum()
+    unlabelled_elsewhere = float(((labels == -1) & ~cand & (stratum < 0)).sum())
+    hidden_hi += unlabelled_elsewhere  # frames nobody could have sampled: assume the worst
+    point = found / (found + missed + hidden) if found + missed + hidden > 0 else float("nan")
+    lower = found / (found + missed + hidden_hi) if found + missed + hidden_hi > 0 else 0.0
+    upper = found / (found + missed + hidden_lo) if found + missed + hidden_lo > 0 else 1.0
+    return point, lower, upper
+
+
+def derive_thresholds(
+    scores: np.ndarray, names: list[str], rule: Rule, labels: np.ndarray, stratum: np.ndarray,
+    target: float, confidence: float = 0.95, fallback_workload: float = 0.3, levels: int = 200,
+) -> Derived:
+    """The least workload whose recall lower bound reaches ``target`` (module docstring)."""
+    if not 0 < target < 1:
+        raise ValueError("target recall must be between 0 and 1")
+    labels = np.asarray(labels)
+    stratum = np.asarray(stratum)
+    positives = int((labels == 1).sum())
+    for tau in np.linspace(0.999, 0.0, levels):
+        th = quantile_thresholds(scores, names, float(tau))
+        _, cand = fuse(scores, np.array([th[n] for n in names]), rule)
+        if cand.all():
+            break  # reviewing every frame proves nothing about the labels: fall back
+        point, lower, upper = recall_bounds(cand, labels, stratum, confidence)
+        if lower >= target:
+            return Derived(float(tau), th, float(cand.mean()), int(cand.sum()), point, (lower, upper), positives, True)
+    # Too few labels to show the target: keep every labelled positive and a generous share.
+    tau = 1.0 - fallback_workload
+    pos_rows = np.flatnonzero(labels == 1)
+    for tau_try in np.linspace(tau, 0.0, levels):
+        th = quantile_thresholds(scores, names, float(tau_try))
+        _, cand = fuse(scores, np.array([th[n] for n in names]), rule)
+        if cand[pos_rows].all():
+            tau = float(tau_try)
+            break
+    th = quantile_thresholds(scores, names, tau)
+    _, cand = fuse(scores, np.array([th[n] for n in names]), rule)
+    point, lower, upper = recall_bounds(cand, labels, stratum, confidence)
+    return Derived(tau, th, float(cand.mean()), int(cand.sum()), point, (lower, upper), positives, False,
+                   f"too few labels to show {target:.0%} recall at {confidence:.0%} confidence "
+                   f"({positives} labelled positives); conservative thresholds keep every labelled positive "
+                   f"and {cand.mean():.0%} of the frames")
+
+
+# ------------------------------------------------------------------------------ audit
+def audit_strata(fused_dropped: np.ndarray, strata: int = 4) -> np.ndarray:
+    """Stratum of each dropped frame by fused score; the highest stratum lies just below
+    the threshold. Returns integers 0..strata-1."""
+    if len(fused_dropped) == 0:
+        return np.zeros(0, dtype=np.int64)
+    edges = np.quantile(fused_dropped, np.linspace(0, 1, strata + 1)[1:-1])
+    return np.searchsorted(edges, fused_dropped, side="right").astype(np.int64)
+
+
+def audit_rates(share: float, strata: int = 4) -> np.ndarray:
+    """Sampling rate per stratum: denser just below the threshold (rates grow 1:2:4:8...),
+    averaging ``share`` over equal-sized strata."""
+    raw = 2.0 ** np.arange(strata)
+    return np.clip(raw / raw.mean() * share, 0.0, 1.0)
+
+
+def choose_audit_sample(fused_dropped: np.ndarray, share: float, rng: np.random.Generator, strata: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """(indices into the dropped frames to audit, their stratum)."""
+    s = audit_strata(fused_dropped, strata)
+    rates = audit_rates(share, strata)
+    pick = rng.random(len(fused_dropped)) < rates[s]
+    return np.flatnonzero(pick), s
+
+
+@dataclass
+class RecallEstimate:
+    recall: float
+    ci_low: float
+    ci_high: float
+    found: float
+    dropped_positives: float
+    audit_sampled: int
+    audit_positives: int
+    strata: list[dict[str, float]] = field(default_factory=list)
+
+
+def dropped_rate_interval(sizes: np.ndarray, audited: np.ndarray, positives: np.ndarray,
+                          confidence: float = 0.95) -> tuple[float, float, float]:
+    """Point estimate and interval of the positive rate among dropped frames from a
+    stratified sample: the stratified (Horvitz-Thompson) estimate, with a Clopper-Pearson
+    interval on the effective sample size (Korn & Graubard 1998). With no positive seen,
+    the effective size is the number audited."""
+    N = np.asarray(sizes, np.float64)
+    n = np.asarray(audited, np.float64)
+    a = np.asarray(positives, np.float64)
+    total = N.sum()
+    if total <= 0:
+        return 0.0, 0.0, 0.0
+    seen = n > 0
+    if not seen.any():
+        return float("nan"), 0.0, 1.0
+    # Strata never audited are covered by the audited ones' rate (they should not occur:
+    # every stratum gets a share); their weight is folded into the audited strata.
+    Ws = N[seen] / N[seen].sum()
+    ph = a[seen] / n[seen]
+    p = float((Ws * ph).sum())
+    var = float((Ws**2 * ph * (1 - ph) / np.maximum(n[seen] - 1, 1)).sum())
+    n_eff = float(n.sum()) if var <= 0 or p <= 0 else min(float(n.sum()), p * (1 - p) / var)
+    lo, hi = _interval(p * n_eff, n_eff, confidence)
+    return p, lo, hi
+
+
+def estimate_recall(
+    candidates: int, reviewed_candidates: int, accepted_candidates: int,
+    stratum_sizes: np.ndarray, audited: np.ndarray, audit_accepted: np.ndarray, confidence: float = 0.95,
+) -> RecallEstimate:
+    """Recall of the policy with its interval (see the module docstring): the dropped
+    positives' rate interval from :func:`dropped_rate_interval`, the candidates' positives
+    exact when all are reviewed, else scaled with a Clopper-Pearson interval on the accept
+    rate; the recall interval combines the two intervals' ends."""
+    N = np.asarray(stratum_sizes, np.float64)
+    dropped = float(N.sum())
+    p, p_lo, p_hi = dropped_rate_interval(stratum_sizes, audited, audit_accepted, confidence)
+    if reviewed_candidates >= candidates or reviewed_candidates == 0:
+        found = f_lo = f_hi = float(accepted_candidates)
+    else:
+        rest = candidates - reviewed_candidates
+        r_lo, r_hi = _interval(accepted_candidates, reviewed_candidates, confidence)
+        found = accepted_candidates + accepted_candidates / reviewed_candidates * rest
+        f_lo, f_hi = accepted_candidates + r_lo * rest, accepted_candidates + r_hi * rest
+    d = 0.0 if np.isnan(p) else p * dropped
+
+    def ratio(f: float, dd: float) -> float:
+        return f / (f + dd) if f + dd > 0 else 1.0
+
+    if reviewed_candidates == 0 and float(np.sum(audited)) == 0:
+        return RecallEstimate(float("nan"), 0.0, 1.0, 0.0, 0.0, 0, 0, [])
+    rows = [{"frames": float(N[h]), "audited": float(audited[h]), "positives": float(audit_accepted[h])} for h in range(len(N))]
+    return RecallEstimate(ratio(found, d), ratio(f_lo, p_hi * dropped), ratio(f_hi, p_lo * dropped), found, d,
+                          int(np.sum(audited)), int(np.sum(audit_accepted)), rows)
