@@ -27,7 +27,9 @@ shown = []
 w.review.frame_did_show.connect(lambda f: shown.append(f))
 while not shown and time.perf_counter() - t0 < 30:
     app.processEvents()
-print(time.perf_counter() - t0, "torch" in sys.modules)
+print(time.perf_counter() - t0, "torch" in sys.modules, flush=True)
+w.close()
+os._exit(0)
 """
 
 
@@ -70,8 +72,8 @@ def bench_review(decisions: int = 500, think_ms: float = 150.0, workdir: Path | 
     root = base / "review-project"
     if not root.exists():
         make_review_project(root, decisions + 20)
-    out = subprocess.run([sys.executable, "-c", OPEN_SCRIPT, str(root)], capture_output=True, text=True, check=True)
-    open_s, torch_loaded = out.stdout.split()
+    out = subprocess.run([sys.executable, "-c", OPEN_SCRIPT, str(root)], capture_output=True, text=True)
+    open_s, torch_loaded = out.stdout.split()[:2]
     app = QApplication.instance() or QApplication([])
     window = MainWindow()
     window.resize(1400, 900)

@@ -6,15 +6,23 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import cv2
 import numpy as np
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 from PySide6.QtGui import QImage
 
 log = logging.getLogger(__name__)
+
+
+class _Load(QRunnable):
+    def __init__(self, loader: "FrameLoader", frame_id: int) -> None:
+        super().__init__()
+        self.loader, self.frame_id = loader, frame_id
+
+    def run(self) -> None:
+        self.loader._load(self.frame_id)
 
 
 def to_qimage(bgr: np.ndarray) -> QImage:
@@ -38,7 +46,10 @@ class FrameLoader(QObject):
         self._cache: OrderedDict[int, QImage] = OrderedDict()
         self._pending: set[int] = set()
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="frame-loader")
+        # One Qt-managed thread: it owns the FrameReader (its open videos) alone.
+        self._pool = QThreadPool()
+        self._pool.setMaxThreadCount(1)
+        self._closed = False
         self._sources: dict[int, dict[str, Any]] = {}
 
     def cached(self, frame_id: int) -> QImage | None:
@@ -55,9 +66,12 @@ class FrameLoader(QObject):
                 if fid in self._cache or fid in self._pending:
                     continue
                 self._pending.add(fid)
-            self._pool.submit(self._load, fid)
+            if not self._closed:
+                self._pool.start(_Load(self, fid))
 
     def _load(self, frame_id: int) -> None:
+        if self._closed:
+            return
         try:
             frame = self.project.frame(frame_id)
             source = self._sources.get(frame["source_id"])
@@ -83,5 +97,7 @@ class FrameLoader(QObject):
         self.frame_did_load.emit(frame_id, image)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._closed = True
+        self._pool.clear()
+        self._pool.waitForDone(10000)
         self.reader.close()

@@ -26,6 +26,8 @@ from triage_app.gui.controller import ProjectController
 from triage_app.gui.review_controller import ReviewController
 from triage_app.gui.review_view import ReviewView
 from triage_app.gui.sources_view import SourcesView
+from triage_app.gui.supervisor_controller import SupervisorController
+from triage_app.gui.supervisor_view import SupervisorView
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +60,10 @@ class MainWindow(QMainWindow):
         self.review_view = ReviewView()
         self.review = ReviewController(self.review_view)
         self.tabs.addTab(self.review_view, "Review")
-        for name in ("Supervisor", "Export"):
+        self.supervisor_view = SupervisorView()
+        self.supervisor = SupervisorController(self.supervisor_view)
+        self.tabs.addTab(self.supervisor_view, "Supervisor")
+        for name in ("Export",):
             placeholder = QLabel(f"{name}: open a project and score its footage first.")
             placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
             self.tabs.addTab(placeholder, name)
@@ -75,6 +80,10 @@ class MainWindow(QMainWindow):
         self.review.queue_did_change.connect(lambda n: self.tabs.setTabText(1, f"Review ({n})"))
         self.review.review_did_fail.connect(self._on_work_failed)
         self.review.decision_did_record.connect(lambda _n: c.refresh())
+        self.supervisor.policy_did_change.connect(lambda _pid: (self.review.refresh(), c.refresh()))
+        self.supervisor.supervisor_did_fail.connect(self._on_work_failed)
+        self.tabs.currentChanged.connect(
+            lambda i: self.supervisor.refresh() if self.tabs.widget(i) is self.supervisor_view else None)
         self.tabs.currentChanged.connect(lambda i: self.review_view.setFocus() if self.tabs.widget(i) is self.review_view else None)
         c.work_did_finish.connect(self._on_work_finished)
         c.work_did_fail.connect(self._on_work_failed)
@@ -123,6 +132,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"Drone triage — {Path(path).name}")
         c = self.controller
         self.review.start(c.project, c.cards, c.settings)
+        self.supervisor.start(c.project, c.cards, c.settings)
 
     def _on_progress(self, what: str, done: int, total: int) -> None:
         self.progress.setVisible(True)

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tests.core.test_review import make_scored_project
+from tests.gui.conftest import shot
+from triage_app.core.members.cards import load_cards
+from triage_app.core.review import ReviewSession
+from triage_app.core.settings import load_settings
+from triage_app.gui.main_window import MainWindow
+
+
+def test_supervisor_previews_then_applies_a_policy(qtbot, tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    truth = rng.random(300) < 0.15
+    scores = np.clip(np.where(truth, rng.normal(0.7, 0.15, 300), rng.normal(0.2, 0.15, 300)), 0, 1).tolist()
+    root = tmp_path / "p"
+    with make_scored_project(root, scores) as p:
+        s = ReviewSession(p, load_cards(), load_settings(root))
+        idx = {r["id"]: r["idx"] for r in p.frame_rows()}
+        while s.current is not None:
+            s.decide("accept" if truth[idx[s.current.frame_id]] else "reject")
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.resize(1400, 900)
+    window.show()
+    assert window.controller.open_project(root)
+    view = window.supervisor_view
+    window.tabs.setCurrentWidget(view)
+    qtbot.waitUntil(lambda: "Measured recall" in view.headline.text(), timeout=20000)
+    view.slider.setValue(900)
+    view.user_did_preview.emit(view.target)
+    qtbot.waitUntil(lambda: "people review" in view.preview.text(), timeout=20000)
+    assert "Nothing is saved" in view.preview.text()
+    before = len(window.review.session.queue)
+    with qtbot.waitSignal(window.supervisor.policy_did_change, timeout=20000):
+        view.apply_button.click()
+    qtbot.waitUntil(lambda: "is in force" in view.preview.text(), timeout=20000)
+    qtbot.wait(500)
+    assert window.review.session.policy.id == 1
+    assert len(window.review.session.queue) != before or before == 0
+    shot(window, "supervisor.png")
+    window.controller.close()

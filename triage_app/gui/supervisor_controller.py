@@ -1,0 +1,91 @@
+"""Feeds the supervisor view: charts refreshed in a worker, policy previews before any
+change is saved, and the change itself (versioned, with who and when)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from triage_app.gui.supervisor_view import SupervisorView
+from triage_app.gui.workers import Worker, start
+
+
+class SupervisorController(QObject):
+    policy_did_change = Signal(int)
+    supervisor_did_fail = Signal(str)
+
+    def __init__(self, view: SupervisorView) -> None:
+        super().__init__()
+        self.view = view
+        self.project: Any = None
+        self.cards: dict = {}
+        self.settings: Any = None
+        self._workers: list[Worker] = []
+        view.user_did_preview.connect(self.preview)
+        view.user_did_apply.connect(self.apply)
+
+    def start(self, project: Any, cards: dict, settings: Any) -> None:
+        self.project, self.cards, self.settings = project, cards, settings
+        self.refresh()
+
+    def _run(self, job, done) -> None:
+        worker = Worker(lambda progress, cancel: job())
+        worker.signals.worker_did_finish.connect(lambda r: (self._workers.remove(worker), done(r)))
+        worker.signals.worker_did_fail.connect(lambda m: (self._workers.remove(worker), self.supervisor_did_fail.emit(m)))
+        self._workers.append(worker)
+        start(worker)
+
+    def refresh(self) -> None:
+        if self.project is None:
+            return
+        from triage_app.core.supervisor import supervisor_data
+
+        project, cards, settings = self.project, self.cards, self.settings
+        self._run(lambda: supervisor_data(project, cards, settings), self.view.show_data)
+
+    def preview(self, target: float) -> None:
+        if self.project is None:
+            return
+        from triage_app.core.audit import propose_policy
+
+        project, cards, settings = self.project, self.cards, self.settings
+
+        def job():
+            derived, rule = propose_policy(project, cards, settings, target)
+            return derived, rule
+
+        def done(result) -> None:
+            d, rule = result
+            lo, hi = d.recall_ci
+            est = "unknown" if d.estimated_recall != d.estimated_recall else f"{d.estimated_recall:.1%}"
+            text = (f"Target {target:.1%} under rule {rule.text}: people review {d.candidates} frames "
+                    f"({d.workload_fraction:.1%}); estimated recall {est}, 95 % bounds {lo:.1%}–{hi:.1%}. "
+                    f"Nothing is saved until you press Apply.")
+            if not d.enough_labels:
+                text += f"\n{d.note}"
+            self.view.show_preview(text)
+
+        self._run(job, done)
+
+    def apply(self, target: float) -> None:
+        if self.project is None:
+            return
+        from triage_app.core.audit import propose_policy, refresh_audit
+        from triage_app.core.store.scoring import ScoreStore
+
+        project, cards, settings = self.project, self.cards, self.settings
+
+        def job():
+            d, rule = propose_policy(project, cards, settings, target)
+            pid = ScoreStore(project).save_policy(rule.text, d.thresholds, settings.review.reviewer, target_recall=target,
+                                                  note=d.note or None)
+            refresh_audit(project, cards, settings)
+            return pid
+
+        def done(pid: int) -> None:
+            self.view.show_preview(f"Policy {pid} is in force (target {target:.1%}).")
+            self.policy_did_change.emit(pid)
+            self.refresh()
+
+        self._run(job, done)
