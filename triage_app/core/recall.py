@@ -73,7 +73,8 @@ def _interval(kept: float, total: float, confidence: float = 0.95) -> tuple[floa
     return lo, hi
 
 
-def recall_bounds(cand: np.ndarray, labels: np.ndarray, stratum: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
+def recall_bounds(cand: np.ndarray, labels: np.ndarray, stratum: np.ndarray, confidence: float = 0.95,
+                  predictive: bool = False) -> tuple[float, float, float]:
     """(point estimate, lower and upper confidence bounds) of the recall of a candidate mask, from
     the labels so far. ``labels``: 1 positive, 0 negative, -1 not looked at; ``stratum``:
     the audit stratum of every frame that was eligible for audit (-1 otherwise).
@@ -102,6 +103,12 @@ def recall_bounds(cand: np.ndarray, labels: np.ndarray, stratum: np.ndarray, con
     hidden_hi += unlabelled_elsewhere  # frames nobody could have sampled: assume the worst
     point = found / (found + missed + hidden) if found + missed + hidden > 0 else float("nan")
     lower = found / (found + missed + hidden_hi) if found + missed + hidden_hi > 0 else 0.0
+    if predictive and found + missed + hidden > 0:
+        # A policy is applied to the next flight, whose own positives scatter around the
+        # rate: widen by the binomial spread of as many positives as these labels show.
+        n_pos = found + missed + hidden
+        z = float(stats.norm.ppf(confidence))
+        lower = max(0.0, lower - z * float(np.sqrt(max(lower * (1 - lower), 1e-12) / n_pos)))
     upper = found / (found + missed + hidden_lo) if found + missed + hidden_lo > 0 else 1.0
     return point, lower, upper
 
@@ -121,7 +128,7 @@ def derive_thresholds(
         _, cand = fuse(scores, np.array([th[n] for n in names]), rule)
         if cand.all():
             break  # reviewing every frame proves nothing about the labels: fall back
-        point, lower, upper = recall_bounds(cand, labels, stratum, confidence)
+        point, lower, upper = recall_bounds(cand, labels, stratum, confidence, predictive=True)
         if lower >= target:
             return Derived(float(tau), th, float(cand.mean()), int(cand.sum()), point, (lower, upper), positives, True)
     # Too few labels to show the target: keep every labelled positive and a generous share.

@@ -40,7 +40,7 @@ class SupervisorView(QWidget):
         self.curve_chart, curve_view = _chart("Recall against workload (labels so far)")
         self.hist_chart, hist_view = _chart("Scores of accepted and rejected frames")
         self.audit_chart, audit_view = _chart("Audit of dropped frames")
-        self.reviewers_chart, reviewers_view = _chart("Decisions per reviewer")
+        self.reviewers_chart, reviewers_view = _chart("Reviewers: decisions (and decisions per hour of review)")
 
         top = QHBoxLayout()
         top.addWidget(QLabel("Target recall"))
@@ -85,8 +85,8 @@ class SupervisorView(QWidget):
         self._bars(self.audit_chart, ["audited", "positive", "waiting"],
                    {"dropped frames": [r["audit_sampled"], r["audit_positives"], r["audit_waiting"]]})
         revs = data["reviewers"]
-        self._bars(self.reviewers_chart, [x["reviewer"] for x in revs] or ["—"],
-                   {"decisions": [x["decisions"] for x in revs] or [0]})
+        names = [f"{x['reviewer']} ({x['per_hour']:g}/h)" if x["per_hour"] else x["reviewer"] for x in revs]
+        self._bars(self.reviewers_chart, names or ["—"], {"decisions": [x["decisions"] for x in revs] or [0]})
 
     def _line(self, chart: QChart, curve: list[dict[str, float]]) -> None:
         chart.removeAllSeries()
