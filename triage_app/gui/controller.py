@@ -82,7 +82,7 @@ class ProjectController(QObject):
 
     def _on_progress(self, what: str, done: int, total: int) -> None:
         self.progress_did_change.emit(what, done, total)
-        if what == "Scoring" and time.monotonic() - self._last_refresh > 0.5:
+        if what == "Scoring" and time.monotonic() - self._last_refresh > 2.0:
             self._last_refresh = time.monotonic()
             self.scores_did_commit.emit()  # the review queue grows while scoring runs
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QTimer, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -79,12 +79,19 @@ class MainWindow(QMainWindow):
         c.scores_did_commit.connect(self.review.refresh)
         self.review.queue_did_change.connect(lambda n: self.tabs.setTabText(1, f"Review ({n})"))
         self.review.review_did_fail.connect(self._on_work_failed)
-        self.review.decision_did_record.connect(lambda _n: c.refresh())
+        # The sources' counts are rebuilt from the whole project: never on every key press,
+        # at most once per quiet second and only while they are on screen.
+        self._sources_timer = QTimer(self)
+        self._sources_timer.setSingleShot(True)
+        self._sources_timer.setInterval(1000)
+        self._sources_timer.timeout.connect(lambda: c.refresh() if self.tabs.currentIndex() == 0 else None)
+        self.review.decision_did_record.connect(lambda _n: self._sources_timer.start())
         self.supervisor.policy_did_change.connect(lambda _pid: (self.review.refresh(), c.refresh()))
         self.supervisor.supervisor_did_fail.connect(self._on_work_failed)
         self.tabs.currentChanged.connect(
             lambda i: self.supervisor.refresh() if self.tabs.widget(i) is self.supervisor_view else None)
         self.tabs.currentChanged.connect(lambda i: self.review_view.setFocus() if self.tabs.widget(i) is self.review_view else None)
+        self.tabs.currentChanged.connect(lambda i: c.refresh() if i == 0 else None)
         c.work_did_finish.connect(self._on_work_finished)
         c.work_did_fail.connect(self._on_work_failed)
 

@@ -85,7 +85,7 @@ class SupervisorView(QWidget):
         self._bars(self.audit_chart, ["audited", "positive", "waiting"],
                    {"dropped frames": [r["audit_sampled"], r["audit_positives"], r["audit_waiting"]]})
         revs = data["reviewers"]
-        names = [f"{x['reviewer']} ({x['per_hour']:g}/h)" if x["per_hour"] else x["reviewer"] for x in revs]
+        names = [f"{x['reviewer']} ({x['per_hour']:,.0f}/h)" if x["per_hour"] else x["reviewer"] for x in revs]
         self._bars(self.reviewers_chart, names or ["—"], {"decisions": [x["decisions"] for x in revs] or [0]})
 
     def _line(self, chart: QChart, curve: list[dict[str, float]]) -> None:
