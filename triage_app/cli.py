@@ -151,7 +151,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_policy(args: argparse.Namespace) -> int:
-    from triage_app.core.audit import propose_policy, refresh_audit, report
+    from triage_app.core.audit import propose_policy, refresh_audit
     from triage_app.core.members.cards import load_cards
     from triage_app.core.store import Project
     from triage_app.core.store.scoring import ScoreStore

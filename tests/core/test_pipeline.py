@@ -8,7 +8,6 @@ import pytest
 
 from triage_app.core.embeddings import EmbeddingWriter, load_embeddings
 from triage_app.core.ingest import ingest_source
-from triage_app.core.members.cards import load_cards
 from triage_app.core.pipeline import score_project
 from triage_app.core.settings import load_settings
 from triage_app.core.sources import Sampling

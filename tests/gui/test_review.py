@@ -73,7 +73,7 @@ def test_review_flow_by_keys(qtbot, review_project: Path) -> None:
 
 def test_grid_mode_rejects_a_page_with_marked_accepts(qtbot, review_project: Path) -> None:
     window = _open(qtbot, review_project)
-    view, review = window.review_view, window.review
+    view = window.review_view
     qtbot.keyClick(view, Qt.Key.Key_G)
     assert view.grid_mode and view.grid.count() == 9
     page = [view.grid.item(i).data(Qt.ItemDataRole.UserRole) for i in range(9)]

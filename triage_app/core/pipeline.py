@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from triage_app.core.embeddings import EmbeddingWriter
-from triage_app.core.errors import SourceError, TriageError
+from triage_app.core.errors import SourceError
 from triage_app.core.members.cards import ModelCard, load_cards
 from triage_app.core.members.ensemble import Ensemble, HeadMember, HeadModel, OnnxMember, build_members
 from triage_app.core.policy import active_policy, candidate_frames

@@ -4,7 +4,6 @@ live refresh while scoring runs, frames decoded ahead on a worker."""
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
