@@ -24,3 +24,4 @@ def test_cuda_session_runs_and_agrees_with_cpu(model_cache: Path) -> None:
     (p_gpu, e_gpu), (p_cpu, e_cpu) = gpu.run(tiles), cpu.run(tiles)
     assert p_gpu.shape == p_cpu.shape == (20, 1000)
     assert np.abs(p_gpu - p_cpu).max() < 2e-2  # TensorRT may run fp16
+    assert e_gpu.shape == e_cpu.shape == (20, 1280)

@@ -127,8 +127,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from triage_app.core import bench
 
     if args.what == "rescore":
-        print("error: benchmark 'rescore' is not available yet", file=sys.stderr)
-        return 2
+        result = bench.bench_rescore(args.frames)
+        print(json.dumps(result) if args.json else "\n".join(f"{k:>24}: {v}" for k, v in result.items()))
+        return 0
     work = Path(args.workdir) if args.workdir else Path.cwd() / "bench-out"
     work.mkdir(parents=True, exist_ok=True)
     if args.what == "review":
@@ -207,6 +208,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from triage_app.core.learning import retrain
+    from triage_app.core.members.cards import load_cards
+    from triage_app.core.store import Project
+
+    settings = _settings(args)
+    with Project(args.project, create=False) as project:
+        r = retrain(project, load_cards(settings.models_dir), settings)
+    auc = "n/a" if r.cv_auc is None else f"{r.cv_auc:.3f}"
+    print(f"head version {r.head_id}: trained on {r.positives} accepted and {r.negatives} rejected frames, "
+          f"cross-validated ROC AUC {auc} ({r.cv_folds} folds); re-scored {r.rescored} frames from the cache "
+          f"in {r.rescore_seconds:.2f} s")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from triage_app.core.demo import run_demo
 
@@ -253,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--pipeline-only", action="store_true", help="measure the pipeline alone (for its peak RSS)")
     be.add_argument("--workdir", help="where generated inputs are kept (default ./bench-out)")
     be.add_argument("--decisions", type=int, default=500, help="review: decisions to make")
+    be.add_argument("--frames", type=int, default=100_000, help="rescore: cached frames")
     be.add_argument("--think-ms", type=float, default=150.0, help="review: the analyst's look at each frame")
     be.set_defaults(func=cmd_bench)
 
@@ -263,6 +280,10 @@ def build_parser() -> argparse.ArgumentParser:
     po.add_argument("--by", help="who sets the policy (default: the reviewer name in settings)")
     po.add_argument("--dry-run", action="store_true", help="show the effect, save nothing")
     po.set_defaults(func=cmd_policy)
+
+    rt = sub.add_parser("retrain", help="train the head member on the decisions and re-score every frame")
+    rt.add_argument("project", type=Path)
+    rt.set_defaults(func=cmd_retrain)
 
     rp = sub.add_parser("report", help="workload, reviews, audit and the measured recall")
     rp.add_argument("project", type=Path)

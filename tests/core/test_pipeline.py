@@ -8,6 +8,7 @@ import pytest
 
 from triage_app.core.embeddings import EmbeddingWriter, load_embeddings
 from triage_app.core.ingest import ingest_source
+from triage_app.core.members.cards import load_cards
 from triage_app.core.pipeline import score_project
 from triage_app.core.settings import load_settings
 from triage_app.core.sources import Sampling
@@ -42,10 +43,14 @@ def test_scores_every_frame_with_tile_and_embeddings(project: Project) -> None:
     row = store.frame_scores(int(ids[0]))[0]
     # 640x360 at downscale 0.5 -> 320x180: 2 grid tiles + the whole frame.
     assert row["tiles"] == 3 and 0 <= row["tile"] < 3 and row["x1"] > row["x0"]
-    (emb_set,) = store.embedding_sets()
+    sets = {s["member"]: s for s in store.embedding_sets()}
+    emb_set = sets["imagenet"]
     arrays = load_embeddings(project.root, emb_set["file"], emb_set["dim"], emb_set["rows_committed"])
     assert arrays.vectors.shape == (60, 1280) and arrays.vectors.dtype == np.float16
     assert sorted(set(arrays.frame_ids.tolist())) == sorted(ids.tolist())
+    pooled = sets["imagenet:pooled"]
+    p_arr = load_embeddings(project.root, pooled["file"], pooled["dim"], pooled["rows_committed"])
+    assert p_arr.vectors.shape == (20, 2560) and (p_arr.tiles == -1).all()
     # Nothing is left: a second run scores no frame again.
     assert score_project(project, settings).frames_scored == 0
 
@@ -68,10 +73,12 @@ def test_stopped_run_resumes_without_scoring_a_frame_twice(project: Project) -> 
     assert raw.execute("SELECT count(*), count(DISTINCT frame_id) FROM scores").fetchone() == (20, 20)
     runs = raw.execute("SELECT status, frames_scored FROM scoring_runs ORDER BY id").fetchall()
     assert runs == [("cancelled", first.frames_scored), ("done", second.frames_scored)]
-    (emb_set,) = ScoreStore(project).embedding_sets()
-    arrays = load_embeddings(project.root, emb_set["file"], emb_set["dim"], emb_set["rows_committed"])
-    pairs = list(zip(arrays.frame_ids.tolist(), arrays.tiles.tolist()))
-    assert len(pairs) == len(set(pairs)) == 60
+    sets = {s["member"]: s for s in ScoreStore(project).embedding_sets()}
+    for member, rows in (("imagenet", 60), ("imagenet:pooled", 20)):
+        s = sets[member]
+        arrays = load_embeddings(project.root, s["file"], s["dim"], s["rows_committed"])
+        pairs = list(zip(arrays.frame_ids.tolist(), arrays.tiles.tolist()))
+        assert len(pairs) == len(set(pairs)) == rows
 
 
 def test_uncommitted_embedding_rows_are_dropped(tmp_path: Path) -> None:
@@ -88,27 +95,42 @@ def test_uncommitted_embedding_rows_are_dropped(tmp_path: Path) -> None:
     assert arrays.frame_ids.tolist() == [1, 1] and (tmp_path / "embeddings" / "m.f16").stat().st_size == 16
 
 
-def test_trained_head_joins_and_scores_from_embeddings(project: Project) -> None:
+def test_retrained_head_rescores_from_cache_and_matches_the_pipeline(project: Project) -> None:
     from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from triage_app.core.learning import pooled_features, retrain
+    from triage_app.core.review import DecisionStore
 
     settings = _settings(project)
     score_project(project, settings)
+    rows = project.frame_rows()
+    # Decisions: any labels will do to check the plumbing (every other frame accepted).
+    DecisionStore(project).record([dict(frame_id=r["id"], label="accept" if r["idx"] % 4 == 0 else "reject",
+                                        reviewer="t", seconds_spent=1.0, policy="p", member_scores="{}") for r in rows])
+    result = retrain(project, load_cards(), settings)
+    assert (result.positives, result.negatives) == (10, 10) and result.rescored == 20 and result.cv_folds == 5
     store = ScoreStore(project)
-    (emb_set,) = store.embedding_sets()
-    arrays = load_embeddings(project.root, emb_set["file"], emb_set["dim"], emb_set["rows_committed"])
-    x = np.asarray(arrays.vectors, np.float32)
-    y = (arrays.frame_ids % 2 == 0).astype(int)  # any labels: the point is the plumbing
-    clf = LogisticRegression(max_iter=200).fit(x, y)
-    store.save_head("imagenet", emb_set["model_version_id"], clf.coef_[0], float(clf.intercept_[0]), n_pos=int(y.sum()), n_neg=int((1 - y).sum()))
-    summary = score_project(project, settings)
-    assert summary.members == ["imagenet", "head"] and summary.frames_scored == 20
     ids, names, mat, _ = store.score_table()
     assert names == ["head", "imagenet"] and not np.isnan(mat).any()
-    expected = clf.predict_proba(x)[:, 1]
-    best = {}
-    for fid, p in zip(arrays.frame_ids.tolist(), expected):
-        best[fid] = max(best.get(fid, 0.0), p)
-    assert np.allclose(mat[:, 0], [best[int(f)] for f in ids], atol=1e-3)
+    # The same model fitted by hand on the cached pooled features gives the same scores.
+    fids, feats, _ = pooled_features(project, "imagenet")
+    x = np.asarray(feats, np.float32)
+    y = np.array([1 if next(r for r in rows if r["id"] == f)["idx"] % 4 == 0 else 0 for f in fids])
+    sc = StandardScaler().fit(x)
+    ref = LogisticRegression(class_weight="balanced", max_iter=2000).fit(sc.transform(x), y).predict_proba(sc.transform(x))[:, 1]
+    by_id = dict(zip(fids.tolist(), ref))
+    assert np.allclose(mat[:, 0], [by_id[int(f)] for f in ids], atol=1e-3)
+    # New frames get the head's score from the live pipeline: the same number as the cache path.
+    raw = sqlite3.connect(project.root / "project.db")
+    cached = dict(raw.execute("SELECT frame_id, score FROM scores WHERE member='head'").fetchall())
+    raw.execute("DELETE FROM scores WHERE member='head'")
+    raw.commit()
+    summary = score_project(project, settings)
+    assert summary.members == ["imagenet", "head"] and summary.frames_scored == 20
+    live = dict(raw.execute("SELECT frame_id, score FROM scores WHERE member='head'").fetchall())
+    assert live.keys() == cached.keys()
+    assert max(abs(live[k] - cached[k]) for k in live) < 5e-3  # float16 cache vs float32 live
 
 
 def test_flagged_frames_are_not_scored(tmp_path: Path, ortho: np.ndarray) -> None:

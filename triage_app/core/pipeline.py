@@ -24,7 +24,7 @@ import numpy as np
 from triage_app.core.embeddings import EmbeddingWriter
 from triage_app.core.errors import SourceError
 from triage_app.core.members.cards import ModelCard, load_cards
-from triage_app.core.members.ensemble import Ensemble, HeadMember, HeadModel, OnnxMember, build_members
+from triage_app.core.members.ensemble import Ensemble, HeadMember, HeadModel, OnnxMember, build_members, pool_tiles
 from triage_app.core.policy import active_policy, candidate_frames
 from triage_app.core.settings import Settings
 from triage_app.core.sources import Sampling, VideoSource, decode_image
@@ -80,6 +80,11 @@ class _Result:
 class _Failed:
     def __init__(self, exc: BaseException) -> None:
         self.exc = exc
+
+
+def pooled_set(backbone: str) -> str:
+    """The name of the embedding set holding a backbone's pooled per-frame features."""
+    return f"{backbone}:pooled"
 
 
 def load_head(store: ScoreStore) -> HeadModel | None:
@@ -229,7 +234,13 @@ class _Stages:
                 per_backbone[b.name] = out.embedding
         for m in self.ens.members:
             if isinstance(m, HeadMember):
-                per_member[m.name] = m.run_embeddings(per_backbone[m.backbone])
+                arr = np.zeros(int(bounds[-1]), dtype=np.float32)
+                emb = per_backbone[m.backbone]
+                for k in range(len(items)):
+                    a = int(bounds[k])
+                    score, tile = m.run_frame(emb[a : int(bounds[k + 1])])
+                    arr[a + tile] = score  # the frame's score sits on the tile that drove it
+                per_member[m.name] = arr
         wanted = set(self.ens.names)
         results = []
         for k, item in enumerate(items):
@@ -273,8 +284,12 @@ def score_project(
         status = "done"
         try:
             for b in ens.backbones:
-                meta = store.embedding_set(b.name, backbone_versions[b.name], int(b.meta.get("embedding_dim", 0)) or _dim(b), f"{b.name}-v{backbone_versions[b.name]}")
-                writers[b.name] = (int(meta["id"]), EmbeddingWriter(project.root, meta["file"], int(meta["dim"]), int(meta["rows_committed"])))
+                vid = backbone_versions[b.name]
+                dim = int(b.meta.get("embedding_dim", 0)) or _dim(b)
+                # Every tile's embedding, and per frame the pooled features the head reads.
+                for name, file, d in ((b.name, f"{b.name}-v{vid}", dim), (pooled_set(b.name), f"{b.name}-pooled-v{vid}", 2 * dim)):
+                    meta = store.embedding_set(name, vid, d, file)
+                    writers[name] = (int(meta["id"]), EmbeddingWriter(project.root, meta["file"], int(meta["dim"]), int(meta["rows_committed"])))
             rows: list[dict[str, Any]] = []
             frames_in_batch = 0
             while True:
@@ -287,10 +302,10 @@ def score_project(
                     break
                 if isinstance(item, _Failed):
                     raise item.exc
-                for name, (_, writer) in writers.items():
-                    emb = item.embeddings.get(name)
-                    if emb is not None:
-                        writer.append(np.full(len(item.tiles), item.frame["id"]), np.arange(len(item.tiles)), emb)
+                for name, emb in item.embeddings.items():
+                    if name in writers:
+                        writers[name][1].append(np.full(len(item.tiles), item.frame["id"]), np.arange(len(item.tiles)), emb)
+                        writers[pooled_set(name)][1].append(np.array([item.frame["id"]]), np.array([-1]), pool_tiles(emb)[None])
                 for name, tile_scores in item.scores.items():
                     best = int(np.argmax(tile_scores))
                     t = item.tiles[best]

@@ -64,9 +64,16 @@ class OnnxMember:
         return TileOutput(p[:, : self._n_target].sum(axis=1), emb)
 
 
+def pool_tiles(embeddings: np.ndarray) -> np.ndarray:
+    """A frame's features from its tiles' embeddings: the mean and the max over tiles
+    (small objects light up one tile; the max keeps them)."""
+    e = np.asarray(embeddings, dtype=np.float32)
+    return np.concatenate([e.mean(axis=0), e.max(axis=0)])
+
+
 @dataclass
 class HeadModel:
-    """A trained head: logistic regression on standardised backbone embeddings."""
+    """A trained head: logistic regression on standardised pooled backbone embeddings."""
 
     id: int
     backbone: str
@@ -75,14 +82,25 @@ class HeadModel:
     mean: np.ndarray | None = None
     scale: np.ndarray | None = None
 
-    def score(self, embeddings: np.ndarray) -> np.ndarray:
-        x = np.asarray(embeddings, dtype=np.float32)
-        if self.mean is not None:
-            x = x - self.mean
+    def _folded(self) -> tuple[np.ndarray, float]:
+        """Standardisation folded into the weights: z = x @ w + b on raw features."""
+        w = np.asarray(self.coef, np.float32)
+        b = float(self.intercept)
         if self.scale is not None:
-            x = x / self.scale
-        z = x @ self.coef + self.intercept
-        return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
+            w = w / self.scale
+        if self.mean is not None:
+            b -= float(np.dot(self.mean.astype(np.float64), w.astype(np.float64)))
+        return w.astype(np.float32), b
+
+    def score(self, embeddings: np.ndarray, chunk: int = 8192) -> np.ndarray:
+        """Probability of the target for each row of pooled features (float16 or 32),
+        converted in small chunks so a memory-mapped cache is never copied whole."""
+        w, b = self._folded()
+        out = np.empty(len(embeddings), dtype=np.float32)
+        for i in range(0, len(embeddings), chunk):
+            z = np.asarray(embeddings[i : i + chunk], dtype=np.float32) @ w + b
+            out[i : i + chunk] = 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
+        return out
 
 
 class HeadMember:
@@ -97,8 +115,16 @@ class HeadMember:
         self.backbone = card.backbone
         self.version_key = f"head-{model.id}"
 
-    def run_embeddings(self, embeddings: np.ndarray) -> np.ndarray:
-        return self.model.score(embeddings)
+    def run_frame(self, tile_embeddings: np.ndarray) -> tuple[float, int]:
+        """(score, tile that contributes most through the max-pooled half) of one frame."""
+        feats = pool_tiles(tile_embeddings)
+        score = float(self.model.score(feats[None])[0])
+        dim = tile_embeddings.shape[1]
+        w = self.model.coef[dim:]
+        if self.model.scale is not None:
+            w = w / self.model.scale[dim:]
+        tile = int(np.argmax(np.asarray(tile_embeddings, np.float32) @ w))
+        return score, tile
 
 
 @dataclass

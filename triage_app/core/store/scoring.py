@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection, and_, func, insert, select, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from triage_app.core.store.project import Project, now_iso
 
@@ -68,21 +67,28 @@ class ScoreStore:
             return [dict(r) for r in conn.execute(q).mappings()]
 
     # -- writing results -----------------------------------------------------------------
+    _SCORE_COLS = ("frame_id", "member", "model_version_id", "score", "tile", "x0", "y0", "x1", "y1", "tiles", "scored_at")
+
     def commit_scores(self, rows: Sequence[dict[str, Any]], embedding_rows: dict[int, int]) -> None:
         """Write the scores of a batch of frames and advance the embedding sets' committed
-        row counts, in one transaction: either both are recorded or neither is."""
-        if not rows:
+        row counts, in one transaction: either both are recorded or neither is.
+
+        The upsert is written out once and executed by the driver for all rows (standard
+        ``ON CONFLICT`` that SQLite and PostgreSQL share): SQLAlchemy's per-row parameter
+        handling would otherwise dominate re-scoring 100k frames from the cache."""
+        if not rows and not embedding_rows:
             return
-        stmt = sqlite_insert(self.scores)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["frame_id", "member"],
-            set_={c: stmt.excluded[c] for c in ("model_version_id", "score", "tile", "x0", "y0", "x1", "y1", "tiles", "scored_at")},
-        )
         stamp = now_iso()
-        full = [{**r, "scored_at": stamp} for r in rows]
+        cols = self._SCORE_COLS
+        mark = "?" if self.db.engine.dialect.paramstyle == "qmark" else "%s"
+        updates = ", ".join(f"{c} = excluded.{c}" for c in cols[2:])
+        sql = (f"INSERT INTO scores ({', '.join(cols)}) VALUES ({', '.join([mark] * len(cols))}) "
+               f"ON CONFLICT (frame_id, member) DO UPDATE SET {updates}")
+        params = [tuple(r.get(c) for c in cols[:-1]) + (stamp,) for r in rows]
 
         def fn(conn: Connection) -> None:
-            conn.execute(stmt, full)
+            if params:
+                conn.exec_driver_sql(sql, params)
             for set_id, committed in embedding_rows.items():
                 conn.execute(update(self.emb_sets).where(self.emb_sets.c.id == set_id).values(rows_committed=committed))
 

@@ -1,0 +1,111 @@
+"""The learning loop: train the ``head`` member on the analysts' decisions and re-score
+every frame from the cached pooled embeddings, without running any backbone again.
+
+Accepted frames are positives, rejected ones negatives, unsure ones are left out. The head
+is a class-balanced logistic regression (scikit-learn) on standardised pooled features
+(mean and max of the frame's tile embeddings); its cross-validated ROC AUC is stored with
+each version.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from triage_app.core.embeddings import load_embeddings
+from triage_app.core.errors import TriageError
+from triage_app.core.members.cards import ModelCard
+from triage_app.core.members.ensemble import HeadModel
+from triage_app.core.pipeline import pooled_set
+from triage_app.core.settings import Settings
+from triage_app.core.store import Project
+from triage_app.core.store.scoring import ScoreStore
+
+
+@dataclass
+class RetrainResult:
+    head_id: int
+    positives: int
+    negatives: int
+    cv_auc: float | None
+    cv_folds: int
+    rescored: int
+    seconds: float
+    rescore_seconds: float
+
+
+def pooled_features(project: Project, backbone: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """(frame ids, pooled features float16 memory-mapped, model version) of the newest
+    pooled set of a backbone."""
+    sets = [s for s in ScoreStore(project).embedding_sets() if s["member"] == pooled_set(backbone)]
+    if not sets:
+        raise TriageError(f"{project.root}: no cached embeddings for '{backbone}': score the project first")
+    s = max(sets, key=lambda r: r["model_version_id"])
+    arrays = load_embeddings(project.root, s["file"], s["dim"], s["rows_committed"])
+    return arrays.frame_ids, arrays.vectors, int(s["model_version_id"])
+
+
+def _labels(project: Project) -> dict[int, int]:
+    from triage_app.core.review import DecisionStore
+
+    return {int(d["frame_id"]): 1 if d["label"] == "accept" else 0
+            for d in DecisionStore(project).current() if d["label"] in ("accept", "reject")}
+
+
+def rescore_head(project: Project, model: HeadModel, frame_ids: np.ndarray, features: np.ndarray) -> int:
+    """Score every frame with the head from its pooled features; one transaction."""
+    store = ScoreStore(project)
+    version = store.model_version("head", "head", f"head-{model.id}")
+    scores = model.score(features)
+    rows = [dict(frame_id=int(f), member="head", model_version_id=version, score=float(s), tile=0,
+                 x0=None, y0=None, x1=None, y1=None, tiles=1) for f, s in zip(frame_ids.tolist(), scores.tolist())]
+    store.commit_scores(rows, {})
+    return len(rows)
+
+
+def retrain(project: Project, cards: dict[str, ModelCard], settings: Settings) -> RetrainResult:
+    """Train a new head version from the decisions and re-score every frame with it."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    t0 = time.perf_counter()
+    card = cards.get("head")
+    if card is None:
+        raise TriageError("no model card named 'head' in the models folder")
+    frame_ids, feats, backbone_version = pooled_features(project, card.backbone)
+    labels = _labels(project)
+    row_of = {int(f): i for i, f in enumerate(frame_ids.tolist())}
+    rows = [row_of[f] for f in labels if f in row_of]
+    y = np.array([labels[int(frame_ids[r])] for r in rows])
+    pos, neg = int(y.sum()), int(len(y) - y.sum())
+    if pos < 2 or neg < 2:
+        raise TriageError(f"{project.root}: the head needs at least 2 accepted and 2 rejected frames "
+                          f"with cached embeddings (has {pos} and {neg})")
+    x = np.asarray(feats[rows], dtype=np.float32)
+
+    def make() -> Any:
+        return make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=2000))
+
+    folds = min(5, pos, neg)
+    cv_auc = None
+    if folds >= 2:
+        cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
+        cv_auc = float(np.mean(cross_val_score(make(), x, y, cv=cv, scoring="roc_auc")))
+    model = make().fit(x, y)
+    scaler, clf = model.steps[0][1], model.steps[1][1]
+    store = ScoreStore(project)
+    head_id = store.save_head(card.backbone, backbone_version, clf.coef_[0], float(clf.intercept_[0]),
+                              mean=scaler.mean_, scale=scaler.scale_,
+                              metrics={"cv_auc": cv_auc, "folds": folds, "features": "mean+max of tile embeddings"},
+                              n_pos=pos, n_neg=neg)
+    head = HeadModel(head_id, card.backbone, clf.coef_[0].astype(np.float32), float(clf.intercept_[0]),
+                     scaler.mean_.astype(np.float32), scaler.scale_.astype(np.float32))
+    t1 = time.perf_counter()
+    n = rescore_head(project, head, frame_ids, feats)
+    t2 = time.perf_counter()
+    return RetrainResult(head_id, pos, neg, cv_auc, folds, n, t2 - t0, t2 - t1)
