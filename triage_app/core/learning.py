@@ -60,10 +60,8 @@ def rescore_head(project: Project, model: HeadModel, frame_ids: np.ndarray, feat
     store = ScoreStore(project)
     version = store.model_version("head", "head", f"head-{model.id}")
     scores = model.score(features)
-    rows = [dict(frame_id=int(f), member="head", model_version_id=version, score=float(s), tile=0,
-                 x0=None, y0=None, x1=None, y1=None, tiles=1) for f, s in zip(frame_ids.tolist(), scores.tolist())]
-    store.commit_scores(rows, {})
-    return len(rows)
+    store.replace_member_scores("head", version, frame_ids.tolist(), scores.astype(np.float64).tolist())
+    return len(scores)
 
 
 def retrain(project: Project, cards: dict[str, ModelCard], settings: Settings) -> RetrainResult:

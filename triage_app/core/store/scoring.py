@@ -94,6 +94,22 @@ class ScoreStore:
 
         self.db.write(fn)
 
+    def replace_member_scores(self, member: str, version_id: int, frame_ids: Sequence[int], scores: Sequence[float]) -> None:
+        """Replace every score of one member at once (a re-score from the cache, with no
+        tile attribution), in one transaction: a delete and a plain insert."""
+        cols = self._SCORE_COLS
+        mark = "?" if self.db.engine.dialect.paramstyle == "qmark" else "%s"
+        sql = f"INSERT INTO scores ({', '.join(cols)}) VALUES ({', '.join([mark] * len(cols))})"
+        stamp = now_iso()
+        params = [(f, member, version_id, s, 0, None, None, None, None, 1, stamp) for f, s in zip(frame_ids, scores)]
+
+        def fn(conn: Connection) -> None:
+            conn.execute(self.scores.delete().where(self.scores.c.member == member))
+            if params:
+                conn.exec_driver_sql(sql, params)
+
+        self.db.write(fn)
+
     def score_table(self, members: Sequence[str] | None = None) -> tuple[np.ndarray, list[str], np.ndarray, dict[str, Any]]:
         """(frame ids, member names, scores matrix (frames x members, NaN = not scored),
         best tiles) for every scored frame."""
