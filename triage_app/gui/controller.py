@@ -138,6 +138,25 @@ class ProjectController(QObject):
         if problems:
             self.work_did_fail.emit("\n".join(problems))
 
+    # -- learning --------------------------------------------------------------------------
+    def retrain(self) -> None:
+        """Train a new head from the decisions and re-score every frame from the cache."""
+        if self.project is None:
+            self.work_did_fail.emit("Open or create a project first.")
+            return
+        from triage_app.core.learning import retrain
+
+        project, settings, cards = self.project, self.settings, self.cards
+
+        def done(r) -> None:
+            self.refresh()
+            self.scores_did_commit.emit()
+            auc = "n/a" if r.cv_auc is None else f"{r.cv_auc:.3f}"
+            self.work_did_finish.emit(f"Head version {r.head_id}: {r.positives} accepted / {r.negatives} rejected, "
+                                      f"cross-validated AUC {auc}; {r.rescored} frames re-scored.")
+
+        self._run("Retraining", lambda progress, cancel: retrain(project, cards, settings), done)
+
     # -- demo ------------------------------------------------------------------------------
     def build_demo(self, root: Path) -> None:
         """Build the demo project in a worker, then open it (the window is up meanwhile)."""

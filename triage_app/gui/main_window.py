@@ -105,6 +105,7 @@ class MainWindow(QMainWindow):
             ("Add image folder…", self._add_folder, None),
             ("Add stream…", self._add_stream, None),
             ("Score", self.controller.score, None),
+            ("Retrain head", self.controller.retrain, None),
         ):
             action = QAction(text, self)
             if key is not None:
