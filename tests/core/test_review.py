@@ -28,6 +28,7 @@ def make_scored_project(root: Path, scores: list[float], times: list[float] | No
 
 
 def _session(p: Project, **review) -> ReviewSession:
+    review = {"cold_start_share": 0.0, **review}
     settings = load_settings(p.root, overrides={"review": {"reviewer": "ana", **review}})
     return ReviewSession(p, load_cards(), settings)
 
@@ -83,3 +84,20 @@ def test_event_decisions_and_refresh_keep_position(tmp_path: Path) -> None:
         # A fresh session on the same project does not show decided frames again.
         s.decide("accept")
         assert here not in {c.frame_id for c in _session(p).queue.items}
+
+
+def test_cold_start_queue_carries_the_most_uncertain_dropped_frames(tmp_path: Path) -> None:
+    import numpy as np
+
+    scores = [0.01 * i for i in range(20)] + [0.9]  # threshold 0.25: frames 0-19 are dropped
+    with make_scored_project(tmp_path, scores) as p:
+        s = _session(p, cold_start_share=0.1)  # 10 % of 20 dropped frames: the 2 closest to it
+        kinds = {c.idx: c.kind for c in s.queue.items}
+        assert kinds == {20: "candidate", 19: "uncertain", 18: "uncertain"}
+        s.move(1)
+        s.decide("reject")
+        raw = sqlite3.connect(p.root / "project.db")
+        assert raw.execute("SELECT sample_kind FROM decisions").fetchone()[0] in ("uncertain", "candidate")
+        # Once a head is trained the cold-start share stops.
+        ScoreStore(p).save_head("imagenet", None, np.zeros(4, np.float32), 0.0)
+        assert {c.kind for c in _session(p, cold_start_share=0.1).queue.items} == {"candidate"}

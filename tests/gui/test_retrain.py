@@ -22,3 +22,27 @@ def test_retrain_button_trains_the_head_and_rescores(qtbot, review_project: Path
     raw = sqlite3.connect(review_project / "project.db")
     assert raw.execute("SELECT count(*) FROM scores WHERE member='head'").fetchone()[0] == 12
     window.controller.close()
+
+
+def test_automatic_retrain_every_n_decisions(qtbot, review_project: Path) -> None:
+    from PySide6.QtCore import Qt
+
+    with Project(review_project) as p:  # labels of both kinds exist before the analyst starts
+        rows = p.frame_rows()
+        DecisionStore(p).record([dict(frame_id=r["id"], label="accept" if i % 2 else "reject", reviewer="ana",
+                                      seconds_spent=1.0, policy="p", member_scores="{}") for i, r in enumerate(rows[:4])])
+    (review_project / "settings.toml").write_text(
+        (review_project / "settings.toml").read_text().replace("[review]\n", "[review]\nretrain_every = 3\n"))
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    assert window.controller.open_project(review_project)
+    window.show_review()
+    view = window.review_view
+    for key in (Qt.Key.Key_A, Qt.Key.Key_R):
+        qtbot.keyClick(view, key)
+    assert not window.controller.busy
+    with qtbot.waitSignal(window.controller.work_did_finish, timeout=60000) as blocker:
+        qtbot.keyClick(view, Qt.Key.Key_R)  # the third decision starts a retrain
+    assert "Head version 1" in blocker.args[0]
+    window.controller.close()

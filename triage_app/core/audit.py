@@ -76,6 +76,9 @@ def snapshot(project: Project, cards: dict[str, ModelCard], settings: Settings) 
             i = pos.get(int(fid))
             if i is not None:
                 stratum[i], sampled[i] = int(st), bool(smp)
+    # A dropped frame that was labelled without being drawn for the audit (the cold-start
+    # share near the threshold, say) is a known label, not a random sample of its stratum.
+    stratum[(~sampled) & (labels >= 0)] = -1
     return Snapshot(ids, names, mat, fused, cand, labels, kinds, stratum, sampled, policy)
 
 
@@ -117,7 +120,8 @@ def report(project: Project, cards: dict[str, ModelCard], settings: Settings) ->
     sizes = np.bincount(snap.stratum[eligible], minlength=strata)[:strata]
     n_h = np.bincount(snap.stratum[audited], minlength=strata)[:strata]
     a_h = np.bincount(snap.stratum[audited & (snap.labels == 1)], minlength=strata)[:strata]
-    est = estimate_recall(int(cand.sum()), reviewed_c, accepted_c, sizes, n_h, a_h)
+    known_dropped = int(((~cand) & (snap.stratum < 0) & (snap.labels == 1)).sum())
+    est = estimate_recall(int(cand.sum()), reviewed_c, accepted_c, sizes, n_h, a_h, known_dropped=known_dropped)
     frames = len(project.frame_rows())
     return {
         "frames": frames,

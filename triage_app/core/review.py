@@ -128,7 +128,9 @@ def build_queue(project: Project, cards: dict[str, ModelCard], settings: Setting
     fused, cand = fuse(mat, th, policy.rule)
     decided = DecisionStore(project).decided_frames() | (exclude or set())
     audit = _audit_sampled(project, policy)
-    keep = [i for i in range(len(ids)) if (cand[i] or int(ids[i]) in audit) and int(ids[i]) not in decided]
+    uncertain = _cold_start(store, ids, fused, cand, settings.review.cold_start_share)
+    keep = [i for i in range(len(ids))
+            if (cand[i] or int(ids[i]) in audit or i in uncertain) and int(ids[i]) not in decided]
     if not keep:
         return queue, policy, scores
     f = project.frames
@@ -139,8 +141,8 @@ def build_queue(project: Project, cards: dict[str, ModelCard], settings: Setting
     for i in keep:
         fid = int(ids[i])
         m = meta[fid]
-        items.append(Candidate(fid, int(m[1]), int(m[2]), float(m[3]), float(fused[i]),
-                               kind="candidate" if cand[i] else "audit"))
+        kind = "candidate" if cand[i] else ("audit" if fid in audit else "uncertain")
+        items.append(Candidate(fid, int(m[1]), int(m[2]), float(m[3]), float(fused[i]), kind=kind))
         scores[fid] = {n: float(mat[i, j]) for j, n in enumerate(names) if not np.isnan(mat[i, j])}
     items.sort(key=lambda c: (c.source_id, c.timestamp_s, c.idx))
     event = -1
@@ -154,6 +156,19 @@ def build_queue(project: Project, cards: dict[str, ModelCard], settings: Setting
         items.sort(key=lambda c: -c.fused)
     queue.items = items
     return queue, policy, scores
+
+
+def _cold_start(store: ScoreStore, ids: np.ndarray, fused: np.ndarray, cand: np.ndarray, share: float) -> set[int]:
+    """Until a head is trained, the dropped frames the ensemble is least sure about (fused
+    score just below 1) join the queue, so positives the zero-shot members miss can still
+    be found and become the head's first labels."""
+    if share <= 0 or store.latest_head() is not None:
+        return set()
+    dropped = np.flatnonzero(~cand & ~np.isnan(fused))
+    n = int(np.ceil(share * len(dropped)))
+    if n == 0:
+        return set()
+    return set(dropped[np.argsort(-fused[dropped])[:n]].tolist())
 
 
 def _audit_sampled(project: Project, policy: ActivePolicy) -> set[int]:

@@ -86,6 +86,7 @@ class MainWindow(QMainWindow):
         self._sources_timer.setInterval(1000)
         self._sources_timer.timeout.connect(lambda: c.refresh() if self.tabs.currentIndex() == 0 else None)
         self.review.decision_did_record.connect(lambda _n: self._sources_timer.start())
+        self.review.decision_did_record.connect(self._maybe_retrain)
         self.supervisor.policy_did_change.connect(lambda _pid: (self.review.refresh(), c.refresh()))
         self.supervisor.supervisor_did_fail.connect(self._on_work_failed)
         self.tabs.currentChanged.connect(
@@ -154,6 +155,12 @@ class MainWindow(QMainWindow):
             self.progress.setVisible(False)
             self.cancel_button.setVisible(False)
         self.statusBar().showMessage(summary, 15000)
+
+    def _maybe_retrain(self, decisions: int) -> None:
+        """Retrain the head every ``review.retrain_every`` decisions (off when 0)."""
+        every = self.controller.settings.review.retrain_every if self.controller.settings else 0
+        if every and decisions and decisions % every == 0 and not self.controller.busy:
+            self.controller.retrain()
 
     def show_review(self) -> None:
         self.tabs.setCurrentWidget(self.review_view)
