@@ -53,9 +53,28 @@ def test_review_flow_by_keys(qtbot, review_project: Path) -> None:
     assert session.position == 1
     qtbot.keyClick(view, Qt.Key.Key_Left)
     assert session.position == 0
-    # Zoom on the firing tile and back.
+    # Zoom on the firing tile: go to a candidate whose best tile is a grid tile (smaller than
+    # the frame), press F: the view scales up onto it; 0 fits the frame again.
+    from triage_app.core.store.scoring import ScoreStore
+
+    store = ScoreStore(window.controller.project)
+    target = next(i for i, c in enumerate(session.queue.items) if store.frame_scores(c.frame_id)[0]["tile"] > 0)
+    for _ in range(target):
+        qtbot.keyClick(view, Qt.Key.Key_Right)
+    qtbot.waitUntil(lambda: view.canvas.focus_box is not None
+                    and view.canvas.focus_box.width() < view.canvas.sceneRect().width(), timeout=10000)
+    fitted = view.canvas.transform().m11()
+    box = view.canvas.focus_box
     qtbot.keyClick(view, Qt.Key.Key_F)
-    assert view.canvas.transform().m11() > 1.0 or view.canvas.focus_box is not None
+    seen = view.canvas.mapToScene(view.canvas.viewport().rect()).boundingRect()
+    assert seen.adjusted(-2, -2, 2, 2).contains(box)  # the whole tile is on screen...
+    assert seen.width() <= box.width() * 1.1 or seen.height() <= box.height() * 1.1  # ...and fills it
+    assert view.canvas.transform().m11() >= fitted
+    qtbot.keyClick(view, Qt.Key.Key_0)
+    assert abs(view.canvas.transform().m11() - fitted) < 1e-6
+    for _ in range(target):
+        qtbot.keyClick(view, Qt.Key.Key_Left)
+    assert session.position == 0
     # Help overlay.
     qtbot.keyClick(view, Qt.Key.Key_Question)
     assert view.help.isVisible()
@@ -108,3 +127,25 @@ def test_queue_grows_while_scoring_runs(qtbot, review_project: Path, ortho) -> N
     assert window.sources_view.rowCount() == 2 and window.sources_view.item(1, 4).text() == "20"
     shot(window.tabs.widget(0), "sources.png")
     window.controller.close()
+
+
+def test_canvas_zooms_onto_a_small_tile_and_back(qtbot) -> None:
+    from PySide6.QtCore import QRectF
+    from PySide6.QtGui import QImage
+
+    from triage_app.gui.frame_canvas import FrameCanvas
+
+    canvas = FrameCanvas()
+    qtbot.addWidget(canvas)
+    canvas.resize(800, 450)
+    canvas.show()
+    image = QImage(3840, 2160, QImage.Format.Format_RGB888)
+    image.fill(0x336699)
+    canvas.show_frame(image, [(QRectF(2000, 1000, 448, 448), "#ff0000", "imagenet 0.91")])
+    fitted = canvas.transform().m11()
+    canvas.zoom_to_focus()
+    assert canvas.transform().m11() > fitted * 4  # a 448 px tile of a 4K frame fills the view
+    seen = canvas.mapToScene(canvas.viewport().rect()).boundingRect()
+    assert seen.adjusted(-2, -2, 2, 2).contains(QRectF(2000, 1000, 448, 448))
+    canvas.fit()
+    assert abs(canvas.transform().m11() - fitted) < 1e-9

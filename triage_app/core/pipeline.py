@@ -9,6 +9,7 @@ together, so a stopped run resumes where it stopped and never scores a frame twi
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -147,8 +148,6 @@ class _Stages:
     def _decode_source(self, source: dict[str, Any], frames: list[dict[str, Any]]) -> Iterator[_Decoded]:
         max_px = self.settings.quality.max_pixels
         if source["kind"] == "video":
-            import json
-
             wanted = {f["idx"]: f for f in frames}
             sampling = json.loads(source["sampling"] or "{}")
             video = VideoSource(source["uri"])

@@ -31,7 +31,6 @@ class Trial:
     estimated: float
     ci_low: float
     ci_high: float
-    true_recall_audited: float
     enough_labels: bool
 
     @property
@@ -40,7 +39,7 @@ class Trial:
 
     @property
     def covered(self) -> bool:
-        return self.ci_low <= self.true_recall_audited <= self.ci_high
+        return self.ci_low <= self.true_recall_heldout <= self.ci_high
 
 
 def one_trial(seed: int, target: float = 0.9, frames: int = 10000, prevalence: float = 0.03,
@@ -52,13 +51,11 @@ def one_trial(seed: int, target: float = 0.9, frames: int = 10000, prevalence: f
     th0 = np.quantile(scores, 0.7, axis=0)
     fused, cand = fuse(scores, th0, r)
     dropped = np.flatnonzero(~cand)
-    picked, _ = choose_audit_sample(fused[dropped], audit_share, rng)
+    picked, strata = choose_audit_sample(fused[dropped], audit_share, rng)
     labels = np.full(frames, -1)
     labels[cand] = truth[cand]  # every round-1 candidate reviewed
     stratum = np.full(frames, -1)
-    from triage_app.core.recall import audit_strata
-
-    stratum[dropped] = audit_strata(fused[dropped])
+    stratum[dropped] = strata
     labels[dropped[picked]] = truth[dropped[picked]]
     derived = derive_thresholds(scores, NAMES, r, labels, stratum, target, levels=100)
     th = np.array([derived.thresholds[n] for n in NAMES])
@@ -74,7 +71,7 @@ def one_trial(seed: int, target: float = 0.9, frames: int = 10000, prevalence: f
     audited = np.bincount(st[pick], minlength=n_strata)
     acc = np.bincount(st[pick], weights=ht[hd[pick]].astype(float), minlength=n_strata)
     est = estimate_recall(int(hc.sum()), int(hc.sum()), int((hc & ht).sum()), sizes, audited, acc)
-    return Trial(target, float(true_recall), float(hc.mean()), est.recall, est.ci_low, est.ci_high, float(true_recall),
+    return Trial(target, float(true_recall), float(hc.mean()), est.recall, est.ci_low, est.ci_high,
                  derived.enough_labels)
 
 

@@ -7,6 +7,7 @@ read twice, so the ingest keeps its sampled frames as files in the project.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import math
 import re
@@ -247,8 +248,6 @@ def _natural(name: str) -> list[object]:
 
 
 def _parse_iso(value: str) -> float:
-    import datetime as dt
-
     try:
         return dt.datetime.fromisoformat(value).timestamp()
     except ValueError:

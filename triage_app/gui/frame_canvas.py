@@ -55,7 +55,9 @@ class FrameCanvas(QGraphicsView):
 
     def zoom_to_focus(self) -> None:
         if self.focus_box is not None:
-            self.fitInView(self.focus_box.adjusted(-20, -20, 20, 20), Qt.AspectRatioMode.KeepAspectRatio)
+            m = 0.03 * max(self.focus_box.width(), self.focus_box.height())
+            area = self.focus_box.adjusted(-m, -m, m, m).intersected(self.scene().sceneRect())
+            self.fitInView(area, Qt.AspectRatioMode.KeepAspectRatio)
 
     def zoom(self, factor: float) -> None:
         self.scale(factor, factor)

@@ -69,6 +69,15 @@ class ScoreStore:
     # -- writing results -----------------------------------------------------------------
     _SCORE_COLS = ("frame_id", "member", "model_version_id", "score", "tile", "x0", "y0", "x1", "y1", "tiles", "scored_at")
 
+    def _insert_scores_sql(self, upsert: bool) -> str:
+        """The driver-level INSERT for score rows (ON CONFLICT is shared by SQLite and PostgreSQL)."""
+        cols = self._SCORE_COLS
+        mark = "?" if self.db.engine.dialect.paramstyle == "qmark" else "%s"
+        sql = f"INSERT INTO scores ({', '.join(cols)}) VALUES ({', '.join([mark] * len(cols))})"
+        if upsert:
+            sql += " ON CONFLICT (frame_id, member) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in cols[2:])
+        return sql
+
     def commit_scores(self, rows: Sequence[dict[str, Any]], embedding_rows: dict[int, int]) -> None:
         """Write the scores of a batch of frames and advance the embedding sets' committed
         row counts, in one transaction: either both are recorded or neither is.
@@ -79,12 +88,8 @@ class ScoreStore:
         if not rows and not embedding_rows:
             return
         stamp = now_iso()
-        cols = self._SCORE_COLS
-        mark = "?" if self.db.engine.dialect.paramstyle == "qmark" else "%s"
-        updates = ", ".join(f"{c} = excluded.{c}" for c in cols[2:])
-        sql = (f"INSERT INTO scores ({', '.join(cols)}) VALUES ({', '.join([mark] * len(cols))}) "
-               f"ON CONFLICT (frame_id, member) DO UPDATE SET {updates}")
-        params = [tuple(r.get(c) for c in cols[:-1]) + (stamp,) for r in rows]
+        sql = self._insert_scores_sql(upsert=True)
+        params = [tuple(r.get(c) for c in self._SCORE_COLS[:-1]) + (stamp,) for r in rows]
 
         def fn(conn: Connection) -> None:
             if params:
@@ -97,9 +102,7 @@ class ScoreStore:
     def replace_member_scores(self, member: str, version_id: int, frame_ids: Sequence[int], scores: Sequence[float]) -> None:
         """Replace every score of one member at once (a re-score from the cache, with no
         tile attribution), in one transaction: a delete and a plain insert."""
-        cols = self._SCORE_COLS
-        mark = "?" if self.db.engine.dialect.paramstyle == "qmark" else "%s"
-        sql = f"INSERT INTO scores ({', '.join(cols)}) VALUES ({', '.join([mark] * len(cols))})"
+        sql = self._insert_scores_sql(upsert=False)
         stamp = now_iso()
         params = [(f, member, version_id, s, 0, None, None, None, None, 1, stamp) for f, s in zip(frame_ids, scores)]
 
