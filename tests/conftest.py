@@ -18,7 +18,12 @@ ORTHO = SHARED / "aerial" / "deepforest" / "5b90f92da0d7280005fab355_4310.tif"
 
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One model cache for the session: each member is exported once."""
+    """One model cache for the session: each member is exported once (TEST_TRIAGE_MODEL_CACHE
+    names a folder kept between sessions instead)."""
+    kept = os.environ.get("TEST_TRIAGE_MODEL_CACHE")
+    if kept:
+        Path(kept).mkdir(parents=True, exist_ok=True)
+        return Path(kept)
     return tmp_path_factory.mktemp("model-cache")
 
 

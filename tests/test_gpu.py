@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from triage_app.core.members.cards import load_cards
+from triage_app.core.members.ensemble import resolve_precision
 from triage_app.core.members.export import export_member
 from triage_app.core.members.runtime import OnnxSession, cuda_device_present
 
@@ -25,3 +27,22 @@ def test_cuda_session_runs_and_agrees_with_cpu(model_cache: Path) -> None:
     assert p_gpu.shape == p_cpu.shape == (20, 1000)
     assert np.abs(p_gpu - p_cpu).max() < 2e-2  # TensorRT may run fp16
     assert e_gpu.shape == e_cpu.shape == (20, 1280)
+
+
+@pytest.mark.skipif(not cuda_device_present(), reason="no CUDA device on this machine")
+def test_fp16_model_on_gpu_agrees_with_fp32_on_cpu(model_cache: Path) -> None:
+    """The precision the GPU uses by default (``scoring.precision = auto``) keeps the scores."""
+    card = load_cards()["imagenet"]
+    assert resolve_precision("auto", "cuda") == "fp16" and resolve_precision("auto", "cpu") == "fp32"
+    half = OnnxSession(export_member(card, model_cache, "fp16").path, 224, "cuda", batch=16, cache_dir=model_cache)
+    assert half.provider in ("TensorrtExecutionProvider", "CUDAExecutionProvider"), half.provider
+    full = OnnxSession(export_member(card, model_cache).path, 224, "cpu")
+    rng = np.random.default_rng(1)
+    tiles = cv2.GaussianBlur(rng.integers(0, 256, (24, 224, 224, 3), dtype=np.uint8).reshape(-1, 224, 3), (0, 0), 2)
+    tiles = tiles.reshape(24, 224, 224, 3)
+    (p16, e16), (p32, e32) = half.run(tiles), full.run(tiles)
+    assert p16.dtype == np.float32 and p16.shape == p32.shape == (24, 1000)
+    assert np.abs(p16 - p32).max() < 2e-2
+    assert (p16.argmax(1) == p32.argmax(1)).mean() >= 0.9
+    cos = (e16 * e32).sum(1) / (np.linalg.norm(e16, axis=1) * np.linalg.norm(e32, axis=1))
+    assert cos.min() > 0.99

@@ -142,7 +142,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         video = Path(args.input) if args.input else work / f"flight-{args.seconds:g}s.mp4"
         if not video.exists():
             bench.make_h264_flight(video, args.seconds)
-        result = bench.bench_pipeline(video, args.sample_fps, args.device, args.batch, pipeline_only=args.pipeline_only)
+        result = bench.bench_pipeline(video, args.sample_fps, args.device, args.batch, pipeline_only=args.pipeline_only,
+                                      precision=args.precision)
     if args.json:
         print(json.dumps(result))
     else:
@@ -265,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--sample-fps", type=float, default=3.0, help="frames per second of video scored (0 = every frame)")
     be.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     be.add_argument("--batch", type=int, default=32)
+    be.add_argument("--precision", choices=["auto", "fp32", "fp16"], default="auto",
+                    help="model precision (auto: fp16 on a GPU, fp32 on the CPU)")
     be.add_argument("--memory", action="store_true", help="compare peak RSS on 1- and 10-minute inputs")
     be.add_argument("--pipeline-only", action="store_true", help="measure the pipeline alone (for its peak RSS)")
     be.add_argument("--workdir", help="where generated inputs are kept (default ./bench-out)")

@@ -27,13 +27,15 @@ def project(tmp_path: Path, ortho: np.ndarray) -> Project:
     p.close()
 
 
-def _settings(p: Project):
-    s = load_settings(p.root, overrides={"scoring": {"members": ["imagenet", "head"], "device": "cpu", "batch": 8, "commit_every": 3}})
+def _settings(p: Project, tile_workers: int = 1):
+    s = load_settings(p.root, overrides={"scoring": {"members": ["imagenet", "head"], "device": "cpu", "batch": 8,
+                                                     "commit_every": 3, "tile_workers": tile_workers}})
     return s
 
 
-def test_scores_every_frame_with_tile_and_embeddings(project: Project) -> None:
-    settings = _settings(project)
+@pytest.mark.parametrize("tile_workers", [1, 3])
+def test_scores_every_frame_with_tile_and_embeddings(project: Project, tile_workers: int) -> None:
+    settings = _settings(project, tile_workers)
     summary = score_project(project, settings)
     assert summary.frames_scored == 20 and summary.provider == "CPUExecutionProvider"
     assert "head" in summary.unavailable and summary.members == ["imagenet"]
@@ -55,8 +57,9 @@ def test_scores_every_frame_with_tile_and_embeddings(project: Project) -> None:
     assert score_project(project, settings).frames_scored == 0
 
 
-def test_stopped_run_resumes_without_scoring_a_frame_twice(project: Project) -> None:
-    settings = _settings(project)
+@pytest.mark.parametrize("tile_workers", [1, 3])
+def test_stopped_run_resumes_without_scoring_a_frame_twice(project: Project, tile_workers: int) -> None:
+    settings = _settings(project, tile_workers)
 
     class StopLater:
         calls = 0

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -47,3 +48,19 @@ def test_cut_tiles_gives_model_sized_pixels() -> None:
     assert np.array_equal(out[1], img[t.y0 : t.y1, t.x0 : t.x1])
     with pytest.raises(ValueError):
         tile_grid(0, 10, 224)
+
+
+@pytest.mark.parametrize("width,height,downscale", [(1920, 1080, 0.5), (1000, 700, 0.37), (4000, 3000, 0.25), (300, 200, 0.5)])
+def test_shrinking_once_gives_the_pixels_of_shrinking_each_window(width: int, height: int, downscale: float) -> None:
+    """The fast path (one resize per frame) shows the model what resizing each window shows."""
+    rng = np.random.default_rng(1)
+    # A smooth picture with detail, like terrain: noise blurred, plus sharp small objects.
+    img = cv2.GaussianBlur(rng.integers(0, 255, (height, width, 3), dtype=np.uint8), (0, 0), 3)
+    img[rng.integers(0, height, 50), rng.integers(0, width, 50)] = 255
+    tiles = tile_grid(width, height, 224, 0.2, downscale)
+    fast = cut_tiles(img, tiles, 224, downscale)
+    slow = cut_tiles(img, tiles, 224)
+    assert fast.shape == slow.shape
+    diff = np.abs(fast.astype(np.int16) - slow.astype(np.int16))
+    for k in range(len(tiles)):
+        assert diff[k].mean() < 1.5, (k, tiles[k], diff[k].mean())

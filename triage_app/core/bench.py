@@ -55,7 +55,8 @@ def make_h264_flight(out: Path, seconds: float, width: int = 1920, height: int =
 
 
 def bench_pipeline(video: Path, sample_fps: float | None, device: str = "auto", batch: int = 32,
-                   members: list[str] | None = None, pipeline_only: bool = False, infer_frames: int = 60) -> dict[str, Any]:
+                   members: list[str] | None = None, pipeline_only: bool = False, infer_frames: int = 60,
+                   precision: str = "auto") -> dict[str, Any]:
     """Decode alone, inference alone and the whole pipeline on one input, in this process.
 
     Decode alone reads every sampled frame and keeps none; inference alone runs the tiles of
@@ -72,7 +73,7 @@ def bench_pipeline(video: Path, sample_fps: float | None, device: str = "auto", 
     sampling = Sampling(fps=sample_fps) if sample_fps else Sampling()
     with tempfile.TemporaryDirectory(prefix="triage-bench-") as tmp:
         root = Path(tmp) / "project"
-        overrides = {"scoring": {"device": device, "batch": batch, **({"members": members} if members else {})}}
+        overrides = {"scoring": {"device": device, "batch": batch, "precision": precision, **({"members": members} if members else {})}}
         settings = load_settings(None, overrides=overrides)
         settings.quality.gate_scoring = False  # every frame goes through every stage
         with Project(root) as project:
@@ -94,7 +95,9 @@ def bench_pipeline(video: Path, sample_fps: float | None, device: str = "auto", 
             t0 = time.perf_counter()
             n = 0
             images = []
-            for f in VideoSource(video).frames(sampling):
+            reader = VideoSource(video)
+            video_fps = reader.fps
+            for f in reader.frames(sampling):
                 if f.image is not None:
                     n += 1
                     if len(images) < infer_frames:
@@ -104,17 +107,20 @@ def bench_pipeline(video: Path, sample_fps: float | None, device: str = "auto", 
             # 2. inference alone: every tile of every frame through every member, tiles cut beforehand
             t = settings.tiling
             stacks: list[dict[int, np.ndarray]] = []
+            t_cut = time.perf_counter()
             for img in images:
                 h, w = img.shape[:2]
                 per_size = {}
                 for b in ens.backbones:
                     tiles = tile_grid(w, h, b.input_size, t.overlap, t.downscale, t.whole_frame)
-                    per_size[b.input_size] = cut_tiles(img, tiles, b.input_size)
+                    per_size[b.input_size] = cut_tiles(img, tiles, b.input_size, t.downscale)
                 stacks.append(per_size)
+            cut_s = time.perf_counter() - t_cut
             tiles_per_frame = len(next(iter(stacks[0].values()))) if stacks else 0
             del images
             per_batch = max(1, batch // max(tiles_per_frame, 1))
             n_infer = len(stacks)
+            stacks_n = range(n_infer)
             t0 = time.perf_counter()
             for start in range(0, n_infer, per_batch):
                 group = stacks[start : start + per_batch]
@@ -136,9 +142,13 @@ def bench_pipeline(video: Path, sample_fps: float | None, device: str = "auto", 
         "decode_fps": round(decode_fps, 2),
         "inference_fps": round(infer_fps, 2),
         "pipeline_fps": round(pipe_fps, 2),
+        "tiling_fps": round(len(stacks_n) / cut_s, 2) if cut_s > 0 else None,
         "ratio": round(pipe_fps / min(decode_fps, infer_fps), 3),
         "overhead": round((1 / pipe_fps) / (1 / decode_fps + 1 / infer_fps), 3),
         "provider": ens.provider,
+        "precision": ens.backbones[0].meta.get("precision", "fp32"),
+        "batch": batch,
+        "realtime_x": round(pipe_fps / video_fps, 2) if video_fps and not sample_fps else None,
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "sample_fps": sample_fps,
         "cpu_count": os.cpu_count(),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import threading
 import time
@@ -100,7 +101,7 @@ def build_ensemble(project: Project, settings: Settings, names: list[str] | None
     cards = cards if cards is not None else load_cards(settings.models_dir)
     return build_members(
         names or list(settings.scoring.members), cards, settings.cache_dir, settings.scoring.device,
-        settings.scoring.batch, head=load_head(ScoreStore(project)),
+        settings.scoring.batch, head=load_head(ScoreStore(project)), precision=settings.scoring.precision,
     )
 
 
@@ -114,6 +115,9 @@ class _Stages:
         self.q_results: queue.Queue[Any] = queue.Queue(size)
         self.stop = threading.Event()
         self.sizes = sorted({m.input_size for m in ens.backbones})
+        self.tile_workers = settings.scoring.tile_workers or max(1, min(4, (os.cpu_count() or 1) // 4))
+        self._tile_running = self.tile_workers
+        self._tile_lock = threading.Lock()
 
     def _put(self, q: queue.Queue[Any], item: Any) -> bool:
         while not self.stop.is_set():
@@ -181,19 +185,26 @@ class _Stages:
 
     # -- stage 2: tiles -------------------------------------------------------------
     def tile_stage(self) -> None:
+        """One of ``tile_workers`` threads (OpenCV releases the GIL while it resizes). The
+        last worker to finish passes the end marker on."""
         t = self.settings.tiling
         try:
             while True:
                 item = self._get(self.q_decoded)
                 if item is _END or isinstance(item, _Failed):
-                    self._put(self.q_tiled, item)
+                    self._put(self.q_decoded, item)  # for the sibling workers
+                    with self._tile_lock:
+                        self._tile_running -= 1
+                        last = self._tile_running == 0
+                    if last:
+                        self._put(self.q_tiled, item)
                     return
                 h, w = item.image.shape[:2]
                 pixels: dict[int, np.ndarray] = {}
                 tiles: list[Tile] = []
                 for size in self.sizes:
                     tiles = tile_grid(w, h, size, t.overlap, t.downscale, t.whole_frame)
-                    pixels[size] = cut_tiles(item.image, tiles, size)
+                    pixels[size] = cut_tiles(item.image, tiles, size, t.downscale)
                 if not self._put(self.q_tiled, _Tiled(item.frame, tiles, pixels)):
                     return
         except BaseException as exc:  # noqa: BLE001
@@ -276,8 +287,8 @@ def score_project(
     if pending:
         run_id = store.start_run(ens.names, ens.provider, settings.scoring.device)
         stages = _Stages(project, settings, ens, pending, summary.errors)
-        threads = [threading.Thread(target=fn, name=f"score-{fn.__name__}", daemon=True)
-                   for fn in (stages.decode_stage, stages.tile_stage, stages.infer_stage)]
+        stage_fns = [stages.decode_stage, *[stages.tile_stage] * stages.tile_workers, stages.infer_stage]
+        threads = [threading.Thread(target=fn, name=f"score-{fn.__name__}", daemon=True) for fn in stage_fns]
         for th in threads:
             th.start()
         status = "done"

@@ -56,6 +56,9 @@ class ScoringSettings(_Section):
     members: list[str] = Field(default_factory=lambda: ["imagenet", "clip", "head"])
     device: Literal["auto", "cpu", "cuda"] = "auto"
     batch: int = Field(32, ge=1, le=4096)
+    precision: Literal["auto", "fp32", "fp16"] = Field(
+        "auto", description="auto: fp16 models on a GPU, fp32 on the CPU (where fp16 is slower)")
+    tile_workers: int = Field(0, ge=0, le=32, description="threads cutting tiles (0: a quarter of the cores, 1 to 4)")
     queue_frames: int = Field(8, ge=1, description="frames buffered between pipeline stages")
     commit_every: int = Field(16, ge=1, description="frames per store transaction")
     rule: str = Field("any", description="any, all, or K-of-N")

@@ -69,14 +69,35 @@ def tile_grid(
     return tiles
 
 
-def cut_tiles(image: np.ndarray, tiles: list[Tile], size: int) -> np.ndarray:
-    """Pixels of each tile resized to ``size`` x ``size``: an array (n, size, size, C), uint8."""
+def cut_tiles(image: np.ndarray, tiles: list[Tile], size: int, downscale: float = 1.0) -> np.ndarray:
+    """Pixels of each tile resized to ``size`` x ``size``: an array (n, size, size, C), uint8.
+
+    With the ``downscale`` the grid was made with, the frame is shrunk once and each window is
+    a plain copy out of the shrunk frame (the same pixels as shrinking each window on its own,
+    at a fraction of the cost: one area resize per frame instead of one per tile)."""
     out = np.empty((len(tiles), size, size, image.shape[2]), dtype=np.uint8)
+    h, w = image.shape[:2]
+    scale = min(1.0, max(downscale, 1e-6))
+    small = None
+    if scale < 1.0:
+        sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
+        small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
     for i, t in enumerate(tiles):
-        crop = image[t.y0 : t.y1, t.x0 : t.x1]
-        if crop.shape[0] == size and crop.shape[1] == size:
-            out[i] = crop
-        else:
-            shrinking = crop.shape[0] > size or crop.shape[1] > size
-            out[i] = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+        if small is not None:
+            sh, sw = small.shape[:2]
+            if t.whole_frame and (t.x0, t.y0, t.x1, t.y1) == (0, 0, w, h):
+                out[i] = _resized(small, size)
+                continue
+            xs, ys = int(round(t.x0 * sw / w)), int(round(t.y0 * sh / h))
+            if xs + size <= sw and ys + size <= sh and abs((t.x1 - t.x0) * sw / w - size) <= 1.0:
+                out[i] = small[ys : ys + size, xs : xs + size]
+                continue
+        out[i] = _resized(image[t.y0 : t.y1, t.x0 : t.x1], size)
     return out
+
+
+def _resized(crop: np.ndarray, size: int) -> np.ndarray:
+    if crop.shape[0] == size and crop.shape[1] == size:
+        return crop
+    shrinking = crop.shape[0] > size or crop.shape[1] > size
+    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)

@@ -37,12 +37,60 @@ def cuda_device_present() -> bool:
     )
 
 
+def gpu_will_run(device: str) -> bool:
+    """Whether sessions made for this device setting will ask for a GPU provider."""
+    return device in ("cuda", "auto") and (device == "cuda" or cuda_device_present()) and bool(
+        {"CUDAExecutionProvider", "TensorrtExecutionProvider"} & set(ort.get_available_providers()))
+
+
+_dlls_loaded = False
+_trt: bool | None = None
+
+
+def tensorrt_loadable() -> bool:
+    """Whether TensorRT's libraries can be loaded: onnxruntime-gpu lists its TensorRT provider
+    everywhere, and asking for it without TensorRT costs a failed attempt and the CUDA
+    provider's options."""
+    global _trt
+    if _trt is None:
+        import ctypes
+        import importlib.util
+
+        _trt = importlib.util.find_spec("tensorrt_libs") is not None
+        for name in ("libnvinfer.so.10", "libnvinfer.so", "nvinfer_10.dll"):
+            if _trt:
+                break
+            try:
+                ctypes.CDLL(name)
+                _trt = True
+            except OSError:
+                continue
+        if not _trt:
+            log.info("TensorRT libraries not found: the CUDA provider is used on the GPU")
+    return _trt
+
+
+def _preload_cuda_libraries() -> None:
+    """Load the CUDA and cuDNN libraries that pip installed (nvidia-* wheels, as PyTorch
+    brings them), so that the CUDA provider finds them without LD_LIBRARY_PATH."""
+    global _dlls_loaded
+    if _dlls_loaded or not hasattr(ort, "preload_dlls"):
+        return
+    _dlls_loaded = True
+    try:
+        ort.preload_dlls()
+    except Exception as exc:  # noqa: BLE001 - the provider then reports what it misses
+        log.info("CUDA libraries from pip could not be preloaded: %s", exc)
+
+
 def wanted_providers(device: str, cache_dir: Path | None = None, fp16: bool = False) -> list[tuple[str, dict[str, str]]]:
     """The providers to ask for, most preferred first."""
     available = set(ort.get_available_providers())
     chosen: list[tuple[str, dict[str, str]]] = []
     if device == "cuda" or (device == "auto" and cuda_device_present()):
-        if "TensorrtExecutionProvider" in available and os.environ.get("TRIAGE_TENSORRT", "1") != "0":
+        _preload_cuda_libraries()
+        if ("TensorrtExecutionProvider" in available and os.environ.get("TRIAGE_TENSORRT", "1") != "0"
+                and tensorrt_loadable()):
             opts = {"trt_fp16_enable": "True" if fp16 else "False"}
             if cache_dir is not None:
                 opts |= {"trt_engine_cache_enable": "True", "trt_engine_cache_path": str(Path(cache_dir) / "trt")}
