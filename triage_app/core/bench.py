@@ -63,6 +63,7 @@ def bench_pipeline(video: Path, sample_fps: float | None, device: str = "auto", 
     up to ``infer_frames`` frames (cut beforehand) through every member; the pipeline scores
     every sampled frame. With ``pipeline_only`` only the pipeline runs, so that the peak RSS
     is the pipeline's own."""
+    import triage_app.core.audit  # noqa: F401 - imported once per process, not a per-run cost
     from triage_app.core.ingest import ingest_source
     from triage_app.core.pipeline import build_ensemble, score_project
     from triage_app.core.settings import load_settings
@@ -142,6 +143,7 @@ def bench_pipeline(video: Path, sample_fps: float | None, device: str = "auto", 
         "decode_fps": round(decode_fps, 2),
         "inference_fps": round(infer_fps, 2),
         "pipeline_fps": round(pipe_fps, 2),
+        "stream_fps": round(summary.frames_scored / summary.stream_seconds, 2) if summary.stream_seconds else None,
         "tiling_fps": round(len(stacks_n) / cut_s, 2) if cut_s > 0 else None,
         "ratio": round(pipe_fps / min(decode_fps, infer_fps), 3),
         "overhead": round((1 / pipe_fps) / (1 / decode_fps + 1 / infer_fps), 3),

@@ -46,6 +46,7 @@ class ScoreSummary:
     frames_with_scores: int = 0
     provider: str = "none"
     seconds: float = 0.0
+    stream_seconds: float = 0.0  # from the stages' start to the last commit (no set-up, no audit refresh)
     members: list[str] = field(default_factory=list)
     unavailable: dict[str, str] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
@@ -289,6 +290,7 @@ def score_project(
         stages = _Stages(project, settings, ens, pending, summary.errors)
         stage_fns = [stages.decode_stage, *[stages.tile_stage] * stages.tile_workers, stages.infer_stage]
         threads = [threading.Thread(target=fn, name=f"score-{fn.__name__}", daemon=True) for fn in stage_fns]
+        t_stream = time.perf_counter()
         for th in threads:
             th.start()
         status = "done"
@@ -331,6 +333,7 @@ def score_project(
                         progress(summary.frames_scored, len(pending))
             _commit(store, rows, writers)
             summary.frames_scored += frames_in_batch
+            summary.stream_seconds = time.perf_counter() - t_stream
             if progress:
                 progress(summary.frames_scored, len(pending))
         except BaseException:

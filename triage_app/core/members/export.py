@@ -143,7 +143,10 @@ def _offline_unless_allowed() -> None:
 
 def _clip_model(card: ModelCard):
     _offline_unless_allowed()
-    import open_clip
+    try:
+        import open_clip
+    except ImportError as exc:
+        raise MemberUnavailable(f"the package open_clip_torch is not installed ({exc}); pip install open_clip_torch") from exc
 
     if card.model_config_file:
         cfg = card.resolve(card.model_config_file)
