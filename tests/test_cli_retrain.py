@@ -37,3 +37,23 @@ def test_retrain_needs_labels_then_trains_and_rescores(tmp_path: Path, ortho: np
 
         head = ScoreStore(p).latest_head()
         assert head["n_pos"] == 6 and head["metrics"]["cv_auc"] is not None
+        # Accepted frames are the first half of the flight: capture order alone separates them,
+        # so the report with context features shows it.
+        assert head["metrics"]["cv_auc_with_context"] >= 0.95
+        assert "with context features (capture_order" in out
+
+        from triage_app.core.learning import CONTEXT_FEATURES, context_features
+
+        frames = p.frame_rows()
+        ids = np.array([f["id"] for f in frames])
+        ctx = context_features(p, ids)
+        col = {n: i for i, n in enumerate(CONTEXT_FEATURES)}
+        assert ctx.shape == (12, len(CONTEXT_FEATURES))
+        assert ctx[0, col["capture_order"]] == 0 and ctx[-1, col["capture_order"]] == 1
+        assert np.all(np.diff(ctx[:, col["capture_order"]]) > 0)
+        scores = {f: s for f, s in zip(*ScoreStore(p).score_table(["imagenet"])[::2])}
+        assert ctx[3, col["prev_score"]] == pytest.approx(scores[ids[2]][0], abs=1e-6)
+        assert ctx[3, col["next_score"]] == pytest.approx(scores[ids[4]][0], abs=1e-6)
+        assert ctx[0, col["prev_score"]] == 0 and ctx[-1, col["next_score"]] == 0
+        # No telemetry in this flight: altitude and pitch are flagged as missing.
+        assert np.all(ctx[:, col["alt_missing"]] == 1) and np.all(ctx[:, col["pitch_missing"]] == 1)

@@ -221,6 +221,9 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     print(f"head version {r.head_id}: trained on {r.positives} accepted and {r.negatives} rejected frames, "
           f"cross-validated ROC AUC {auc} ({r.cv_folds} folds); re-scored {r.rescored} frames from the cache "
           f"in {r.rescore_seconds:.2f} s")
+    if r.cv_auc_context is not None:
+        print(f"with context features ({', '.join(r.context_features)}): cross-validated ROC AUC "
+              f"{r.cv_auc_context:.3f} against {auc} without")
     return 0
 
 

@@ -5,6 +5,11 @@ Accepted frames are positives, rejected ones negatives, unsure ones are left out
 is a class-balanced logistic regression (scikit-learn) on standardised pooled features
 (mean and max of the frame's tile embeddings); its cross-validated ROC AUC is stored with
 each version.
+
+Context (capture order, altitude, gimbal pitch, the neighbouring frames' scores) is compared,
+not used: each retrain reports the cross-validated AUC on the same folds with and without it,
+so a user sees whether it helps. The stored head reads the embeddings alone, because the live
+pipeline scores a frame before its next neighbour exists.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ class RetrainResult:
     rescored: int
     seconds: float
     rescore_seconds: float
+    cv_auc_context: float | None = None  # the same folds with the context features added
+    context_features: tuple[str, ...] = ()
 
 
 def pooled_features(project: Project, backbone: str) -> tuple[np.ndarray, np.ndarray, int]:
@@ -53,6 +60,41 @@ def _labels(project: Project) -> dict[int, int]:
 
     return {int(d["frame_id"]): 1 if d["label"] == "accept" else 0
             for d in DecisionStore(project).current() if d["label"] in ("accept", "reject")}
+
+
+CONTEXT_FEATURES = ("capture_order", "rel_alt", "alt_missing", "gimbal_pitch", "pitch_missing",
+                    "prev_score", "next_score")
+
+
+def context_features(project: Project, frame_ids: np.ndarray) -> np.ndarray:
+    """Per frame: capture order within its source (0..1), relative altitude and gimbal pitch
+    (missing values take the source's median, with a flag), and the highest backbone-member
+    score of the previous and of the next frame of the same source. Columns follow
+    ``CONTEXT_FEATURES``."""
+    rows = project.frame_rows()
+    store = ScoreStore(project)
+    ids, names, mat, _ = store.score_table()
+    backbone_cols = [j for j, n in enumerate(names) if n != "head"]
+    best = {int(f): float(np.nanmax(mat[i, backbone_cols])) if backbone_cols and not np.all(np.isnan(mat[i, backbone_cols]))
+            else 0.0 for i, f in enumerate(ids.tolist())}
+    by_source: dict[int, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_source.setdefault(int(r["source_id"]), []).append(r)
+    ctx: dict[int, list[float]] = {}
+    for frames in by_source.values():
+        n = len(frames)
+        cols = {}
+        for key in ("rel_alt", "gimbal_pitch"):
+            vals = np.array([np.nan if f[key] is None else float(f[key]) for f in frames])
+            med = float(np.nanmedian(vals)) if not np.all(np.isnan(vals)) else 0.0
+            cols[key] = (np.where(np.isnan(vals), med, vals), np.isnan(vals).astype(float))
+        for k, f in enumerate(frames):
+            prev_s = best.get(int(frames[k - 1]["id"]), 0.0) if k > 0 else 0.0
+            next_s = best.get(int(frames[k + 1]["id"]), 0.0) if k + 1 < n else 0.0
+            ctx[int(f["id"])] = [k / max(n - 1, 1), cols["rel_alt"][0][k], cols["rel_alt"][1][k],
+                                 cols["gimbal_pitch"][0][k], cols["gimbal_pitch"][1][k], prev_s, next_s]
+    zero = [0.0] * len(CONTEXT_FEATURES)
+    return np.array([ctx.get(int(f), zero) for f in frame_ids.tolist()], dtype=np.float32).reshape(-1, len(CONTEXT_FEATURES))
 
 
 def rescore_head(project: Project, model: HeadModel, frame_ids: np.ndarray, features: np.ndarray) -> int:
@@ -90,20 +132,24 @@ def retrain(project: Project, cards: dict[str, ModelCard], settings: Settings) -
         return make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=2000))
 
     folds = min(5, pos, neg)
-    cv_auc = None
+    cv_auc = cv_auc_context = None
     if folds >= 2:
         cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
         cv_auc = float(np.mean(cross_val_score(make(), x, y, cv=cv, scoring="roc_auc")))
+        labelled = frame_ids[rows]
+        x_ctx = np.hstack([x, context_features(project, labelled)])
+        cv_auc_context = float(np.mean(cross_val_score(make(), x_ctx, y, cv=cv, scoring="roc_auc")))
     model = make().fit(x, y)
     scaler, clf = model.steps[0][1], model.steps[1][1]
     store = ScoreStore(project)
     head_id = store.save_head(card.backbone, backbone_version, clf.coef_[0], float(clf.intercept_[0]),
                               mean=scaler.mean_, scale=scaler.scale_,
-                              metrics={"cv_auc": cv_auc, "folds": folds, "features": "mean+max of tile embeddings"},
+                              metrics={"cv_auc": cv_auc, "folds": folds, "features": "mean+max of tile embeddings",
+                                       "cv_auc_with_context": cv_auc_context, "context_features": list(CONTEXT_FEATURES)},
                               n_pos=pos, n_neg=neg)
     head = HeadModel(head_id, card.backbone, clf.coef_[0].astype(np.float32), float(clf.intercept_[0]),
                      scaler.mean_.astype(np.float32), scaler.scale_.astype(np.float32))
     t1 = time.perf_counter()
     n = rescore_head(project, head, frame_ids, feats)
     t2 = time.perf_counter()
-    return RetrainResult(head_id, pos, neg, cv_auc, folds, n, t2 - t0, t2 - t1)
+    return RetrainResult(head_id, pos, neg, cv_auc, folds, n, t2 - t0, t2 - t1, cv_auc_context, CONTEXT_FEATURES)
