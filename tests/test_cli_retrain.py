@@ -57,3 +57,30 @@ def test_retrain_needs_labels_then_trains_and_rescores(tmp_path: Path, ortho: np
         assert ctx[0, col["prev_score"]] == 0 and ctx[-1, col["next_score"]] == 0
         # No telemetry in this flight: altitude and pitch are flagged as missing.
         assert np.all(ctx[:, col["alt_missing"]] == 1) and np.all(ctx[:, col["pitch_missing"]] == 1)
+
+
+def test_labels_command_flags_a_decision_against_the_evidence(tmp_path: Path, ortho: np.ndarray,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    video = write_flight(tmp_path / "f.mp4", ortho, frames=48, size=(480, 270))
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "settings.toml").write_text('[scoring]\nmembers = ["imagenet", "head"]\ndevice = "cpu"\n')
+    with Project(root) as p:
+        settings = load_settings(root)
+        ingest_source(p, video, settings, sampling=Sampling(every=2))
+        score_project(p, settings)
+        frames = p.frame_rows()
+        # The flight pans over the map: its first and last parts look different. One frame
+        # of the first part is rejected although its neighbours are accepted.
+        wrong = frames[3]["id"]
+        DecisionStore(p).record([dict(frame_id=r["id"], label="reject" if r["id"] == wrong or k >= 12 else "accept",
+                                      reviewer="t", seconds_spent=1.0, policy="p", member_scores="{}")
+                                 for k, r in enumerate(frames)])
+    assert main(["labels", str(root), "--json"]) == 0
+    import json
+
+    found = json.loads(capsys.readouterr().out)
+    assert found and found[0]["frame_id"] == wrong and found[0]["label"] == "reject"
+    assert found[0]["label_probability"] < 0.5
+    assert main(["labels", str(root)]) == 0
+    assert "decisions look wrong" in capsys.readouterr().out

@@ -227,6 +227,28 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_labels(args: argparse.Namespace) -> int:
+    from triage_app.core.label_quality import suspicious_decisions
+    from triage_app.core.members.cards import load_cards
+    from triage_app.core.store import Project
+
+    settings = _settings(args)
+    with Project(args.project, create=False) as project:
+        found = suspicious_decisions(project, load_cards(settings.models_dir))
+        rows = {r["id"]: r for r in project.frame_rows()}
+    if args.json:
+        print(json.dumps([dict(frame_id=f.frame_id, source_id=rows[f.frame_id]["source_id"], frame=rows[f.frame_id]["idx"],
+                               label=f.label, reviewer=f.reviewer, label_probability=round(f.label_probability, 4))
+                          for f in found]))
+        return 0
+    print(f"{len(found)} decisions look wrong (most doubtful first):")
+    for f in found:
+        r = rows[f.frame_id]
+        print(f"  source {r['source_id']} frame {r['idx']}: {f.label} by {f.reviewer or '?'}, "
+              f"out-of-fold probability of that label {f.label_probability:.2f}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from triage_app.core.demo import run_demo
 
@@ -290,6 +312,11 @@ def build_parser() -> argparse.ArgumentParser:
     rt = sub.add_parser("retrain", help="train the head member on the decisions and re-score every frame")
     rt.add_argument("project", type=Path)
     rt.set_defaults(func=cmd_retrain)
+
+    lb = sub.add_parser("labels", help="decisions that the evidence disagrees with (confident learning)")
+    lb.add_argument("project", type=Path)
+    lb.add_argument("--json", action="store_true", help="print one JSON list")
+    lb.set_defaults(func=cmd_labels)
 
     rp = sub.add_parser("report", help="workload, reviews, audit and the measured recall")
     rp.add_argument("project", type=Path)
