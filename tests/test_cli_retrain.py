@@ -84,3 +84,20 @@ def test_labels_command_flags_a_decision_against_the_evidence(tmp_path: Path, or
     assert found[0]["label_probability"] < 0.5
     assert main(["labels", str(root)]) == 0
     assert "decisions look wrong" in capsys.readouterr().out
+
+    # Re-review: the doubted frames come back to the queue, blind to the old label, and leave
+    # it once decided again.
+    from triage_app.core.members.cards import load_cards
+    from triage_app.core.review import build_queue
+
+    assert main(["labels", str(root), "--queue"]) == 0
+    assert "back in the review queue" in capsys.readouterr().out
+    with Project(root) as p:
+        settings = load_settings(root)
+        queue, _, _ = build_queue(p, load_cards(), settings)
+        back = {c.frame_id: c.kind for c in queue.items if c.kind == "rereview"}
+        assert set(back) == {f["frame_id"] for f in found}
+        DecisionStore(p).record([dict(frame_id=wrong, label="accept", reviewer="s", seconds_spent=1.0, policy="p",
+                                      member_scores="{}", sample_kind="rereview")])
+        queue, _, _ = build_queue(p, load_cards(), settings)
+        assert wrong not in {c.frame_id for c in queue.items}

@@ -236,8 +236,12 @@ def cmd_labels(args: argparse.Namespace) -> int:
     with Project(args.project, create=False) as project:
         found = suspicious_decisions(project, load_cards(settings.models_dir))
         rows = {r["id"]: r for r in project.frame_rows()}
+        if args.queue:
+            from triage_app.core.label_quality import queue_for_rereview
+
+            queue_for_rereview(project, found)
     if args.json:
-        print(json.dumps([dict(frame_id=f.frame_id, source_id=rows[f.frame_id]["source_id"], frame=rows[f.frame_id]["idx"],
+        print(json.dumps([dict(decision_id=f.decision_id, frame_id=f.frame_id, source_id=rows[f.frame_id]["source_id"], frame=rows[f.frame_id]["idx"],
                                label=f.label, reviewer=f.reviewer, label_probability=round(f.label_probability, 4))
                           for f in found]))
         return 0
@@ -246,6 +250,8 @@ def cmd_labels(args: argparse.Namespace) -> int:
         r = rows[f.frame_id]
         print(f"  source {r['source_id']} frame {r['idx']}: {f.label} by {f.reviewer or '?'}, "
               f"out-of-fold probability of that label {f.label_probability:.2f}")
+    if args.queue:
+        print(f"{len(found)} frames are back in the review queue until they are decided again")
     return 0
 
 
@@ -316,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     lb = sub.add_parser("labels", help="decisions that the evidence disagrees with (confident learning)")
     lb.add_argument("project", type=Path)
     lb.add_argument("--json", action="store_true", help="print one JSON list")
+    lb.add_argument("--queue", action="store_true", help="put these frames back into the review queue (re-review)")
     lb.set_defaults(func=cmd_labels)
 
     rp = sub.add_parser("report", help="workload, reviews, audit and the measured recall")

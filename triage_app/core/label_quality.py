@@ -55,6 +55,7 @@ class SuspiciousLabel:
     label: str
     reviewer: str
     label_probability: float  # out-of-fold probability of the label given
+    decision_id: int = 0
 
 
 def suspicious_decisions(project: Project, cards: dict[str, ModelCard]) -> list[SuspiciousLabel]:
@@ -73,4 +74,39 @@ def suspicious_decisions(project: Project, cards: dict[str, ModelCard]) -> list[
     x = np.asarray(feats[[row_of[int(d["frame_id"])] for d in decisions]], dtype=np.float32)
     probs = out_of_fold_probabilities(x, y)
     return [SuspiciousLabel(int(decisions[i]["frame_id"]), decisions[i]["label"], str(decisions[i].get("reviewer", "")),
-                            float(probs[i, y[i]])) for i in label_issues(y, probs)]
+                            float(probs[i, y[i]]), int(decisions[i]["id"])) for i in label_issues(y, probs)]
+
+
+def queue_for_rereview(project: Project, found: list[SuspiciousLabel]) -> int:
+    """Put the doubted decisions' frames back into the review queue (replacing the last
+    check's list); returns how many."""
+    from sqlalchemy import delete, insert
+
+    from triage_app.core.store.project import now_iso
+
+    table = project.db.table("label_flags")
+    stamp = now_iso()
+
+    def fn(conn: Any) -> int:
+        conn.execute(delete(table))
+        if found:
+            conn.execute(insert(table), [dict(frame_id=f.frame_id, decision_id=f.decision_id, probability=f.label_probability,
+                                              flagged_at=stamp) for f in found])
+        return len(found)
+
+    return project.db.write(fn)
+
+
+def rereview_frames(project: Project) -> set[int]:
+    """Frames whose doubted decision still stands (no newer decision since the check)."""
+    from sqlalchemy import select
+
+    from triage_app.core.review import DecisionStore
+
+    table = project.db.table("label_flags")
+    with project.db.read() as conn:
+        flags = {int(r[0]): int(r[1]) for r in conn.execute(select(table.c.frame_id, table.c.decision_id))}
+    if not flags:
+        return set()
+    standing = {int(d["frame_id"]): int(d["id"]) for d in DecisionStore(project).current()}
+    return {f for f, d in flags.items() if standing.get(f) == d}

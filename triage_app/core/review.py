@@ -129,8 +129,11 @@ def build_queue(project: Project, cards: dict[str, ModelCard], settings: Setting
     decided = DecisionStore(project).decided_frames() | (exclude or set())
     audit = _audit_sampled(project, policy)
     uncertain = _cold_start(store, ids, fused, cand, settings.review.cold_start_share)
+    from triage_app.core.label_quality import rereview_frames
+
+    rereview = rereview_frames(project)
     keep = [i for i in range(len(ids))
-            if (cand[i] or int(ids[i]) in audit or i in uncertain) and int(ids[i]) not in decided]
+            if ((cand[i] or int(ids[i]) in audit or i in uncertain) and int(ids[i]) not in decided) or int(ids[i]) in rereview]
     if not keep:
         return queue, policy, scores
     f = project.frames
@@ -141,7 +144,7 @@ def build_queue(project: Project, cards: dict[str, ModelCard], settings: Setting
     for i in keep:
         fid = int(ids[i])
         m = meta[fid]
-        kind = "candidate" if cand[i] else ("audit" if fid in audit else "uncertain")
+        kind = ("rereview" if fid in rereview else "candidate" if cand[i] else "audit" if fid in audit else "uncertain")
         items.append(Candidate(fid, int(m[1]), int(m[2]), float(m[3]), float(fused[i]), kind=kind))
         scores[fid] = {n: float(mat[i, j]) for j, n in enumerate(names) if not np.isnan(mat[i, j])}
     items.sort(key=lambda c: (c.source_id, c.timestamp_s, c.idx))

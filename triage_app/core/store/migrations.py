@@ -160,6 +160,18 @@ _V4 = [
 _V5 = ["DROP INDEX IF EXISTS scores_member_score"]
 
 
+# Decisions that the label check doubts: the frame comes back to the queue until a newer
+# decision stands (decision_id is the one doubted).
+_V6 = [
+    """CREATE TABLE label_flags (
+        frame_id INTEGER PRIMARY KEY REFERENCES frames(id) ON DELETE CASCADE,
+        decision_id INTEGER NOT NULL REFERENCES decisions(id),
+        probability REAL NOT NULL,
+        flagged_at TEXT NOT NULL
+    )""",
+]
+
+
 def _run(statements: list[str]) -> Callable[[Connection], None]:
     def step(conn: Connection) -> None:
         for sql in statements:
@@ -169,4 +181,4 @@ def _run(statements: list[str]) -> Callable[[Connection], None]:
 
 
 #: MIGRATIONS[n] upgrades a database from version n to n + 1.
-MIGRATIONS: list[Callable[[Connection], None]] = [_run(_V1), _run(_V2), _run(_V3), _run(_V4), _run(_V5)]
+MIGRATIONS: list[Callable[[Connection], None]] = [_run(_V1), _run(_V2), _run(_V3), _run(_V4), _run(_V5), _run(_V6)]
