@@ -41,6 +41,8 @@ def test_retrain_needs_labels_then_trains_and_rescores(tmp_path: Path, ortho: np
         # so the report with context features shows it.
         assert head["metrics"]["cv_auc_with_context"] >= 0.95
         assert "with context features (capture_order" in out
+        # The features the head uses (pooled tiles) are compared with the whole frame alone.
+        assert 0 <= head["metrics"]["cv_auc_whole_frame_only"] <= 1 and "whole-frame embedding alone" in out
 
         from triage_app.core.learning import CONTEXT_FEATURES, context_features
 

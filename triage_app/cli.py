@@ -224,6 +224,8 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     if r.cv_auc_context is not None:
         print(f"with context features ({', '.join(r.context_features)}): cross-validated ROC AUC "
               f"{r.cv_auc_context:.3f} against {auc} without")
+    if r.cv_auc_whole_frame is not None:
+        print(f"whole-frame embedding alone (no tile pooling): cross-validated ROC AUC {r.cv_auc_whole_frame:.3f}")
     return 0
 
 

@@ -42,6 +42,7 @@ class RetrainResult:
     rescore_seconds: float
     cv_auc_context: float | None = None  # the same folds with the context features added
     context_features: tuple[str, ...] = ()
+    cv_auc_whole_frame: float | None = None  # the whole-frame embedding alone instead of pooled tiles
 
 
 def pooled_features(project: Project, backbone: str) -> tuple[np.ndarray, np.ndarray, int]:
@@ -60,6 +61,20 @@ def _labels(project: Project) -> dict[int, int]:
 
     return {int(d["frame_id"]): 1 if d["label"] == "accept" else 0
             for d in DecisionStore(project).current() if d["label"] in ("accept", "reject")}
+
+
+def whole_frame_features(project: Project, backbone: str, frame_ids: np.ndarray) -> np.ndarray | None:
+    """The whole-frame tile's embedding (tile 0, when tiling keeps the whole frame) of each
+    frame, from the newest tile set of a backbone; None where any frame lacks one."""
+    sets = [s for s in ScoreStore(project).embedding_sets() if s["member"] == backbone]
+    if not sets:
+        return None
+    s = max(sets, key=lambda r: r["model_version_id"])
+    arrays = load_embeddings(project.root, s["file"], s["dim"], s["rows_committed"])
+    at = {int(f): i for i, (f, t) in enumerate(zip(arrays.frame_ids.tolist(), arrays.tiles.tolist())) if t == 0}
+    if any(int(f) not in at for f in frame_ids.tolist()):
+        return None
+    return np.asarray(arrays.vectors[[at[int(f)] for f in frame_ids.tolist()]], dtype=np.float32)
 
 
 CONTEXT_FEATURES = ("capture_order", "rel_alt", "alt_missing", "gimbal_pitch", "pitch_missing",
@@ -132,24 +147,29 @@ def retrain(project: Project, cards: dict[str, ModelCard], settings: Settings) -
         return make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=2000))
 
     folds = min(5, pos, neg)
-    cv_auc = cv_auc_context = None
+    cv_auc = cv_auc_context = cv_auc_whole = None
     if folds >= 2:
         cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
         cv_auc = float(np.mean(cross_val_score(make(), x, y, cv=cv, scoring="roc_auc")))
         labelled = frame_ids[rows]
         x_ctx = np.hstack([x, context_features(project, labelled)])
         cv_auc_context = float(np.mean(cross_val_score(make(), x_ctx, y, cv=cv, scoring="roc_auc")))
+        if settings.tiling.whole_frame:
+            whole = whole_frame_features(project, card.backbone, labelled)
+            if whole is not None:
+                cv_auc_whole = float(np.mean(cross_val_score(make(), whole, y, cv=cv, scoring="roc_auc")))
     model = make().fit(x, y)
     scaler, clf = model.steps[0][1], model.steps[1][1]
     store = ScoreStore(project)
     head_id = store.save_head(card.backbone, backbone_version, clf.coef_[0], float(clf.intercept_[0]),
                               mean=scaler.mean_, scale=scaler.scale_,
                               metrics={"cv_auc": cv_auc, "folds": folds, "features": "mean+max of tile embeddings",
-                                       "cv_auc_with_context": cv_auc_context, "context_features": list(CONTEXT_FEATURES)},
+                                       "cv_auc_with_context": cv_auc_context, "context_features": list(CONTEXT_FEATURES),
+                                       "cv_auc_whole_frame_only": cv_auc_whole},
                               n_pos=pos, n_neg=neg)
     head = HeadModel(head_id, card.backbone, clf.coef_[0].astype(np.float32), float(clf.intercept_[0]),
                      scaler.mean_.astype(np.float32), scaler.scale_.astype(np.float32))
     t1 = time.perf_counter()
     n = rescore_head(project, head, frame_ids, feats)
     t2 = time.perf_counter()
-    return RetrainResult(head_id, pos, neg, cv_auc, folds, n, t2 - t0, t2 - t1, cv_auc_context, CONTEXT_FEATURES)
+    return RetrainResult(head_id, pos, neg, cv_auc, folds, n, t2 - t0, t2 - t1, cv_auc_context, CONTEXT_FEATURES, cv_auc_whole)
