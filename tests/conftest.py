@@ -69,3 +69,24 @@ def write_flight(path: Path, background: np.ndarray, frames: int = 30, size: tup
 @pytest.fixture(scope="session")
 def flight_video(tmp_path_factory: pytest.TempPathFactory, ortho: np.ndarray) -> Path:
     return write_flight(tmp_path_factory.mktemp("video") / "flight.mp4", ortho)
+
+
+def scored_project(tmp_path: Path, ortho: np.ndarray, frames: int = 24, members: tuple[str, ...] = ("imagenet", "head"),
+                   overrides: dict | None = None) -> Path:
+    """A project over a small flight (every second frame ingested), scored on the CPU."""
+    from triage_app.core.ingest import ingest_source
+    from triage_app.core.pipeline import score_project
+    from triage_app.core.settings import load_settings
+    from triage_app.core.sources import Sampling
+    from triage_app.core.store import Project
+
+    video = write_flight(tmp_path / "f.mp4", ortho, frames=frames, size=(480, 270))
+    root = tmp_path / "p"
+    root.mkdir()
+    names = ", ".join(f'"{m}"' for m in members)
+    (root / "settings.toml").write_text(f'[scoring]\nmembers = [{names}]\ndevice = "cpu"\n')
+    with Project(root) as p:
+        settings = load_settings(root, overrides=overrides)
+        ingest_source(p, video, settings, sampling=Sampling(every=2))
+        score_project(p, settings)
+    return root

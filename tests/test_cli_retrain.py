@@ -6,24 +6,14 @@ import numpy as np
 import pytest
 
 from triage_app.cli import main
-from triage_app.core.ingest import ingest_source
-from triage_app.core.pipeline import score_project
 from triage_app.core.review import DecisionStore
 from triage_app.core.settings import load_settings
-from triage_app.core.sources import Sampling
 from triage_app.core.store import Project
-from tests.conftest import write_flight
+from tests.conftest import scored_project
 
 
 def test_retrain_needs_labels_then_trains_and_rescores(tmp_path: Path, ortho: np.ndarray, capsys: pytest.CaptureFixture[str]) -> None:
-    video = write_flight(tmp_path / "f.mp4", ortho, frames=24, size=(480, 270))
-    root = tmp_path / "p"
-    root.mkdir()
-    (root / "settings.toml").write_text('[scoring]\nmembers = ["imagenet", "head"]\ndevice = "cpu"\n')
-    with Project(root) as p:
-        settings = load_settings(root)
-        ingest_source(p, video, settings, sampling=Sampling(every=2))
-        score_project(p, settings)
+    root = scored_project(tmp_path, ortho)
     assert main(["retrain", str(root)]) == 2
     assert "needs at least 2 accepted and 2 rejected" in capsys.readouterr().err
     with Project(root) as p:
@@ -63,14 +53,8 @@ def test_retrain_needs_labels_then_trains_and_rescores(tmp_path: Path, ortho: np
 
 def test_labels_command_flags_a_decision_against_the_evidence(tmp_path: Path, ortho: np.ndarray,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
-    video = write_flight(tmp_path / "f.mp4", ortho, frames=48, size=(480, 270))
-    root = tmp_path / "p"
-    root.mkdir()
-    (root / "settings.toml").write_text('[scoring]\nmembers = ["imagenet", "head"]\ndevice = "cpu"\n')
+    root = scored_project(tmp_path, ortho, frames=48)
     with Project(root) as p:
-        settings = load_settings(root)
-        ingest_source(p, video, settings, sampling=Sampling(every=2))
-        score_project(p, settings)
         frames = p.frame_rows()
         # The flight pans over the map: its first and last parts look different. One frame
         # of the first part is rejected although its neighbours are accepted.

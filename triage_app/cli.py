@@ -257,6 +257,25 @@ def cmd_labels(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_agreement(args: argparse.Namespace) -> int:
+    from triage_app.core.agreement import agreement, disagreements
+    from triage_app.core.store import Project
+
+    with Project(args.project, create=False) as project:
+        pairs, disputed = agreement(project), disagreements(project)
+    if args.json:
+        print(json.dumps(dict(pairs=[dict(p, reviewers=list(p["reviewers"])) for p in pairs], disagreements=disputed)))
+        return 0
+    if not pairs:
+        print("no frame has been decided by two reviewers yet (see review.second_review_share)")
+    for p in pairs:
+        kappa = "n/a" if p["kappa"] is None else f"{p['kappa']:.3f}"
+        print(f"{p['reviewers'][0]} / {p['reviewers'][1]}: {p['frames']} frames, agree on {p['agreement']:.0%}, "
+              f"Cohen's kappa {kappa}")
+    print(f"{len(disputed)} disagreements wait for a supervisor (resolve queue)")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from triage_app.core.demo import run_demo
 
@@ -326,6 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--json", action="store_true", help="print one JSON list")
     lb.add_argument("--queue", action="store_true", help="put these frames back into the review queue (re-review)")
     lb.set_defaults(func=cmd_labels)
+
+    ag = sub.add_parser("agreement", help="Cohen's kappa per pair of reviewers, and the disagreements to resolve")
+    ag.add_argument("project", type=Path)
+    ag.add_argument("--json", action="store_true", help="print one JSON object")
+    ag.set_defaults(func=cmd_agreement)
 
     rp = sub.add_parser("report", help="workload, reviews, audit and the measured recall")
     rp.add_argument("project", type=Path)

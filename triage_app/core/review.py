@@ -115,8 +115,10 @@ class ReviewQueue:
 
 
 def build_queue(project: Project, cards: dict[str, ModelCard], settings: Settings,
-                exclude: set[int] | None = None) -> tuple[ReviewQueue, ActivePolicy, dict[int, dict[str, float]]]:
-    """The queue under the policy in force, plus each candidate's member scores."""
+                exclude: set[int] | None = None, resolve: bool = False,
+                ) -> tuple[ReviewQueue, ActivePolicy, dict[int, dict[str, float]]]:
+    """The queue under the policy in force, plus each candidate's member scores. With
+    ``resolve`` it is the supervisor's queue: the frames whose reviewers disagree."""
     store = ScoreStore(project)
     policy = active_policy(store, cards, settings)
     ids, names, mat, _ = store.score_table()
@@ -131,9 +133,18 @@ def build_queue(project: Project, cards: dict[str, ModelCard], settings: Setting
     uncertain = _cold_start(store, ids, fused, cand, settings.review.cold_start_share)
     from triage_app.core.label_quality import rereview_frames
 
+    from triage_app.core.agreement import disagreements, second_review_frames
+
     rereview = rereview_frames(project)
-    keep = [i for i in range(len(ids))
-            if ((cand[i] or int(ids[i]) in audit or i in uncertain) and int(ids[i]) not in decided) or int(ids[i]) in rereview]
+    r = settings.review
+    second = second_review_frames(project, r.reviewer, r.second_review_share, r.audit_seed)
+    if resolve:
+        disputed = set(disagreements(project))
+        keep = [i for i in range(len(ids)) if int(ids[i]) in disputed]
+    else:
+        keep = [i for i in range(len(ids))
+                if ((cand[i] or int(ids[i]) in audit or i in uncertain) and int(ids[i]) not in decided)
+                or int(ids[i]) in rereview or int(ids[i]) in second]
     if not keep:
         return queue, policy, scores
     f = project.frames
@@ -144,7 +155,8 @@ def build_queue(project: Project, cards: dict[str, ModelCard], settings: Setting
     for i in keep:
         fid = int(ids[i])
         m = meta[fid]
-        kind = ("rereview" if fid in rereview else "candidate" if cand[i] else "audit" if fid in audit else "uncertain")
+        kind = ("resolve" if resolve else "rereview" if fid in rereview else "second" if fid in second
+                else "candidate" if cand[i] else "audit" if fid in audit else "uncertain")
         items.append(Candidate(fid, int(m[1]), int(m[2]), float(m[3]), float(fused[i]), kind=kind))
         scores[fid] = {n: float(mat[i, j]) for j, n in enumerate(names) if not np.isnan(mat[i, j])}
     items.sort(key=lambda c: (c.source_id, c.timestamp_s, c.idx))

@@ -71,6 +71,8 @@ class ReviewSettings(_Section):
     audit_share: float = Field(0.05, ge=0, le=1, description="share of dropped frames mixed blindly into the queue")
     audit_strata: int = Field(4, ge=1, le=10)
     audit_seed: int = 0
+    second_review_share: float = Field(0.05, ge=0, le=1, description="share of decided frames shown blindly to a "
+                                       "second reviewer (a different reviewer name)")
     retrain_every: int = Field(0, ge=0, description="retrain the head after every N decisions in the window (0: off)")
     cold_start_share: float = Field(0.02, ge=0, le=1, description="until a head is trained, this share of the dropped "
                                     "frames closest to the threshold joins the queue")
