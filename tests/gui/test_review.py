@@ -149,3 +149,40 @@ def test_canvas_zooms_onto_a_small_tile_and_back(qtbot) -> None:
     assert seen.adjusted(-2, -2, 2, 2).contains(QRectF(2000, 1000, 448, 448))
     canvas.fit()
     assert abs(canvas.transform().m11() - fitted) < 1e-9
+
+
+def test_supervisor_settles_disagreements_from_the_resolve_queue(qtbot, review_project: Path) -> None:
+    from PySide6.QtCore import Qt
+
+    from triage_app.core.agreement import disagreements
+    from triage_app.core.review import DecisionStore
+    from triage_app.core.store import Project
+    from triage_app.gui.main_window import MainWindow
+
+    with Project(review_project) as p:
+        rows = p.frame_rows()
+        store = DecisionStore(p)
+        for who, flip in (("ana", False), ("bob", True)):
+            store.record([dict(frame_id=r["id"], label=("reject" if flip else "accept") if i < 3 else "accept", reviewer=who,
+                               seconds_spent=1.0, policy="p", member_scores="{}") for i, r in enumerate(rows[:6])])
+        disputed = disagreements(p)
+    assert len(disputed) == 3
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    assert window.controller.open_project(review_project)
+    window.show_review()
+    window.resolve_action.setChecked(True)
+    session = window.review.session
+    assert session.resolve and [c.frame_id for c in session.queue.items] == disputed
+    assert {c.kind for c in session.queue.items} == {"resolve"}
+    assert "Disagreement to resolve 1 of 3" in window.review_view.header.text()
+    qtbot.keyClick(window.review_view, Qt.Key.Key_A)
+    with Project(review_project) as p:
+        assert disagreements(p) == disputed[1:]
+        kinds = {d["frame_id"]: d["sample_kind"] for d in DecisionStore(p).current()}
+    assert kinds[disputed[0]] == "resolve"
+    shot(window, "resolve_queue.png")
+    window.resolve_action.setChecked(False)
+    assert not window.review.session.resolve
+    window.controller.close()

@@ -198,11 +198,13 @@ def _audit_sampled(project: Project, policy: ActivePolicy) -> set[int]:
 class ReviewSession:
     """One analyst's pass through the queue: decisions, undo, live refresh."""
 
-    def __init__(self, project: Project, cards: dict[str, ModelCard], settings: Settings, reviewer: str | None = None) -> None:
+    def __init__(self, project: Project, cards: dict[str, ModelCard], settings: Settings, reviewer: str | None = None,
+                 resolve: bool = False) -> None:
         self.project, self.cards, self.settings = project, cards, settings
         self.reviewer = reviewer or settings.review.reviewer
+        self.resolve = resolve  # the supervisor's queue of disagreements
         self.decisions = DecisionStore(project)
-        self.queue, self.policy, self.scores = build_queue(project, cards, settings)
+        self.queue, self.policy, self.scores = build_queue(project, cards, settings, resolve=resolve)
         self.position = 0
         self._shown_at = time.monotonic()
         self._undo: list[tuple[list[int], list[Candidate], int]] = []
@@ -229,7 +231,7 @@ class ReviewSession:
         the frame they are looking at. Returns how many candidates joined."""
         here = self.current.frame_id if self.current else None
         before = {c.frame_id for c in self.queue.items}
-        self.queue, self.policy, self.scores = build_queue(self.project, self.cards, self.settings)
+        self.queue, self.policy, self.scores = build_queue(self.project, self.cards, self.settings, resolve=self.resolve)
         if here is not None:
             i = self.queue.index_of(here)
             if i is not None:

@@ -113,6 +113,11 @@ class MainWindow(QMainWindow):
                 action.setShortcut(key)
             action.triggered.connect(slot)
             bar.addAction(action)
+        self.resolve_action = QAction("Resolve disagreements", self)
+        self.resolve_action.setCheckable(True)
+        self.resolve_action.setToolTip("Show the frames whose reviewers disagree; your decision settles each one")
+        self.resolve_action.toggled.connect(self._set_resolve_mode)
+        bar.addAction(self.resolve_action)
 
     # -- user actions ---------------------------------------------------------------
     def _open_project(self) -> None:
@@ -135,12 +140,17 @@ class MainWindow(QMainWindow):
         if ok and url.strip():
             self.controller.ingest([url.strip()])
 
+    def _set_resolve_mode(self, on: bool) -> None:
+        c = self.controller
+        if c.project is not None:
+            self.review.start(c.project, c.cards, c.settings, resolve=on)
+
     # -- controller events ----------------------------------------------------------
     def _on_project_open(self, path: str) -> None:
         self.project_label.setText(f"Project: {path}")
         self.setWindowTitle(f"Drone triage — {Path(path).name}")
         c = self.controller
-        self.review.start(c.project, c.cards, c.settings)
+        self.review.start(c.project, c.cards, c.settings, resolve=self.resolve_action.isChecked())
         self.supervisor.start(c.project, c.cards, c.settings)
 
     def _on_progress(self, what: str, done: int, total: int) -> None:

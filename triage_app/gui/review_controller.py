@@ -41,12 +41,13 @@ class ReviewController(QObject):
         view.user_did_toggle_grid.connect(self.set_grid)
 
     # -- set-up ---------------------------------------------------------------------------
-    def start(self, project: Any, cards: dict, settings: Any) -> None:
+    def start(self, project: Any, cards: dict, settings: Any, resolve: bool = False) -> None:
+        """Open the queue; with ``resolve``, the supervisor's queue of disagreements."""
         from triage_app.core.review import ReviewSession
 
         self.stop()
         self.project = project
-        self.session = ReviewSession(project, cards, settings)
+        self.session = ReviewSession(project, cards, settings, resolve=resolve)
         self.loader = FrameLoader(project, capacity=48)
         self.loader.frame_did_load.connect(self._on_frame_loaded)
         self.loader.frame_did_fail.connect(self._on_frame_failed)
@@ -110,7 +111,7 @@ class ReviewController(QObject):
             "tiles": tiles,
             "scores_html": "best tile per member (outlined)<br><br>" + "".join(bars),
             "telemetry": "\n".join(tele),
-            "header": (f"Candidate {s.position + 1} of {len(s.queue)}  ·  event {c.event + 1} ({event_size} frame"
+            "header": (f"{'Disagreement to resolve' if s.resolve else 'Candidate'} {s.position + 1} of {len(s.queue)}  ·  event {c.event + 1} ({event_size} frame"
                        f"{'s' if event_size != 1 else ''})  ·  {source['name']} frame {frame['idx']}  ·  "
                        f"{self.decisions_made} decided  ·  undo {s.undo_depth}"),
         }
