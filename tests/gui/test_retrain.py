@@ -8,14 +8,19 @@ from triage_app.core.store import Project
 from triage_app.gui.main_window import MainWindow
 
 
+def _open(qtbot, root: Path) -> MainWindow:
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    assert window.controller.open_project(root)
+    return window
+
+
 def test_retrain_button_trains_the_head_and_rescores(qtbot, review_project: Path) -> None:
     with Project(review_project) as p:
         DecisionStore(p).record([dict(frame_id=r["id"], label="accept" if r["idx"] % 3 == 0 else "reject", reviewer="ana",
                                       seconds_spent=1.0, policy="p", member_scores="{}") for r in p.frame_rows()])
-    window = MainWindow()
-    qtbot.addWidget(window)
-    window.show()
-    assert window.controller.open_project(review_project)
+    window = _open(qtbot, review_project)
     with qtbot.waitSignal(window.controller.work_did_finish, timeout=60000) as blocker:
         window.controller.retrain()
     assert "Head version 1" in blocker.args[0] and "12 frames re-scored" in blocker.args[0]
@@ -33,10 +38,7 @@ def test_automatic_retrain_every_n_decisions(qtbot, review_project: Path) -> Non
                                       seconds_spent=1.0, policy="p", member_scores="{}") for i, r in enumerate(rows[:4])])
     (review_project / "settings.toml").write_text(
         (review_project / "settings.toml").read_text().replace("[review]\n", "[review]\nretrain_every = 3\n"))
-    window = MainWindow()
-    qtbot.addWidget(window)
-    window.show()
-    assert window.controller.open_project(review_project)
+    window = _open(qtbot, review_project)
     window.show_review()
     view = window.review_view
     for key in (Qt.Key.Key_A, Qt.Key.Key_R):
@@ -45,4 +47,22 @@ def test_automatic_retrain_every_n_decisions(qtbot, review_project: Path) -> Non
     with qtbot.waitSignal(window.controller.work_did_finish, timeout=60000) as blocker:
         qtbot.keyClick(view, Qt.Key.Key_R)  # the third decision starts a retrain
     assert "Head version 1" in blocker.args[0]
+    window.controller.close()
+
+
+def test_check_labels_puts_doubted_decisions_back_in_the_queue(qtbot, review_project: Path) -> None:
+    with Project(review_project) as p:
+        rows = p.frame_rows()
+        wrong = rows[2]["id"]  # one frame of the first half rejected among accepted neighbours
+        DecisionStore(p).record([dict(frame_id=r["id"], label="reject" if r["id"] == wrong or i >= 6 else "accept",
+                                      reviewer="ana", seconds_spent=1.0, policy="p", member_scores="{}")
+                                 for i, r in enumerate(rows)])
+    window = _open(qtbot, review_project)
+    with qtbot.waitSignal(window.controller.work_did_finish, timeout=60000) as blocker:
+        window.controller.check_labels()
+    assert "look wrong and are back in the review queue" in blocker.args[0]
+    qtbot.waitUntil(lambda: window.review.session is not None and any(
+        c.kind == "rereview" for c in window.review.session.queue.items), timeout=10000)
+    back = {c.frame_id for c in window.review.session.queue.items if c.kind == "rereview"}
+    assert wrong in back
     window.controller.close()

@@ -158,6 +158,24 @@ class ProjectController(QObject):
 
         self._run("Retraining", lambda progress, cancel: retrain(project, cards, settings), done)
 
+    def check_labels(self) -> None:
+        """Find the decisions the evidence disagrees with and put their frames back in the queue."""
+        if self.project is None:
+            self.work_did_fail.emit("Open or create a project first.")
+            return
+        from triage_app.core.label_quality import queue_for_rereview, suspicious_decisions
+
+        project, cards = self.project, self.cards
+
+        def work(progress, cancel) -> int:
+            return queue_for_rereview(project, suspicious_decisions(project, cards))
+
+        def done(n: int) -> None:
+            self.scores_did_commit.emit()  # the review queue picks the frames up
+            self.work_did_finish.emit(f"Label check: {n} decisions look wrong and are back in the review queue.")
+
+        self._run("Checking labels", work, done)
+
     # -- demo ------------------------------------------------------------------------------
     def build_demo(self, root: Path) -> None:
         """Build the demo project in a worker, then open it (the window is up meanwhile)."""

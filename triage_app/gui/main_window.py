@@ -107,6 +107,7 @@ class MainWindow(QMainWindow):
             ("Add stream…", self._add_stream, None),
             ("Score", self.controller.score, None),
             ("Retrain head", self.controller.retrain, None),
+            ("Check labels", self.controller.check_labels, None),
         ):
             action = QAction(text, self)
             if key is not None:
