@@ -13,6 +13,8 @@ import hashlib
 from itertools import combinations
 from typing import Any
 
+from sqlalchemy import select
+
 from triage_app.core.store import Project
 
 RESOLVE = "resolve"
@@ -30,8 +32,6 @@ def _standing(project: Project) -> tuple[dict[int, dict[str, str]], dict[int, st
 
     store = DecisionStore(project)
     with project.db.read() as conn:
-        from sqlalchemy import select
-
         t = store.table
         rows = conn.execute(select(t.c.frame_id, t.c.reviewer, t.c.label, t.c.sample_kind)
                             .where(t.c.undone_at.is_(None)).order_by(t.c.id)).all()

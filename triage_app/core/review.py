@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, and_, insert, select, update
 
+from triage_app.core.agreement import disagreements, second_review_frames
+from triage_app.core.label_quality import rereview_frames
 from triage_app.core.members.cards import ModelCard
 from triage_app.core.policy import ActivePolicy, active_policy
 from triage_app.core.fusion import fuse
@@ -131,17 +133,14 @@ def build_queue(project: Project, cards: dict[str, ModelCard], settings: Setting
     decided = DecisionStore(project).decided_frames() | (exclude or set())
     audit = _audit_sampled(project, policy)
     uncertain = _cold_start(store, ids, fused, cand, settings.review.cold_start_share)
-    from triage_app.core.label_quality import rereview_frames
-
-    from triage_app.core.agreement import disagreements, second_review_frames
-
-    rereview = rereview_frames(project)
     r = settings.review
-    second = second_review_frames(project, r.reviewer, r.second_review_share, r.audit_seed)
     if resolve:
+        rereview = second = set()
         disputed = set(disagreements(project))
         keep = [i for i in range(len(ids)) if int(ids[i]) in disputed]
     else:
+        rereview = rereview_frames(project)
+        second = second_review_frames(project, r.reviewer, r.second_review_share, r.audit_seed)
         keep = [i for i in range(len(ids))
                 if ((cand[i] or int(ids[i]) in audit or i in uncertain) and int(ids[i]) not in decided)
                 or int(ids[i]) in rereview or int(ids[i]) in second]

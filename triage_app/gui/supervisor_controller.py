@@ -51,10 +51,6 @@ class SupervisorController(QObject):
 
         project, cards, settings = self.project, self.cards, self.settings
 
-        def job():
-            derived, rule = propose_policy(project, cards, settings, target)
-            return derived, rule
-
         def done(result) -> None:
             d, rule = result
             lo, hi = d.recall_ci
@@ -66,7 +62,7 @@ class SupervisorController(QObject):
                 text += f"\n{d.note}"
             self.view.show_preview(text)
 
-        self._run(job, done)
+        self._run(lambda: propose_policy(project, cards, settings, target), done)
 
     def apply(self, target: float) -> None:
         if self.project is None:
