@@ -276,6 +276,64 @@ def cmd_agreement(args: argparse.Namespace) -> int:
     return 0
 
 
+def _csv_list(text: str | None) -> list[str] | None:
+    return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from triage_app.core.export import Options, Selection, export, parse_time
+    from triage_app.core.members.cards import load_cards
+    from triage_app.core.store import Project
+
+    settings = _settings(args)
+    try:
+        split = tuple(float(x) for x in args.split.split(","))
+        options = Options(formats=tuple(_csv_list(args.format) or ()), split=split, balance=args.balance, seed=args.seed,
+                          image_format=args.image_format, overwrite=args.overwrite)
+        since = parse_time(args.since) if args.since else None
+        until = parse_time(args.until) if args.until else None
+        labels = tuple(_csv_list(args.labels) or ())
+        Selection(labels=labels)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with Project(args.project, create=False) as project:
+        sources = None
+        if args.sources:
+            known = project.source_summaries()
+            sources = []
+            for token in _csv_list(args.sources) or []:
+                hit = [s["id"] for s in known if str(s["id"]) == token or s["name"] == token]
+                if not hit:
+                    names = ", ".join(f"{s['id']} {s['name']}" for s in known)
+                    print(f"error: {args.project}: no source named or numbered '{token}' (sources: {names})", file=sys.stderr)
+                    return 2
+                sources += hit
+        selection = Selection(sources=sources, reviewers=_csv_list(args.reviewers),
+                              labels=labels, since=since, until=until,
+                              policies=[int(x) for x in _csv_list(args.policies)] if args.policies else None,
+                              include_doubtful=args.include_doubtful)
+        bar = _Bar("export")
+        try:
+            report = export(project, load_cards(settings.models_dir), settings, args.outdir, selection, options, progress=bar)
+        finally:
+            bar.close()
+    print(f"exported {report.rows} decided frames to {report.outdir} ({report.files} image files)")
+    for split, counts in report.counts.items():
+        before = report.before_balance.get(split, {})
+        text = ", ".join(f"{c} {n}" + (f" (was {before.get(c, 0)})" if before.get(c, 0) != n else "")
+                         for c, n in sorted(counts.items())) or "empty"
+        print(f"  {split}: {text}")
+    if any(report.held_back.values()):
+        print(f"held back: {report.held_back['disputed']} frames with an unresolved disagreement, "
+              f"{report.held_back['doubted']} decisions the label check doubts (--include-doubtful to export them)")
+    if report.geo_points:
+        print(f"{report.geo_points} accepted frames with GPS written as map points")
+    for msg in report.skipped:
+        print(f"  skipped: {msg}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from triage_app.core.demo import run_demo
 
@@ -350,6 +408,27 @@ def build_parser() -> argparse.ArgumentParser:
     ag.add_argument("project", type=Path)
     ag.add_argument("--json", action="store_true", help="print one JSON object")
     ag.set_defaults(func=cmd_agreement)
+
+    ex = sub.add_parser("export", help="export decided frames with their provenance (image folders, manifests, COCO, maps)")
+    ex.add_argument("project", type=Path)
+    ex.add_argument("outdir", type=Path)
+    ex.add_argument("--format", default="imagefolder,csv,parquet",
+                    help="comma-separated: imagefolder, csv, parquet, coco, crops, geojson, kml")
+    ex.add_argument("--split", default="0.8,0.1,0.1", help="train,val,test shares (stratified by class, seeded)")
+    ex.add_argument("--balance", choices=["none", "under", "over"], default="none",
+                    help="balance the classes of the training split (a report is written either way)")
+    ex.add_argument("--seed", type=int, default=0)
+    ex.add_argument("--sources", help="comma-separated source ids or names")
+    ex.add_argument("--reviewers", help="comma-separated reviewer names")
+    ex.add_argument("--labels", default="accept,reject", help="comma-separated: accept, reject, unsure")
+    ex.add_argument("--since", help="decided at or after (ISO date or date-time; local time unless a zone is given)")
+    ex.add_argument("--until", help="decided before (ISO date or date-time)")
+    ex.add_argument("--policies", help="comma-separated policy ids the decisions were made under")
+    ex.add_argument("--include-doubtful", action="store_true",
+                    help="also export unresolved disagreements and decisions the label check doubts")
+    ex.add_argument("--image-format", choices=["jpg", "png"], default="jpg", help="for video frames (image files are copied)")
+    ex.add_argument("--overwrite", action="store_true", help="replace an existing export folder (only once the new one is complete)")
+    ex.set_defaults(func=cmd_export)
 
     rp = sub.add_parser("report", help="workload, reviews, audit and the measured recall")
     rp.add_argument("project", type=Path)

@@ -1,5 +1,5 @@
-"""The main window: project, sources with ingest in a worker, and the places where the
-review, supervisor and export views go."""
+"""The main window: project, sources with ingest in a worker, the review and supervisor
+views, and the toolbar that scores, retrains, checks labels and exports."""
 
 from __future__ import annotations
 
@@ -63,10 +63,6 @@ class MainWindow(QMainWindow):
         self.supervisor_view = SupervisorView()
         self.supervisor = SupervisorController(self.supervisor_view)
         self.tabs.addTab(self.supervisor_view, "Supervisor")
-        for name in ("Export",):
-            placeholder = QLabel(f"{name}: open a project and score its footage first.")
-            placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            self.tabs.addTab(placeholder, name)
         self.setCentralWidget(self.tabs)
         self.statusBar().addPermanentWidget(self.progress)
         self.statusBar().addPermanentWidget(self.cancel_button)
@@ -108,6 +104,7 @@ class MainWindow(QMainWindow):
             ("Score", self.controller.score, None),
             ("Retrain head", self.controller.retrain, None),
             ("Check labels", self.controller.check_labels, None),
+            ("Export…", self.open_export, None),
         ):
             action = QAction(text, self)
             if key is not None:
@@ -140,6 +137,19 @@ class MainWindow(QMainWindow):
         url, ok = QInputDialog.getText(self, "Add stream", "Stream URL (rtsp://, http://, udp://, file://):")
         if ok and url.strip():
             self.controller.ingest([url.strip()])
+
+    def open_export(self) -> None:
+        """The export dialog (not modal: reviewing can go on beside it)."""
+        c = self.controller
+        if c.project is None:
+            self._on_work_failed("Open a project first: export writes its decided frames.")
+            return
+        from triage_app.gui.export_dialog import ExportDialog
+
+        self.export_dialog = ExportDialog(c.project, c.cards, c.settings, self)
+        self.export_dialog.export_did_finish.connect(
+            lambda r: self.statusBar().showMessage(f"Exported {r.rows} frames to {r.outdir}", 15000))
+        self.export_dialog.show()
 
     def _set_resolve_mode(self, on: bool) -> None:
         c = self.controller

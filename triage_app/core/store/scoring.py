@@ -138,6 +138,17 @@ class ScoreStore:
         with self.db.read() as conn:
             return [dict(r) for r in conn.execute(select(self.scores).where(self.scores.c.frame_id == frame_id)).mappings()]
 
+    def frame_score_rows(self, frame_ids: Sequence[int]) -> dict[int, dict[str, dict[str, Any]]]:
+        """Per frame, per member: the stored score row (score, tile, box, version)."""
+        out: dict[int, dict[str, dict[str, Any]]] = {}
+        ids = [int(f) for f in frame_ids]
+        with self.db.read() as conn:
+            for k in range(0, len(ids), 900):  # SQLite's bound-parameter limit
+                q = select(self.scores).where(self.scores.c.frame_id.in_(ids[k : k + 900]))
+                for r in conn.execute(q).mappings():
+                    out.setdefault(int(r["frame_id"]), {})[str(r["member"])] = dict(r)
+        return out
+
     # -- embedding sets ---------------------------------------------------------------------
     def embedding_set(self, member: str, version_id: int, dim: int, file: str) -> dict[str, Any]:
         def fn(conn: Connection) -> dict[str, Any]:
