@@ -90,3 +90,36 @@ def scored_project(tmp_path: Path, ortho: np.ndarray, frames: int = 24, members:
         ingest_source(p, video, settings, sampling=Sampling(every=2))
         score_project(p, settings)
     return root
+
+
+@pytest.fixture(scope="session")
+def three_flights(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, model_cache: Path) -> Path:
+    """Two flights over the same forest (one labelled) and one over a harbour, scored by the
+    imagenet member. Built once; tests that change it work on a copy."""
+    from triage_app.core.ingest import ingest_source
+    from triage_app.core.pipeline import score_project
+    from triage_app.core.review import DecisionStore
+    from triage_app.core.settings import load_settings
+    from triage_app.core.sources import Sampling
+    from triage_app.core.store import Project
+
+    tmp = tmp_path_factory.mktemp("drift")
+    forest = cv2.imread(str(shared_data / "aerial/deepforest/5b90f92da0d7280005fab355_4310.tif"), cv2.IMREAD_COLOR)
+    harbour = cv2.resize(cv2.imread(str(shared_data / "aerial/sahi/boats.jpg"), cv2.IMREAD_COLOR), (2048, 2048))
+    videos = [write_flight(tmp / "forest-a.mp4", forest, frames=40, step=40),
+              write_flight(tmp / "forest-b.mp4", forest, frames=40, step=37),
+              write_flight(tmp / "harbour.mp4", harbour, frames=40, step=40)]
+    root = tmp / "p"
+    root.mkdir()
+    (root / "settings.toml").write_text('[scoring]\nmembers = ["imagenet"]\ndevice = "cpu"\n')
+    with pytest.MonkeyPatch.context() as mp, Project(root) as p:
+        mp.setenv("TRIAGE_SETTINGS", str(tmp / "user-settings.toml"))
+        mp.setenv("TRIAGE_CACHE_DIR", str(model_cache))
+        settings = load_settings(root)
+        for v in videos:
+            ingest_source(p, v, settings, sampling=Sampling(every=1))
+        score_project(p, settings)
+        frames = [f for f in p.frame_rows() if f["source_id"] == 1]
+        DecisionStore(p).record([dict(frame_id=f["id"], label="accept" if i % 4 == 0 else "reject", reviewer="ana",
+                                      seconds_spent=1.0, policy="p", member_scores="{}") for i, f in enumerate(frames)])
+    return root

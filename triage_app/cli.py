@@ -334,6 +334,34 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_drift(args: argparse.Namespace) -> int:
+    from triage_app.core.drift import flight_drift
+    from triage_app.core.members.cards import load_cards
+    from triage_app.core.store import Project
+
+    settings = _settings(args, {"drift": {"alert_psi": args.alert}} if args.alert else None)
+    with Project(args.project, create=False) as project:
+        flights = flight_drift(project, load_cards(settings.models_dir), settings)
+    if args.json:
+        print(json.dumps([f.as_dict() for f in flights]))
+        return 0
+    print(f"drift per flight (population stability index against the reference; alert above {settings.drift.alert_psi:g})")
+    for f in flights:
+        score = "n/a" if f.drift is None else f"{f.drift:.3f}"
+        flag = "  ALERT" if f.alert else ""
+        rates = f"flagged {f.flag_rate:.0%}" + ("" if f.reference_flag_rate is None else f" (ref {f.reference_flag_rate:.0%})")
+        if f.accept_rate is not None:
+            ref = "" if f.reference_accept_rate is None else f" (ref {f.reference_accept_rate:.0%})"
+            rates += f", accepted {f.accept_rate:.0%} of {f.decisions}{ref}"
+        print(f"  {f.name}: drift {score}{flag}; {rates}; against {f.reference}")
+        if f.reasons():
+            print(f"      {', '.join(f.reasons()[:4])}" + ("" if f.centroid_distance is None else
+                                                           f"; embedding centroid distance {f.centroid_distance:.4f}"))
+        if f.note:
+            print(f"      {f.note}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from triage_app.core.demo import run_demo
 
@@ -429,6 +457,12 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--image-format", choices=["jpg", "png"], default="jpg", help="for video frames (image files are copied)")
     ex.add_argument("--overwrite", action="store_true", help="replace an existing export folder (only once the new one is complete)")
     ex.set_defaults(func=cmd_export)
+
+    dr = sub.add_parser("drift", help="how far each flight's scores and embeddings moved from the labelled flights")
+    dr.add_argument("project", type=Path)
+    dr.add_argument("--json", action="store_true", help="print one JSON list")
+    dr.add_argument("--alert", type=float, help="drift score past which a flight is flagged (default drift.alert_psi)")
+    dr.set_defaults(func=cmd_drift)
 
     rp = sub.add_parser("report", help="workload, reviews, audit and the measured recall")
     rp.add_argument("project", type=Path)

@@ -43,3 +43,38 @@ def test_supervisor_previews_then_applies_a_policy(qtbot, tmp_path: Path) -> Non
     assert len(window.review.session.queue) != before or before == 0
     shot(window, "supervisor.png")
     window.controller.close()
+
+
+def test_supervisor_shows_drift_per_flight_and_reviewer_agreement(qtbot, tmp_path: Path, three_flights: Path) -> None:
+    import shutil
+
+    from triage_app.core.review import DecisionStore
+    from triage_app.core.store import Project
+
+    root = tmp_path / "p"
+    shutil.copytree(three_flights, root)
+    with Project(root) as p:  # a second reviewer looks again at ten frames and disagrees on two
+        frames = [f for f in p.frame_rows() if f["source_id"] == 1][:10]
+        DecisionStore(p).record([dict(frame_id=f["id"], label=("reject" if i % 4 == 0 else "accept") if i in (0, 1) else
+                                      ("accept" if i % 4 == 0 else "reject"), reviewer="ben", seconds_spent=1.0,
+                                      policy="p", member_scores="{}", sample_kind="second") for i, f in enumerate(frames)])
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.resize(1400, 900)
+    window.show()
+    assert window.controller.open_project(root)
+    view = window.supervisor_view
+    window.tabs.setCurrentWidget(view)
+    qtbot.waitUntil(lambda: view.drift_table.rowCount() == 3, timeout=30000)
+    rows = {view.drift_table.item(r, 0).text(): [view.drift_table.item(r, c).text() for c in range(7)] for r in range(3)}
+    assert rows["harbour.mp4"][2] == "ALERT" and rows["forest-b.mp4"][2] == ""
+    assert "PSI" in rows["harbour.mp4"][3] and rows["forest-b.mp4"][6] == "labelled flights"
+    assert "1 past 0.25" in view.quality_tabs.tabText(0)
+    assert view.agreement_table.rowCount() == 1
+    cells = [view.agreement_table.item(0, c).text() for c in range(4)]
+    assert cells[:3] == ["ana / ben", "10", "80%"] and float(cells[3]) < 1
+    assert "2 disagreements wait" in view.agreement_note.text()
+    shot(window, "supervisor_drift.png")
+    view.quality_tabs.setCurrentIndex(1)
+    shot(view.quality_tabs, "supervisor_agreement.png")
+    window.controller.close()

@@ -78,12 +78,21 @@ class ReviewSettings(_Section):
                                     "frames closest to the threshold joins the queue")
 
 
+class DriftSettings(_Section):
+    alert_psi: float = Field(0.25, gt=0, description="drift score (population stability index) past which a flight is flagged")
+    bins: int = Field(10, ge=2, le=100, description="quantile bins of the reference for the PSI")
+    components: int = Field(5, ge=1, le=64, description="principal components of the embeddings compared")
+    min_frames: int = Field(20, ge=2, description="flights with fewer scored frames get no drift score")
+    sample: int = Field(5000, ge=100, description="most frames per side used for the embedding comparison")
+
+
 class Settings(_Section):
     quality: QualitySettings = Field(default_factory=QualitySettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     tiling: TilingSettings = Field(default_factory=TilingSettings)
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     review: ReviewSettings = Field(default_factory=ReviewSettings)
+    drift: DriftSettings = Field(default_factory=DriftSettings)
     cache_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_cache_dir(APP_NAME)))
     models_dir: Path | None = None
 

@@ -1,5 +1,6 @@
 """What the supervisor view draws: recall against workload, score histograms of accepted
-and rejected frames per member, audit progress, and each reviewer's throughput."""
+and rejected frames per member, audit progress, each reviewer's throughput, drift per
+flight, and the agreement between reviewers."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from typing import Any
 import numpy as np
 from sqlalchemy import func, select
 
+from triage_app.core.agreement import agreement, disagreements
 from triage_app.core.audit import report, snapshot
+from triage_app.core.drift import flight_drift
 from triage_app.core.fusion import fuse
 from triage_app.core.members.cards import ModelCard
 from triage_app.core.recall import quantile_thresholds, recall_bounds
@@ -61,4 +64,8 @@ def supervisor_data(project: Project, cards: dict[str, ModelCard], settings: Set
         "curve": recall_curve(snap),
         "histograms": histograms(snap),
         "reviewers": reviewer_throughput(project),
+        "drift": [f.as_dict() | {"reasons": f.reasons()} for f in flight_drift(project, cards, settings)],
+        "agreement": agreement(project),
+        "disagreements": len(disagreements(project)),
+        "alert_psi": settings.drift.alert_psi,
     }

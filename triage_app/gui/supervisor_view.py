@@ -8,7 +8,30 @@ from typing import Any
 from PySide6.QtCharts import QBarCategoryAxis, QBarSeries, QBarSet, QChart, QChartView, QLineSeries, QValueAxis
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPainter
-from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import (
+    QGridLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+
+def _table(headers: list[str]) -> QTableWidget:
+    t = QTableWidget(0, len(headers))
+    t.setHorizontalHeaderLabels(headers)
+    t.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    t.horizontalHeader().setStretchLastSection(True)
+    t.verticalHeader().setVisible(False)
+    t.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+    return t
 
 
 def _chart(title: str) -> tuple[QChart, QChartView]:
@@ -52,6 +75,20 @@ class SupervisorView(QWidget):
         grid.addWidget(hist_view, 0, 1)
         grid.addWidget(audit_view, 1, 0)
         grid.addWidget(reviewers_view, 1, 1)
+        self.drift_table = _table(["flight", "drift (PSI)", "alert", "largest shifts", "flagged", "accepted",
+                                   "compared with"])
+        self.agreement_table = _table(["reviewers", "frames both decided", "agreement", "Cohen's kappa"])
+        self.agreement_note = QLabel()
+        agreement_page = QWidget()
+        al = QVBoxLayout(agreement_page)
+        al.setContentsMargins(0, 0, 0, 0)
+        al.addWidget(self.agreement_table, 1)
+        al.addWidget(self.agreement_note)
+        self.quality_tabs = QTabWidget()
+        self.quality_tabs.addTab(self.drift_table, "Drift per flight")
+        self.quality_tabs.addTab(agreement_page, "Reviewer agreement")
+        self.quality_tabs.setMinimumHeight(170)
+        grid.addWidget(self.quality_tabs, 2, 0, 1, 2)
         layout = QVBoxLayout(self)
         layout.addWidget(self.headline)
         layout.addLayout(top)
@@ -87,6 +124,39 @@ class SupervisorView(QWidget):
         revs = data["reviewers"]
         names = [f"{x['reviewer']} ({x['per_hour']:,.0f}/h)" if x["per_hour"] else x["reviewer"] for x in revs]
         self._bars(self.reviewers_chart, names or ["—"], {"decisions": [x["decisions"] for x in revs] or [0]})
+        self._drift(data.get("drift", []), data.get("alert_psi", 0.25))
+        self._agreement(data.get("agreement", []), data.get("disagreements", 0))
+
+    def _drift(self, flights: list[dict[str, Any]], alert: float) -> None:
+        t = self.drift_table
+        t.setRowCount(len(flights))
+        alerts = 0
+        for r, f in enumerate(flights):
+            acc = "—" if f["accept_rate"] is None else f"{f['accept_rate']:.0%} of {f['decisions']}"
+            if f["accept_rate"] is not None and f["reference_accept_rate"] is not None:
+                acc += f" (ref {f['reference_accept_rate']:.0%})"
+            flag = f"{f['flag_rate']:.0%}" + ("" if f["reference_flag_rate"] is None else f" (ref {f['reference_flag_rate']:.0%})")
+            cells = [f["name"], "—" if f["drift"] is None else f"{f['drift']:.2f}", "ALERT" if f["alert"] else "",
+                     ", ".join(f["reasons"][:2]) or f["note"], flag, acc, f["reference"]]
+            for c, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if f["alert"]:
+                    item.setBackground(QBrush(QColor("#fde2e1")))
+                t.setItem(r, c, item)
+            alerts += bool(f["alert"])
+        self.quality_tabs.setTabText(0, f"Drift per flight ({alerts} past {alert:g})" if alerts else "Drift per flight")
+
+    def _agreement(self, pairs: list[dict[str, Any]], disputed: int) -> None:
+        t = self.agreement_table
+        t.setRowCount(len(pairs))
+        for r, p in enumerate(pairs):
+            kappa = "n/a" if p["kappa"] is None else f"{p['kappa']:.2f}"
+            for c, text in enumerate([" / ".join(p["reviewers"]), str(p["frames"]), f"{p['agreement']:.0%}", kappa]):
+                t.setItem(r, c, QTableWidgetItem(text))
+        self.agreement_note.setText(
+            (f"{disputed} disagreements wait in the resolve queue (toolbar: Resolve disagreements)." if disputed else
+             "No disagreement waits for a supervisor.")
+            + ("" if pairs else " No frame has been decided by two reviewers yet."))
 
     def _line(self, chart: QChart, curve: list[dict[str, float]]) -> None:
         chart.removeAllSeries()
