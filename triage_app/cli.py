@@ -362,6 +362,53 @@ def cmd_drift(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from triage_app.core.evaluate import evaluate, plot_curves
+    from triage_app.core.truth import read_truth
+
+    overrides: dict[str, Any] = {}
+    if args.members:
+        overrides["scoring"] = {"members": _csv_list(args.members)}
+    if args.every:
+        overrides["ingest"] = {"every": args.every}
+    if not 0 < args.target_recall < 1:
+        print(f"error: --target-recall {args.target_recall} must lie between 0 and 1", file=sys.stderr)
+        return 2
+    settings = _settings(args, overrides)
+    truth = read_truth(args.truth, set(_csv_list(args.truth_classes) or []) or None)
+    res = evaluate(args.sources, truth, settings, args.target_recall, args.retrain_every, args.project,
+                   args.max_decisions, progress_factory=_Bar)
+    out = res.as_dict()
+    if args.plots:
+        out["plots"] = [str(p) for p in plot_curves(res, args.plots)]
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(out, indent=1), encoding="utf-8")
+
+    def pct(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.1%}"
+
+    print(f"replayed {res.decisions} decisions on {res.frames} frames ({res.positives} positives), "
+          f"target recall {res.target_recall:.0%}, retraining every {args.retrain_every}: {res.retrains} retrains")
+    print(f"  people were shown {res.shown} frames ({pct(res.workload_fraction)}) holding {res.shown_positives} "
+          f"positives: true recall {pct(res.true_recall)}")
+    lo, hi = res.estimated_recall_ci
+    print(f"  audit-estimated recall of the final policy {pct(res.estimated_recall)} (95 % interval {lo:.1%}-{hi:.1%}); "
+          f"its true recall {pct(res.policy_true_recall)} at {pct(res.policy_workload_fraction)} of frames")
+    if res.firing_tile_hits is not None:
+        print(f"  the firing tile held at least half a truth box on {res.firing_tile_hits} of "
+              f"{res.firing_tile_checked} positives shown")
+    for m in res.messages:
+        print(f"  note: {m}")
+    if args.json:
+        print(f"JSON written to {args.json}")
+    if args.plots:
+        print(f"curves written to {args.plots}")
+    if res.project:
+        print(f"the replayed project, with its decisions, is kept in {res.project}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from triage_app.core.demo import run_demo
 
@@ -463,6 +510,21 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("--json", action="store_true", help="print one JSON list")
     dr.add_argument("--alert", type=float, help="drift score past which a flight is flagged (default drift.alert_psi)")
     dr.set_defaults(func=cmd_drift)
+
+    ev = sub.add_parser("evaluate", help="replay the whole review with a ground-truth oracle and measure recall and workload")
+    ev.add_argument("sources", nargs="+", help="videos or image folders")
+    ev.add_argument("--truth", type=Path, required=True,
+                    help="a CSV (path,label or source,frame,label) or a folder of YOLO .txt / Pascal VOC .xml boxes")
+    ev.add_argument("--truth-classes", help="comma-separated box classes that count (YOLO ids or VOC names; default all)")
+    ev.add_argument("--target-recall", type=float, default=0.95)
+    ev.add_argument("--retrain-every", type=int, default=50, help="retrain the head after every N decisions (0: never)")
+    ev.add_argument("--max-decisions", type=int, help="stop after this many decisions")
+    ev.add_argument("--members", help="comma-separated members (default from settings)")
+    ev.add_argument("--every", type=int, help="keep every Nth video frame")
+    ev.add_argument("--json", type=Path, metavar="OUT", help="write the results as JSON to this file")
+    ev.add_argument("--plots", type=Path, metavar="DIR", help="write the curves (PNG and CSV) into this folder")
+    ev.add_argument("--project", type=Path, metavar="DIR", help="keep the replayed project here (a new folder)")
+    ev.set_defaults(func=cmd_evaluate)
 
     rp = sub.add_parser("report", help="workload, reviews, audit and the measured recall")
     rp.add_argument("project", type=Path)

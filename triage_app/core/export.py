@@ -191,7 +191,7 @@ def _hash_unit(seed: int, frame_id: int, salt: str = "split") -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def _firing(scores: dict[str, dict[str, Any]], thresholds: dict[str, float]) -> tuple[str | None, tuple[int, int, int, int] | None]:
+def firing_tile(scores: dict[str, dict[str, Any]], thresholds: dict[str, float]) -> tuple[str | None, tuple[int, int, int, int] | None]:
     """The member that fired most clearly (or came closest) among those whose score keeps a
     tile box, and that box."""
     with_box = {m: r for m, r in scores.items() if r.get("x0") is not None}
@@ -254,7 +254,7 @@ def plan_export(project: Project, cards: dict[str, ModelCard], settings: Setting
     for d in chosen:
         fr = frames[d["frame_id"]]
         sc = score_rows.get(int(d["frame_id"]), {})
-        member, box = _firing(sc, thresholds)
+        member, box = firing_tile(sc, thresholds)
         items.append(Item(decision=d, frame=fr, source=sources[fr["source_id"]], scores=sc, firing_member=member, box=box,
                           second_review=len(reviewers_of.get(int(d["frame_id"]), ())) > 1 or d["sample_kind"] == "second"))
     members = sorted({m for it in items for m in it.scores} | set(cards))

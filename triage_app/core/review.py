@@ -117,9 +117,10 @@ class ReviewQueue:
 
 
 def build_queue(project: Project, cards: dict[str, ModelCard], settings: Settings,
-                exclude: set[int] | None = None, resolve: bool = False,
+                exclude: set[int] | None = None, resolve: bool = False, reviewer: str | None = None,
                 ) -> tuple[ReviewQueue, ActivePolicy, dict[int, dict[str, float]]]:
-    """The queue under the policy in force, plus each candidate's member scores. With
+    """The queue under the policy in force, plus each candidate's member scores, for one
+    reviewer (default: the settings' reviewer; second reviews are of others' decisions). With
     ``resolve`` it is the supervisor's queue: the frames whose reviewers disagree."""
     store = ScoreStore(project)
     policy = active_policy(store, cards, settings)
@@ -140,7 +141,7 @@ def build_queue(project: Project, cards: dict[str, ModelCard], settings: Setting
         keep = [i for i in range(len(ids)) if int(ids[i]) in disputed]
     else:
         rereview = rereview_frames(project)
-        second = second_review_frames(project, r.reviewer, r.second_review_share, r.audit_seed)
+        second = second_review_frames(project, reviewer or r.reviewer, r.second_review_share, r.audit_seed)
         keep = [i for i in range(len(ids))
                 if ((cand[i] or int(ids[i]) in audit or i in uncertain) and int(ids[i]) not in decided)
                 or int(ids[i]) in rereview or int(ids[i]) in second]
@@ -203,7 +204,7 @@ class ReviewSession:
         self.reviewer = reviewer or settings.review.reviewer
         self.resolve = resolve  # the supervisor's queue of disagreements
         self.decisions = DecisionStore(project)
-        self.queue, self.policy, self.scores = build_queue(project, cards, settings, resolve=resolve)
+        self.queue, self.policy, self.scores = build_queue(project, cards, settings, resolve=resolve, reviewer=self.reviewer)
         self.position = 0
         self._shown_at = time.monotonic()
         self._undo: list[tuple[list[int], list[Candidate], int]] = []
@@ -230,7 +231,8 @@ class ReviewSession:
         the frame they are looking at. Returns how many candidates joined."""
         here = self.current.frame_id if self.current else None
         before = {c.frame_id for c in self.queue.items}
-        self.queue, self.policy, self.scores = build_queue(self.project, self.cards, self.settings, resolve=self.resolve)
+        self.queue, self.policy, self.scores = build_queue(self.project, self.cards, self.settings, resolve=self.resolve,
+                                                           reviewer=self.reviewer)
         if here is not None:
             i = self.queue.index_of(here)
             if i is not None:
