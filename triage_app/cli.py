@@ -371,6 +371,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         overrides["scoring"] = {"members": _csv_list(args.members)}
     if args.every:
         overrides["ingest"] = {"every": args.every}
+    if args.order:
+        overrides["review"] = {"order": args.order}
     if not 0 < args.target_recall < 1:
         print(f"error: --target-recall {args.target_recall} must lie between 0 and 1", file=sys.stderr)
         return 2
@@ -521,6 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--max-decisions", type=int, help="stop after this many decisions")
     ev.add_argument("--members", help="comma-separated members (default from settings)")
     ev.add_argument("--every", type=int, help="keep every Nth video frame")
+    ev.add_argument("--order", choices=["time", "score"], help="review order (default from settings: review.order)")
     ev.add_argument("--json", type=Path, metavar="OUT", help="write the results as JSON to this file")
     ev.add_argument("--plots", type=Path, metavar="DIR", help="write the curves (PNG and CSV) into this folder")
     ev.add_argument("--project", type=Path, metavar="DIR", help="keep the replayed project here (a new folder)")

@@ -232,7 +232,9 @@ def evaluate(sources: list[str], truth: Truth, settings: Settings, target_recall
             summary = score_project(project, settings, progress=bar)
             if bar is not None:
                 bar.close()
-            messages += [f"member {m} left out: {why}" for m, why in summary.unavailable.items()] + summary.errors[:10]
+            # The head is untrained before the first decisions: the replay trains it, no news there.
+            messages += [f"member {m} left out: {why}" for m, why in summary.unavailable.items()
+                         if not (m == "head" and retrain_every)] + summary.errors[:10]
             bar = progress_factory("replay") if progress_factory else None
             res = replay(project, settings, truth, target_recall, retrain_every, max_decisions=max_decisions, progress=bar)
             if bar is not None:
