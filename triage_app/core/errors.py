@@ -5,6 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def printable(text: str) -> str:
+    """Text safe to print and store: a path whose bytes are not UTF-8 (Python keeps those
+    bytes as lone surrogates) shows U+FFFD where the bad bytes were."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 class TriageError(Exception):
     """Base class for every error the program reports to a user."""
 
@@ -15,7 +21,7 @@ class InputError(TriageError):
     def __init__(self, path: str | Path, problem: str) -> None:
         self.path = str(path)
         self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
+        super().__init__(printable(f"{self.path}: {problem}"))
 
 
 class SourceError(InputError):

@@ -160,7 +160,9 @@ def ingest_source(
             if stream_dir is not None and frame.image is not None:
                 stream_dir.mkdir(parents=True, exist_ok=True)
                 target = stream_dir / f"{frame.idx:08d}.jpg"
-                cv2.imwrite(str(target), frame.image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+                ok, buf = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+                if ok:  # written by Python: OpenCV's own writer takes UTF-8 names only
+                    target.write_bytes(buf.tobytes())
                 frame.path = str(target.relative_to(project.root))
             rows.append(_frame_row(source_id, frame, report, telemetry, settings.ingest.telemetry_tolerance_s))
             done += 1

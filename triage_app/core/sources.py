@@ -10,7 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import os
 import re
+import tempfile
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -93,10 +95,37 @@ def is_stream_uri(uri: str) -> bool:
 
 
 def _open_capture(uri: str) -> cv2.VideoCapture:
+    if not _utf8(uri):
+        return _open_through_link(uri)
     cap = cv2.VideoCapture(uri, cv2.CAP_FFMPEG)
     if not cap.isOpened():
         cap.release()
         cap = cv2.VideoCapture(uri)
+    return cap
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _open_through_link(path: str) -> cv2.VideoCapture:
+    """OpenCV takes file names as UTF-8 only (a path with other bytes crashes it): open the
+    file through a symbolic link with a plain name, removed again once FFmpeg holds the file."""
+    folder = tempfile.mkdtemp(prefix="triage-open-")
+    link = os.path.join(folder, "video" + (Path(path).suffix if _utf8(Path(path).suffix) else ""))
+    try:
+        os.symlink(os.fsencode(path), link)
+        cap = cv2.VideoCapture(link, cv2.CAP_FFMPEG)
+    except OSError as exc:
+        raise SourceError(path, f"cannot be opened: its name is not UTF-8 and no link could be made ({exc.strerror})") from exc
+    finally:
+        if os.path.lexists(link):
+            os.unlink(link)
+        os.rmdir(folder)
     return cap
 
 
@@ -185,7 +214,11 @@ def decode_image(path: Path, max_pixels: int) -> np.ndarray:
         raise SourceError(path, f"not a readable image ({exc.__class__.__name__}: {exc})") from exc
     if w * h > max_pixels:
         raise SourceError(path, f"image is {w}x{h} pixels, over the safe limit of {max_pixels} (decompression bomb?)")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    try:
+        # Decoded from memory: OpenCV's own file functions take UTF-8 names only.
+        image = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_COLOR)
+    except (OSError, ValueError) as exc:
+        raise SourceError(path, f"cannot be read ({exc})") from exc
     if image is None:
         # OpenCV refuses some valid files (odd TIFF layouts, non-ASCII paths): try Pillow.
         try:

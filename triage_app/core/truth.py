@@ -205,7 +205,13 @@ def crops_from_boxes(image_path: str | Path, boxes: list[tuple[float, float, flo
     """Cut an annotated image (an orthomosaic, say) into ``size`` px crops, written as PNG with
     a YOLO file each (boxes clipped to the crop, kept when at least ``min_inside`` of the box
     lies inside). Returns (crops, positive crops)."""
-    image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+    from triage_app.core.errors import SourceError
+    from triage_app.core.sources import decode_image
+
+    try:
+        image = decode_image(Path(image_path), 1_000_000_000)
+    except SourceError:
+        image = None
     if image is None:
         raise TruthError(image_path, "image cannot be decoded")
     out_images.mkdir(parents=True, exist_ok=True)
@@ -218,7 +224,7 @@ def crops_from_boxes(image_path: str | Path, boxes: list[tuple[float, float, flo
             share = box_inside_share(b, (x, y, x + size, y + size))
             keep = b[share >= min_inside]
             stem = f"{Path(image_path).stem}_x{x:05d}_y{y:05d}"
-            cv2.imwrite(str(out_images / f"{stem}.png"), image[y : y + size, x : x + size])
+            (out_images / f"{stem}.png").write_bytes(cv2.imencode(".png", image[y : y + size, x : x + size])[1].tobytes())
             lines = []
             for x0, y0, x1, y1 in keep:
                 cx0, cy0 = max(x0, x) - x, max(y0, y) - y

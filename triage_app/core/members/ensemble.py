@@ -173,8 +173,16 @@ def build_members(
         prec = resolve_precision(precision or "auto", device)
         try:
             exported = exporter.export_member(card, cache_dir, prec)
-            session = OnnxSession(exported.path, card.input_size, device, batch, cache_dir)
-        except exporter.MemberUnavailable as exc:
+            try:
+                session = OnnxSession(exported.path, card.input_size, device, batch, cache_dir)
+            except ModelError as exc:
+                # A damaged file in our own cache (disk trouble, a killed copy): export it again.
+                log.warning("%s; exporting it again", exc)
+                exported.path.unlink(missing_ok=True)
+                exported.path.with_suffix(".json").unlink(missing_ok=True)
+                exported = exporter.export_member(card, cache_dir, prec)
+                session = OnnxSession(exported.path, card.input_size, device, batch, cache_dir)
+        except (exporter.MemberUnavailable, ModelError) as exc:
             ens.unavailable[name] = str(exc)
             return None
         member = OnnxMember(card, exported.path, exported.meta, session)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+from urllib.parse import quote_from_bytes, unquote_to_bytes
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,10 +15,38 @@ from typing import Any
 from sqlalchemy import Connection, and_, case, func, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from triage_app.core.errors import StoreError
+from triage_app.core.errors import StoreError, printable
 from triage_app.core.store.db import Database
 
 DB_NAME = "project.db"
+_FS_BYTES = "fs-bytes:"
+_PATH_COLUMNS = ("uri", "path", "telemetry_path")
+
+
+def path_to_db(text: str | None) -> str | None:
+    """A file path as database text. Paths whose bytes are not UTF-8 (kept by Python as lone
+    surrogates, which SQLite cannot store) are written percent-encoded behind a prefix, so
+    the very same file can be opened again."""
+    if text is None:
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _FS_BYTES + quote_from_bytes(os.fsencode(text), safe="/")
+    return _FS_BYTES + quote_from_bytes(text.encode("utf-8"), safe="/") if text.startswith(_FS_BYTES) else text
+
+
+def path_from_db(text: str | None) -> str | None:
+    if text is None or not text.startswith(_FS_BYTES):
+        return text
+    return os.fsdecode(unquote_to_bytes(text[len(_FS_BYTES):]))
+
+
+def _paths_from_db(row: dict[str, Any]) -> dict[str, Any]:
+    for k in _PATH_COLUMNS:
+        if k in row and isinstance(row[k], str):
+            row[k] = path_from_db(row[k])
+    return row
 
 
 def now_iso() -> str:
@@ -60,6 +90,7 @@ class Project:
         """The id of the source with this uri and sampling, creating it if new.
         Returns ``(id, created)``."""
         key = json.dumps(sampling, sort_keys=True)
+        uri, name = path_to_db(uri), printable(name)
 
         def fn(conn: Connection) -> tuple[int, bool]:
             row = conn.execute(
@@ -75,6 +106,8 @@ class Project:
         return self.db.write(fn)
 
     def update_source(self, source_id: int, **values: Any) -> None:
+        values = {k: path_to_db(v) if k in _PATH_COLUMNS else printable(v) if k in ("name", "message") and v else v
+                  for k, v in values.items()}
         self.db.write(lambda conn: conn.execute(update(self.sources).where(self.sources.c.id == source_id).values(**values)))
 
     def source(self, source_id: int) -> dict[str, Any]:
@@ -82,7 +115,7 @@ class Project:
             row = conn.execute(select(self.sources).where(self.sources.c.id == source_id)).mappings().first()
         if row is None:
             raise StoreError(f"{self.root}: no source with id {source_id}")
-        return dict(row)
+        return _paths_from_db(dict(row))
 
     def source_summaries(self) -> list[dict[str, Any]]:
         """Each source with its frame counts (frames, flagged, telemetry matched)."""
@@ -102,7 +135,7 @@ class Project:
             counts, counts.c.source_id == self.sources.c.id, isouter=True
         ).order_by(self.sources.c.id)
         with self.db.read() as conn:
-            rows = [dict(r) for r in conn.execute(q).mappings()]
+            rows = [_paths_from_db(dict(r)) for r in conn.execute(q).mappings()]
         for r in rows:
             for k in ("frames", "flagged", "telemetry_matched"):
                 r[k] = int(r[k] or 0)
@@ -116,7 +149,7 @@ class Project:
             return 0
         stmt = sqlite_insert(self.frames).on_conflict_do_nothing(index_elements=["source_id", "idx"])
         keys = sorted({k for r in rows for k in r})
-        full = [{k: r.get(k) for k in keys} for r in rows]
+        full = [{k: path_to_db(r.get(k)) if k == "path" else r.get(k) for k in keys} for r in rows]
 
         def fn(conn: Connection) -> int:
             return int(conn.execute(stmt, full).rowcount or 0)
@@ -136,7 +169,7 @@ class Project:
         elif flagged is False:
             q = q.where(self.frames.c.quality_flag.is_(None))
         with self.db.read() as conn:
-            return [dict(r) for r in conn.execute(q).mappings()]
+            return [_paths_from_db(dict(r)) for r in conn.execute(q).mappings()]
 
     def neighbour_frames(self, source_id: int, idx: int, radius: int) -> list[dict[str, Any]]:
         """Up to ``radius`` frames either side of frame ``idx`` of a source, in order."""
@@ -152,7 +185,7 @@ class Project:
             row = conn.execute(select(self.frames).where(self.frames.c.id == frame_id)).mappings().first()
         if row is None:
             raise StoreError(f"{self.root}: no frame with id {frame_id}")
-        return dict(row)
+        return _paths_from_db(dict(row))
 
     def flag_counts(self, source_id: int | None = None) -> dict[str, int]:
         q = select(self.frames.c.quality_flag, func.count()).where(self.frames.c.quality_flag.is_not(None))
@@ -167,7 +200,7 @@ class Project:
         self.db.write(
             lambda conn: conn.execute(
                 insert(self.messages).values(
-                    created_at=now_iso(), level=level, path=path, message=message, source_id=source_id
+                    created_at=now_iso(), level=level, path=path_to_db(path), message=printable(message), source_id=source_id
                 )
             )
         )
@@ -177,7 +210,7 @@ class Project:
         if source_id is not None:
             q = q.where(self.messages.c.source_id == source_id)
         with self.db.read() as conn:
-            return [dict(r) for r in conn.execute(q).mappings()]
+            return [_paths_from_db(dict(r)) for r in conn.execute(q).mappings()]
 
     def stream_dir(self, source_id: int) -> Path:
         """Where the frames of a live stream are kept (a stream cannot be read twice)."""

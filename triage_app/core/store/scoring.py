@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, and_, func, insert, select, update
 
-from triage_app.core.store.project import Project, now_iso
+from triage_app.core.store.project import Project, now_iso, path_from_db
 
 
 class ScoreStore:
@@ -64,7 +64,7 @@ class ScoreStore:
             q = q.where(f.c.quality_flag.is_(None))
         q = q.order_by(f.c.source_id, f.c.idx)
         with self.db.read() as conn:
-            return [dict(r) for r in conn.execute(q).mappings()]
+            return [dict(r, path=path_from_db(r["path"])) for r in conn.execute(q).mappings()]
 
     # -- writing results -----------------------------------------------------------------
     _SCORE_COLS = ("frame_id", "member", "model_version_id", "score", "tile", "x0", "y0", "x1", "y1", "tiles", "scored_at")
