@@ -1,0 +1,49 @@
+"""The process the crash test kills: scoring runs in a thread while a scripted analyst
+decides (and now and then undoes) frames. Each decision is printed as ``ACK`` only after
+``decide`` has returned, i.e. after the app has told the analyst it is recorded."""
+
+from __future__ import annotations
+
+import random
+import sys
+import threading
+import time
+from pathlib import Path
+
+
+def main(root: str, seed: int) -> None:
+    from triage_app.core.members.cards import load_cards
+    from triage_app.core.pipeline import score_project
+    from triage_app.core.review import ReviewSession
+    from triage_app.core.settings import load_settings
+    from triage_app.core.store import Project
+
+    rng = random.Random(seed)
+    settings = load_settings(Path(root))
+    with Project(root) as project:
+        scorer = threading.Thread(target=lambda: score_project(project, settings), daemon=True)
+        scorer.start()
+        print("STARTED", flush=True)
+        session = ReviewSession(project, load_cards(settings.models_dir), settings, reviewer="scripted")
+        while True:
+            c = session.current
+            if c is None:
+                time.sleep(0.05)
+                session.refresh()
+                if not scorer.is_alive() and session.current is None:
+                    print("DONE", flush=True)
+                    time.sleep(60)  # wait to be killed like any other moment
+                continue
+            if session.undo_depth and rng.random() < 0.1:
+                session.undo()
+                print("UNDO", flush=True)
+                continue
+            ids = session.decide(rng.choice(["accept", "reject", "unsure"]))
+            for i in ids:
+                print(f"ACK {i} {c.frame_id}", flush=True)
+            if rng.random() < 0.05:
+                session.refresh()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]))
