@@ -48,7 +48,7 @@ def test_kill_at_random_moments_loses_nothing(tmp_path: Path, ortho: np.ndarray,
     root.mkdir()
     (root / "settings.toml").write_text('[scoring]\nmembers = ["imagenet"]\ndevice = "cpu"\ncommit_every = 4\nbatch = 8\n'
                                         '[review]\nsecond_review_share = 0.0\n')
-    video = write_flight(tmp_path / "long.mp4", ortho, frames=900, size=(320, 240), step=7)
+    video = write_flight(tmp_path / "long.mp4", ortho, frames=2400, size=(320, 240), step=7)
     with Project(root) as p:
         ingest_source(p, video, load_settings(root))
         ScoreStore(p).save_policy("any", {"imagenet": 0.0}, created_by="test")  # every scored frame is a candidate
@@ -60,7 +60,8 @@ def test_kill_at_random_moments_loses_nothing(tmp_path: Path, ortho: np.ndarray,
     export_member(load_cards()["imagenet"], model_cache)  # the children find the model ready, as users do
     rng = random.Random(7)
     acked: dict[int, int] = {}
-    tally = dict(kills=0, acknowledged=0, found=0, undo_acks=0, integrity_ok=0, duplicate_tiles=0, finished_runs=0)
+    tally = dict(kills=0, kills_while_scoring=0, acknowledged=0, found=0, undo_acks=0, integrity_ok=0, duplicate_tiles=0,
+                 finished_runs=0)
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     for k in range(kills):
         child = subprocess.Popen([sys.executable, "-m", "tests.reliability.crash_child", str(root), str(k)], cwd=REPO,
@@ -81,6 +82,8 @@ def test_kill_at_random_moments_loses_nothing(tmp_path: Path, ortho: np.ndarray,
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         tally["integrity_ok"] += 1
         stored = dict(db.execute("SELECT id, frame_id FROM decisions").fetchall())
+        scored_now = db.execute("SELECT count(DISTINCT frame_id) FROM scores").fetchone()[0]
+        tally["kills_while_scoring"] += scored_now < frames
         db.close()
         missing = {i: f for i, f in acked.items() if stored.get(i) != f}
         assert not missing, f"kill {k}: acknowledged decisions lost: {sorted(missing)[:10]}"
