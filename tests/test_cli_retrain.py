@@ -87,3 +87,48 @@ def test_labels_command_flags_a_decision_against_the_evidence(tmp_path: Path, or
                                       member_scores="{}", sample_kind="rereview")])
         queue, _, _ = build_queue(p, load_cards(), settings)
         assert wrong not in {c.frame_id for c in queue.items}
+
+
+def test_the_head_reads_the_whole_frame_only_when_the_evidence_favours_it(
+        tmp_path: Path, ortho: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    from triage_app.core import learning
+    from triage_app.core.members.cards import load_cards
+    from triage_app.core.members.ensemble import HeadMember
+    from triage_app.core.pipeline import load_head
+    from triage_app.core.store.scoring import ScoreStore
+
+    root = scored_project(tmp_path, ortho, frames=48)
+    with Project(root) as p:
+        frames = p.frame_rows()
+        labels = {r["id"]: r["idx"] % 4 == 0 for r in frames}  # a pattern the pooled tiles do not carry
+        DecisionStore(p).record([dict(frame_id=f, label="accept" if v else "reject", reviewer="t", seconds_spent=1.0,
+                                      policy="p", member_scores="{}") for f, v in labels.items()])
+        settings = load_settings(root)
+        cards = load_cards(settings.models_dir)
+        # First the real features: a tie or a loss for the whole frame keeps the pooled tiles.
+        r = learning.retrain(p, cards, settings)
+        assert r.features_used == "pooled" or r.cv_auc_whole_frame > r.cv_auc + learning.WHOLE_FRAME_MARGIN
+        # Then whole-frame features that carry the labels outright: the head switches to them,
+        # says so, and re-scores every frame from them.
+        real = learning.whole_frame_features
+
+        def telling(project, backbone, frame_ids):
+            base = real(project, backbone, frame_ids)
+            signal = np.array([3.0 if labels[int(f)] else -3.0 for f in frame_ids], np.float32)
+            base[:, :200] = signal[:, None]
+            return base
+
+        monkeypatch.setattr(learning, "whole_frame_features", telling)
+        r = learning.retrain(p, cards, settings)
+        assert r.features_used == "whole_frame" and r.cv_auc_whole_frame > r.cv_auc, (r.cv_auc, r.cv_auc_whole_frame)
+        head = ScoreStore(p).latest_head()
+        assert head["metrics"]["features_used"] == "whole_frame" and head["dim"] == 1280
+        ids, _, mat, _ = ScoreStore(p).score_table(["head"])
+        assert all((mat[i, 0] > 0.5) == labels[int(f)] for i, f in enumerate(ids))
+        # Live scoring reads the whole-frame tile (tile 0) and points at it.
+        model = load_head(ScoreStore(p))
+        assert model.features == "whole_frame"
+        member = HeadMember(cards["head"], model)
+        tiles = np.random.default_rng(0).normal(size=(5, 1280)).astype(np.float32)
+        score, tile = member.run_frame(tiles)
+        assert tile == 0 and score == pytest.approx(float(model.score(tiles[:1])[0]))

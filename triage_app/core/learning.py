@@ -3,8 +3,9 @@ every frame from the cached pooled embeddings, without running any backbone agai
 
 Accepted frames are positives, rejected ones negatives, unsure ones are left out. The head
 is a class-balanced logistic regression (scikit-learn) on standardised pooled features
-(mean and max of the frame's tile embeddings); its cross-validated ROC AUC is stored with
-each version.
+(mean and max of the frame's tile embeddings), or on the whole-frame tile's embedding when
+that cross-validates clearly better on the same folds; its cross-validated ROC AUC is stored
+with each version.
 
 Context (capture order, altitude, gimbal pitch, the neighbouring frames' scores) is compared,
 not used: each retrain reports the cross-validated AUC on the same folds with and without it,
@@ -43,6 +44,12 @@ class RetrainResult:
     cv_auc_context: float | None = None  # the same folds with the context features added
     context_features: tuple[str, ...] = ()
     cv_auc_whole_frame: float | None = None  # the whole-frame embedding alone instead of pooled tiles
+    features_used: str = "pooled"  # what the stored head reads: "pooled" or "whole_frame"
+
+
+#: How much higher the whole-frame embedding's cross-validated AUC must be before the head
+#: reads it instead of the pooled tiles (pooled tiles keep small objects; a tie keeps them).
+WHOLE_FRAME_MARGIN = 0.02
 
 
 def pooled_features(project: Project, backbone: str) -> tuple[np.ndarray, np.ndarray, int]:
@@ -158,18 +165,27 @@ def retrain(project: Project, cards: dict[str, ModelCard], settings: Settings) -
             whole = whole_frame_features(project, card.backbone, labelled)
             if whole is not None:
                 cv_auc_whole = float(np.mean(cross_val_score(make(), whole, y, cv=cv, scoring="roc_auc")))
+    # Keep what the evidence favours: the whole-frame embedding replaces the pooled tiles only
+    # when it cross-validates clearly better on these labels (and every frame has one).
+    used, all_feats = "pooled", feats
+    if cv_auc_whole is not None and cv_auc is not None and cv_auc_whole > cv_auc + WHOLE_FRAME_MARGIN:
+        whole_all = whole_frame_features(project, card.backbone, frame_ids)
+        if whole_all is not None:
+            used, all_feats, x = "whole_frame", whole_all, whole_all[rows]
     model = make().fit(x, y)
     scaler, clf = model.steps[0][1], model.steps[1][1]
     store = ScoreStore(project)
+    described = {"pooled": "mean+max of tile embeddings", "whole_frame": "whole-frame embedding"}[used]
     head_id = store.save_head(card.backbone, backbone_version, clf.coef_[0], float(clf.intercept_[0]),
                               mean=scaler.mean_, scale=scaler.scale_,
-                              metrics={"cv_auc": cv_auc, "folds": folds, "features": "mean+max of tile embeddings",
+                              metrics={"cv_auc": cv_auc, "folds": folds, "features": described, "features_used": used,
                                        "cv_auc_with_context": cv_auc_context, "context_features": list(CONTEXT_FEATURES),
                                        "cv_auc_whole_frame_only": cv_auc_whole},
                               n_pos=pos, n_neg=neg)
     head = HeadModel(head_id, card.backbone, clf.coef_[0].astype(np.float32), float(clf.intercept_[0]),
-                     scaler.mean_.astype(np.float32), scaler.scale_.astype(np.float32))
+                     scaler.mean_.astype(np.float32), scaler.scale_.astype(np.float32), features=used)
     t1 = time.perf_counter()
-    n = rescore_head(project, head, frame_ids, feats)
+    n = rescore_head(project, head, frame_ids, all_feats)
     t2 = time.perf_counter()
-    return RetrainResult(head_id, pos, neg, cv_auc, folds, n, t2 - t0, t2 - t1, cv_auc_context, CONTEXT_FEATURES, cv_auc_whole)
+    return RetrainResult(head_id, pos, neg, cv_auc, folds, n, t2 - t0, t2 - t1, cv_auc_context, CONTEXT_FEATURES, cv_auc_whole,
+                         used)

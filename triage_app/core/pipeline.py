@@ -94,7 +94,8 @@ def load_head(store: ScoreStore) -> HeadModel | None:
     row = store.latest_head()
     if row is None:
         return None
-    return HeadModel(int(row["id"]), row["backbone"], row["coef"], float(row["intercept"]), row["feature_mean"], row["feature_scale"])
+    return HeadModel(int(row["id"]), row["backbone"], row["coef"], float(row["intercept"]), row["feature_mean"], row["feature_scale"],
+                     features=row["metrics"].get("features_used", "pooled"))
 
 
 def build_ensemble(project: Project, settings: Settings, names: list[str] | None = None,

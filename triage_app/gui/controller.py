@@ -154,7 +154,9 @@ class ProjectController(QObject):
             auc = "n/a" if r.cv_auc is None else f"{r.cv_auc:.3f}"
             ctx = "" if r.cv_auc_context is None else f" (with context features {r.cv_auc_context:.3f})"
             self.work_did_finish.emit(f"Head version {r.head_id}: {r.positives} accepted / {r.negatives} rejected, "
-                                      f"cross-validated AUC {auc}{ctx}; {r.rescored} frames re-scored.")
+                                      f"cross-validated AUC {auc}{ctx}; reads "
+                                      f"{'the whole frame' if r.features_used == 'whole_frame' else 'pooled tiles'}; "
+                                      f"{r.rescored} frames re-scored.")
 
         self._run("Retraining", lambda progress, cancel: retrain(project, cards, settings), done)
 

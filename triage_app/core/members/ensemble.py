@@ -81,6 +81,7 @@ class HeadModel:
     intercept: float
     mean: np.ndarray | None = None
     scale: np.ndarray | None = None
+    features: str = "pooled"  # or "whole_frame": the whole-frame tile's embedding alone
 
     def _folded(self) -> tuple[np.ndarray, float]:
         """Standardisation folded into the weights: z = x @ w + b on raw features."""
@@ -116,7 +117,10 @@ class HeadMember:
         self.version_key = f"head-{model.id}"
 
     def run_frame(self, tile_embeddings: np.ndarray) -> tuple[float, int]:
-        """(score, tile that contributes most through the max-pooled half) of one frame."""
+        """(score, tile that contributes most through the max-pooled half) of one frame; a
+        head on whole-frame features reads tile 0 (the whole frame) and points at it."""
+        if self.model.features == "whole_frame":
+            return float(self.model.score(np.asarray(tile_embeddings[:1]))[0]), 0
         feats = pool_tiles(tile_embeddings)
         score = float(self.model.score(feats[None])[0])
         dim = tile_embeddings.shape[1]
