@@ -116,8 +116,12 @@ def test_retrained_head_rescores_from_cache_and_matches_the_pipeline(project: Pr
     store = ScoreStore(project)
     ids, names, mat, _ = store.score_table()
     assert names == ["head", "imagenet"] and not np.isnan(mat).any()
-    # The same model fitted by hand on the cached pooled features gives the same scores.
+    # The same model fitted by hand on the cached features it chose gives the same scores.
     fids, feats, _ = pooled_features(project, "imagenet")
+    if result.features_used == "whole_frame":
+        from triage_app.core.learning import whole_frame_features
+
+        feats = whole_frame_features(project, "imagenet", fids)
     x = np.asarray(feats, np.float32)
     y = np.array([1 if next(r for r in rows if r["id"] == f)["idx"] % 4 == 0 else 0 for f in fids])
     sc = StandardScaler().fit(x)
