@@ -12,6 +12,17 @@ from triage_app.core.settings import load_settings
 from triage_app.gui.main_window import MainWindow
 
 
+def _supervisor(qtbot, root: Path) -> tuple[MainWindow, object]:
+    """The main window on a project, showing the supervisor view."""
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.resize(1400, 900)
+    window.show()
+    assert window.controller.open_project(root)
+    window.tabs.setCurrentWidget(window.supervisor_view)
+    return window, window.supervisor_view
+
+
 def test_supervisor_previews_then_applies_a_policy(qtbot, tmp_path: Path) -> None:
     rng = np.random.default_rng(5)
     truth = rng.random(300) < 0.15
@@ -22,13 +33,7 @@ def test_supervisor_previews_then_applies_a_policy(qtbot, tmp_path: Path) -> Non
         idx = {r["id"]: r["idx"] for r in p.frame_rows()}
         while s.current is not None:
             s.decide("accept" if truth[idx[s.current.frame_id]] else "reject")
-    window = MainWindow()
-    qtbot.addWidget(window)
-    window.resize(1400, 900)
-    window.show()
-    assert window.controller.open_project(root)
-    view = window.supervisor_view
-    window.tabs.setCurrentWidget(view)
+    window, view = _supervisor(qtbot, root)
     qtbot.waitUntil(lambda: "Measured recall" in view.headline.text(), timeout=20000)
     view.slider.setValue(900)
     view.user_did_preview.emit(view.target)
@@ -58,13 +63,7 @@ def test_supervisor_shows_drift_per_flight_and_reviewer_agreement(qtbot, tmp_pat
         DecisionStore(p).record([dict(frame_id=f["id"], label=("reject" if i % 4 == 0 else "accept") if i in (0, 1) else
                                       ("accept" if i % 4 == 0 else "reject"), reviewer="ben", seconds_spent=1.0,
                                       policy="p", member_scores="{}", sample_kind="second") for i, f in enumerate(frames)])
-    window = MainWindow()
-    qtbot.addWidget(window)
-    window.resize(1400, 900)
-    window.show()
-    assert window.controller.open_project(root)
-    view = window.supervisor_view
-    window.tabs.setCurrentWidget(view)
+    window, view = _supervisor(qtbot, root)
     qtbot.waitUntil(lambda: view.drift_table.rowCount() == 3, timeout=30000)
     rows = {view.drift_table.item(r, 0).text(): [view.drift_table.item(r, c).text() for c in range(7)] for r in range(3)}
     assert rows["harbour.mp4"][2] == "ALERT" and rows["forest-b.mp4"][2] == ""
