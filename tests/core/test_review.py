@@ -86,6 +86,28 @@ def test_event_decisions_and_refresh_keep_position(tmp_path: Path) -> None:
         assert here not in {c.frame_id for c in _session(p).queue.items}
 
 
+def test_a_rebuild_on_another_thread_keeps_decisions_made_meanwhile(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with make_scored_project(tmp_path, [0.9] * 6) as p:
+        s = _session(p)
+        build = s.begin_refresh()
+        with ThreadPoolExecutor(1) as pool:
+            built = pool.submit(build).result()  # read before the analyst's next decisions
+        decided = [s.current.frame_id]
+        s.decide("accept")
+        decided.append(s.current.frame_id)
+        s.decide("reject")
+        assert s.apply_refresh(built) == 0
+        assert len(s.queue) == 4 and not set(decided) & {c.frame_id for c in s.queue.items}
+        # An undo while a rebuild runs makes it stale: the caller builds again.
+        build = s.begin_refresh()
+        built = build()
+        s.undo()
+        assert s.apply_refresh(built) == -1 and len(s.queue) == 5
+        assert s.refresh() == 0 and len(s.queue) == 5
+
+
 def test_cold_start_queue_carries_the_most_uncertain_dropped_frames(tmp_path: Path) -> None:
     import numpy as np
 

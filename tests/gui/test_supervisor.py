@@ -43,8 +43,7 @@ def test_supervisor_previews_then_applies_a_policy(qtbot, tmp_path: Path) -> Non
     with qtbot.waitSignal(window.supervisor.policy_did_change, timeout=20000):
         view.apply_button.click()
     qtbot.waitUntil(lambda: "is in force" in view.preview.text(), timeout=20000)
-    qtbot.wait(500)
-    assert window.review.session.policy.id == 1
+    qtbot.waitUntil(lambda: window.review.session.policy.id == 1, timeout=20000)
     assert len(window.review.session.queue) != before or before == 0
     shot(window, "supervisor.png")
     window.controller.close()

@@ -208,6 +208,7 @@ class ReviewSession:
         self.position = 0
         self._shown_at = time.monotonic()
         self._undo: list[tuple[list[int], list[Candidate], int]] = []
+        self._during: dict[str, Any] | None = None  # what changed while a rebuild runs
 
     # -- navigation -------------------------------------------------------------------
     @property
@@ -229,10 +230,27 @@ class ReviewSession:
     def refresh(self) -> int:
         """Rebuild the queue from the store (new scores, new policy); keep the analyst on
         the frame they are looking at. Returns how many candidates joined."""
+        return self.apply_refresh(self.begin_refresh()())
+
+    def begin_refresh(self) -> Any:
+        """Start a rebuild that may run on another thread: returns the function that builds
+        the queue (reads only). Decisions and undos made meanwhile are remembered, so that
+        ``apply_refresh`` can put the built queue in place without losing them."""
+        self._during = {"decided": set(), "undone": False}
+        project, cards, settings, resolve, reviewer = self.project, self.cards, self.settings, self.resolve, self.reviewer
+        return lambda: build_queue(project, cards, settings, resolve=resolve, reviewer=reviewer)
+
+    def apply_refresh(self, built: tuple[ReviewQueue, ActivePolicy, dict[int, dict[str, float]]]) -> int:
+        """Put a queue built by ``begin_refresh``'s function in place; returns how many
+        candidates joined, or -1 when an undo meanwhile made it stale (build again)."""
+        during, self._during = self._during, None
+        if during is None or during["undone"]:
+            return -1
         here = self.current.frame_id if self.current else None
         before = {c.frame_id for c in self.queue.items}
-        self.queue, self.policy, self.scores = build_queue(self.project, self.cards, self.settings, resolve=self.resolve,
-                                                           reviewer=self.reviewer)
+        queue, self.policy, self.scores = built
+        queue.items = [c for c in queue.items if c.frame_id not in during["decided"]]
+        self.queue = queue
         if here is not None:
             i = self.queue.index_of(here)
             if i is not None:
@@ -272,6 +290,8 @@ class ReviewSession:
         spent = time.monotonic() - self._shown_at
         per = spent / max(len(members), 1)
         ids = self.decisions.record([self._row(m, labels[m.frame_id], per, via) for m in members])
+        if self._during is not None:
+            self._during["decided"].update(m.frame_id for m in members)
         first = min(self.queue.items.index(m) for m in members)
         gone = {m.frame_id for m in members}
         self._undo.append((ids, members, self.position))
@@ -287,6 +307,8 @@ class ReviewSession:
             return 0
         ids, members, position = self._undo.pop()
         self.decisions.undo(ids)
+        if self._during is not None:
+            self._during["undone"] = True
         present = {c.frame_id for c in self.queue.items}
         restored = self.queue.items + [m for m in members if m.frame_id not in present]
         order = (lambda c: -c.fused) if self.settings.review.order == "score" else (lambda c: (c.source_id, c.timestamp_s, c.idx))

@@ -11,6 +11,7 @@ from PySide6.QtGui import QImage
 
 from triage_app.gui.frame_loader import FrameLoader
 from triage_app.gui.review_view import MEMBER_COLOURS, ReviewView
+from triage_app.gui.workers import Worker, start
 
 log = logging.getLogger(__name__)
 PREFETCH_AHEAD = 6
@@ -33,6 +34,8 @@ class ReviewController(QObject):
         self.project: Any = None
         self.decisions_made = 0
         self._film: dict[int, int] = {}
+        self._refreshing: Worker | None = None
+        self._refresh_again = False
         view.user_did_decide.connect(self.decide)
         view.user_did_decide_event.connect(self.decide_event)
         view.user_did_decide_grid.connect(self.decide_grid)
@@ -63,16 +66,44 @@ class ReviewController(QObject):
         self.session = None
 
     def refresh(self) -> None:
-        """New scores or a new policy: rebuild the queue, keep the analyst's place."""
+        """New scores or a new policy: rebuild the queue on a worker (the analyst keeps
+        deciding meanwhile), then put it in place keeping the analyst's place."""
         if self.session is None:
             return
-        was_empty = self.session.current is None
-        joined = self.session.refresh()
-        self.queue_did_change.emit(len(self.session.queue))
+        if self._refreshing is not None:
+            self._refresh_again = True  # one more rebuild once this one lands
+            return
+        session = self.session
+        worker = Worker(lambda progress, cancel, build=session.begin_refresh(): build())
+        worker.signals.worker_did_finish.connect(lambda built: self._refreshed(session, built))
+        worker.signals.worker_did_fail.connect(self._refresh_failed)
+        self._refreshing = worker
+        start(worker)
+
+    def _refreshed(self, session: Any, built: Any) -> None:
+        self._refreshing = None
+        if session is not self.session:  # the review was restarted meanwhile
+            if self._refresh_again:
+                self._refresh_again = False
+                self.refresh()
+            return
+        was_empty = session.current is None
+        joined = session.apply_refresh(built)
+        if joined < 0 or self._refresh_again:  # an undo made it stale, or more changed since
+            self._refresh_again = False
+            self.refresh()
+            if joined < 0:
+                return
+        self.queue_did_change.emit(len(session.queue))
         if joined and (was_empty or self.view.grid_mode):
             self.show_current()
         elif joined:
             self._update_header()
+
+    def _refresh_failed(self, message: str) -> None:
+        self._refreshing = None
+        self._refresh_again = False
+        self.review_did_fail.emit(f"The review queue could not be refreshed: {message}")
 
     # -- showing -------------------------------------------------------------------------------
     def _info(self, c: Any) -> dict[str, Any]:
