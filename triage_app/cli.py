@@ -525,7 +525,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--max-decisions", type=int, help="stop after this many decisions")
     ev.add_argument("--members", help="comma-separated members (default from settings)")
     ev.add_argument("--every", type=int, help="keep every Nth video frame")
-    ev.add_argument("--order", choices=["time", "score"], help="review order (default from settings: review.order)")
+    ev.add_argument("--order", choices=["time", "score", "learned"], help="review order (default from settings: review.order)")
     ev.add_argument("--json", type=Path, metavar="OUT", help="write the results as JSON to this file")
     ev.add_argument("--plots", type=Path, metavar="DIR", help="write the curves (PNG and CSV) into this folder")
     ev.add_argument("--project", type=Path, metavar="DIR", help="keep the replayed project here (a new folder)")

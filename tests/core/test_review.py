@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from triage_app.core.members.cards import load_cards
-from triage_app.core.review import ReviewSession
+from triage_app.core.review import DecisionStore, ReviewSession
 from triage_app.core.settings import load_settings
 from triage_app.core.store import Project
 from triage_app.core.store.scoring import ScoreStore
@@ -123,3 +123,37 @@ def test_cold_start_queue_carries_the_most_uncertain_dropped_frames(tmp_path: Pa
         # Once a head is trained the cold-start share stops.
         ScoreStore(p).save_head("imagenet", None, np.zeros(4, np.float32), 0.0)
         assert {c.kind for c in _session(p, cold_start_share=0.1).queue.items} == {"candidate"}
+
+
+def test_learned_order_puts_the_informative_member_first(tmp_path: Path) -> None:
+    """Two members: 'imagenet' does not know the target (its scores are noise), 'clip'
+    does. Under the 'any' rule the fused score lets the noise crowd the ranking; the learned
+    order, fitted on a few decisions, ranks by what predicts them."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    n = 200
+    truth = rng.random(n) < 0.3
+    noise = rng.random(n)
+    informative = np.clip(np.where(truth, rng.normal(0.75, 0.1, n), rng.normal(0.45, 0.1, n)), 0, 1)
+    with make_scored_project(tmp_path, noise.tolist()) as p:
+        store = ScoreStore(p)
+        v = store.model_version("clip", "clip", "test")
+        ids = [r["id"] for r in p.frame_rows()]
+        store.commit_scores([dict(frame_id=f, member="clip", model_version_id=v, score=float(s), tile=0, tiles=1)
+                             for f, s in zip(ids, informative)], {})
+        store.save_policy("any", {"imagenet": 0.0, "clip": 0.0}, created_by="t")  # every frame a candidate
+        # The first 40 frames are decided (from the truth); the order of the rest is what counts.
+        DecisionStore(p).record([dict(frame_id=f, label="accept" if t else "reject", reviewer="ana", seconds_spent=1,
+                                      policy="p", member_scores="{}") for f, t in zip(ids[:40], truth[:40])])
+        by_id = dict(zip(ids, truth))
+
+        def precision_at(order: str, k: int = 30) -> float:
+            q = _session(p, order=order).queue.items
+            assert len(q) == n - 40
+            return float(np.mean([by_id[c.frame_id] for c in q[:k]]))
+
+        fused, learned = precision_at("score"), precision_at("learned")
+        rest = truth[40:].mean()
+        print(f"precision of the first 30: fused {fused:.2f}, learned {learned:.2f}, base rate {rest:.2f}")
+        assert learned >= 0.8 and learned > fused + 0.2, (fused, learned, rest)

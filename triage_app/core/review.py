@@ -2,7 +2,8 @@
 
 The queue holds the candidate frames under the policy in force that nobody has decided
 yet, grouped into *events* (runs of candidates from one source no more than
-``event_gap_s`` apart) and ordered by time within events, or by fused score. It can be
+``event_gap_s`` apart) and ordered by time within events, by fused score, or by a model of
+the members' scores fitted on the decisions so far (``review.order``). It can be
 refreshed while scoring runs: new candidates join without moving the analyst.
 
 A decision is written (and committed, durably) before ``decide`` returns, with the
@@ -42,6 +43,7 @@ class Candidate:
     fused: float
     event: int = 0
     kind: str = "candidate"  # or "audit": a dropped frame sampled blindly
+    rank: float = 0.0  # what score and learned orders sort by (highest first)
 
 
 @dataclass
@@ -147,6 +149,7 @@ def build_queue(project: Project, cards: dict[str, ModelCard], settings: Setting
                 or int(ids[i]) in rereview or int(ids[i]) in second]
     if not keep:
         return queue, policy, scores
+    rank = learned_rank(project, ids, mat, fused) if settings.review.order == "learned" else fused
     f = project.frames
     with project.db.read() as conn:
         meta = {int(r[0]): r for r in conn.execute(
@@ -157,7 +160,7 @@ def build_queue(project: Project, cards: dict[str, ModelCard], settings: Setting
         m = meta[fid]
         kind = ("resolve" if resolve else "rereview" if fid in rereview else "second" if fid in second
                 else "candidate" if cand[i] else "audit" if fid in audit else "uncertain")
-        items.append(Candidate(fid, int(m[1]), int(m[2]), float(m[3]), float(fused[i]), kind=kind))
+        items.append(Candidate(fid, int(m[1]), int(m[2]), float(m[3]), float(fused[i]), kind=kind, rank=float(rank[i])))
         scores[fid] = {n: float(mat[i, j]) for j, n in enumerate(names) if not np.isnan(mat[i, j])}
     items.sort(key=lambda c: (c.source_id, c.timestamp_s, c.idx))
     event = -1
@@ -167,10 +170,37 @@ def build_queue(project: Project, cards: dict[str, ModelCard], settings: Setting
             event += 1
         c.event = event
         prev = c
-    if settings.review.order == "score":
-        items.sort(key=lambda c: -c.fused)
+    if settings.review.order in ("score", "learned"):
+        items.sort(key=lambda c: -c.rank)
     queue.items = items
     return queue, policy, scores
+
+
+def learned_rank(project: Project, ids: np.ndarray, mat: np.ndarray, fused: np.ndarray) -> np.ndarray:
+    """How likely each frame is a positive, from a class-balanced logistic regression on the
+    members' scores (missing ones filled with the member's median and flagged) fitted on the
+    accept/reject decisions so far. Until there are two of each, the fused score. A member
+    that does not know the target gets a small weight here, where the fused score ("any")
+    would let it crowd the ranking."""
+    labels = {int(d["frame_id"]): d["label"] == "accept" for d in DecisionStore(project).current()
+              if d["label"] in ("accept", "reject")}
+    pos = {int(f): i for i, f in enumerate(ids)}
+    rows = [pos[f] for f in labels if f in pos]
+    y = np.array([labels[int(ids[r])] for r in rows], dtype=int)
+    if len(rows) < 4 or y.sum() < 2 or (1 - y).sum() < 2 or mat.shape[1] == 0:
+        return fused
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    missing = np.isnan(mat)
+    filled = np.where(missing.all(axis=0), 0.0, mat)  # a member that scored nothing: a constant column
+    x = np.where(missing, np.nanmedian(filled, axis=0), filled)
+    if missing.any():
+        x = np.hstack([x, missing[:, missing.any(axis=0)].astype(float)])
+    model = make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=1000))
+    model.fit(x[rows], y)
+    return model.predict_proba(x)[:, 1]
 
 
 def _cold_start(store: ScoreStore, ids: np.ndarray, fused: np.ndarray, cand: np.ndarray, share: float) -> set[int]:
@@ -311,7 +341,8 @@ class ReviewSession:
             self._during["undone"] = True
         present = {c.frame_id for c in self.queue.items}
         restored = self.queue.items + [m for m in members if m.frame_id not in present]
-        order = (lambda c: -c.fused) if self.settings.review.order == "score" else (lambda c: (c.source_id, c.timestamp_s, c.idx))
+        order = ((lambda c: -c.rank) if self.settings.review.order in ("score", "learned")
+                 else (lambda c: (c.source_id, c.timestamp_s, c.idx)))
         self.queue.items = sorted(restored, key=order)
         self.position = self.queue.index_of(members[0].frame_id) or 0
         self._shown_at = time.monotonic()

@@ -67,7 +67,9 @@ class ScoringSettings(_Section):
 class ReviewSettings(_Section):
     reviewer: str = Field(default_factory=lambda: os.environ.get("USER", "analyst"))
     event_gap_s: float = Field(5.0, ge=0)
-    order: Literal["time", "score"] = "time"
+    order: Literal["time", "score", "learned"] = Field(
+        "time", description="time: events in capture order; score: highest fused score first; learned: most likely "
+        "positive first, by a model of the members' scores fitted on the decisions so far (fused score until then)")
     audit_share: float = Field(0.05, ge=0, le=1, description="share of dropped frames mixed blindly into the queue")
     audit_strata: int = Field(4, ge=1, le=10)
     audit_seed: int = 0
