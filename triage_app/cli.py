@@ -231,6 +231,32 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from triage_app.core.finetune import finetune_comparison
+    from triage_app.core.members.cards import load_cards
+    from triage_app.core.store import Project
+
+    settings = _settings(args)
+    bar = _Bar("fine-tune")
+    try:
+        with Project(args.project, create=False) as project:
+            r = finetune_comparison(project, load_cards(settings.models_dir), settings, blocks=args.blocks,
+                                    epochs=args.epochs, max_frames=args.max_frames, progress=bar)
+    finally:
+        bar.close()
+    if args.json:
+        print(json.dumps(r.as_dict()))
+        return 0
+    print(f"{r.frames} decided frames ({r.positives} accepted, {r.negatives} rejected), {r.folds} folds, on {r.device}, "
+          f"{r.seconds:.0f} s")
+    print(f"  fine-tuned backbone (last {r.blocks} blocks, {r.epochs} epochs): cross-validated ROC AUC {r.cv_auc_finetuned:.3f}")
+    print(f"  head on the cached embeddings:                 cross-validated ROC AUC {r.cv_auc_head:.3f}")
+    print(f"the evidence favours the {r.favoured}")
+    if r.skipped:
+        print(f"  {r.skipped} frames left out: their pixels could not be read")
+    return 0
+
+
 def cmd_labels(args: argparse.Namespace) -> int:
     from triage_app.core.label_quality import suspicious_decisions
     from triage_app.core.members.cards import load_cards
@@ -476,6 +502,14 @@ def build_parser() -> argparse.ArgumentParser:
     rt = sub.add_parser("retrain", help="train the head member on the decisions and re-score every frame")
     rt.add_argument("project", type=Path)
     rt.set_defaults(func=cmd_retrain)
+
+    ft = sub.add_parser("finetune", help="compare fine-tuning the backbone's last blocks with the head, on the same folds")
+    ft.add_argument("project", type=Path)
+    ft.add_argument("--blocks", type=int, default=2, help="last backbone blocks trained (0: the new output layer only)")
+    ft.add_argument("--epochs", type=int, default=6)
+    ft.add_argument("--max-frames", type=int, default=1000, help="at most this many decided frames (seeded sample)")
+    ft.add_argument("--json", action="store_true", help="print one JSON object")
+    ft.set_defaults(func=cmd_finetune)
 
     lb = sub.add_parser("labels", help="decisions that the evidence disagrees with (confident learning)")
     lb.add_argument("project", type=Path)
