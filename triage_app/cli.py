@@ -309,7 +309,8 @@ def _csv_list(text: str | None) -> list[str] | None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from triage_app.core.export import Options, Selection, export, parse_time
+    from triage_app.core.export import export
+    from triage_app.core.export_plan import Options, Selection, parse_time
     from triage_app.core.members.cards import load_cards
     from triage_app.core.store import Project
 

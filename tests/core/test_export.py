@@ -17,7 +17,8 @@ from sqlalchemy import update
 from tests.conftest import scored_project
 from triage_app.cli import main
 from triage_app.core import export as export_mod
-from triage_app.core.export import ExportError, Options, Selection, export, plan_export, safe_name
+from triage_app.core.export import ExportError, export, safe_name
+from triage_app.core.export_plan import Options, Selection, plan_export
 from triage_app.core.members.cards import load_cards
 from triage_app.core.review import DecisionStore
 from triage_app.core.settings import load_settings

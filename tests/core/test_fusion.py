@@ -48,3 +48,14 @@ def test_bad_rules_are_refused() -> None:
     for bad in ("most", "4-of-3", "0-of-2"):
         with pytest.raises(ValueError):
             parse_rule(bad)
+
+
+def test_firing_tile_is_the_clearest_member_with_a_box() -> None:
+    from triage_app.core.fusion import firing_tile
+
+    rows = {"imagenet": dict(score=0.30, x0=0, y0=0, x1=10, y1=10),  # 0.05 above a 0.25 threshold
+            "clip": dict(score=0.90, x0=5, y0=5, x1=20, y1=20),  # just under its 0.95 threshold
+            "head": dict(score=0.99, x0=None, y0=None, x1=None, y1=None)}  # no box: re-scored from the cache
+    assert firing_tile(rows, {"imagenet": 0.25, "clip": 0.95, "head": 0.5}) == ("imagenet", (0, 0, 10, 10))
+    assert firing_tile(rows, {"imagenet": 0.9, "clip": 0.5, "head": 0.5}) == ("clip", (5, 5, 20, 20))
+    assert firing_tile({"head": rows["head"]}, {}) == ("head", None) and firing_tile({}, {}) == (None, None)

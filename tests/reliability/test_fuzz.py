@@ -107,4 +107,6 @@ def test_truth_voc(data: bytes) -> None:
 
 def test_tally() -> None:
     print("\nfuzzing tally: " + ", ".join(f"{k} {v} inputs" for k, v in tried.items()))
-    assert all(v >= EXAMPLES for v in tried.values()) or any(v == 0 for v in tried.values())
+    if any(v == 0 for v in tried.values()):
+        pytest.skip("the tally needs the whole file run (pytest -m reliability tests/reliability/test_fuzz.py)")
+    assert all(v >= EXAMPLES for v in tried.values())

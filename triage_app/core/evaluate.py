@@ -28,7 +28,7 @@ import numpy as np
 
 from triage_app.core.audit import propose_policy, refresh_audit, report
 from triage_app.core.errors import TriageError
-from triage_app.core.export import firing_tile
+from triage_app.core.fusion import firing_tile
 from triage_app.core.ingest import ingest_source
 from triage_app.core.members.cards import ModelCard, load_cards
 from triage_app.core.pipeline import score_project

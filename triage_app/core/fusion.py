@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -76,3 +77,18 @@ def fuse(scores: np.ndarray, thresholds: np.ndarray, rule: Rule) -> tuple[np.nda
     fires = np.nan_to_num(z, nan=-np.inf) >= 1.0
     candidate = (fires.sum(axis=1) >= need) & (voters > 0)
     return fused, candidate
+
+
+def firing_tile(scores: dict[str, dict[str, Any]], thresholds: dict[str, float]
+                ) -> tuple[str | None, tuple[int, int, int, int] | None]:
+    """For one frame's stored score rows by member: the member that fired most clearly (or
+    came closest, on the threshold-normalised scale) among those whose score keeps a tile box,
+    and that box."""
+    with_box = {m: r for m, r in scores.items() if r.get("x0") is not None}
+    if not with_box:
+        return (max(scores, key=lambda m: scores[m]["score"]) if scores else None), None
+    names = sorted(with_box)
+    z = normalised(np.array([[with_box[m]["score"] for m in names]]), np.array([thresholds.get(m, 0.5) for m in names]))[0]
+    best = names[int(np.argmax(z))]
+    r = with_box[best]
+    return best, (int(r["x0"]), int(r["y0"]), int(r["x1"]), int(r["y1"]))

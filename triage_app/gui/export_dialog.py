@@ -34,7 +34,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from triage_app.core.export import SPLITS, ExportReport, Options, Selection, export, plan_export, reviewers_and_policies
+from triage_app.core.export import export
+from triage_app.core.export_plan import SPLITS, ExportReport, Options, Selection, plan_export, reviewers_and_policies
 from triage_app.gui.workers import Worker, start
 
 log = logging.getLogger(__name__)
