@@ -159,8 +159,8 @@ def cmd_policy(args: argparse.Namespace) -> int:
     from triage_app.core.store.scoring import ScoreStore
 
     settings = _settings(args)
-    cards = load_cards(settings.models_dir)
     with Project(args.project, create=False) as project:
+        cards = load_cards(settings.models_dir, project.root)
         try:
             derived, rule = propose_policy(project, cards, settings, args.target_recall, args.rule)
         except ValueError as exc:
@@ -192,7 +192,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     with Project(args.project, create=False) as project:
-        data = report(project, load_cards(settings.models_dir), settings)
+        data = report(project, load_cards(settings.models_dir, project.root), settings)
     if args.json:
         print(json.dumps(data))
         return 0
@@ -216,7 +216,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     with Project(args.project, create=False) as project:
-        r = retrain(project, load_cards(settings.models_dir), settings)
+        r = retrain(project, load_cards(settings.models_dir, project.root), settings)
     auc = "n/a" if r.cv_auc is None else f"{r.cv_auc:.3f}"
     print(f"head version {r.head_id}: trained on {r.positives} accepted and {r.negatives} rejected frames, "
           f"cross-validated ROC AUC {auc} ({r.cv_folds} folds); re-scored {r.rescored} frames from the cache "
@@ -232,16 +232,22 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from triage_app.core.finetune import finetune_comparison
+    from triage_app.core.finetune import finetune_comparison, retire_finetuned
     from triage_app.core.members.cards import load_cards
     from triage_app.core.store import Project
 
     settings = _settings(args)
+    if args.retire:
+        with Project(args.project, create=False) as project:
+            done = retire_finetuned(project)
+        print("the fine-tuned member is retired: its card and weights are in models/retired/, its scores removed"
+              if done else "no fine-tuned member is deployed in this project")
+        return 0
     bar = _Bar("fine-tune")
     try:
         with Project(args.project, create=False) as project:
-            r = finetune_comparison(project, load_cards(settings.models_dir), settings, blocks=args.blocks,
-                                    epochs=args.epochs, max_frames=args.max_frames, progress=bar)
+            r = finetune_comparison(project, load_cards(settings.models_dir, project.root), settings, blocks=args.blocks,
+                                    epochs=args.epochs, max_frames=args.max_frames, progress=bar, deploy=args.deploy)
     finally:
         bar.close()
     if args.json:
@@ -254,6 +260,12 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     print(f"the evidence favours the {r.favoured}")
     if r.skipped:
         print(f"  {r.skipped} frames left out: their pixels could not be read")
+    if r.deployed:
+        print(f"deployed as the member 'finetuned' ({r.deployed}), threshold {r.threshold:.3g} (its out-of-fold scores "
+              f"keep {r.target_recall:.0%} of the accepted frames); scored {r.rescored} frames with it in "
+              f"{r.rescore_seconds:.0f} s")
+    elif args.deploy == "auto":
+        print("nothing deployed (the head stays the learned member); --deploy always deploys the fine-tuned net anyway")
     return 0
 
 
@@ -264,7 +276,7 @@ def cmd_labels(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     with Project(args.project, create=False) as project:
-        found = suspicious_decisions(project, load_cards(settings.models_dir))
+        found = suspicious_decisions(project, load_cards(settings.models_dir, project.root))
         rows = {r["id"]: r for r in project.frame_rows()}
         if args.queue:
             from triage_app.core.label_quality import queue_for_rereview
@@ -344,7 +356,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                               include_doubtful=args.include_doubtful)
         bar = _Bar("export")
         try:
-            report = export(project, load_cards(settings.models_dir), settings, args.outdir, selection, options, progress=bar)
+            report = export(project, load_cards(settings.models_dir, project.root), settings, args.outdir, selection, options, progress=bar)
         finally:
             bar.close()
     print(f"exported {report.rows} decided frames to {report.outdir} ({report.files} image files)")
@@ -370,7 +382,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
 
     settings = _settings(args, {"drift": {"alert_psi": args.alert}} if args.alert else None)
     with Project(args.project, create=False) as project:
-        flights = flight_drift(project, load_cards(settings.models_dir), settings)
+        flights = flight_drift(project, load_cards(settings.models_dir, project.root), settings)
     if args.json:
         print(json.dumps([f.as_dict() for f in flights]))
         return 0
@@ -504,11 +516,16 @@ def build_parser() -> argparse.ArgumentParser:
     rt.add_argument("project", type=Path)
     rt.set_defaults(func=cmd_retrain)
 
-    ft = sub.add_parser("finetune", help="compare fine-tuning the backbone's last blocks with the head, on the same folds")
+    ft = sub.add_parser("finetune", help="compare fine-tuning the backbone's last blocks with the head, on the same folds, "
+                        "and deploy the fine-tuned net as a member when it wins")
     ft.add_argument("project", type=Path)
     ft.add_argument("--blocks", type=int, default=2, help="last backbone blocks trained (0: the new output layer only)")
     ft.add_argument("--epochs", type=int, default=6)
     ft.add_argument("--max-frames", type=int, default=1000, help="at most this many decided frames (seeded sample)")
+    ft.add_argument("--deploy", choices=["auto", "always", "never"], default="auto",
+                    help="auto: when the evidence favours it, train on every decided frame, add it to the project's "
+                    "ensemble as the member 'finetuned' and score every frame with it (default auto)")
+    ft.add_argument("--retire", action="store_true", help="take a deployed fine-tuned member out of the project")
     ft.add_argument("--json", action="store_true", help="print one JSON object")
     ft.set_defaults(func=cmd_finetune)
 

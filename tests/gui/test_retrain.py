@@ -5,6 +5,8 @@ from pathlib import Path
 
 from triage_app.core.review import DecisionStore
 from triage_app.core.store import Project
+from PySide6.QtWidgets import QToolBar
+
 from triage_app.gui.main_window import MainWindow
 
 
@@ -66,3 +68,36 @@ def test_check_labels_puts_doubted_decisions_back_in_the_queue(qtbot, review_pro
     back = {c.frame_id for c in window.review.session.queue.items if c.kind == "rereview"}
     assert wrong in back
     window.controller.close()
+
+
+def test_finetune_button_deploys_a_member_that_joins_the_ensemble(qtbot, review_project: Path) -> None:
+    with Project(review_project) as p:
+        DecisionStore(p).record([dict(frame_id=r["id"], label="accept" if r["idx"] % 3 == 0 else "reject", reviewer="ana",
+                                      seconds_spent=1.0, policy="p", member_scores="{}") for r in p.frame_rows()])
+    window = _open(qtbot, review_project)
+    assert "Fine-tune backbone" in [a.text() for a in window.findChildren(QToolBar)[0].actions()]
+    with qtbot.waitSignal(window.controller.work_did_finish, timeout=240000) as blocker:
+        window.controller.finetune(blocks=0, epochs=1, deploy="always")
+    message = blocker.args[0]
+    assert "the evidence favours the" in message and "Deployed as the member 'finetuned'" in message
+    assert "12 frames scored with it" in message
+    assert "finetuned" in window.controller.cards  # the window's policy knows its threshold
+    raw = sqlite3.connect(review_project / "project.db")
+    assert raw.execute("SELECT count(*) FROM scores WHERE member='finetuned'").fetchone()[0] == 12
+    window.controller.close()
+
+
+def test_retrain_right_after_opening_works_in_a_fresh_interpreter() -> None:
+    """Opening a project starts background jobs that import scikit-learn while the retrain
+    does: in a process where it is not imported yet, that once failed with a circular-import
+    error. In this test session it is imported already, so the check runs in a new process."""
+    import os
+    import subprocess
+    import sys
+
+    here = Path(__file__)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x",
+                           f"{here}::test_retrain_button_trains_the_head_and_rescores"],
+                          cwd=here.parents[2], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]

@@ -77,7 +77,7 @@ def run_demo(project_dir: Path | None = None, progress_factory: Callable[[str], 
         )
         summary.candidates = scored.candidates
         store = ScoreStore(project)
-        policy = active_policy(store, load_cards(settings.models_dir), settings)
+        policy = active_policy(store, load_cards(settings.models_dir, project.root), settings)
         ids, fused, cand = candidate_frames(store, policy, scored.members)
         order = [i for i in fused.argsort()[::-1] if cand[i]][:5]
         if order:

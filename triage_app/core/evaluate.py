@@ -97,7 +97,7 @@ def replay(project: Project, settings: Settings, truth: Truth, target_recall: fl
     """Run the review with the oracle on a scored project (its decisions so far are kept)."""
     from triage_app.core.learning import retrain
 
-    cards = cards if cards is not None else load_cards(settings.models_dir)
+    cards = cards if cards is not None else load_cards(settings.models_dir, project.root)
     labels = truth_by_frame(project, truth)
     known = {f: v for f, v in labels.items() if v is not None}
     positives = {f for f, v in known.items() if v}

@@ -25,7 +25,7 @@ import numpy as np
 
 from triage_app.core.embeddings import EmbeddingWriter
 from triage_app.core.errors import SourceError
-from triage_app.core.members.cards import ModelCard, load_cards
+from triage_app.core.members.cards import ModelCard, load_cards, project_members
 from triage_app.core.members.ensemble import Ensemble, HeadMember, HeadModel, OnnxMember, build_members, pool_tiles
 from triage_app.core.policy import active_policy, candidate_frames
 from triage_app.core.settings import Settings
@@ -98,11 +98,17 @@ def load_head(store: ScoreStore) -> HeadModel | None:
                      features=row["metrics"].get("features_used", "pooled"))
 
 
+def default_members(project: Project, settings: Settings) -> list[str]:
+    """The settings' members, then those deployed into the project (a fine-tuned backbone)."""
+    names = list(settings.scoring.members)
+    return names + [n for n in project_members(project.root) if n not in names]
+
+
 def build_ensemble(project: Project, settings: Settings, names: list[str] | None = None,
                    cards: dict[str, ModelCard] | None = None) -> Ensemble:
-    cards = cards if cards is not None else load_cards(settings.models_dir)
+    cards = cards if cards is not None else load_cards(settings.models_dir, project.root)
     return build_members(
-        names or list(settings.scoring.members), cards, settings.cache_dir, settings.scoring.device,
+        names or default_members(project, settings), cards, settings.cache_dir, settings.scoring.device,
         settings.scoring.batch, head=load_head(ScoreStore(project)), precision=settings.scoring.precision,
     )
 
@@ -274,7 +280,7 @@ def score_project(
     member that cannot be had (listed in ``summary.unavailable``) or a frame that cannot be
     decoded (``summary.errors``)."""
     t0 = time.perf_counter()
-    cards = cards if cards is not None else load_cards(settings.models_dir)
+    cards = cards if cards is not None else load_cards(settings.models_dir, project.root)
     ens = ensemble or build_ensemble(project, settings, member_names, cards)
     summary = ScoreSummary(members=ens.names, unavailable=dict(ens.unavailable), provider=ens.provider)
     store = ScoreStore(project)

@@ -45,7 +45,7 @@ class ProjectController(QObject):
         try:
             project = Project(path)
             settings = load_settings(path)
-            cards = load_cards(settings.models_dir)
+            cards = load_cards(settings.models_dir, path)
         except TriageError as exc:
             self.work_did_fail.emit(str(exc))
             return False
@@ -159,6 +159,37 @@ class ProjectController(QObject):
                                       f"{r.rescored} frames re-scored.")
 
         self._run("Retraining", lambda progress, cancel: retrain(project, cards, settings), done)
+
+    def finetune(self, blocks: int = 2, epochs: int = 6, deploy: str = "auto") -> None:
+        """Compare fine-tuning the backbone with the head; deploy it as a member when it wins
+        (``deploy``), then score every frame with it."""
+        if self.project is None:
+            self.work_did_fail.emit("Open or create a project first.")
+            return
+        from triage_app.core.finetune import finetune_comparison
+        from triage_app.core.members.cards import load_cards
+
+        project, settings, cards = self.project, self.settings, self.cards
+
+        def work(progress, cancel):
+            return finetune_comparison(project, cards, settings, blocks=blocks, epochs=epochs, progress=progress,
+                                       deploy=deploy)
+
+        def done(r) -> None:
+            if r.deployed:
+                self.cards = load_cards(settings.models_dir, project.root)
+                self.refresh()
+                self.scores_did_commit.emit()
+            verdict = (f"Fine-tuned backbone: cross-validated AUC {r.cv_auc_finetuned:.3f} against {r.cv_auc_head:.3f} "
+                       f"for the head ({r.frames} decided frames, {r.device}); the evidence favours the {r.favoured}.")
+            if r.deployed:
+                verdict += (f" Deployed as the member 'finetuned' (threshold {r.threshold:.3g}); "
+                            f"{r.rescored} frames scored with it.")
+            else:
+                verdict += " Nothing deployed."
+            self.work_did_finish.emit(verdict)
+
+        self._run("Fine-tuning", work, done)
 
     def check_labels(self) -> None:
         """Find the decisions the evidence disagrees with and put their frames back in the queue."""

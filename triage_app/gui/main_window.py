@@ -92,6 +92,13 @@ class MainWindow(QMainWindow):
         c.work_did_finish.connect(self._on_work_finished)
         c.work_did_fail.connect(self._on_work_failed)
 
+    _TIPS = {
+        "Retrain head": "Train the head on the decisions and re-score every frame from the cached embeddings",
+        "Fine-tune backbone": "Fine-tune the backbone's last blocks on the decisions, compare with the head on the same "
+                              "folds, and add it to the ensemble when it wins (minutes on a GPU, long on a CPU)",
+        "Check labels": "Put the decisions the evidence disagrees with back into the review queue",
+    }
+
     def _build_toolbar(self) -> None:
         bar = QToolBar("Project")
         bar.setMovable(False)
@@ -103,10 +110,13 @@ class MainWindow(QMainWindow):
             ("Add stream…", self._add_stream, None),
             ("Score", self.controller.score, None),
             ("Retrain head", self.controller.retrain, None),
+            ("Fine-tune backbone", lambda: self.controller.finetune(), None),
             ("Check labels", self.controller.check_labels, None),
             ("Export…", self.open_export, None),
         ):
             action = QAction(text, self)
+            if text in self._TIPS:
+                action.setToolTip(self._TIPS[text])
             if key is not None:
                 action.setShortcut(key)
             action.triggered.connect(slot)

@@ -11,6 +11,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
+from triage_app.core.preload import preload
+
 log = logging.getLogger(__name__)
 
 
@@ -34,6 +36,7 @@ class Worker(QRunnable):
 
     def run(self) -> None:
         try:
+            preload()  # the first import of scikit-learn, in one thread at a time
             result = self.fn(progress=self._progress, cancel=self.cancel)
         except Exception as exc:  # noqa: BLE001 - shown to the user, traceback logged
             log.error("worker failed:\n%s", traceback.format_exc())

@@ -28,7 +28,7 @@ class ModelCard(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
-    kind: Literal["imagenet", "clip", "head"]
+    kind: Literal["imagenet", "clip", "head", "finetuned"]
     description: str = ""
     threshold: float = Field(0.5, ge=0.0, le=1.0, description="default threshold before a policy sets one")
     input_size: int = Field(224, ge=16, le=1024)
@@ -46,7 +46,7 @@ class ModelCard(BaseModel):
     model_config_file: str = Field("", alias="model_config_path")
     target_prompts: list[str] = Field(default_factory=list)
     background_prompts: list[str] = Field(default_factory=list)
-    # head
+    # head (the member whose embeddings it reads); finetuned (the card it was tuned from)
     backbone: str = ""
     context_features: bool = False
     # where the card was read from (set by load_card)
@@ -64,6 +64,11 @@ class ModelCard(BaseModel):
                 raise ValueError("a clip card needs 'model' (an open_clip model name)")
             if not self.target_prompts or not self.background_prompts:
                 raise ValueError("a clip card needs 'target_prompts' and 'background_prompts'")
+        if self.kind == "finetuned":
+            if self.architecture != "efficientnet-lite0":
+                raise ValueError("a finetuned card needs architecture = 'efficientnet-lite0'")
+            if not self.weights or self.weights == "package":
+                raise ValueError("a finetuned card needs 'weights': the fine-tuned state dict's path")
         if self.kind == "head" and not self.backbone:
             raise ValueError("a head card needs 'backbone' (the member whose embeddings it reads)")
         return self
@@ -112,11 +117,33 @@ def load_card(path: str | Path) -> ModelCard:
         raise ModelError(path, f"invalid model card: {problems}") from exc
 
 
-def load_cards(models_dir: Path | None = None) -> dict[str, ModelCard]:
-    """Every card in the models folder, by member name."""
+PROJECT_MODELS = "models"
+
+
+def project_models_dir(project_root: str | Path) -> Path:
+    """Where a project keeps the members trained for it (a deployed fine-tuned backbone)."""
+    return Path(project_root) / PROJECT_MODELS
+
+
+def load_cards(models_dir: Path | None = None, project_root: str | Path | None = None) -> dict[str, ModelCard]:
+    """Every card in the models folder, by member name, and, given a project, the cards of
+    the members trained for it (which take precedence over a namesake)."""
     folder = Path(models_dir) if models_dir else DEFAULT_MODELS_DIR
+    folders = [folder]
+    if project_root is not None:
+        folders.append(project_models_dir(project_root))
     cards: dict[str, ModelCard] = {}
-    for path in sorted(folder.glob("*.toml")):
-        card = load_card(path)
-        cards[card.name] = card
+    for f in folders:
+        for path in sorted(f.glob("*.toml")):
+            card = load_card(path)
+            cards[card.name] = card
     return cards
+
+
+def project_members(project_root: str | Path) -> list[str]:
+    """Names of the members deployed into a project: they join its ensemble."""
+    folder = project_models_dir(project_root)
+    names = []
+    for path in sorted(folder.glob("*.toml")):
+        names.append(load_card(path).name)
+    return names

@@ -39,7 +39,7 @@ class OnnxMember:
         self.onnx_path = onnx_path
         if card.kind == "imagenet":
             self._targets = np.asarray(meta["target_indices"], dtype=np.int64)
-        else:
+        elif card.kind == "clip":
             text = np.asarray(meta["text_embeddings"], dtype=np.float32)
             self._text = text
             self._scale = float(meta["logit_scale"])
@@ -56,6 +56,11 @@ class OnnxMember:
             if probs.ndim != 2 or probs.shape[1] <= int(self._targets.max()):
                 raise ModelError(self.onnx_path, f"output 'probs' has shape {probs.shape}, expected (N, 1000)")
             return TileOutput(probs[:, self._targets].sum(axis=1), emb)
+        if self.kind == "finetuned":
+            probs, emb = outputs
+            if probs.ndim != 2 or probs.shape[1] != 1:
+                raise ModelError(self.onnx_path, f"output 'probs' has shape {probs.shape}, expected (N, 1)")
+            return TileOutput(probs[:, 0], emb)
         (emb,) = outputs
         logits = self._scale * emb @ self._text.T
         logits -= logits.max(axis=1, keepdims=True)

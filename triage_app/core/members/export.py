@@ -63,6 +63,8 @@ def _weights_path(card: ModelCard) -> Path | None:
         return card.resolve(card.weights)
     if card.kind == "clip":
         return card.resolve(card.checkpoint)
+    if card.kind == "finetuned":
+        return card.resolve(card.weights)
     return None
 
 
@@ -126,6 +128,32 @@ def _imagenet_backbone(card: ModelCard):
         return body(x).flatten(1)
 
     return net, features, net.fc
+
+
+def finetuned_net(card_or_base: ModelCard, state: dict[str, Any] | None = None):
+    """EfficientNet-Lite0 with a one-output layer (the fine-tuned member's shape). With a
+    ``finetuned`` card, its weights are loaded; with the base card, the ImageNet weights
+    and a fresh output layer (where fine-tuning starts)."""
+    import torch
+
+    if card_or_base.kind == "finetuned":
+        from efficientnet_lite_pytorch import EfficientNet
+
+        net = EfficientNet.from_name("efficientnet-lite0")
+        net._fc = torch.nn.Linear(net._fc.in_features, 1)
+        path = card_or_base.resolve(card_or_base.weights)
+        if path is None:
+            raise ModelError(card_or_base.card_path, "names no weights")
+        weights = state if state is not None else _load_state_dict(path)
+        try:
+            net.load_state_dict(weights)
+        except RuntimeError as exc:
+            raise ModelError(path, f"not a fine-tuned EfficientNet-Lite0 state dict: {str(exc)[:300]}") from exc
+    else:
+        net, _features, fc = _imagenet_backbone(card_or_base)
+        net._fc = torch.nn.Linear(fc.in_features, 1)
+    net.eval()
+    return net
 
 
 def _offline_unless_allowed() -> None:
@@ -226,6 +254,20 @@ def _build(card: ModelCard, precision: str):
         module = _wrap(card, Body(), precision)
         meta = {"target_indices": card.target_indices(), "embedding_dim": int(fc.in_features)}
         return module, ["probs", "embedding"], meta
+    if card.kind == "finetuned":
+        tuned = finetuned_net(card)
+
+        class Tuned(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.net = tuned
+
+            def forward(self, x: torch.Tensor):
+                emb = self.net.extract_features(x).mean(dim=(2, 3))
+                return torch.sigmoid(self.net._fc(emb)), emb
+
+        module = _wrap(card, Tuned(), precision)
+        return module, ["probs", "embedding"], {"embedding_dim": int(tuned._fc.in_features)}
     if card.kind == "clip":
         model, tokenizer = _clip_model(card)
         with torch.no_grad():

@@ -113,6 +113,13 @@ class ScoreStore:
 
         self.db.write(fn)
 
+    def drop_member(self, member: str) -> int:
+        """Remove every score of a member taken out of the ensemble; the number removed."""
+        def fn(conn: Connection) -> int:
+            return int(conn.execute(self.scores.delete().where(self.scores.c.member == member)).rowcount or 0)
+
+        return self.db.write(fn)
+
     def score_table(self, members: Sequence[str] | None = None) -> tuple[np.ndarray, list[str], np.ndarray, dict[str, Any]]:
         """(frame ids, member names, scores matrix (frames x members, NaN = not scored),
         best tiles) for every scored frame."""
