@@ -46,3 +46,26 @@ def test_fp16_model_on_gpu_agrees_with_fp32_on_cpu(model_cache: Path) -> None:
     assert (p16.argmax(1) == p32.argmax(1)).mean() >= 0.9
     cos = (e16 * e32).sum(1) / (np.linalg.norm(e16, axis=1) * np.linalg.norm(e32, axis=1))
     assert cos.min() > 0.99
+
+
+def _torch_cuda() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except ImportError:
+        return False
+
+
+@pytest.mark.skipif(not _torch_cuda(), reason="PyTorch sees no CUDA device here")
+def test_finetuning_runs_on_the_gpu_and_deploys(tmp_path: Path, ortho: np.ndarray, shared_data: Path) -> None:
+    from tests.core.test_finetune import _forest_vs_harbour
+    from triage_app.core.finetune import finetune_comparison
+    from triage_app.core.store import Project
+
+    root, settings = _forest_vs_harbour(tmp_path, ortho, shared_data)
+    settings.scoring.device = "auto"
+    with Project(root) as p:
+        r = finetune_comparison(p, load_cards(settings.models_dir, root), settings, blocks=2, epochs=4, folds=3,
+                                deploy="always")
+    assert r.device == "cuda" and r.cv_auc_finetuned >= 0.9 and r.rescored == r.frames

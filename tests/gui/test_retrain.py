@@ -5,8 +5,9 @@ from pathlib import Path
 
 from triage_app.core.review import DecisionStore
 from triage_app.core.store import Project
-from PySide6.QtWidgets import QToolBar
+from PySide6.QtWidgets import QLabel, QToolBar
 
+from tests.gui.conftest import shot
 from triage_app.gui.main_window import MainWindow
 
 
@@ -73,7 +74,7 @@ def test_check_labels_puts_doubted_decisions_back_in_the_queue(qtbot, review_pro
 def test_finetune_button_deploys_a_member_that_joins_the_ensemble(qtbot, review_project: Path) -> None:
     with Project(review_project) as p:
         DecisionStore(p).record([dict(frame_id=r["id"], label="accept" if r["idx"] % 3 == 0 else "reject", reviewer="ana",
-                                      seconds_spent=1.0, policy="p", member_scores="{}") for r in p.frame_rows()])
+                                      seconds_spent=1.0, policy="p", member_scores="{}") for r in p.frame_rows()[:9]])
     window = _open(qtbot, review_project)
     assert "Fine-tune backbone" in [a.text() for a in window.findChildren(QToolBar)[0].actions()]
     with qtbot.waitSignal(window.controller.work_did_finish, timeout=240000) as blocker:
@@ -84,6 +85,16 @@ def test_finetune_button_deploys_a_member_that_joins_the_ensemble(qtbot, review_
     assert "finetuned" in window.controller.cards  # the window's policy knows its threshold
     raw = sqlite3.connect(review_project / "project.db")
     assert raw.execute("SELECT count(*) FROM scores WHERE member='finetuned'").fetchone()[0] == 12
+    # The review view shows the new member's score beside the others.
+    window.resize(1400, 900)
+    window.show_review()
+    qtbot.waitUntil(lambda: window.review.session is not None and window.review.session.current is not None, timeout=20000)
+    qtbot.waitUntil(lambda: "finetuned" in " ".join(w.text() for w in window.review_view.findChildren(QLabel)),
+                    timeout=20000)
+    shot(window, "review_with_finetuned_member.png")
+    window.tabs.setCurrentWidget(window.supervisor_view)
+    qtbot.waitUntil(lambda: "Measured recall" in window.supervisor_view.headline.text(), timeout=20000)
+    shot(window, "supervisor_with_finetuned_member.png")
     window.controller.close()
 
 

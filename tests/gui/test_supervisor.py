@@ -76,3 +76,14 @@ def test_supervisor_shows_drift_per_flight_and_reviewer_agreement(qtbot, tmp_pat
     view.quality_tabs.setCurrentIndex(1)
     shot(view.quality_tabs, "supervisor_agreement.png")
     window.controller.close()
+
+
+def test_count_axes_label_whole_distinct_counts_above_the_tallest_bar() -> None:
+    from triage_app.gui.supervisor_view import count_ticks
+
+    for top in [0, 1, 2, 3, 7, 9, 10, 11, 37, 99, 100, 101, 640, 1634, 25_000]:
+        step, ticks = count_ticks(top)
+        labels = [k * step for k in range(ticks)]
+        assert step >= 1 and len(set(labels)) == ticks <= 8  # whole, distinct, few
+        assert labels[-1] > top or (top == 0 and labels[-1] >= 1)  # the tallest bar fits below the top
+        assert labels[-1] - step <= max(top, 1)  # and no more than one step of empty headroom

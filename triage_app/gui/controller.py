@@ -20,6 +20,7 @@ class ProjectController(QObject):
     sources_did_change = Signal(list)
     progress_did_change = Signal(str, int, int)  # what, done, total
     scores_did_commit = Signal()
+    cards_did_change = Signal()  # a member joined or left the project's ensemble
     work_did_finish = Signal(str)
     work_did_fail = Signal(str)
     demo_did_open = Signal(str)
@@ -178,6 +179,7 @@ class ProjectController(QObject):
         def done(r) -> None:
             if r.deployed:
                 self.cards = load_cards(settings.models_dir, project.root)
+                self.cards_did_change.emit()
                 self.refresh()
                 self.scores_did_commit.emit()
             verdict = (f"Fine-tuned backbone: cross-validated AUC {r.cv_auc_finetuned:.3f} against {r.cv_auc_head:.3f} "

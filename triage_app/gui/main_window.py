@@ -73,6 +73,7 @@ class MainWindow(QMainWindow):
         c.sources_did_change.connect(self.sources_view.show_sources)
         c.progress_did_change.connect(self._on_progress)
         c.scores_did_commit.connect(self.review.refresh)
+        c.cards_did_change.connect(lambda: (self.review.set_cards(c.cards), self.supervisor.set_cards(c.cards)))
         self.review.queue_did_change.connect(lambda n: self.tabs.setTabText(1, f"Review ({n})"))
         self.review.review_did_fail.connect(self._on_work_failed)
         # The sources' counts are rebuilt from the whole project: never on every key press,

@@ -65,6 +65,12 @@ class ReviewController(QObject):
         self.loader = self.thumbs = None
         self.session = None
 
+    def set_cards(self, cards: dict) -> None:
+        """The project's members changed (a deployed or retired member): the next queue
+        build uses the new cards."""
+        if self.session is not None:
+            self.session.cards = cards
+
     def refresh(self) -> None:
         """New scores or a new policy: rebuild the queue on a worker (the analyst keeps
         deciding meanwhile), then put it in place keeping the analyst's place."""
@@ -97,8 +103,18 @@ class ReviewController(QObject):
         self.queue_did_change.emit(len(session.queue))
         if joined and (was_empty or self.view.grid_mode):
             self.show_current()
-        elif joined:
-            self._update_header()
+        else:
+            self._repaint_current()  # its scores may have changed (a retrain, a new member)
+
+    def _repaint_current(self) -> None:
+        """Redraw the candidate on screen with fresh scores and header, without counting it
+        as shown again."""
+        s = self.session
+        if s is None or self.view.grid_mode or s.current is None:
+            return
+        c = s.current
+        self._current_info = self._info(c)
+        self.view.show_candidate(self._current_info, self.loader.cached(c.frame_id) if self.loader else None)
 
     def _refresh_failed(self, message: str) -> None:
         self._refreshing = None

@@ -29,6 +29,10 @@ class SupervisorController(QObject):
         self.project, self.cards, self.settings = project, cards, settings
         self.refresh()
 
+    def set_cards(self, cards: dict) -> None:
+        self.cards = cards
+        self.refresh()
+
     def _run(self, job, done) -> None:
         worker = Worker(lambda progress, cancel: job())
         worker.signals.worker_did_finish.connect(lambda r: (self._workers.remove(worker), done(r)))

@@ -44,6 +44,18 @@ def _chart(title: str) -> tuple[QChart, QChartView]:
     return chart, view
 
 
+def count_ticks(top: float, most: int = 6) -> tuple[int, int]:
+    """(step, tick count) of an axis of counts from 0 past ``top``: whole-number steps of
+    1, 2 or 5 times a power of ten, so every label is a count and none repeats."""
+    import math
+
+    need = max(1.0, float(top)) / (most - 1)
+    power = 10 ** max(0, math.floor(math.log10(need)))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= need)
+    ticks = int(math.floor(max(1.0, float(top)) / step)) + 2  # one step of headroom above the tallest bar
+    return int(step), ticks
+
+
 class SupervisorView(QWidget):
     user_did_preview = Signal(float)  # target recall
     user_did_apply = Signal(float)
@@ -206,7 +218,9 @@ class SupervisorView(QWidget):
         x = QBarCategoryAxis()
         x.append(categories)
         y = QValueAxis()
-        y.setRange(0, top * 1.1)
+        step, ticks = count_ticks(top)
+        y.setRange(0, step * (ticks - 1))
+        y.setTickCount(ticks)
         y.setLabelFormat("%d")
         chart.addAxis(x, Qt.AlignmentFlag.AlignBottom)
         chart.addAxis(y, Qt.AlignmentFlag.AlignLeft)
