@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import cv2
@@ -11,7 +12,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from triage_app.cli import main
-from triage_app.core.finetune import finetune_comparison, recall_threshold, retire_finetuned
+from triage_app.core.finetune import FinetuneCancelled, finetune_comparison, recall_threshold, retire_finetuned
 from triage_app.core.ingest import ingest_source
 from triage_app.core.members.cards import load_card, load_cards
 from triage_app.core.pipeline import build_ensemble, default_members, score_project
@@ -106,6 +107,19 @@ def test_deployed_finetuned_member_scores_every_frame_and_can_be_retired(tmp_pat
 def test_cli_finetune_reports_and_deploys_only_when_favoured(tmp_path: Path, ortho: np.ndarray, shared_data: Path,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     root, settings = _forest_vs_harbour(tmp_path, ortho, shared_data)
+    # Stopped part-way through (the window's Cancel): nothing is deployed.
+    stop = threading.Event()
+    seen: list[int] = []
+
+    def progress(done: int, total: int | None) -> None:
+        seen.append(done)
+        if done > 48:  # past reading the 48 frames: the first epoch of the first fold
+            stop.set()
+
+    with Project(root) as p, pytest.raises(FinetuneCancelled, match="nothing was deployed"):
+        finetune_comparison(p, load_cards(settings.models_dir, root), settings, blocks=0, epochs=50, folds=2,
+                            deploy="always", progress=progress, cancel=stop)
+    assert max(seen) < 60 and not (root / "models").exists()  # stopped in the first fold
     assert main(["finetune", str(root), "--blocks", "0", "--epochs", "2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     favoured = out["favoured"] == "fine-tuned backbone"

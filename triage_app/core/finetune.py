@@ -42,6 +42,15 @@ MEMBER = "finetuned"
 DEFAULT_TARGET_RECALL = 0.95
 
 
+class FinetuneCancelled(TriageError):
+    """The user stopped fine-tuning before anything was deployed."""
+
+
+def _check(cancel: Any) -> None:
+    if cancel is not None and cancel.is_set():
+        raise FinetuneCancelled("fine-tuning stopped; nothing was deployed")
+
+
 @dataclass
 class FinetuneReport:
     frames: int
@@ -61,6 +70,7 @@ class FinetuneReport:
     target_recall: float | None = None
     rescored: int = 0  # frames scored with the deployed member
     rescore_seconds: float = 0.0
+    rescore_stopped: bool = False  # stopped while scoring with the deployed member (a later run finishes)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,13 +96,15 @@ def _augment(x: "Any", rng: np.random.Generator) -> "Any":
 
 
 def _labelled_images(project: Project, card: ModelCard, chosen: list[int],
-                     progress: Callable[[int, int | None], None] | None, total: int) -> tuple[list[np.ndarray], list[int]]:
+                     progress: Callable[[int, int | None], None] | None, total: int,
+                     cancel: Any = None) -> tuple[list[np.ndarray], list[int]]:
     """Pixels of each labelled frame, whole, at the card's input size (RGB)."""
     reader = FrameReader(project.root)
     sources: dict[int, dict[str, Any]] = {}
     images, keep = [], []
     try:
         for n, fid in enumerate(chosen):
+            _check(cancel)
             frame = project.frame(fid)
             src = sources.setdefault(frame["source_id"], project.source(frame["source_id"]))
             try:
@@ -111,7 +123,8 @@ def _labelled_images(project: Project, card: ModelCard, chosen: list[int],
 
 
 def _train(card: ModelCard, x_img: "Any", y: np.ndarray, train: np.ndarray, blocks: int, epochs: int, batch: int,
-           device: str, rng: np.random.Generator) -> "Any":
+           device: str, rng: np.random.Generator, cancel: Any = None,
+           epoch_done: Callable[[int], None] | None = None) -> "Any":
     """EfficientNet-Lite0 from the card's weights with a new one-output layer, its last
     ``blocks`` blocks and that layer trained on the frames ``train``."""
     import torch
@@ -139,6 +152,7 @@ def _train(card: ModelCard, x_img: "Any", y: np.ndarray, train: np.ndarray, bloc
             m.train()
         order = rng.permutation(train)
         for i in range(0, len(order), batch):
+            _check(cancel)
             idx = order[i : i + batch]
             xb = _augment(x_img[idx], rng).to(device)
             yb = torch.from_numpy(y[idx].astype(np.float32)).to(device)
@@ -146,6 +160,8 @@ def _train(card: ModelCard, x_img: "Any", y: np.ndarray, train: np.ndarray, bloc
             loss = loss_fn(net(xb).squeeze(1), yb)
             loss.backward()
             opt.step()
+        if epoch_done:
+            epoch_done(_epoch + 1)
     net.eval()
     return net
 
@@ -170,7 +186,7 @@ def recall_threshold(scores: np.ndarray, positive: np.ndarray, target: float) ->
 def finetune_comparison(project: Project, cards: dict[str, ModelCard], settings: Settings, blocks: int = 2,
                         epochs: int = 6, folds: int = 5, max_frames: int = 1000, batch: int = 16, seed: int = 0,
                         progress: Callable[[int, int | None], None] | None = None,
-                        deploy: str = "never") -> FinetuneReport:
+                        deploy: str = "never", cancel: Any = None) -> FinetuneReport:
     """Compare fine-tuning with the head on the same folds; deploy the fine-tuned net as a
     member when ``deploy`` is ``always``, or ``auto`` and the evidence favours it."""
     import torch
@@ -199,7 +215,7 @@ def finetune_comparison(project: Project, cards: dict[str, ModelCard], settings:
     if len(chosen) > max_frames:
         chosen = sorted(rng.choice(chosen, max_frames, replace=False).tolist())
     steps = len(chosen) * (3 if deploy != "never" else 2)
-    images, keep = _labelled_images(project, card, chosen, progress, steps)
+    images, keep = _labelled_images(project, card, chosen, progress, steps, cancel)
     y = np.array([labels[f] for f in keep], dtype=np.int64)
     pos, neg = int(y.sum()), int(len(y) - y.sum())
     k = min(folds, pos, neg)
@@ -219,10 +235,12 @@ def finetune_comparison(project: Project, cards: dict[str, ModelCard], settings:
     for fold, (train, test) in enumerate(cv.split(x_head, y)):
         lr = make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=2000))
         head_scores[test] = lr.fit(x_head[train], y[train]).predict_proba(x_head[test])[:, 1]
-        net = _train(card, x_img, y, train, blocks, epochs, batch, device, rng)
+        def epoch_done(e: int, fold: int = fold) -> None:
+            if progress:
+                progress(len(chosen) + (fold * epochs + e) * len(chosen) // (k * epochs), steps)
+
+        net = _train(card, x_img, y, train, blocks, epochs, batch, device, rng, cancel, epoch_done)
         ft_scores[test] = _logits(net, x_img[test], device)
-        if progress:
-            progress(len(chosen) + (fold + 1) * len(chosen) // k, steps)
     # Pooled over folds (each frame scored by the fold that did not see it), as one AUC each.
     ft_auc = float(roc_auc_score(y, ft_scores))
     head_auc = float(roc_auc_score(y, head_scores))
@@ -237,12 +255,14 @@ def finetune_comparison(project: Project, cards: dict[str, ModelCard], settings:
         probs = 1.0 / (1.0 + np.exp(-np.clip(ft_scores, -50, 50)))
         report.threshold = round(recall_threshold(probs, y == 1, target), 4)
         report.target_recall = target
-        net = _train(card, x_img, y, np.arange(len(y)), blocks, epochs, batch, device, rng)
+        net = _train(card, x_img, y, np.arange(len(y)), blocks, epochs, batch, device, rng, cancel,
+                     lambda e: progress(2 * len(chosen) + e * len(chosen) // epochs, steps) if progress else None)
+        _check(cancel)
         if progress:
             progress(steps, steps)
         report.deployed = str(_deploy(project, card, net, report))
         t1 = time.perf_counter()
-        report.rescored = _score_with(project, settings, progress)
+        report.rescored, report.rescore_stopped = _score_with(project, settings, progress, cancel)
         report.rescore_seconds = round(time.perf_counter() - t1, 1)
     report.seconds = round(time.perf_counter() - t0, 1)
     return report
@@ -301,17 +321,18 @@ def _toml_str(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
 
 
-def _score_with(project: Project, settings: Settings, progress: Callable[[int, int | None], None] | None) -> int:
+def _score_with(project: Project, settings: Settings, progress: Callable[[int, int | None], None] | None,
+                cancel: Any = None) -> tuple[int, bool]:
     """Score every frame with the deployed member (its embeddings are cached like any backbone's)."""
     from triage_app.core.members.cards import load_cards
     from triage_app.core.pipeline import score_project
 
     cards = load_cards(settings.models_dir, project.root)
-    summary = score_project(project, settings, [MEMBER], progress=progress, cards=cards)
+    summary = score_project(project, settings, [MEMBER], progress=progress, cards=cards, cancel=cancel)
     if MEMBER in summary.unavailable:
         raise TriageError(f"{project_models_dir(project.root) / (MEMBER + '.toml')}: the deployed member cannot be built: "
                           f"{summary.unavailable[MEMBER]}")
-    return summary.frames_scored
+    return summary.frames_scored, summary.cancelled
 
 
 def retire_finetuned(project: Project) -> bool:

@@ -167,16 +167,22 @@ class ProjectController(QObject):
         if self.project is None:
             self.work_did_fail.emit("Open or create a project first.")
             return
-        from triage_app.core.finetune import finetune_comparison
+        from triage_app.core.finetune import FinetuneCancelled, finetune_comparison
         from triage_app.core.members.cards import load_cards
 
         project, settings, cards = self.project, self.settings, self.cards
 
         def work(progress, cancel):
-            return finetune_comparison(project, cards, settings, blocks=blocks, epochs=epochs, progress=progress,
-                                       deploy=deploy)
+            try:
+                return finetune_comparison(project, cards, settings, blocks=blocks, epochs=epochs, progress=progress,
+                                           deploy=deploy, cancel=cancel)
+            except FinetuneCancelled:
+                return None
 
         def done(r) -> None:
+            if r is None:
+                self.work_did_finish.emit("Fine-tuning stopped; nothing was deployed.")
+                return
             if r.deployed:
                 self.cards = load_cards(settings.models_dir, project.root)
                 self.cards_did_change.emit()
@@ -186,7 +192,8 @@ class ProjectController(QObject):
                        f"for the head ({r.frames} decided frames, {r.device}); the evidence favours the {r.favoured}.")
             if r.deployed:
                 verdict += (f" Deployed as the member 'finetuned' (threshold {r.threshold:.3g}); "
-                            f"{r.rescored} frames scored with it.")
+                            f"{r.rescored} frames scored with it"
+                            + (" (stopped early: Score finishes the rest)." if r.rescore_stopped else "."))
             else:
                 verdict += " Nothing deployed."
             self.work_did_finish.emit(verdict)
