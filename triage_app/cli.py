@@ -162,16 +162,17 @@ def cmd_policy(args: argparse.Namespace) -> int:
     with Project(args.project, create=False) as project:
         cards = load_cards(settings.models_dir, project.root)
         try:
-            derived, rule = propose_policy(project, cards, settings, args.target_recall, args.rule)
+            derived, rule = propose_policy(project, cards, settings, args.target_recall, args.rule, confidence=args.confidence)
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         frames = len(ScoreStore(project).score_table()[0])
-        print(f"target recall {args.target_recall:.1%} with rule {rule.text}:")
+        print(f"target recall {args.target_recall:.1%} at {derived.confidence:.0%} confidence with rule {rule.text}:")
         print(f"  people review {derived.candidates} of {frames} scored frames ({derived.workload_fraction:.1%})")
         lo, hi = derived.recall_ci
         est = "n/a" if derived.estimated_recall != derived.estimated_recall else f"{derived.estimated_recall:.1%}"
-        print(f"  estimated recall {est} (95% bounds {lo:.1%} to {hi:.1%}) from {derived.positives_used:g} labelled positives")
+        print(f"  estimated recall {est} ({derived.confidence:.0%} bounds {lo:.1%} to {hi:.1%}) from "
+              f"{derived.positives_used:g} labelled positives")
         if not derived.enough_labels:
             print(f"  note: {derived.note}")
         print("  thresholds: " + ", ".join(f"{k} {v:.4g}" for k, v in derived.thresholds.items()))
@@ -179,7 +180,8 @@ def cmd_policy(args: argparse.Namespace) -> int:
             print("dry run: nothing saved")
             return 0
         pid = ScoreStore(project).save_policy(rule.text, derived.thresholds, args.by or settings.review.reviewer,
-                                              target_recall=args.target_recall, note=derived.note or None)
+                                              target_recall=args.target_recall, note=derived.note or None,
+                                              confidence=derived.confidence)
         sampled = refresh_audit(project, cards, settings)
         print(f"saved as policy {pid}; {sampled} dropped frames sampled for the blind audit")
     return 0
@@ -413,7 +415,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.every:
         overrides["ingest"] = {"every": args.every}
     if args.order:
-        overrides["review"] = {"order": args.order}
+        overrides.setdefault("review", {})["order"] = args.order
+    if args.confidence is not None:
+        overrides.setdefault("review", {})["recall_confidence"] = args.confidence
     if not 0 < args.target_recall < 1:
         print(f"error: --target-recall {args.target_recall} must lie between 0 and 1", file=sys.stderr)
         return 2
@@ -432,7 +436,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return "n/a" if v is None else f"{v:.1%}"
 
     print(f"replayed {res.decisions} decisions on {res.frames} frames ({res.positives} positives), "
-          f"target recall {res.target_recall:.0%}, retraining every {args.retrain_every}: {res.retrains} retrains")
+          f"target recall {res.target_recall:.0%} at {res.confidence:.0%} confidence, retraining every {args.retrain_every}: {res.retrains} retrains")
     print(f"  people were shown {res.shown} frames ({pct(res.workload_fraction)}) holding {res.shown_positives} "
           f"positives: true recall {pct(res.true_recall)}")
     lo, hi = res.estimated_recall_ci
@@ -508,6 +512,8 @@ def build_parser() -> argparse.ArgumentParser:
     po.add_argument("project", type=Path)
     po.add_argument("--target-recall", type=float, required=True, help="for example 0.98")
     po.add_argument("--rule", help="any, all, or K-of-N (default: the rule in force)")
+    po.add_argument("--confidence", type=float, help="assurance of reaching the target: the one-sided confidence of "
+                    "the recall bound (0.95 strict ... 0.5 the point estimate; default review.recall_confidence)")
     po.add_argument("--by", help="who sets the policy (default: the reviewer name in settings)")
     po.add_argument("--dry-run", action="store_true", help="show the effect, save nothing")
     po.set_defaults(func=cmd_policy)
@@ -573,6 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a CSV (path,label or source,frame,label) or a folder of YOLO .txt / Pascal VOC .xml boxes")
     ev.add_argument("--truth-classes", help="comma-separated box classes that count (YOLO ids or VOC names; default all)")
     ev.add_argument("--target-recall", type=float, default=0.95)
+    ev.add_argument("--confidence", type=float, help="assurance of the supervisor's policies (default review.recall_confidence)")
     ev.add_argument("--retrain-every", type=int, default=50, help="retrain the head after every N decisions (0: never)")
     ev.add_argument("--max-decisions", type=int, help="stop after this many decisions")
     ev.add_argument("--members", help="comma-separated members (default from settings)")

@@ -45,3 +45,24 @@ def test_simulated_replays_reach_the_target_and_cover_the_truth() -> None:
     assert result["target_reached_share"] >= 0.85
     assert result["audit_ci_coverage"] >= 0.9
     assert result["mean_workload"] < 0.9  # the policy does drop frames
+
+
+def test_lower_assurance_buys_less_work_at_more_risk_of_missing_the_target() -> None:
+    """The supervisor's assurance: at 0.5 the thresholds meet the target on the point
+    estimate, at 0.95 on a strict lower bound; less assurance, less work."""
+    runs = {c: replay(30, seed=11, target=0.9, audit_share=0.2, confidence=c) for c in (0.95, 0.8, 0.5)}
+    work = [runs[c]["mean_workload"] for c in (0.95, 0.8, 0.5)]
+    reached = [runs[c]["target_reached_share"] for c in (0.95, 0.8, 0.5)]
+    assert work[0] > work[1] > work[2]
+    assert reached[0] >= reached[1] >= reached[2] and reached[0] >= 0.9
+    # Even the point estimate lands near the target, not far below it.
+    assert runs[0.5]["mean_true_recall"] >= 0.85
+
+
+def test_derived_policy_says_its_assurance() -> None:
+    rng = np.random.default_rng(2)
+    scores = rng.random((400, 1))
+    labels = np.where(rng.random(400) < 0.5, (scores[:, 0] > 0.7).astype(int), -1)
+    for c in (0.95, 0.5):
+        d = derive_thresholds(scores, ["a"], parse_rule("any"), labels, np.full(400, -1), 0.9, confidence=c)
+        assert d.confidence == c

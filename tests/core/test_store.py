@@ -122,3 +122,24 @@ def test_writer_and_readers_never_see_locked(tmp_path: Path) -> None:
         assert not errors, errors
         counts = {s["id"]: s["frames"] for s in project.source_summaries()}
         assert counts == {sid: 400, sid2: 400}
+
+
+def test_policies_set_before_the_assurance_existed_read_as_strict(tmp_path: Path) -> None:
+    from sqlalchemy import create_engine
+
+    from triage_app.core.store.scoring import ScoreStore
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'project.db'}")
+    with engine.begin() as conn:  # a project of schema 6, holding a policy
+        for step in MIGRATIONS[:6]:
+            step(conn)
+        conn.exec_driver_sql("PRAGMA user_version = 6")
+        conn.exec_driver_sql("INSERT INTO policies (created_at, created_by, rule, thresholds, target_recall) VALUES "
+                             "('2026-01-01T00:00:00', 'sam', 'any', '{\"imagenet\": 0.2}', 0.9)")
+    engine.dispose()
+    with Project(tmp_path) as p:
+        store = ScoreStore(p)
+        old = store.current_policy()
+        assert old["target_recall"] == 0.9 and old["confidence"] == 0.95 and old["thresholds"] == {"imagenet": 0.2}
+        store.save_policy("any", {"imagenet": 0.1}, "sam", target_recall=0.9, confidence=0.8)
+        assert store.current_policy()["confidence"] == 0.8

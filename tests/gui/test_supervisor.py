@@ -87,3 +87,33 @@ def test_count_axes_label_whole_distinct_counts_above_the_tallest_bar() -> None:
         assert step >= 1 and len(set(labels)) == ticks <= 8  # whole, distinct, few
         assert labels[-1] > top or (top == 0 and labels[-1] >= 1)  # the tallest bar fits below the top
         assert labels[-1] - step <= max(top, 1)  # and no more than one step of empty headroom
+
+
+def test_supervisor_chooses_the_assurance_and_it_is_kept_with_the_policy(qtbot, tmp_path: Path) -> None:
+    from triage_app.core.store import Project
+    from triage_app.core.store.scoring import ScoreStore
+
+    rng = np.random.default_rng(5)
+    truth = rng.random(300) < 0.15
+    scores = np.clip(np.where(truth, rng.normal(0.7, 0.15, 300), rng.normal(0.2, 0.15, 300)), 0, 1).tolist()
+    root = tmp_path / "p"
+    with make_scored_project(root, scores) as p:
+        s = ReviewSession(p, load_cards(), load_settings(root))
+        idx = {r["id"]: r["idx"] for r in p.frame_rows()}
+        while s.current is not None:
+            s.decide("accept" if truth[idx[s.current.frame_id]] else "reject")
+    window, view = _supervisor(qtbot, root)
+    assert view.confidence == 0.95 and view.assurance.count() == 3  # the settings' default
+    view.assurance.setCurrentIndex(view.assurance.findData(0.5))
+    view.assurance.activated.emit(view.assurance.currentIndex())  # as a person picking it
+    qtbot.waitUntil(lambda: "point estimate" in view.preview.text(), timeout=20000)
+    shot(window, "supervisor_assurance.png")
+    with qtbot.waitSignal(window.supervisor.policy_did_change, timeout=20000):
+        view.apply_button.click()
+    qtbot.waitUntil(lambda: "is in force" in view.preview.text(), timeout=20000)
+    window.controller.close()
+    with Project(root) as p:
+        assert ScoreStore(p).current_policy()["confidence"] == 0.5
+    again, view2 = _supervisor(qtbot, root)  # reopened: the policy's assurance is shown
+    assert view2.confidence == 0.5
+    again.controller.close()

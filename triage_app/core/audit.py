@@ -142,12 +142,17 @@ def report(project: Project, cards: dict[str, ModelCard], settings: Settings) ->
     }
 
 
-def propose_policy(project: Project, cards: dict[str, ModelCard], settings: Settings, target: float, rule_text: str | None = None):
-    """Thresholds for a target recall from the labels so far (nothing is saved)."""
+def propose_policy(project: Project, cards: dict[str, ModelCard], settings: Settings, target: float, rule_text: str | None = None,
+                   confidence: float | None = None):
+    """Thresholds for a target recall from the labels so far (nothing is saved), at the
+    assurance ``confidence`` (default ``review.recall_confidence``)."""
     from triage_app.core.fusion import parse_rule
 
     snap = snapshot(project, cards, settings)
     rule = parse_rule(rule_text) if rule_text else snap.policy.rule
     if len(snap.ids) == 0:
         raise ValueError("no scored frame yet: score the project before setting a policy")
-    return derive_thresholds(snap.scores, snap.names, rule, snap.labels, snap.stratum, target), rule
+    conf = settings.review.recall_confidence if confidence is None else confidence
+    if not 0.5 <= conf < 1:
+        raise ValueError(f"confidence must be at least 0.5 and below 1, not {conf}")
+    return derive_thresholds(snap.scores, snap.names, rule, snap.labels, snap.stratum, target, confidence=conf), rule

@@ -62,6 +62,7 @@ class ReplayResult:
     firing_tile_hits: int | None = None  # shown positives whose firing tile holds half a truth box
     firing_tile_checked: int = 0
     target_recall: float = 0.95
+    confidence: float = 0.95  # the supervisor's assurance (review.recall_confidence)
     project: str = ""
     scoring: dict[str, Any] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
@@ -102,7 +103,8 @@ def replay(project: Project, settings: Settings, truth: Truth, target_recall: fl
     known = {f: v for f, v in labels.items() if v is not None}
     positives = {f for f, v in known.items() if v}
     res = ReplayResult(frames=len(known), positives=len(positives), unknown=len(labels) - len(known),
-                       target_recall=target_recall, project=str(project.root))
+                       target_recall=target_recall, project=str(project.root),
+                       confidence=settings.review.recall_confidence)
     if res.unknown:
         res.messages.append(f"{res.unknown} frames have no ground truth: the oracle answers 'unsure' and they are left "
                             f"out of every rate")
@@ -115,7 +117,8 @@ def replay(project: Project, settings: Settings, truth: Truth, target_recall: fl
             res.messages.append(str(exc))
             return
         if d.enough_labels:
-            store.save_policy(rule.text, d.thresholds, ORACLE, target_recall=target_recall, note="replay")
+            store.save_policy(rule.text, d.thresholds, ORACLE, target_recall=target_recall, note="replay",
+                              confidence=d.confidence)
             res.policies_saved += 1
         refresh_audit(project, cards, settings)
 

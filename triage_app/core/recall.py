@@ -6,9 +6,12 @@ empirical distribution over the project's scored frames: a single level ``tau`` 
 member the threshold at its ``tau`` quantile, and the voting rule combines them as usual.
 Lowering ``tau`` buys recall with workload. The labelled positives so far (accepted
 candidates, and accepted audit samples weighted by the inverse of their sampling rate) say
-which levels keep them: we take the highest level at which the *lower* 95 % confidence
-bound of the recall on those positives still reaches the target (Clopper-Pearson on the
-effective sample size). With too few labels no level qualifies, and the policy falls back
+which levels keep them: we take the highest level at which the *lower* confidence bound
+of the recall on those positives still reaches the target (Clopper-Pearson on the effective
+sample size). The bound's one-sided confidence is the supervisor's assurance
+(``review.recall_confidence``, 0.95 by default): at 0.95 the target is met with high
+assurance and, while labels are few, almost every frame stays a candidate; at 0.5 the bound
+is the point estimate, which cuts the work much earlier at about even odds of falling short. With too few labels no level qualifies, and the policy falls back
 to a conservative one that keeps every labelled positive and at least
 ``fallback_workload`` of the frames.
 
@@ -43,6 +46,7 @@ class Derived:
     positives_used: float
     enough_labels: bool
     note: str = ""
+    confidence: float = 0.95  # the assurance the thresholds were derived at
 
 
 def quantile_thresholds(scores: np.ndarray, names: list[str], tau: float) -> dict[str, float]:
@@ -130,7 +134,8 @@ def derive_thresholds(
             break  # reviewing every frame proves nothing about the labels: fall back
         point, lower, upper = recall_bounds(cand, labels, stratum, confidence, predictive=True)
         if lower >= target:
-            return Derived(float(tau), th, float(cand.mean()), int(cand.sum()), point, (lower, upper), positives, True)
+            return Derived(float(tau), th, float(cand.mean()), int(cand.sum()), point, (lower, upper), positives, True,
+                           confidence=confidence)
     # Too few labels to show the target: keep every labelled positive and a generous share.
     tau = 1.0 - fallback_workload
     pos_rows = np.flatnonzero(labels == 1)
@@ -146,7 +151,7 @@ def derive_thresholds(
     return Derived(tau, th, float(cand.mean()), int(cand.sum()), point, (lower, upper), positives, False,
                    f"too few labels to show {target:.0%} recall at {confidence:.0%} confidence "
                    f"({positives} labelled positives); conservative thresholds keep every labelled positive "
-                   f"and {cand.mean():.0%} of the frames")
+                   f"and {cand.mean():.0%} of the frames", confidence=confidence)
 
 
 # ------------------------------------------------------------------------------ audit

@@ -43,7 +43,7 @@ class Trial:
 
 
 def one_trial(seed: int, target: float = 0.9, frames: int = 10000, prevalence: float = 0.03,
-              audit_share: float = 0.1, rule: str = "any") -> Trial:
+              audit_share: float = 0.1, rule: str = "any", confidence: float = 0.95) -> Trial:
     rng = np.random.default_rng(seed)
     r = parse_rule(rule)
     # Round 1: an initial permissive policy; analysts review its candidates, audit the rest.
@@ -57,7 +57,7 @@ def one_trial(seed: int, target: float = 0.9, frames: int = 10000, prevalence: f
     stratum = np.full(frames, -1)
     stratum[dropped] = strata
     labels[dropped[picked]] = truth[dropped[picked]]
-    derived = derive_thresholds(scores, NAMES, r, labels, stratum, target, levels=100)
+    derived = derive_thresholds(scores, NAMES, r, labels, stratum, target, confidence=confidence, levels=100)
     th = np.array([derived.thresholds[n] for n in NAMES])
     # Held-out frames from the same flight conditions, under the derived policy.
     hs, ht = simulate_frames(rng, frames, prevalence)

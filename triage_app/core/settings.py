@@ -70,6 +70,10 @@ class ReviewSettings(_Section):
     order: Literal["time", "score", "learned"] = Field(
         "time", description="time: events in capture order; score: highest fused score first; learned: most likely "
         "positive first, by a model of the members' scores fitted on the decisions so far (fused score until then)")
+    recall_confidence: float = Field(
+        0.95, ge=0.5, lt=1, description="how sure a policy must be of reaching its target recall: thresholds are set "
+        "where this one-sided confidence bound of the recall meets the target (0.95 strict; 0.5 the point estimate: "
+        "far less work while labels are few, and about even odds of falling short)")
     audit_share: float = Field(0.05, ge=0, le=1, description="share of dropped frames mixed blindly into the queue")
     audit_strata: int = Field(4, ge=1, le=10)
     audit_seed: int = 0

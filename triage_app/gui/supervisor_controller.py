@@ -27,6 +27,11 @@ class SupervisorController(QObject):
 
     def start(self, project: Any, cards: dict, settings: Any) -> None:
         self.project, self.cards, self.settings = project, cards, settings
+        from triage_app.core.store.scoring import ScoreStore
+
+        saved = ScoreStore(project).current_policy()
+        self.view.set_confidence(float(saved["confidence"]) if saved and saved.get("confidence")
+                                 else settings.review.recall_confidence)
         self.refresh()
 
     def set_cards(self, cards: dict) -> None:
@@ -54,19 +59,22 @@ class SupervisorController(QObject):
         from triage_app.core.audit import propose_policy
 
         project, cards, settings = self.project, self.cards, self.settings
+        confidence = self.view.confidence
 
         def done(result) -> None:
             d, rule = result
             lo, hi = d.recall_ci
             est = "unknown" if d.estimated_recall != d.estimated_recall else f"{d.estimated_recall:.1%}"
-            text = (f"Target {target:.1%} under rule {rule.text}: people review {d.candidates} frames "
-                    f"({d.workload_fraction:.1%}); estimated recall {est}, 95 % bounds {lo:.1%}–{hi:.1%}. "
+            sure = ("point estimate" if confidence <= 0.5 else f"{confidence:.0%} sure")
+            bound = "" if confidence <= 0.5 else f", lower bound at {confidence:.0%} confidence {lo:.1%}"
+            text = (f"Target {target:.1%} ({sure}) under rule {rule.text}: people review {d.candidates} frames "
+                    f"({d.workload_fraction:.1%}); estimated recall {est}{bound}. "
                     f"Nothing is saved until you press Apply.")
             if not d.enough_labels:
                 text += f"\n{d.note}"
             self.view.show_preview(text)
 
-        self._run(lambda: propose_policy(project, cards, settings, target), done)
+        self._run(lambda: propose_policy(project, cards, settings, target, confidence=confidence), done)
 
     def apply(self, target: float) -> None:
         if self.project is None:
@@ -75,16 +83,18 @@ class SupervisorController(QObject):
         from triage_app.core.store.scoring import ScoreStore
 
         project, cards, settings = self.project, self.cards, self.settings
+        confidence = self.view.confidence
 
         def job():
-            d, rule = propose_policy(project, cards, settings, target)
+            d, rule = propose_policy(project, cards, settings, target, confidence=confidence)
             pid = ScoreStore(project).save_policy(rule.text, d.thresholds, settings.review.reviewer, target_recall=target,
-                                                  note=d.note or None)
+                                                  note=d.note or None, confidence=confidence)
             refresh_audit(project, cards, settings)
             return pid
 
         def done(pid: int) -> None:
-            self.view.show_preview(f"Policy {pid} is in force (target {target:.1%}).")
+            self.view.show_preview(f"Policy {pid} is in force (target {target:.1%}, "
+                                   f"{'point estimate' if confidence <= 0.5 else f'{confidence:.0%} sure'}).")
             self.policy_did_change.emit(pid)
             self.refresh()
 

@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPainter
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
+    QComboBox,
     QGridLayout,
     QHBoxLayout,
     QHeaderView,
@@ -56,6 +57,17 @@ def count_ticks(top: float, most: int = 6) -> tuple[int, int]:
     return int(step), ticks
 
 
+ASSURANCE_LEVELS = (0.95, 0.8, 0.5)
+
+
+def assurance_text(value: float) -> str:
+    if value >= 0.95:
+        return f"{value:.0%} sure (strict)"
+    if value <= 0.5:
+        return "50 % (point estimate)"
+    return f"{value:.0%} sure"
+
+
 class SupervisorView(QWidget):
     user_did_preview = Signal(float)  # target recall
     user_did_apply = Signal(float)
@@ -66,6 +78,13 @@ class SupervisorView(QWidget):
         self.slider.setRange(500, 999)  # per mille
         self.slider.setValue(950)
         self.target_label = QLabel()
+        self.assurance = QComboBox()
+        self.assurance.setToolTip(
+            "How sure the policy must be of reaching the target. Strict (95 %) keeps almost every frame while labels "
+            "are few; the point estimate (50 %) cuts the work much earlier, at about even odds of falling short.")
+        for value in ASSURANCE_LEVELS:
+            self.assurance.addItem(assurance_text(value), value)
+        self.assurance.setCurrentIndex(0)
         self.preview = QLabel("Move the slider to see what a target costs.")
         self.preview.setWordWrap(True)
         self.apply_button = QPushButton("Apply policy")
@@ -81,6 +100,9 @@ class SupervisorView(QWidget):
         top.addWidget(QLabel("Target recall"))
         top.addWidget(self.slider, 1)
         top.addWidget(self.target_label)
+        top.addSpacing(12)
+        top.addWidget(QLabel("Assurance"))
+        top.addWidget(self.assurance)
         top.addWidget(self.apply_button)
         grid = QGridLayout()
         grid.addWidget(curve_view, 0, 0)
@@ -109,11 +131,24 @@ class SupervisorView(QWidget):
         self.slider.valueChanged.connect(self._on_slider)
         self.slider.sliderReleased.connect(lambda: self.user_did_preview.emit(self.target))
         self.apply_button.clicked.connect(lambda: self.user_did_apply.emit(self.target))
+        self.assurance.activated.connect(lambda _i: self.user_did_preview.emit(self.target))
         self._on_slider(self.slider.value())
 
     @property
     def target(self) -> float:
         return self.slider.value() / 1000.0
+
+    @property
+    def confidence(self) -> float:
+        return float(self.assurance.currentData())
+
+    def set_confidence(self, value: float) -> None:
+        """Show the assurance in force (adding it to the choices when it is not one of them)."""
+        i = self.assurance.findData(float(value))
+        if i < 0:
+            self.assurance.addItem(assurance_text(value), float(value))
+            i = self.assurance.count() - 1
+        self.assurance.setCurrentIndex(i)
 
     def _on_slider(self, value: int) -> None:
         self.target_label.setText(f"{value / 10:.1f} %")

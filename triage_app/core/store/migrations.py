@@ -172,6 +172,11 @@ _V6 = [
 ]
 
 
+# The assurance a policy was set with (the one-sided confidence of reaching its target
+# recall); NULL for policies set before it could be chosen, which used 0.95.
+_V7 = ["ALTER TABLE policies ADD COLUMN confidence REAL"]
+
+
 def _run(statements: list[str]) -> Callable[[Connection], None]:
     def step(conn: Connection) -> None:
         for sql in statements:
@@ -181,4 +186,4 @@ def _run(statements: list[str]) -> Callable[[Connection], None]:
 
 
 #: MIGRATIONS[n] upgrades a database from version n to n + 1.
-MIGRATIONS: list[Callable[[Connection], None]] = [_run(_V1), _run(_V2), _run(_V3), _run(_V4), _run(_V5), _run(_V6)]
+MIGRATIONS: list[Callable[[Connection], None]] = [_run(_V1), _run(_V2), _run(_V3), _run(_V4), _run(_V5), _run(_V6), _run(_V7)]

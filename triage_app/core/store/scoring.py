@@ -198,9 +198,9 @@ class ScoreStore:
 
     # -- policies ------------------------------------------------------------------------------
     def save_policy(self, rule: str, thresholds: dict[str, float], created_by: str, target_recall: float | None = None,
-                    note: str | None = None) -> int:
+                    note: str | None = None, confidence: float | None = None) -> int:
         values = dict(created_at=now_iso(), created_by=created_by, rule=rule, thresholds=json.dumps(thresholds),
-                      target_recall=target_recall, note=note)
+                      target_recall=target_recall, note=note, confidence=confidence)
         return self.db.write(lambda c: int(c.execute(insert(self.policies).values(**values)).inserted_primary_key[0]))
 
     def current_policy(self) -> dict[str, Any] | None:
@@ -210,4 +210,6 @@ class ScoreStore:
             return None
         out = dict(row)
         out["thresholds"] = json.loads(out["thresholds"])
+        if out.get("confidence") is None and out.get("target_recall") is not None:
+            out["confidence"] = 0.95  # set before the assurance could be chosen
         return out
