@@ -236,7 +236,8 @@ class ProjectController(QObject):
         def done(summary) -> None:
             self.open_project(root)
             self.scores_did_commit.emit()
-            self.work_did_finish.emit(f"Demo ready: {summary.candidates} candidates to review in {root}.")
+            self.work_did_finish.emit(f"Demo ready in {root}: {summary.candidates} frames flagged; the review queue "
+                                      f"also holds a few dropped frames as a blind audit.")
             self.demo_did_open.emit(str(root))
 
         self._run("Building the demo", job, done)
