@@ -237,7 +237,7 @@ class ProjectController(QObject):
             self.open_project(root)
             self.scores_did_commit.emit()
             self.work_did_finish.emit(f"Demo ready in {root}: {summary.candidates} frames flagged; the review queue "
-                                      f"also holds a few dropped frames as a blind audit.")
+                                      f"may also hold a few dropped frames, as a blind audit.")
             self.demo_did_open.emit(str(root))
 
         self._run("Building the demo", job, done)
