@@ -235,6 +235,7 @@ def finetune_comparison(project: Project, cards: dict[str, ModelCard], settings:
     for fold, (train, test) in enumerate(cv.split(x_head, y)):
         lr = make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=2000))
         head_scores[test] = lr.fit(x_head[train], y[train]).predict_proba(x_head[test])[:, 1]
+
         def epoch_done(e: int, fold: int = fold) -> None:
             if progress:
                 progress(len(chosen) + (fold * epochs + e) * len(chosen) // (k * epochs), steps)
