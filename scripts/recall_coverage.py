@@ -3,7 +3,10 @@
 Prints, over seeded replays: how often thresholds derived for the target reach it on
 held-out frames, and how often the audit's 95 % interval covers the true recall, at the
 supervisor's assurance (the confidence of the recall bound the thresholds are set at).
+With --cold-start: the first policy of a project, from a share of the frames reviewed in
+capture order and no audit yet.
     python scripts/recall_coverage.py [--trials 200] [--target 0.9] [--audit-share 0.2] [--confidence 0.95]
+    python scripts/recall_coverage.py --cold-start [--reviewed 0.2] [--confidence 0.95]
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from triage_app.core.recall_sim import replay
+from triage_app.core.recall_sim import cold_start, replay
 
 
 def main() -> None:
@@ -21,9 +24,16 @@ def main() -> None:
     ap.add_argument("--audit-share", type=float, default=0.2)
     ap.add_argument("--seed", type=int, default=1000)
     ap.add_argument("--confidence", type=float, default=0.95)
+    ap.add_argument("--cold-start", action="store_true")
+    ap.add_argument("--reviewed", type=float, default=0.2, help="cold start: share of frames reviewed")
     args = ap.parse_args()
-    result = replay(args.trials, seed=args.seed, target=args.target, audit_share=args.audit_share,
-                    confidence=args.confidence)
+    if args.cold_start:
+        result = cold_start(args.trials, seed=args.seed, target=args.target, reviewed=args.reviewed,
+                            confidence=args.confidence)
+        result["reviewed"] = args.reviewed
+    else:
+        result = replay(args.trials, seed=args.seed, target=args.target, audit_share=args.audit_share,
+                        confidence=args.confidence)
     result["confidence"] = args.confidence
     print(json.dumps(result, indent=2))
 

@@ -5,7 +5,7 @@ import pytest
 
 from triage_app.core.fusion import parse_rule
 from triage_app.core.recall import audit_rates, derive_thresholds, estimate_recall, recall_bounds
-from triage_app.core.recall_sim import replay
+from triage_app.core.recall_sim import cold_start, replay
 
 
 def test_audit_rates_are_denser_below_the_threshold() -> None:
@@ -28,10 +28,24 @@ def test_too_few_labels_fall_back_to_conservative_thresholds() -> None:
     rng = np.random.default_rng(0)
     scores = rng.random((500, 2))
     labels = np.full(500, -1)
+    d = derive_thresholds(scores, ["a", "b"], parse_rule("any"), labels, np.full(500, -1), 0.98)
+    assert not d.enough_labels and "too few labels" in d.note  # no label at all
+    assert d.workload_fraction >= 0.3
+    # Three labels, all positive: the policy keeps nearly every frame.
     labels[:3] = 1
     d = derive_thresholds(scores, ["a", "b"], parse_rule("any"), labels, np.full(500, -1), 0.98)
-    assert not d.enough_labels and "too few labels" in d.note
-    assert d.workload_fraction >= 0.3
+    assert d.workload_fraction >= 0.95
+
+
+def test_first_policy_from_capture_order_labels_is_calibrated() -> None:
+    """Cold start: every frame a candidate, a fifth reviewed in capture order, no audit yet.
+    The unreviewed frames are estimated from reviewed ones of similar score; the thresholds
+    reach the target on held-out frames at least as often as the assurance promises, and
+    less assurance means less work."""
+    runs = {c: cold_start(12, seed=300, target=0.9, reviewed=0.2, confidence=c) for c in (0.95, 0.5)}
+    assert runs[0.95]["target_reached_share"] >= 0.9 and runs[0.5]["target_reached_share"] >= 0.5
+    assert runs[0.5]["mean_workload"] < runs[0.95]["mean_workload"]
+    assert runs[0.5]["enough_labels_share"] == 1.0  # a real policy, not the fallback
 
 
 def test_estimate_with_nothing_reviewed_is_unknown() -> None:

@@ -77,15 +77,62 @@ def _interval(kept: float, total: float, confidence: float = 0.95) -> tuple[floa
     return lo, hi
 
 
+def unaudited_positives(rest: np.ndarray, known: np.ndarray, positive: np.ndarray, evidence: np.ndarray,
+                        confidence: float = 0.95, per_bin: int = 25, max_bins: int = 5) -> tuple[float, float, float]:
+    """Positives expected among the frames ``rest`` (dropped, unlabelled, and never eligible
+    for the audit: candidates of the policy in force that nobody has reviewed yet) from the
+    labelled dropped frames ``known`` of similar ``evidence`` (the fused score): (point, low,
+    high) counts.
+
+    Frames are grouped into quantile bins of the evidence (one bin per ``per_bin`` labelled
+    frames, at most ``max_bins``). In a bin, the positive rate has the Jeffreys posterior
+    Beta(a + 1/2, n - a + 1/2); its mean is the point and its one-sided quantiles at
+    ``confidence`` the ends. A bin with no labelled frame counts as all positive at the high
+    end. This is model-based, not design-based like the audit: it assumes that among frames
+    of similar score, those reviewed are like those not. Review in capture order meets that;
+    review ordered by score leans the reviewed frames towards positives, which errs on the
+    safe side. The blind audit then measures the recall actually reached."""
+    rest = np.asarray(rest, bool)
+    known = np.asarray(known, bool)
+    n_rest = int(rest.sum())
+    if n_rest == 0:
+        return 0.0, 0.0, 0.0
+    ev = np.nan_to_num(np.asarray(evidence, np.float64), nan=-1.0)
+    n_known = int(known.sum())
+    if n_known == 0:
+        return 0.5 * n_rest, 0.0, float(n_rest)  # nothing to go by: the prior's mean, and either extreme
+    bins = int(np.clip(n_known // per_bin, 1, max_bins))
+    edges = np.unique(np.quantile(ev[rest | known], np.linspace(0, 1, bins + 1)[1:-1]))
+    where = np.searchsorted(edges, ev, side="right")
+    pooled = (float(positive[known].sum()) + 0.5) / (n_known + 1.0)
+    point = low = high = 0.0
+    for b in np.unique(where[rest]):
+        size = float((rest & (where == b)).sum())
+        in_b = known & (where == b)
+        n = float(in_b.sum())
+        if n == 0:
+            point += size * pooled
+            high += size
+            continue
+        a = float((positive & in_b).sum())
+        point += size * (a + 0.5) / (n + 1.0)
+        low += size * float(stats.beta.ppf(1 - confidence, a + 0.5, n - a + 0.5))
+        high += size * float(stats.beta.ppf(confidence, a + 0.5, n - a + 0.5))
+    return point, low, high
+
+
 def recall_bounds(cand: np.ndarray, labels: np.ndarray, stratum: np.ndarray, confidence: float = 0.95,
-                  predictive: bool = False) -> tuple[float, float, float]:
+                  predictive: bool = False, evidence: np.ndarray | None = None) -> tuple[float, float, float]:
     """(point estimate, lower and upper confidence bounds) of the recall of a candidate mask, from
     the labels so far. ``labels``: 1 positive, 0 negative, -1 not looked at; ``stratum``:
     the audit stratum of every frame that was eligible for audit (-1 otherwise).
 
     The bounds are one-sided at ``confidence`` each. Positives the mask keeps count as found, labelled positives it drops as missed, and the
     positives hidden among the unlabelled frames it drops are bounded from the labelled
-    frames of the same strata that it drops (see :func:`dropped_rate_interval`)."""
+    frames of the same strata that it drops (see :func:`dropped_rate_interval`). Unlabelled
+    dropped frames outside every audit stratum are estimated from the labelled dropped frames
+    of similar ``evidence`` (:func:`unaudited_positives`); without ``evidence`` they are all
+    assumed positive at the low end of the recall."""
     pos = labels == 1
     found = float((pos & cand).sum())
     missed = float((pos & ~cand).sum())
@@ -103,17 +150,29 @@ def recall_bounds(cand: np.ndarray, labels: np.ndarray, stratum: np.ndarray, con
         p, lo, hi = dropped_rate_interval(sizes_a, np.array(audited), np.array(positives), 2 * confidence - 1)
         hidden = 0.0 if np.isnan(p) else p * sizes_a.sum()
         hidden_hi, hidden_lo = hi * sizes_a.sum(), lo * sizes_a.sum()
-    unlabelled_elsewhere = float(((labels == -1) & ~cand & (stratum < 0)).sum())
-    hidden_hi += unlabelled_elsewhere  # frames nobody could have sampled: assume the worst
+    elsewhere = (labels == -1) & ~cand & (stratum < 0)
+    found_lo = found_hi = found
+    if evidence is None:
+        hidden_hi += float(elsewhere.sum())  # frames nobody could have sampled: assume the worst
+    else:
+        if elsewhere.any():
+            e_point, e_lo, e_hi = unaudited_positives(elsewhere, (labels >= 0) & ~cand, pos, evidence, confidence)
+            hidden, hidden_lo, hidden_hi = hidden + e_point, hidden_lo + e_lo, hidden_hi + e_hi
+        # Likewise the positives among the candidates nobody has reviewed yet: they will be
+        # found, and counting them keeps both sides of the ratio on the same footing.
+        unseen = (labels == -1) & cand
+        if unseen.any():
+            f_point, f_lo, f_hi = unaudited_positives(unseen, (labels >= 0) & cand, pos, evidence, confidence)
+            found, found_lo, found_hi = found + f_point, found + f_lo, found + f_hi
     point = found / (found + missed + hidden) if found + missed + hidden > 0 else float("nan")
-    lower = found / (found + missed + hidden_hi) if found + missed + hidden_hi > 0 else 0.0
+    lower = found_lo / (found_lo + missed + hidden_hi) if found_lo + missed + hidden_hi > 0 else 0.0
     if predictive and found + missed + hidden > 0:
         # A policy is applied to the next flight, whose own positives scatter around the
         # rate: widen by the binomial spread of as many positives as these labels show.
         n_pos = found + missed + hidden
         z = float(stats.norm.ppf(confidence))
         lower = max(0.0, lower - z * float(np.sqrt(max(lower * (1 - lower), 1e-12) / n_pos)))
-    upper = found / (found + missed + hidden_lo) if found + missed + hidden_lo > 0 else 1.0
+    upper = found_hi / (found_hi + missed + hidden_lo) if found_hi + missed + hidden_lo > 0 else 1.0
     return point, lower, upper
 
 
@@ -129,10 +188,10 @@ def derive_thresholds(
     positives = int((labels == 1).sum())
     for tau in np.linspace(0.999, 0.0, levels):
         th = quantile_thresholds(scores, names, float(tau))
-        _, cand = fuse(scores, np.array([th[n] for n in names]), rule)
+        fused, cand = fuse(scores, np.array([th[n] for n in names]), rule)
         if cand.all():
             break  # reviewing every frame proves nothing about the labels: fall back
-        point, lower, upper = recall_bounds(cand, labels, stratum, confidence, predictive=True)
+        point, lower, upper = recall_bounds(cand, labels, stratum, confidence, predictive=True, evidence=fused)
         if lower >= target:
             return Derived(float(tau), th, float(cand.mean()), int(cand.sum()), point, (lower, upper), positives, True,
                            confidence=confidence)
@@ -146,8 +205,8 @@ def derive_thresholds(
             tau = float(tau_try)
             break
     th = quantile_thresholds(scores, names, tau)
-    _, cand = fuse(scores, np.array([th[n] for n in names]), rule)
-    point, lower, upper = recall_bounds(cand, labels, stratum, confidence)
+    fused, cand = fuse(scores, np.array([th[n] for n in names]), rule)
+    point, lower, upper = recall_bounds(cand, labels, stratum, confidence, evidence=fused)
     return Derived(tau, th, float(cand.mean()), int(cand.sum()), point, (lower, upper), positives, False,
                    f"too few labels to show {target:.0%} recall at {confidence:.0%} confidence "
                    f"({positives} labelled positives); conservative thresholds keep every labelled positive "

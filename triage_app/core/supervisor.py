@@ -27,8 +27,8 @@ def recall_curve(snap, levels: int = 40) -> list[dict[str, float]]:
     best_lower = 0.0
     for tau in np.linspace(0.99, 0.0, levels):
         th = quantile_thresholds(snap.scores, snap.names, float(tau))
-        _, cand = fuse(snap.scores, np.array([th[n] for n in snap.names]), snap.policy.rule)
-        point, lo, _hi = recall_bounds(cand, snap.labels, snap.stratum)
+        fused, cand = fuse(snap.scores, np.array([th[n] for n in snap.names]), snap.policy.rule)
+        point, lo, _hi = recall_bounds(cand, snap.labels, snap.stratum, evidence=fused)
         # Candidate sets grow as the level falls, so recall cannot drop: a bound shown at a
         # smaller workload holds for every larger one.
         best_lower = max(best_lower, float(lo))
