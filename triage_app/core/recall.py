@@ -8,11 +8,15 @@ Lowering ``tau`` buys recall with workload. The labelled positives so far (accep
 candidates, and accepted audit samples weighted by the inverse of their sampling rate) say
 which levels keep them: we take the highest level at which the *lower* confidence bound
 of the recall on those positives still reaches the target (Clopper-Pearson on the effective
-sample size). The bound's one-sided confidence is the supervisor's assurance
-(``review.recall_confidence``, 0.95 by default): at 0.95 the target is met with high
-assurance and, while labels are few, almost every frame stays a candidate; at 0.5 the bound
-is the point estimate, which cuts the work much earlier at about even odds of falling short. With too few labels no level qualifies, and the policy falls back
-to a conservative one that keeps every labelled positive and at least
+sample size). Frames no audit could have sampled (candidates of the policy in force that
+nobody has reviewed yet, which a narrower policy would drop or keep) are estimated from the
+reviewed frames of similar fused score (:func:`unaudited_positives`: model-based, exact when
+review follows capture order, on the safe side when it follows the scores). The bound's
+one-sided confidence is the supervisor's assurance (``review.recall_confidence``, 0.95 by
+default): at 0.95 the target is met with high assurance and, while labels are few, most
+frames stay candidates; at 0.5 the bound is the point estimate, which cuts the work much
+earlier at a higher risk of falling short. With too few labels no level qualifies, and the
+policy falls back to a conservative one that keeps every labelled positive and at least
 ``fallback_workload`` of the frames.
 
 **Measured recall.** Recall = found / (found + dropped positives). *Found* is the number
