@@ -132,3 +132,37 @@ def test_the_head_reads_the_whole_frame_only_when_the_evidence_favours_it(
         tiles = np.random.default_rng(0).normal(size=(5, 1280)).astype(np.float32)
         score, tile = member.run_frame(tiles)
         assert tile == 0 and score == pytest.approx(float(model.score(tiles[:1])[0]))
+
+
+def test_recall_estimates_read_out_of_fold_head_scores_for_decided_frames(tmp_path: Path, ortho: np.ndarray) -> None:
+    """A label pattern the features do not carry: the head memorises the decided frames
+    (its own scores separate them) but cannot predict them. Recall estimates must see the
+    latter, or a positive found by the audit would be learned, leave the dropped frames, and
+    the audit would stop seeing what the policy misses."""
+    from sklearn.metrics import roc_auc_score
+
+    from triage_app.core import learning
+    from triage_app.core.audit import snapshot
+    from triage_app.core.members.cards import load_cards
+    from triage_app.core.store.scoring import ScoreStore
+
+    root = scored_project(tmp_path, ortho, frames=48)
+    with Project(root) as p:
+        frames = p.frame_rows()
+        labels = {r["id"]: r["idx"] % 4 == 0 for r in frames}
+        DecisionStore(p).record([dict(frame_id=f, label="accept" if v else "reject", reviewer="t", seconds_spent=1.0,
+                                      policy="p", member_scores="{}") for f, v in labels.items()])
+        settings = load_settings(root)
+        cards = load_cards(settings.models_dir)
+        learning.retrain(p, cards, settings)
+        store = ScoreStore(p)
+        oof = store.oof_scores()["head"]
+        assert set(oof) == set(labels)  # every decided frame
+        ids, _, own, _ = store.score_table(["head"])
+        y = np.array([labels[int(f)] for f in ids])
+        assert roc_auc_score(y, own[:, 0]) > 0.95  # memorised
+        snap = snapshot(p, cards, settings)
+        col = snap.names.index("head")
+        seen = np.array([oof[int(f)] for f in snap.ids])
+        assert np.allclose(snap.scores[:, col], seen)  # the estimates read the out-of-fold scores
+        assert roc_auc_score(y, seen) < 0.85  # which do not pretend to know the labels

@@ -55,8 +55,6 @@ def snapshot(project: Project, cards: dict[str, ModelCard], settings: Settings) 
     store = ScoreStore(project)
     policy = active_policy(store, cards, settings)
     ids, names, mat, _ = store.score_table()
-    th = np.array([policy.thresholds.get(n, 0.5) for n in names])
-    fused, cand = fuse(mat, th, policy.rule) if len(ids) else (np.zeros(0), np.zeros(0, bool))
     pos = {int(f): i for i, f in enumerate(ids)}
     labels = np.full(len(ids), -1)
     kinds: dict[int, str] = {}
@@ -67,6 +65,19 @@ def snapshot(project: Project, cards: dict[str, ModelCard], settings: Settings) 
         if i is not None and d["label"] in ("accept", "reject"):
             labels[i] = 1 if d["label"] == "accept" else 0
         kinds[int(d["frame_id"])] = d["sample_kind"]
+    # Members trained on the decisions score the decided frames from memory; what they would
+    # score on frames like them is the out-of-fold score, so the decided frames carry that.
+    # Otherwise a positive found by the audit is learned, leaves the dropped frames, and the
+    # audit stops seeing what the policy misses.
+    for member, oof in store.oof_scores().items():
+        if member in names:
+            j = names.index(member)
+            for fid, score in oof.items():
+                i = pos.get(fid)
+                if i is not None and labels[i] >= 0:
+                    mat[i, j] = score
+    th = np.array([policy.thresholds.get(n, 0.5) for n in names])
+    fused, cand = fuse(mat, th, policy.rule) if len(ids) else (np.zeros(0), np.zeros(0, bool))
     stratum = np.full(len(ids), -1)
     sampled = np.zeros(len(ids), bool)
     table = project.db.table("audit_frames")

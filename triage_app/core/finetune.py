@@ -262,6 +262,7 @@ def finetune_comparison(project: Project, cards: dict[str, ModelCard], settings:
         if progress:
             progress(steps, steps)
         report.deployed = str(_deploy(project, card, net, report))
+        ScoreStore(project).replace_oof(MEMBER, keep, probs.tolist())  # each decided frame, unseen by its fold's net
         t1 = time.perf_counter()
         report.rescored, report.rescore_stopped = _score_with(project, settings, progress, cancel)
         report.rescore_seconds = round(time.perf_counter() - t1, 1)

@@ -131,7 +131,7 @@ def rescore_head(project: Project, model: HeadModel, frame_ids: np.ndarray, feat
 def retrain(project: Project, cards: dict[str, ModelCard], settings: Settings) -> RetrainResult:
     """Train a new head version from the decisions and re-score every frame with it."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict, cross_val_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -175,6 +175,11 @@ def retrain(project: Project, cards: dict[str, ModelCard], settings: Settings) -
     model = make().fit(x, y)
     scaler, clf = model.steps[0][1], model.steps[1][1]
     store = ScoreStore(project)
+    # Each decided frame's score from a head that did not see its label: recall estimates
+    # read these for decided frames (the head's own scores there are learned, not predicted).
+    oof_cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
+    oof = cross_val_predict(make(), x, y, cv=oof_cv, method="predict_proba")[:, 1]
+    store.replace_oof("head", frame_ids[rows].tolist(), oof.tolist())
     described = {"pooled": "mean+max of tile embeddings", "whole_frame": "whole-frame embedding"}[used]
     head_id = store.save_head(card.backbone, backbone_version, clf.coef_[0], float(clf.intercept_[0]),
                               mean=scaler.mean_, scale=scaler.scale_,

@@ -173,8 +173,19 @@ _V6 = [
 
 
 # The assurance a policy was set with (the one-sided confidence of reaching its target
-# recall); NULL for policies set before it could be chosen, which used 0.95.
-_V7 = ["ALTER TABLE policies ADD COLUMN confidence REAL"]
+# recall); NULL for policies set before it could be chosen, which used 0.95. And the
+# out-of-fold scores of the members trained on the decisions (head, fine-tuned): each
+# decided frame scored by a model that did not see its label, which is what recall
+# estimates must read for those frames.
+_V7 = [
+    "ALTER TABLE policies ADD COLUMN confidence REAL",
+    """CREATE TABLE oof_scores (
+        member TEXT NOT NULL,
+        frame_id INTEGER NOT NULL REFERENCES frames(id) ON DELETE CASCADE,
+        score REAL NOT NULL,
+        PRIMARY KEY (member, frame_id)
+    )""",
+]
 
 
 def _run(statements: list[str]) -> Callable[[Connection], None]:

@@ -113,9 +113,33 @@ class ScoreStore:
 
         self.db.write(fn)
 
+    def replace_oof(self, member: str, frame_ids: Sequence[int], scores: Sequence[float]) -> None:
+        """Replace a trained member's out-of-fold scores of the decided frames, at once."""
+        t = self.project.db.table("oof_scores")
+        rows = [dict(member=member, frame_id=int(f), score=float(s)) for f, s in zip(frame_ids, scores)]
+
+        def fn(conn: Connection) -> None:
+            conn.execute(t.delete().where(t.c.member == member))
+            if rows:
+                conn.execute(insert(t), rows)
+
+        self.db.write(fn)
+
+    def oof_scores(self) -> dict[str, dict[int, float]]:
+        """Out-of-fold scores by member and frame."""
+        t = self.project.db.table("oof_scores")
+        out: dict[str, dict[int, float]] = {}
+        with self.db.read() as conn:
+            for member, fid, score in conn.execute(select(t.c.member, t.c.frame_id, t.c.score)):
+                out.setdefault(member, {})[int(fid)] = float(score)
+        return out
+
     def drop_member(self, member: str) -> int:
         """Remove every score of a member taken out of the ensemble; the number removed."""
+        t = self.project.db.table("oof_scores")
+
         def fn(conn: Connection) -> int:
+            conn.execute(t.delete().where(t.c.member == member))
             return int(conn.execute(self.scores.delete().where(self.scores.c.member == member)).rowcount or 0)
 
         return self.db.write(fn)
