@@ -23,16 +23,21 @@ def _supervisor(qtbot, root: Path) -> tuple[MainWindow, object]:
     return window, window.supervisor_view
 
 
-def test_supervisor_previews_then_applies_a_policy(qtbot, tmp_path: Path) -> None:
+def _reviewed_project(root: Path) -> Path:
+    """300 scored frames, 15 % positive, every candidate reviewed by an oracle."""
     rng = np.random.default_rng(5)
     truth = rng.random(300) < 0.15
     scores = np.clip(np.where(truth, rng.normal(0.7, 0.15, 300), rng.normal(0.2, 0.15, 300)), 0, 1).tolist()
-    root = tmp_path / "p"
     with make_scored_project(root, scores) as p:
         s = ReviewSession(p, load_cards(), load_settings(root))
         idx = {r["id"]: r["idx"] for r in p.frame_rows()}
         while s.current is not None:
             s.decide("accept" if truth[idx[s.current.frame_id]] else "reject")
+    return root
+
+
+def test_supervisor_previews_then_applies_a_policy(qtbot, tmp_path: Path) -> None:
+    root = _reviewed_project(tmp_path / "p")
     window, view = _supervisor(qtbot, root)
     qtbot.waitUntil(lambda: "Measured recall" in view.headline.text(), timeout=20000)
     view.slider.setValue(900)
@@ -93,15 +98,7 @@ def test_supervisor_chooses_the_assurance_and_it_is_kept_with_the_policy(qtbot, 
     from triage_app.core.store import Project
     from triage_app.core.store.scoring import ScoreStore
 
-    rng = np.random.default_rng(5)
-    truth = rng.random(300) < 0.15
-    scores = np.clip(np.where(truth, rng.normal(0.7, 0.15, 300), rng.normal(0.2, 0.15, 300)), 0, 1).tolist()
-    root = tmp_path / "p"
-    with make_scored_project(root, scores) as p:
-        s = ReviewSession(p, load_cards(), load_settings(root))
-        idx = {r["id"]: r["idx"] for r in p.frame_rows()}
-        while s.current is not None:
-            s.decide("accept" if truth[idx[s.current.frame_id]] else "reject")
+    root = _reviewed_project(tmp_path / "p")
     window, view = _supervisor(qtbot, root)
     assert view.confidence == 0.95 and view.assurance.count() == 3  # the settings' default
     view.assurance.setCurrentIndex(view.assurance.findData(0.5))
