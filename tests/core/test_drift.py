@@ -83,3 +83,34 @@ def test_sampling_noise_alone_is_not_drift() -> None:
     assert np.mean(plain) > 0.3  # ten bins on 40 frames: noise alone looks like a shift
     assert np.mean(fixed) < 0.1 and np.quantile(fixed, 0.95) < 0.25
     assert corrected_psi(rng.normal(size=400), rng.normal(1.5, 1, size=400)) > 1.0
+
+
+def test_drift_is_computed_again_only_when_its_inputs_change(tmp_path: Path, three_flights: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from triage_app.core import drift
+    from triage_app.core.review import DecisionStore
+
+    root = tmp_path / "p"
+    shutil.copytree(three_flights, root)
+    runs = []
+    real = drift._flight_drift
+    monkeypatch.setattr(drift, "_flight_drift", lambda *a: runs.append(1) or real(*a))
+    settings = load_settings(root)
+    cards = load_cards(settings.models_dir)
+    with Project(root) as p:
+        first = flight_drift(p, cards, settings)
+        again = flight_drift(p, cards, settings)  # the supervisor view refreshing: nothing changed
+        assert len(runs) == 1 and [d.as_dict() for d in again] == [d.as_dict() for d in first]
+        again[0].drift = 123.0  # a caller's copy: the cache keeps its own
+        assert flight_drift(p, cards, settings)[0].drift == first[0].drift and len(runs) == 1
+        harbour = next(d.source_id for d in first if d.name == "harbour.mp4")
+        frame = next(f for f in p.frame_rows() if f["source_id"] == harbour)
+        DecisionStore(p).record([dict(frame_id=frame["id"], label="accept", reviewer="t", seconds_spent=1,
+                                      policy="p", member_scores="{}")])
+        after = {d.name: d for d in flight_drift(p, cards, settings)}  # a new decision: computed again
+        assert len(runs) == 2 and after["harbour.mp4"].labelled
+        settings.drift.bins = 5
+        flight_drift(p, cards, settings)
+        assert len(runs) == 3  # other settings: computed again

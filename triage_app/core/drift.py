@@ -25,6 +25,8 @@ rate and the analysts' accept rate, each with the reference's value.
 
 from __future__ import annotations
 
+import copy
+import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -138,8 +140,39 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(1.0 - ma @ mb / den) if den > 0 else float("nan")
 
 
+_cache: dict[str, tuple[tuple[Any, ...], list[FlightDrift]]] = {}
+_cache_lock = threading.Lock()
+
+
+def _state(project: Project, cards: dict[str, ModelCard], settings: Settings) -> tuple[Any, ...]:
+    """Everything drift depends on, cheaply: scores written, decisions made or undone,
+    embeddings cached, frames flagged, the drift settings and the members."""
+    with project.db.read() as conn:
+        rows = [tuple(conn.exec_driver_sql(sql).one()) for sql in (
+            "SELECT count(*), max(scored_at) FROM scores",
+            "SELECT count(*), max(id), count(undone_at) FROM decisions",
+            "SELECT group_concat(id || ':' || rows_committed) FROM embedding_sets",
+            "SELECT count(*), count(quality_flag), max(source_id) FROM frames",
+        )]
+    return (*rows, settings.drift.model_dump_json(), tuple(sorted(cards)))
+
+
 def flight_drift(project: Project, cards: dict[str, ModelCard], settings: Settings) -> list[FlightDrift]:
-    """The drift of every flight (source) against the labelled flights."""
+    """The drift of every flight (source) against the labelled flights; computed again only
+    when something it depends on has changed (the supervisor view asks on every refresh)."""
+    key = _state(project, cards, settings)
+    where = str(project.root)
+    with _cache_lock:
+        hit = _cache.get(where)
+    if hit is not None and hit[0] == key:
+        return copy.deepcopy(hit[1])
+    result = _flight_drift(project, cards, settings)
+    with _cache_lock:
+        _cache[where] = (key, copy.deepcopy(result))
+    return result
+
+
+def _flight_drift(project: Project, cards: dict[str, ModelCard], settings: Settings) -> list[FlightDrift]:
     from triage_app.core.review import DecisionStore
 
     cfg = settings.drift
