@@ -157,3 +157,38 @@ def test_learned_order_puts_the_informative_member_first(tmp_path: Path) -> None
         rest = truth[40:].mean()
         print(f"precision of the first 30: fused {fused:.2f}, learned {learned:.2f}, base rate {rest:.2f}")
         assert learned >= 0.8 and learned > fused + 0.2, (fused, learned, rest)
+
+
+def test_learned_order_reads_a_memorising_member_through_its_out_of_fold_scores(tmp_path: Path) -> None:
+    """A 'head' that memorised the decided frames (its scores there equal the labels) but
+    knows nothing of the rest, beside an informative 'clip'. Fitted on the head's own scores,
+    the learned order would trust the head and rank the rest by noise; its out-of-fold scores
+    (noise, like its scores on the undecided frames) keep it from that."""
+    import numpy as np
+
+    rng = np.random.default_rng(8)
+    n = 200
+    truth = rng.random(n) < 0.3
+    informative = np.clip(np.where(truth, rng.normal(0.75, 0.1, n), rng.normal(0.45, 0.1, n)), 0, 1)
+    with make_scored_project(tmp_path, rng.random(n).tolist()) as p:
+        store = ScoreStore(p)
+        ids = [r["id"] for r in p.frame_rows()]
+        head = np.where(np.arange(n) < 40, truth.astype(float), rng.random(n))  # memorised, then noise
+        for member, values in (("clip", informative), ("head", head)):
+            v = store.model_version(member, member, "test")
+            store.commit_scores([dict(frame_id=f, member=member, model_version_id=v, score=float(s), tile=0, tiles=1)
+                                 for f, s in zip(ids, values)], {})
+        store.save_policy("any", {"imagenet": 0.0, "clip": 0.0, "head": 0.0}, created_by="t")
+        DecisionStore(p).record([dict(frame_id=f, label="accept" if t else "reject", reviewer="ana", seconds_spent=1,
+                                      policy="p", member_scores="{}") for f, t in zip(ids[:40], truth[:40])])
+        by_id = dict(zip(ids, truth))
+
+        def precision(k: int = 30) -> float:
+            q = _session(p, order="learned").queue.items
+            return float(np.mean([by_id[c.frame_id] for c in q[:k]]))
+
+        trusting = precision()  # no out-of-fold scores stored: the memorised ones are all there is
+        store.replace_oof("head", ids[:40], rng.random(40).tolist())
+        honest = precision()
+        print(f"precision of the first 30: memorised {trusting:.2f}, out-of-fold {honest:.2f}")
+        assert honest >= 0.8 and honest > trusting + 0.2, (trusting, honest)

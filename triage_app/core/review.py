@@ -149,7 +149,7 @@ def build_queue(project: Project, cards: dict[str, ModelCard], settings: Setting
                 or int(ids[i]) in rereview or int(ids[i]) in second]
     if not keep:
         return queue, policy, scores
-    rank = learned_rank(project, ids, mat, fused) if settings.review.order == "learned" else fused
+    rank = learned_rank(project, ids, mat, fused, names) if settings.review.order == "learned" else fused
     f = project.frames
     with project.db.read() as conn:
         meta = {int(r[0]): r for r in conn.execute(
@@ -176,12 +176,15 @@ def build_queue(project: Project, cards: dict[str, ModelCard], settings: Setting
     return queue, policy, scores
 
 
-def learned_rank(project: Project, ids: np.ndarray, mat: np.ndarray, fused: np.ndarray) -> np.ndarray:
+def learned_rank(project: Project, ids: np.ndarray, mat: np.ndarray, fused: np.ndarray,
+                 names: list[str] | None = None) -> np.ndarray:
     """How likely each frame is a positive, from a class-balanced logistic regression on the
     members' scores (missing ones filled with the member's median and flagged) fitted on the
     accept/reject decisions so far. Until there are two of each, the fused score. A member
     that does not know the target gets a small weight here, where the fused score ("any")
-    would let it crowd the ranking."""
+    would let it crowd the ranking. The decided frames enter the fit with the trained
+    members' out-of-fold scores (given ``names``): their own scores there are memorised,
+    and would make those members look all-knowing."""
     labels = {int(d["frame_id"]): d["label"] == "accept" for d in DecisionStore(project).current()
               if d["label"] in ("accept", "reject")}
     pos = {int(f): i for i, f in enumerate(ids)}
@@ -193,6 +196,14 @@ def learned_rank(project: Project, ids: np.ndarray, mat: np.ndarray, fused: np.n
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    if names:
+        mat = mat.copy()
+        for member, oof in ScoreStore(project).oof_scores().items():
+            if member in names:
+                j = names.index(member)
+                for r in rows:
+                    if int(ids[r]) in oof:
+                        mat[r, j] = oof[int(ids[r])]
     missing = np.isnan(mat)
     filled = np.where(missing.all(axis=0), 0.0, mat)  # a member that scored nothing: a constant column
     x = np.where(missing, np.nanmedian(filled, axis=0), filled)
