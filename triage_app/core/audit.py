@@ -69,13 +69,7 @@ def snapshot(project: Project, cards: dict[str, ModelCard], settings: Settings) 
     # score on frames like them is the out-of-fold score, so the decided frames carry that.
     # Otherwise a positive found by the audit is learned, leaves the dropped frames, and the
     # audit stops seeing what the policy misses.
-    for member, oof in store.oof_scores().items():
-        if member in names:
-            j = names.index(member)
-            for fid, score in oof.items():
-                i = pos.get(fid)
-                if i is not None and labels[i] >= 0:
-                    mat[i, j] = score
+    mat = store.with_oof(ids, names, mat, {int(ids[i]) for i in np.flatnonzero(labels >= 0)})
     th = np.array([policy.thresholds.get(n, 0.5) for n in names])
     fused, cand = fuse(mat, th, policy.rule) if len(ids) else (np.zeros(0), np.zeros(0, bool))
     stratum = np.full(len(ids), -1)

@@ -189,7 +189,9 @@ def _flight_drift(project: Project, cards: dict[str, ModelCard], settings: Setti
             accepts.setdefault(source_of[int(d["frame_id"])], []).append(1 if d["label"] == "accept" else 0)
     decided_sources = {source_of[int(d["frame_id"])] for d in standing}
 
-    ids, names, mat, _ = ScoreStore(project).score_table()
+    store = ScoreStore(project)
+    ids, names, mat, _ = store.score_table()
+    mat = store.with_oof(ids, names, mat, {int(d["frame_id"]) for d in standing if d["label"] in ("accept", "reject")})
     score_src = np.array([source_of.get(int(f), -1) for f in ids], dtype=np.int64)
     emb = _embeddings(project, cards)
     if emb is not None:

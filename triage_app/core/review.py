@@ -197,13 +197,7 @@ def learned_rank(project: Project, ids: np.ndarray, mat: np.ndarray, fused: np.n
     from sklearn.preprocessing import StandardScaler
 
     if names:
-        mat = mat.copy()
-        for member, oof in ScoreStore(project).oof_scores().items():
-            if member in names:
-                j = names.index(member)
-                for r in rows:
-                    if int(ids[r]) in oof:
-                        mat[r, j] = oof[int(ids[r])]
+        mat = ScoreStore(project).with_oof(ids, names, mat, set(labels))
     missing = np.isnan(mat)
     filled = np.where(missing.all(axis=0), 0.0, mat)  # a member that scored nothing: a constant column
     x = np.where(missing, np.nanmedian(filled, axis=0), filled)

@@ -134,6 +134,26 @@ class ScoreStore:
                 out.setdefault(member, {})[int(fid)] = float(score)
         return out
 
+    def with_oof(self, ids: np.ndarray, names: Sequence[str], mat: np.ndarray, decided: set[int]) -> np.ndarray:
+        """A copy of a score matrix in which the ``decided`` frames carry the trained members'
+        out-of-fold scores: what those members predict for frames like them, where their own
+        scores are memorised. Everything that reads scores as evidence about unseen frames
+        (recall estimates, the learned order, drift) reads them so."""
+        out = np.array(mat, dtype=np.float64, copy=True)
+        oof_all = self.oof_scores()
+        if not oof_all or not decided:
+            return out
+        row = {int(f): i for i, f in enumerate(np.asarray(ids).tolist())}
+        for member, oof in oof_all.items():
+            if member not in names:
+                continue
+            j = list(names).index(member)
+            for fid, score in oof.items():
+                i = row.get(fid)
+                if i is not None and fid in decided:
+                    out[i, j] = score
+        return out
+
     def drop_member(self, member: str) -> int:
         """Remove every score of a member taken out of the ensemble; the number removed."""
         t = self.project.db.table("oof_scores")
