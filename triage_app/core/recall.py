@@ -82,7 +82,8 @@ def _interval(kept: float, total: float, confidence: float = 0.95) -> tuple[floa
 
 
 def unaudited_positives(rest: np.ndarray, known: np.ndarray, positive: np.ndarray, evidence: np.ndarray,
-                        confidence: float = 0.95, per_bin: int = 25, max_bins: int = 5) -> tuple[float, float, float]:
+                        confidence: float = 0.95, per_bin: int = 25, max_bins: int = 5,
+                        pool: np.ndarray | None = None) -> tuple[float, float, float]:
     """Positives expected among the frames ``rest`` (dropped, unlabelled, and never eligible
     for the audit: candidates of the policy in force that nobody has reviewed yet) from the
     labelled dropped frames ``known`` of similar ``evidence`` (the fused score): (point, low,
@@ -92,10 +93,14 @@ def unaudited_positives(rest: np.ndarray, known: np.ndarray, positive: np.ndarra
     frames, at most ``max_bins``). In a bin, the positive rate has the Jeffreys posterior
     Beta(a + 1/2, n - a + 1/2); its mean is the point and its one-sided quantiles at
     ``confidence`` the ends. A bin with no labelled frame counts as all positive at the high
-    end. This is model-based, not design-based like the audit: it assumes that among frames
-    of similar score, those reviewed are like those not. Review in capture order meets that;
-    review ordered by score leans the reviewed frames towards positives, which errs on the
-    safe side. The blind audit then measures the recall actually reached."""
+    end. When no labelled frame lies on this side at all, the ``per_bin`` labelled frames of
+    ``pool`` nearest in evidence stand in (the lowest candidates for dropped frames, the
+    highest dropped frames for candidates: either way the rate errs on the safe side when
+    positives grow likelier with the score). This is model-based, not design-based like the
+    audit: it assumes that among frames of similar score, those reviewed are like those not.
+    Review in capture order meets that; review ordered by score leans the reviewed frames
+    towards positives, which errs on the safe side. The blind audit then measures the recall
+    actually reached."""
     rest = np.asarray(rest, bool)
     known = np.asarray(known, bool)
     n_rest = int(rest.sum())
@@ -103,6 +108,14 @@ def unaudited_positives(rest: np.ndarray, known: np.ndarray, positive: np.ndarra
         return 0.0, 0.0, 0.0
     ev = np.nan_to_num(np.asarray(evidence, np.float64), nan=-1.0)
     n_known = int(known.sum())
+    if n_known == 0 and pool is not None and np.asarray(pool, bool).any():
+        lo_e, hi_e = float(ev[rest].min()), float(ev[rest].max())
+        gap = np.maximum(lo_e - ev, 0.0) + np.maximum(ev - hi_e, 0.0)
+        candidates = np.flatnonzero(np.asarray(pool, bool))
+        nearest = candidates[np.argsort(gap[candidates], kind="stable")[:per_bin]]
+        known = np.zeros(len(ev), bool)
+        known[nearest] = True
+        n_known = int(known.sum())  # at most per_bin: one bin
     if n_known == 0:
         return 0.5 * n_rest, 0.0, float(n_rest)  # nothing to go by: the prior's mean, and either extreme
     bins = int(np.clip(n_known // per_bin, 1, max_bins))
@@ -160,13 +173,15 @@ def recall_bounds(cand: np.ndarray, labels: np.ndarray, stratum: np.ndarray, con
         hidden_hi += float(elsewhere.sum())  # frames nobody could have sampled: assume the worst
     else:
         if elsewhere.any():
-            e_point, e_lo, e_hi = unaudited_positives(elsewhere, (labels >= 0) & ~cand, pos, evidence, confidence)
+            e_point, e_lo, e_hi = unaudited_positives(elsewhere, (labels >= 0) & ~cand, pos, evidence, confidence,
+                                                      pool=labels >= 0)
             hidden, hidden_lo, hidden_hi = hidden + e_point, hidden_lo + e_lo, hidden_hi + e_hi
         # Likewise the positives among the candidates nobody has reviewed yet: they will be
         # found, and counting them keeps both sides of the ratio on the same footing.
         unseen = (labels == -1) & cand
         if unseen.any():
-            f_point, f_lo, f_hi = unaudited_positives(unseen, (labels >= 0) & cand, pos, evidence, confidence)
+            f_point, f_lo, f_hi = unaudited_positives(unseen, (labels >= 0) & cand, pos, evidence, confidence,
+                                                      pool=labels >= 0)
             found, found_lo, found_hi = found + f_point, found + f_lo, found + f_hi
     point = found / (found + missed + hidden) if found + missed + hidden > 0 else float("nan")
     lower = found_lo / (found_lo + missed + hidden_hi) if found_lo + missed + hidden_hi > 0 else 0.0

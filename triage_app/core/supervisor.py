@@ -24,15 +24,19 @@ def recall_curve(snap, levels: int = 40) -> list[dict[str, float]]:
     out: list[dict[str, float]] = []
     if len(snap.ids) == 0:
         return out
-    best_lower = 0.0
+    best_lower = best_point = 0.0
     for tau in np.linspace(0.99, 0.0, levels):
         th = quantile_thresholds(snap.scores, snap.names, float(tau))
         fused, cand = fuse(snap.scores, np.array([th[n] for n in snap.names]), snap.policy.rule)
         point, lo, _hi = recall_bounds(cand, snap.labels, snap.stratum, evidence=fused)
-        # Candidate sets grow as the level falls, so recall cannot drop: a bound shown at a
-        # smaller workload holds for every larger one.
+        # Candidate sets grow as the level falls, so recall cannot drop: a bound (or an
+        # estimate) shown at a smaller workload holds for every larger one. Estimates made
+        # where no label lies borrow the nearest ones and can dip; the curve does not.
         best_lower = max(best_lower, float(lo))
-        out.append({"workload": float(cand.mean()), "recall": float(point) if point == point else float("nan"), "lower": best_lower})
+        if point == point:
+            best_point = max(best_point, float(point))
+        out.append({"workload": float(cand.mean()), "recall": best_point if point == point or best_point else float("nan"),
+                    "lower": best_lower})
     return out
 
 
