@@ -154,7 +154,7 @@ def recall_bounds(cand: np.ndarray, labels: np.ndarray, stratum: np.ndarray, con
     found = float((pos & cand).sum())
     missed = float((pos & ~cand).sum())
     hidden_hi = hidden = hidden_lo = 0.0
-    groups = np.unique(stratum[(labels == -1) & ~cand])
+    groups = np.unique(stratum[(labels == -1) & ~cand & (stratum >= 0)])  # -1: outside every stratum, below
     if len(groups):
         sizes, audited, positives = [], [], []
         for g in groups:
@@ -205,36 +205,17 @@ def derive_thresholds(
     labels = np.asarray(labels)
     stratum = np.asarray(stratum)
     positives = int((labels == 1).sum())
-    taus = np.linspace(0.999, 0.0, levels)
-
-    def level(i: int) -> Derived | None:
-        """The policy at level i if its bound reaches the target; raises StopIteration when
-        every frame is a candidate (that proves nothing about the labels)."""
-        th = quantile_thresholds(scores, names, float(taus[i]))
+    for tau in np.linspace(0.999, 0.0, levels):
+        th = quantile_thresholds(scores, names, float(tau))
         fused, cand = fuse(scores, np.array([th[n] for n in names]), rule)
         if cand.all():
-            raise StopIteration
+            break  # reviewing every frame proves nothing about the labels: fall back
+        # Every level in turn: the bound is not monotone in the level (strata and score bins
+        # shift as frames change sides), so a coarser search could miss the level that qualifies.
         point, lower, upper = recall_bounds(cand, labels, stratum, confidence, predictive=True, evidence=fused)
-        if lower < target:
-            return None
-        return Derived(float(taus[i]), th, float(cand.mean()), int(cand.sum()), point, (lower, upper), positives, True,
-                       confidence=confidence)
-
-    # Coarse steps from the strictest level down, then the levels skipped just before the
-    # first one that qualifies (the bound grows with the workload, so this finds the same
-    # level as trying each in turn, at a tenth of the cost).
-    step = max(1, levels // 20)
-    try:
-        for i in range(0, levels, step):
-            found = level(i)
-            if found is not None:
-                for j in range(max(0, i - step + 1), i):
-                    finer = level(j)
-                    if finer is not None:
-                        return finer
-                return found
-    except StopIteration:
-        pass
+        if lower >= target:
+            return Derived(float(tau), th, float(cand.mean()), int(cand.sum()), point, (lower, upper), positives, True,
+                           confidence=confidence)
     # Too few labels to show the target: keep every labelled positive and a generous share.
     tau = 1.0 - fallback_workload
     pos_rows = np.flatnonzero(labels == 1)
