@@ -93,7 +93,12 @@ def test_finetune_button_deploys_a_member_that_joins_the_ensemble(qtbot, review_
                     timeout=20000)
     shot(window, "review_with_finetuned_member.png")
     window.tabs.setCurrentWidget(window.supervisor_view)
-    qtbot.waitUntil(lambda: "Measured recall" in window.supervisor_view.headline.text(), timeout=20000)
+
+    def charted() -> bool:  # the supervisor's charts include the new member
+        bars = window.supervisor_view.hist_chart.series()
+        return bool(bars) and any("finetuned" in b.label() for b in bars[0].barSets())
+
+    qtbot.waitUntil(charted, timeout=20000)
     shot(window, "supervisor_with_finetuned_member.png")
     window.controller.close()
 
