@@ -11,34 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from triage_app import __version__
+from triage_app.cli_common import ProgressBar, csv_list, cli_settings
+from triage_app.cli_learning import (cmd_agreement, cmd_drift, cmd_evaluate, cmd_finetune, cmd_labels,
+                                     cmd_retrain)
 from triage_app.core.errors import TriageError
 
 log = logging.getLogger("triage_app")
-
-
-class _Bar:
-    """A tqdm progress bar fed by (done, total) callbacks."""
-
-    def __init__(self, desc: str) -> None:
-        from tqdm import tqdm
-
-        self._bar = tqdm(desc=desc, unit="frame", file=sys.stderr, dynamic_ncols=True, leave=False, disable=None)
-
-    def __call__(self, done: int, total: int | None) -> None:
-        if total is not None and self._bar.total != total:
-            self._bar.total = total
-        self._bar.n = done
-        self._bar.refresh()
-
-    def close(self) -> None:
-        self._bar.close()
-
-
-def _settings(args: argparse.Namespace, overrides: dict[str, Any] | None = None):
-    from triage_app.core.settings import load_settings
-
-    project = getattr(args, "project", None)
-    return load_settings(Path(project) if project else None, overrides=overrides)
 
 
 def _print_ingest(results: list, out=None) -> None:
@@ -71,12 +49,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         overrides.setdefault("ingest", {})["every"] = args.every
     if args.fps:
         overrides.setdefault("ingest", {})["fps"] = args.fps
-    settings = _settings(args, overrides)
+    settings = cli_settings(args, overrides)
     sampling = Sampling(settings.ingest.every, settings.ingest.fps)
     results = []
     with Project(args.project) as project:
         for uri in args.sources:
-            bar = _Bar(Path(uri).name or uri)
+            bar = ProgressBar(Path(uri).name or uri)
             try:
                 results.append(ingest_source(project, uri, settings, args.telemetry, sampling, progress=bar))
             finally:
@@ -112,9 +90,9 @@ def cmd_score(args: argparse.Namespace) -> int:
         overrides["scoring"]["batch"] = args.batch
     if args.members:
         overrides["scoring"]["members"] = [m.strip() for m in args.members.split(",") if m.strip()]
-    settings = _settings(args, overrides)
+    settings = cli_settings(args, overrides)
     with Project(args.project, create=False) as project:
-        bar = _Bar("scoring")
+        bar = ProgressBar("scoring")
         try:
             summary = score_project(project, settings, progress=bar)
         finally:
@@ -158,7 +136,7 @@ def cmd_policy(args: argparse.Namespace) -> int:
     from triage_app.core.store import Project
     from triage_app.core.store.scoring import ScoreStore
 
-    settings = _settings(args)
+    settings = cli_settings(args)
     with Project(args.project, create=False) as project:
         cards = load_cards(settings.models_dir, project.root)
         try:
@@ -192,7 +170,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from triage_app.core.members.cards import load_cards
     from triage_app.core.store import Project
 
-    settings = _settings(args)
+    settings = cli_settings(args)
     with Project(args.project, create=False) as project:
         data = report(project, load_cards(settings.models_dir, project.root), settings)
     if args.json:
@@ -211,131 +189,20 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_retrain(args: argparse.Namespace) -> int:
-    from triage_app.core.learning import retrain
-    from triage_app.core.members.cards import load_cards
-    from triage_app.core.store import Project
-
-    settings = _settings(args)
-    with Project(args.project, create=False) as project:
-        r = retrain(project, load_cards(settings.models_dir, project.root), settings)
-    auc = "n/a" if r.cv_auc is None else f"{r.cv_auc:.3f}"
-    print(f"head version {r.head_id}: trained on {r.positives} accepted and {r.negatives} rejected frames, "
-          f"cross-validated ROC AUC {auc} ({r.cv_folds} folds); re-scored {r.rescored} frames from the cache "
-          f"in {r.rescore_seconds:.2f} s")
-    if r.cv_auc_context is not None:
-        print(f"with context features ({', '.join(r.context_features)}): cross-validated ROC AUC "
-              f"{r.cv_auc_context:.3f} against {auc} without")
-    if r.cv_auc_whole_frame is not None:
-        print(f"whole-frame embedding alone (no tile pooling): cross-validated ROC AUC {r.cv_auc_whole_frame:.3f}")
-    print("the head reads " + ("the whole-frame embedding (it cross-validated clearly better)" if r.features_used == "whole_frame"
-                               else "the pooled tile embeddings (mean and max over the frame's tiles)"))
-    return 0
-
-
-def cmd_finetune(args: argparse.Namespace) -> int:
-    from triage_app.core.finetune import finetune_comparison, retire_finetuned
-    from triage_app.core.members.cards import load_cards
-    from triage_app.core.store import Project
-
-    settings = _settings(args)
-    if args.retire:
-        with Project(args.project, create=False) as project:
-            done = retire_finetuned(project)
-        print("the fine-tuned member is retired: its card and weights are in models/retired/, its scores removed"
-              if done else "no fine-tuned member is deployed in this project")
-        return 0
-    bar = _Bar("fine-tune")
-    try:
-        with Project(args.project, create=False) as project:
-            r = finetune_comparison(project, load_cards(settings.models_dir, project.root), settings, blocks=args.blocks,
-                                    epochs=args.epochs, max_frames=args.max_frames, progress=bar, deploy=args.deploy)
-    finally:
-        bar.close()
-    if args.json:
-        print(json.dumps(r.as_dict()))
-        return 0
-    print(f"{r.frames} decided frames ({r.positives} accepted, {r.negatives} rejected), {r.folds} folds, on {r.device}, "
-          f"{r.seconds:.0f} s")
-    print(f"  fine-tuned backbone (last {r.blocks} blocks, {r.epochs} epochs): cross-validated ROC AUC {r.cv_auc_finetuned:.3f}")
-    print(f"  head on the cached embeddings:                 cross-validated ROC AUC {r.cv_auc_head:.3f}")
-    print(f"the evidence favours the {r.favoured}")
-    if r.skipped:
-        print(f"  {r.skipped} frames left out: their pixels could not be read")
-    if r.deployed:
-        print(f"deployed as the member 'finetuned' ({r.deployed}), threshold {r.threshold:.3g} (its out-of-fold scores "
-              f"keep {r.target_recall:.0%} of the accepted frames); scored {r.rescored} frames with it in "
-              f"{r.rescore_seconds:.0f} s")
-    elif args.deploy == "auto":
-        print("nothing deployed (the head stays the learned member); --deploy always deploys the fine-tuned net anyway")
-    return 0
-
-
-def cmd_labels(args: argparse.Namespace) -> int:
-    from triage_app.core.label_quality import suspicious_decisions
-    from triage_app.core.members.cards import load_cards
-    from triage_app.core.store import Project
-
-    settings = _settings(args)
-    with Project(args.project, create=False) as project:
-        found = suspicious_decisions(project, load_cards(settings.models_dir, project.root))
-        rows = {r["id"]: r for r in project.frame_rows()}
-        if args.queue:
-            from triage_app.core.label_quality import queue_for_rereview
-
-            queue_for_rereview(project, found)
-    if args.json:
-        print(json.dumps([dict(decision_id=f.decision_id, frame_id=f.frame_id, source_id=rows[f.frame_id]["source_id"], frame=rows[f.frame_id]["idx"],
-                               label=f.label, reviewer=f.reviewer, label_probability=round(f.label_probability, 4))
-                          for f in found]))
-        return 0
-    print(f"{len(found)} decisions look wrong (most doubtful first):")
-    for f in found:
-        r = rows[f.frame_id]
-        print(f"  source {r['source_id']} frame {r['idx']}: {f.label} by {f.reviewer or '?'}, "
-              f"out-of-fold probability of that label {f.label_probability:.2f}")
-    if args.queue:
-        print(f"{len(found)} frames are back in the review queue until they are decided again")
-    return 0
-
-
-def cmd_agreement(args: argparse.Namespace) -> int:
-    from triage_app.core.agreement import agreement, disagreements
-    from triage_app.core.store import Project
-
-    with Project(args.project, create=False) as project:
-        pairs, disputed = agreement(project), disagreements(project)
-    if args.json:
-        print(json.dumps(dict(pairs=[dict(p, reviewers=list(p["reviewers"])) for p in pairs], disagreements=disputed)))
-        return 0
-    if not pairs:
-        print("no frame has been decided by two reviewers yet (see review.second_review_share)")
-    for p in pairs:
-        kappa = "n/a" if p["kappa"] is None else f"{p['kappa']:.3f}"
-        print(f"{p['reviewers'][0]} / {p['reviewers'][1]}: {p['frames']} frames, agree on {p['agreement']:.0%}, "
-              f"Cohen's kappa {kappa}")
-    print(f"{len(disputed)} disagreements wait for a supervisor (resolve queue)")
-    return 0
-
-
-def _csv_list(text: str | None) -> list[str] | None:
-    return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
-
-
 def cmd_export(args: argparse.Namespace) -> int:
     from triage_app.core.export import export
     from triage_app.core.export_plan import Options, Selection, parse_time
     from triage_app.core.members.cards import load_cards
     from triage_app.core.store import Project
 
-    settings = _settings(args)
+    settings = cli_settings(args)
     try:
         split = tuple(float(x) for x in args.split.split(","))
-        options = Options(formats=tuple(_csv_list(args.format) or ()), split=split, balance=args.balance, seed=args.seed,
+        options = Options(formats=tuple(csv_list(args.format) or ()), split=split, balance=args.balance, seed=args.seed,
                           image_format=args.image_format, overwrite=args.overwrite)
         since = parse_time(args.since) if args.since else None
         until = parse_time(args.until) if args.until else None
-        labels = tuple(_csv_list(args.labels) or ())
+        labels = tuple(csv_list(args.labels) or ())
         Selection(labels=labels)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -345,18 +212,18 @@ def cmd_export(args: argparse.Namespace) -> int:
         if args.sources:
             known = project.source_summaries()
             sources = []
-            for token in _csv_list(args.sources) or []:
+            for token in csv_list(args.sources) or []:
                 hit = [s["id"] for s in known if str(s["id"]) == token or s["name"] == token]
                 if not hit:
                     names = ", ".join(f"{s['id']} {s['name']}" for s in known)
                     print(f"error: {args.project}: no source named or numbered '{token}' (sources: {names})", file=sys.stderr)
                     return 2
                 sources += hit
-        selection = Selection(sources=sources, reviewers=_csv_list(args.reviewers),
+        selection = Selection(sources=sources, reviewers=csv_list(args.reviewers),
                               labels=labels, since=since, until=until,
-                              policies=[int(x) for x in _csv_list(args.policies)] if args.policies else None,
+                              policies=[int(x) for x in csv_list(args.policies)] if args.policies else None,
                               include_doubtful=args.include_doubtful)
-        bar = _Bar("export")
+        bar = ProgressBar("export")
         try:
             report = export(project, load_cards(settings.models_dir, project.root), settings, args.outdir, selection, options, progress=bar)
         finally:
@@ -377,85 +244,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_drift(args: argparse.Namespace) -> int:
-    from triage_app.core.drift import flight_drift
-    from triage_app.core.members.cards import load_cards
-    from triage_app.core.store import Project
-
-    settings = _settings(args, {"drift": {"alert_psi": args.alert}} if args.alert else None)
-    with Project(args.project, create=False) as project:
-        flights = flight_drift(project, load_cards(settings.models_dir, project.root), settings)
-    if args.json:
-        print(json.dumps([f.as_dict() for f in flights]))
-        return 0
-    print(f"drift per flight (population stability index against the reference; alert above {settings.drift.alert_psi:g})")
-    for f in flights:
-        score = "n/a" if f.drift is None else f"{f.drift:.3f}"
-        flag = "  ALERT" if f.alert else ""
-        rates = f"flagged {f.flag_rate:.0%}" + ("" if f.reference_flag_rate is None else f" (ref {f.reference_flag_rate:.0%})")
-        if f.accept_rate is not None:
-            ref = "" if f.reference_accept_rate is None else f" (ref {f.reference_accept_rate:.0%})"
-            rates += f", accepted {f.accept_rate:.0%} of {f.decisions}{ref}"
-        print(f"  {f.name}: drift {score}{flag}; {rates}; against {f.reference}")
-        if f.reasons():
-            print(f"      {', '.join(f.reasons()[:4])}" + ("" if f.centroid_distance is None else
-                                                           f"; embedding centroid distance {f.centroid_distance:.4f}"))
-        if f.note:
-            print(f"      {f.note}")
-    return 0
-
-
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    from triage_app.core.evaluate import evaluate, plot_curves
-    from triage_app.core.truth import read_truth
-
-    overrides: dict[str, Any] = {}
-    if args.members:
-        overrides["scoring"] = {"members": _csv_list(args.members)}
-    if args.every:
-        overrides["ingest"] = {"every": args.every}
-    if args.order:
-        overrides.setdefault("review", {})["order"] = args.order
-    if args.confidence is not None:
-        overrides.setdefault("review", {})["recall_confidence"] = args.confidence
-    if not 0 < args.target_recall < 1:
-        print(f"error: --target-recall {args.target_recall} must lie between 0 and 1", file=sys.stderr)
-        return 2
-    settings = _settings(args, overrides)
-    truth = read_truth(args.truth, set(_csv_list(args.truth_classes) or []) or None)
-    res = evaluate(args.sources, truth, settings, args.target_recall, args.retrain_every, args.project,
-                   args.max_decisions, progress_factory=_Bar)
-    out = res.as_dict()
-    if args.plots:
-        out["plots"] = [str(p) for p in plot_curves(res, args.plots)]
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(out, indent=1), encoding="utf-8")
-
-    def pct(v: float | None) -> str:
-        return "n/a" if v is None else f"{v:.1%}"
-
-    print(f"replayed {res.decisions} decisions on {res.frames} frames ({res.positives} positives), "
-          f"target recall {res.target_recall:.0%} at {res.confidence:.0%} confidence, retraining every {args.retrain_every}: {res.retrains} retrains")
-    print(f"  people were shown {res.shown} frames ({pct(res.workload_fraction)}) holding {res.shown_positives} "
-          f"positives: true recall {pct(res.true_recall)}")
-    lo, hi = res.estimated_recall_ci
-    print(f"  audit-estimated recall of the final policy {pct(res.estimated_recall)} (95 % interval {lo:.1%}-{hi:.1%}); "
-          f"its true recall {pct(res.policy_true_recall)} at {pct(res.policy_workload_fraction)} of frames")
-    if res.firing_tile_hits is not None:
-        print(f"  the firing tile held at least half a truth box on {res.firing_tile_hits} of "
-              f"{res.firing_tile_checked} positives shown")
-    for m in res.messages:
-        print(f"  note: {m}")
-    if args.json:
-        print(f"JSON written to {args.json}")
-    if args.plots:
-        print(f"curves written to {args.plots}")
-    if res.project:
-        print(f"the replayed project, with its decisions, is kept in {res.project}")
-    return 0
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
     from triage_app.core.demo import run_demo
 
@@ -463,7 +251,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         from triage_app.gui.app import main as gui_main
 
         return gui_main(["--demo"] + (["--project", str(args.project)] if args.project else []))
-    summary = run_demo(Path(args.project) if args.project else None, progress_factory=_Bar)
+    summary = run_demo(Path(args.project) if args.project else None, progress_factory=ProgressBar)
     print(summary.text())
     return 0 if summary.frames else 1
 
