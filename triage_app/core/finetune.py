@@ -146,7 +146,7 @@ def _train(card: ModelCard, x_img: "Any", y: np.ndarray, train: np.ndarray, bloc
         groups.append({"params": [p for m in tuned for p in m.parameters()], "lr": 1e-4})
     opt = torch.optim.Adam(groups)
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor([neg / max(pos, 1)], device=device))
-    for _epoch in range(epochs):
+    for epoch in range(epochs):
         net.eval()  # frozen batch norms keep their statistics
         for m in [*tuned, net._fc]:
             m.train()
@@ -161,7 +161,7 @@ def _train(card: ModelCard, x_img: "Any", y: np.ndarray, train: np.ndarray, bloc
             loss.backward()
             opt.step()
         if epoch_done:
-            epoch_done(_epoch + 1)
+            epoch_done(epoch + 1)
     net.eval()
     return net
 

@@ -16,6 +16,7 @@ pipeline scores a frame before its next neighbour exists.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,10 +129,22 @@ def rescore_head(project: Project, model: HeadModel, frame_ids: np.ndarray, feat
     return len(scores)
 
 
+def _cross_validated(make: Callable[[], Any], x: np.ndarray, y: np.ndarray, cv: Any) -> tuple[np.ndarray, float]:
+    """(out-of-fold probabilities, mean ROC AUC over the folds) of a fresh model per fold."""
+    from sklearn.metrics import roc_auc_score
+
+    oof = np.zeros(len(y))
+    aucs = []
+    for train, test in cv.split(x, y):
+        oof[test] = make().fit(x[train], y[train]).predict_proba(x[test])[:, 1]
+        aucs.append(roc_auc_score(y[test], oof[test]))
+    return oof, float(np.mean(aucs))
+
+
 def retrain(project: Project, cards: dict[str, ModelCard], settings: Settings) -> RetrainResult:
     """Train a new head version from the decisions and re-score every frame with it."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict, cross_val_score
+    from sklearn.model_selection import StratifiedKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -153,33 +166,29 @@ def retrain(project: Project, cards: dict[str, ModelCard], settings: Settings) -
     def make() -> Any:
         return make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=2000))
 
-    folds = min(5, pos, neg)
-    cv_auc = cv_auc_context = cv_auc_whole = None
-    if folds >= 2:
-        cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
-        cv_auc = float(np.mean(cross_val_score(make(), x, y, cv=cv, scoring="roc_auc")))
-        labelled = frame_ids[rows]
-        x_ctx = np.hstack([x, context_features(project, labelled)])
-        cv_auc_context = float(np.mean(cross_val_score(make(), x_ctx, y, cv=cv, scoring="roc_auc")))
-        if settings.tiling.whole_frame:
-            whole = whole_frame_features(project, card.backbone, labelled)
-            if whole is not None:
-                cv_auc_whole = float(np.mean(cross_val_score(make(), whole, y, cv=cv, scoring="roc_auc")))
+    folds = min(5, pos, neg)  # at least 2: checked above
+    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
+    # Out-of-fold probabilities (each decided frame scored by a head that did not see its
+    # label) give both the fold AUCs and the scores recall estimates read for decided frames.
+    oof, cv_auc = _cross_validated(make, x, y, cv)
+    labelled = frame_ids[rows]
+    cv_auc_context = _cross_validated(make, np.hstack([x, context_features(project, labelled)]), y, cv)[1]
+    cv_auc_whole = oof_whole = None
+    if settings.tiling.whole_frame:
+        whole = whole_frame_features(project, card.backbone, labelled)
+        if whole is not None:
+            oof_whole, cv_auc_whole = _cross_validated(make, whole, y, cv)
     # Keep what the evidence favours: the whole-frame embedding replaces the pooled tiles only
     # when it cross-validates clearly better on these labels (and every frame has one).
     used, all_feats = "pooled", feats
-    if cv_auc_whole is not None and cv_auc is not None and cv_auc_whole > cv_auc + WHOLE_FRAME_MARGIN:
+    if cv_auc_whole is not None and cv_auc_whole > cv_auc + WHOLE_FRAME_MARGIN:
         whole_all = whole_frame_features(project, card.backbone, frame_ids)
         if whole_all is not None:
-            used, all_feats, x = "whole_frame", whole_all, whole_all[rows]
+            used, all_feats, x, oof = "whole_frame", whole_all, whole_all[rows], oof_whole
     model = make().fit(x, y)
     scaler, clf = model.steps[0][1], model.steps[1][1]
     store = ScoreStore(project)
-    # Each decided frame's score from a head that did not see its label: recall estimates
-    # read these for decided frames (the head's own scores there are learned, not predicted).
-    oof_cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
-    oof = cross_val_predict(make(), x, y, cv=oof_cv, method="predict_proba")[:, 1]
-    store.replace_oof("head", frame_ids[rows].tolist(), oof.tolist())
+    store.replace_oof("head", labelled.tolist(), oof.tolist())
     described = {"pooled": "mean+max of tile embeddings", "whole_frame": "whole-frame embedding"}[used]
     head_id = store.save_head(card.backbone, backbone_version, clf.coef_[0], float(clf.intercept_[0]),
                               mean=scaler.mean_, scale=scaler.scale_,
