@@ -84,10 +84,10 @@ def _interval(kept: float, total: float, confidence: float = 0.95) -> tuple[floa
 def unaudited_positives(rest: np.ndarray, known: np.ndarray, positive: np.ndarray, evidence: np.ndarray,
                         confidence: float = 0.95, per_bin: int = 25, max_bins: int = 5,
                         pool: np.ndarray | None = None) -> tuple[float, float, float]:
-    """Positives expected among the frames ``rest`` (dropped, unlabelled, and never eligible
-    for the audit: candidates of the policy in force that nobody has reviewed yet) from the
-    labelled dropped frames ``known`` of similar ``evidence`` (the fused score): (point, low,
-    high) counts.
+    """Positives expected among the unlabelled frames ``rest`` on one side of a cut (dropped
+    frames no audit could sample, or candidates nobody has reviewed yet) from the labelled
+    frames ``known`` on the same side and of similar ``evidence`` (the fused score): (point,
+    low, high) counts.
 
     Frames are grouped into quantile bins of the evidence (one bin per ``per_bin`` labelled
     frames, at most ``max_bins``). In a bin, the positive rate has the Jeffreys posterior
@@ -139,7 +139,7 @@ def unaudited_positives(rest: np.ndarray, known: np.ndarray, positive: np.ndarra
 
 
 def recall_bounds(cand: np.ndarray, labels: np.ndarray, stratum: np.ndarray, confidence: float = 0.95,
-                  predictive: bool = False, evidence: np.ndarray | None = None) -> tuple[float, float, float]:
+                  predictive: bool = False, *, evidence: np.ndarray) -> tuple[float, float, float]:
     """(point estimate, lower and upper confidence bounds) of the recall of a candidate mask, from
     the labels so far. ``labels``: 1 positive, 0 negative, -1 not looked at; ``stratum``:
     the audit stratum of every frame that was eligible for audit (-1 otherwise).
@@ -147,9 +147,9 @@ def recall_bounds(cand: np.ndarray, labels: np.ndarray, stratum: np.ndarray, con
     The bounds are one-sided at ``confidence`` each. Positives the mask keeps count as found, labelled positives it drops as missed, and the
     positives hidden among the unlabelled frames it drops are bounded from the labelled
     frames of the same strata that it drops (see :func:`dropped_rate_interval`). Unlabelled
-    dropped frames outside every audit stratum are estimated from the labelled dropped frames
-    of similar ``evidence`` (:func:`unaudited_positives`); without ``evidence`` they are all
-    assumed positive at the low end of the recall."""
+    dropped frames outside every audit stratum, and the candidates nobody has reviewed, are
+    estimated from the labelled frames of similar ``evidence`` on their side of the cut
+    (:func:`unaudited_positives`)."""
     pos = labels == 1
     found = float((pos & cand).sum())
     missed = float((pos & ~cand).sum())
@@ -168,21 +168,14 @@ def recall_bounds(cand: np.ndarray, labels: np.ndarray, stratum: np.ndarray, con
         hidden = 0.0 if np.isnan(p) else p * sizes_a.sum()
         hidden_hi, hidden_lo = hi * sizes_a.sum(), lo * sizes_a.sum()
     elsewhere = (labels == -1) & ~cand & (stratum < 0)
-    found_lo = found_hi = found
-    if evidence is None:
-        hidden_hi += float(elsewhere.sum())  # frames nobody could have sampled: assume the worst
-    else:
-        if elsewhere.any():
-            e_point, e_lo, e_hi = unaudited_positives(elsewhere, (labels >= 0) & ~cand, pos, evidence, confidence,
-                                                      pool=labels >= 0)
-            hidden, hidden_lo, hidden_hi = hidden + e_point, hidden_lo + e_lo, hidden_hi + e_hi
-        # Likewise the positives among the candidates nobody has reviewed yet: they will be
-        # found, and counting them keeps both sides of the ratio on the same footing.
-        unseen = (labels == -1) & cand
-        if unseen.any():
-            f_point, f_lo, f_hi = unaudited_positives(unseen, (labels >= 0) & cand, pos, evidence, confidence,
-                                                      pool=labels >= 0)
-            found, found_lo, found_hi = found + f_point, found + f_lo, found + f_hi
+    e_point, e_lo, e_hi = unaudited_positives(elsewhere, (labels >= 0) & ~cand, pos, evidence, confidence,
+                                              pool=labels >= 0)
+    hidden, hidden_lo, hidden_hi = hidden + e_point, hidden_lo + e_lo, hidden_hi + e_hi
+    # Likewise the positives among the candidates nobody has reviewed yet: they will be
+    # found, and counting them keeps both sides of the ratio on the same footing.
+    f_point, f_lo, f_hi = unaudited_positives((labels == -1) & cand, (labels >= 0) & cand, pos, evidence, confidence,
+                                              pool=labels >= 0)
+    found, found_lo, found_hi = found + f_point, found + f_lo, found + f_hi
     point = found / (found + missed + hidden) if found + missed + hidden > 0 else float("nan")
     lower = found_lo / (found_lo + missed + hidden_hi) if found_lo + missed + hidden_hi > 0 else 0.0
     if predictive and found + missed + hidden > 0:
