@@ -163,11 +163,6 @@ class ReviewController(QObject):
                        f"{self.decisions_made} decided  ·  undo {s.undo_depth}"),
         }
 
-    def _update_header(self) -> None:
-        c = self.session.current if self.session else None
-        if c is not None:
-            self.view.header.setText(self._info(c)["header"])
-
     def show_current(self) -> None:
         s = self.session
         if s is None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from triage_app.gui.supervisor_view import SupervisorView
+from triage_app.gui.supervisor_view import SupervisorView, assurance_text
 from triage_app.gui.workers import Worker, start
 
 
@@ -65,9 +65,9 @@ class SupervisorController(QObject):
             d, rule = result
             lo, hi = d.recall_ci
             est = "unknown" if d.estimated_recall != d.estimated_recall else f"{d.estimated_recall:.1%}"
-            sure = ("point estimate" if confidence <= 0.5 else f"{confidence:.0%} sure")
+            sure = assurance_text(confidence)
             bound = "" if confidence <= 0.5 else f", lower bound at {confidence:.0%} confidence {lo:.1%}"
-            text = (f"Target {target:.1%} ({sure}) under rule {rule.text}: people review {d.candidates} frames "
+            text = (f"Target {target:.1%}, {sure}, rule {rule.text}: people review {d.candidates} frames "
                     f"({d.workload_fraction:.1%}); estimated recall {est}{bound}. "
                     f"Nothing is saved until you press Apply.")
             if not d.enough_labels:
@@ -93,8 +93,7 @@ class SupervisorController(QObject):
             return pid
 
         def done(pid: int) -> None:
-            self.view.show_preview(f"Policy {pid} is in force (target {target:.1%}, "
-                                   f"{'point estimate' if confidence <= 0.5 else f'{confidence:.0%} sure'}).")
+            self.view.show_preview(f"Policy {pid} is in force (target {target:.1%}, {assurance_text(confidence)}).")
             self.policy_did_change.emit(pid)
             self.refresh()
 

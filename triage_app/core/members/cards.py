@@ -142,8 +142,4 @@ def load_cards(models_dir: Path | None = None, project_root: str | Path | None =
 
 def project_members(project_root: str | Path) -> list[str]:
     """Names of the members deployed into a project: they join its ensemble."""
-    folder = project_models_dir(project_root)
-    names = []
-    for path in sorted(folder.glob("*.toml")):
-        names.append(load_card(path).name)
-    return names
+    return [load_card(path).name for path in sorted(project_models_dir(project_root).glob("*.toml"))]

@@ -130,7 +130,7 @@ def _imagenet_backbone(card: ModelCard):
     return net, features, net.fc
 
 
-def finetuned_net(card_or_base: ModelCard, state: dict[str, Any] | None = None):
+def finetuned_net(card_or_base: ModelCard):
     """EfficientNet-Lite0 with a one-output layer (the fine-tuned member's shape). With a
     ``finetuned`` card, its weights are loaded; with the base card, the ImageNet weights
     and a fresh output layer (where fine-tuning starts)."""
@@ -144,9 +144,8 @@ def finetuned_net(card_or_base: ModelCard, state: dict[str, Any] | None = None):
         path = card_or_base.resolve(card_or_base.weights)
         if path is None:
             raise ModelError(card_or_base.card_path, "names no weights")
-        weights = state if state is not None else _load_state_dict(path)
         try:
-            net.load_state_dict(weights)
+            net.load_state_dict(_load_state_dict(path))
         except RuntimeError as exc:
             raise ModelError(path, f"not a fine-tuned EfficientNet-Lite0 state dict: {str(exc)[:300]}") from exc
     else:
