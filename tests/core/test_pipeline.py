@@ -148,3 +148,32 @@ def test_flagged_frames_are_not_scored(tmp_path: Path, ortho: np.ndarray) -> Non
         assert res.flagged["under_exposed"] == 6
         summary = score_project(p, _settings(p))
         assert summary.frames_pending == 0 and summary.frames_scored == 0
+
+
+def test_fixed_batches_are_filled_across_frames_and_stages_report_their_load(project: Project) -> None:
+    """With the fixed batch shapes a GPU session uses, 20 frames of 3 tiles (60 tiles) take 8
+    calls of 8 tiles, not one padded call per frame; the summary says which stage worked most."""
+    from triage_app.core.pipeline import build_ensemble
+
+    settings = _settings(project)
+    ens = build_ensemble(project, settings)
+    session = ens.backbones[0].session
+    session.fixed_batch = True
+    seen: list[int] = []
+    raw_run = session.session.run
+    session.session.run = lambda names, feed: seen.append(len(next(iter(feed.values())))) or raw_run(names, feed)
+    summary = score_project(project, settings, ensemble=ens)
+    assert summary.frames_scored == 20 and seen == [8] * 8
+    assert summary.batch_fill == pytest.approx(60 / 64)
+    assert set(summary.stage_busy) == {"decode", "tile", "infer", "store"}
+    assert all(0 < v <= 1.05 for v in summary.stage_busy.values()), summary.stage_busy
+    # The same scores as frame-by-frame runs give (the plain CPU path, no padding).
+    store = ScoreStore(project)
+    ids, _, batched, _ = store.score_table()
+    raw = sqlite3.connect(project.root / "project.db")
+    raw.execute("DELETE FROM scores")
+    raw.commit()
+    score_project(project, load_settings(project.root, overrides={"scoring": {"members": ["imagenet"], "device": "cpu",
+                                                                               "batch": 3, "tile_workers": 1}}))
+    ids2, _, alone, _ = store.score_table()
+    assert ids.tolist() == ids2.tolist() and np.abs(batched - alone).max() < 1e-5

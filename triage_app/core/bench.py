@@ -64,12 +64,13 @@ def bench_pipeline(video: Path, sample_fps: float | None, device: str = "auto", 
     every sampled frame. With ``pipeline_only`` only the pipeline runs, so that the peak RSS
     is the pipeline's own."""
     import triage_app.core.audit  # noqa: F401 - imported once per process, not a per-run cost
+    from triage_app.core.batching import FrameTiles, TileBatcher
     from triage_app.core.ingest import ingest_source
     from triage_app.core.pipeline import build_ensemble, score_project
     from triage_app.core.settings import load_settings
     from triage_app.core.sources import Sampling, VideoSource
     from triage_app.core.store import Project
-    from triage_app.core.tiling import cut_tiles, tile_grid
+    from triage_app.core.tiling import frame_tiles
 
     sampling = Sampling(fps=sample_fps) if sample_fps else Sampling()
     with tempfile.TemporaryDirectory(prefix="triage-bench-") as tmp:
@@ -105,27 +106,24 @@ def bench_pipeline(video: Path, sample_fps: float | None, device: str = "auto", 
                         images.append(f.image)
             decode_s = time.perf_counter() - t0
 
-            # 2. inference alone: every tile of every frame through every member, tiles cut beforehand
+            # 2. inference alone: every tile of every frame through every member, in the full
+            #    batches the pipeline runs (tiles cut beforehand)
             t = settings.tiling
-            stacks: list[dict[int, np.ndarray]] = []
+            sizes = sorted({b.input_size for b in ens.backbones})
+            stacks: list[FrameTiles] = []
             t_cut = time.perf_counter()
-            for img in images:
-                h, w = img.shape[:2]
-                per_size = {}
-                for b in ens.backbones:
-                    tiles = tile_grid(w, h, b.input_size, t.overlap, t.downscale, t.whole_frame)
-                    per_size[b.input_size] = cut_tiles(img, tiles, b.input_size, t.downscale)
-                stacks.append(per_size)
+            for k, img in enumerate(images):
+                tiles, pixels = frame_tiles(img, sizes, t.overlap, t.downscale, t.whole_frame)
+                stacks.append(FrameTiles(k, tiles, pixels))
             cut_s = time.perf_counter() - t_cut
-            tiles_per_frame = len(next(iter(stacks[0].values()))) if stacks else 0
+            tiles_per_frame = len(stacks[0].tiles) if stacks else 0
             del images
-            per_batch = max(1, batch // max(tiles_per_frame, 1))
             n_infer = len(stacks)
+            batcher = TileBatcher(ens.backbones, batch)
             t0 = time.perf_counter()
-            for start in range(0, n_infer, per_batch):
-                group = stacks[start : start + per_batch]
-                for b in ens.backbones:
-                    b.run(np.concatenate([g[b.input_size] for g in group]))
+            for item in stacks:
+                batcher.add(item)
+            batcher.finish()
             infer_s = time.perf_counter() - t0
             del stacks
 
@@ -146,6 +144,8 @@ def bench_pipeline(video: Path, sample_fps: float | None, device: str = "auto", 
         "tiling_fps": round(n_infer / cut_s, 2) if cut_s > 0 else None,
         "ratio": round(pipe_fps / min(decode_fps, infer_fps), 3),
         "overhead": round((1 / pipe_fps) / (1 / decode_fps + 1 / infer_fps), 3),
+        "stage_busy": summary.stage_busy,
+        "batch_fill": round(summary.batch_fill, 3),
         "provider": ens.provider,
         "precision": ens.backbones[0].meta.get("precision", "fp32"),
         "batch": batch,

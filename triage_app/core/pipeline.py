@@ -2,9 +2,12 @@
 
 decode ─▶ tiles ─▶ batched inference ─▶ store, each stage a thread joined to the next by a
 bounded queue, so decoding and inference overlap and memory stays flat for any length of
-video. Results are committed in small batches as they come (the review queue grows while
-scoring runs); a frame's scores for all members and its cached embeddings are committed
-together, so a stopped run resumes where it stopped and never scores a frame twice.
+video. Inference fills every batch with the tiles of successive frames (``TileBatcher``): a
+GPU's fixed batch shape is padded once per run, not once per frame. Results are committed in
+small batches as they come (the review queue grows while scoring runs); a frame's scores for
+all members and its cached embeddings are committed together, so a stopped run resumes where
+it stopped and never scores a frame twice. Each stage's working time is measured, so a run
+says which stage held the others back (``ScoreSummary.stage_busy``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from triage_app.core.batching import FrameOutputs, FrameTiles, TileBatcher
 from triage_app.core.embeddings import EmbeddingWriter
 from triage_app.core.errors import SourceError
 from triage_app.core.members.cards import ModelCard, load_cards, project_members
@@ -32,7 +36,7 @@ from triage_app.core.settings import Settings
 from triage_app.core.sources import Sampling, VideoSource, decode_image
 from triage_app.core.store import Project
 from triage_app.core.store.scoring import ScoreStore
-from triage_app.core.tiling import Tile, cut_tiles, tile_grid
+from triage_app.core.tiling import Tile, frame_tiles
 
 log = logging.getLogger(__name__)
 _END = object()
@@ -53,6 +57,10 @@ class ScoreSummary:
     cancelled: bool = False
     policy: str = ""
     audit_sampled: int = 0
+    # Share of the stream time each stage spent working rather than waiting on its queues
+    # (tiles: per worker); the stage near 1.0 is the one holding the others back.
+    stage_busy: dict[str, float] = field(default_factory=dict)
+    batch_fill: float = 1.0  # share of the batch slots run that held a real tile (the rest is padding)
 
     @property
     def fps(self) -> float:
@@ -63,13 +71,6 @@ class ScoreSummary:
 class _Decoded:
     frame: dict[str, Any]
     image: np.ndarray
-
-
-@dataclass
-class _Tiled:
-    frame: dict[str, Any]
-    tiles: list[Tile]
-    pixels: dict[int, np.ndarray]  # input size -> (n, S, S, 3)
 
 
 @dataclass
@@ -125,7 +126,20 @@ class _Stages:
         self.sizes = sorted({m.input_size for m in ens.backbones})
         self.tile_workers = settings.scoring.tile_workers or max(1, min(4, (os.cpu_count() or 1) // 4))
         self._tile_running = self.tile_workers
-        self._tile_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self.batcher = TileBatcher(ens.backbones, settings.scoring.batch)
+        self.busy: dict[str, float] = defaultdict(float)  # stage -> seconds spent working (not waiting)
+
+    def busy_shares(self, wall: float) -> dict[str, float]:
+        """Each stage's working time as a share of ``wall`` (tiles: per worker)."""
+        if wall <= 0:
+            return {}
+        order = ("decode", "tile", "infer", "store")
+        return {k: round(self.busy.get(k, 0.0) / wall / (self.tile_workers if k == "tile" else 1), 3) for k in order}
+
+    def _add_busy(self, stage: str, seconds: float) -> None:
+        with self._lock:
+            self.busy[stage] += seconds
 
     def _put(self, q: queue.Queue[Any], item: Any) -> bool:
         while not self.stop.is_set():
@@ -184,7 +198,13 @@ class _Stages:
 
     def decode_stage(self) -> None:
         try:
-            for item in self.frames():
+            frames = self.frames()
+            while True:
+                t0 = time.perf_counter()
+                item = next(frames, None)
+                self._add_busy("decode", time.perf_counter() - t0)
+                if item is None:
+                    break
                 if not self._put(self.q_decoded, item):
                     return
         except BaseException as exc:  # noqa: BLE001 - handed downstream
@@ -201,74 +221,51 @@ class _Stages:
                 item = self._get(self.q_decoded)
                 if item is _END or isinstance(item, _Failed):
                     self._put(self.q_decoded, item)  # for the sibling workers
-                    with self._tile_lock:
+                    with self._lock:
                         self._tile_running -= 1
                         last = self._tile_running == 0
                     if last:
                         self._put(self.q_tiled, item)
                     return
-                h, w = item.image.shape[:2]
-                pixels: dict[int, np.ndarray] = {}
-                tiles: list[Tile] = []
-                for size in self.sizes:
-                    tiles = tile_grid(w, h, size, t.overlap, t.downscale, t.whole_frame)
-                    pixels[size] = cut_tiles(item.image, tiles, size, t.downscale)
-                if not self._put(self.q_tiled, _Tiled(item.frame, tiles, pixels)):
+                t0 = time.perf_counter()
+                tiles, pixels = frame_tiles(item.image, self.sizes, t.overlap, t.downscale, t.whole_frame)
+                self._add_busy("tile", time.perf_counter() - t0)
+                if not self._put(self.q_tiled, FrameTiles(item.frame, tiles, pixels)):
                     return
         except BaseException as exc:  # noqa: BLE001
             self._put(self.q_tiled, _Failed(exc))
 
     # -- stage 3: inference ---------------------------------------------------------
     def infer_stage(self) -> None:
-        batch_tiles = self.settings.scoring.batch
-        pending: list[_Tiled] = []
+        """Tiles of successive frames in full batches (``TileBatcher``); each frame goes on to
+        the store once all its tiles are scored, with the head's score read off its embeddings."""
         try:
             while True:
                 item = self._get(self.q_tiled)
                 done = item is _END or isinstance(item, _Failed)
-                if not done:
-                    pending.append(item)
-                if pending and (done or sum(len(p.tiles) for p in pending) >= batch_tiles or self.q_tiled.empty()):
-                    for result in self._infer(pending):
-                        if not self._put(self.q_results, result):
-                            return
-                    pending = []
+                t0 = time.perf_counter()
+                finished = self.batcher.finish() if done else self.batcher.add(item)
+                results = [self._result(f) for f in finished]
+                self._add_busy("infer", time.perf_counter() - t0)
+                for result in results:
+                    if not self._put(self.q_results, result):
+                        return
                 if done:
                     self._put(self.q_results, item)
                     return
         except BaseException as exc:  # noqa: BLE001
             self._put(self.q_results, _Failed(exc))
 
-    def _infer(self, items: list[_Tiled]) -> list[_Result]:
-        counts = [len(i.tiles) for i in items]
-        bounds = np.cumsum([0, *counts])
-        per_member: dict[str, np.ndarray] = {}
-        per_backbone: dict[str, np.ndarray] = {}
-        for b in self.ens.backbones:
-            stack = np.concatenate([i.pixels[b.input_size] for i in items])
-            out = b.run(stack)
-            per_member[b.name] = out.scores
-            if out.embedding is not None:
-                per_backbone[b.name] = out.embedding
+    def _result(self, out: FrameOutputs) -> _Result:
+        scores = dict(out.scores)
         for m in self.ens.members:
             if isinstance(m, HeadMember):
-                arr = np.zeros(int(bounds[-1]), dtype=np.float32)
-                emb = per_backbone[m.backbone]
-                for k in range(len(items)):
-                    a = int(bounds[k])
-                    score, tile = m.run_frame(emb[a : int(bounds[k + 1])])
-                    arr[a + tile] = score  # the frame's score sits on the tile that drove it
-                per_member[m.name] = arr
+                arr = np.zeros(len(out.tiles), dtype=np.float32)
+                score, tile = m.run_frame(out.embeddings[m.backbone])
+                arr[tile] = score  # the frame's score sits on the tile that drove it
+                scores[m.name] = arr
         wanted = set(self.ens.names)
-        results = []
-        for k, item in enumerate(items):
-            a, z = bounds[k], bounds[k + 1]
-            results.append(_Result(
-                item.frame, item.tiles,
-                {n: s[a:z] for n, s in per_member.items() if n in wanted},
-                {n: e[a:z] for n, e in per_backbone.items()},
-            ))
-        return results
+        return _Result(out.key, out.tiles, {n: s for n, s in scores.items() if n in wanted}, out.embeddings)
 
 
 def score_project(
@@ -321,6 +318,7 @@ def score_project(
                     break
                 if isinstance(item, _Failed):
                     raise item.exc
+                t_work = time.perf_counter()
                 for name, emb in item.embeddings.items():
                     if name in writers:
                         writers[name][1].append(np.full(len(item.tiles), item.frame["id"]), np.arange(len(item.tiles)), emb)
@@ -338,9 +336,16 @@ def score_project(
                     rows, frames_in_batch = [], 0
                     if progress:
                         progress(summary.frames_scored, len(pending))
+                stages.busy["store"] += time.perf_counter() - t_work
+            t_work = time.perf_counter()
             _commit(store, rows, writers)
+            stages.busy["store"] += time.perf_counter() - t_work
             summary.frames_scored += frames_in_batch
             summary.stream_seconds = time.perf_counter() - t_stream
+            summary.stage_busy = stages.busy_shares(summary.stream_seconds)
+            summary.batch_fill = stages.batcher.fill
+            log.info("scored %d frames in %.1f s; stage busy %s; batch fill %.2f", summary.frames_scored,
+                     summary.stream_seconds, summary.stage_busy, summary.batch_fill)
             if progress:
                 progress(summary.frames_scored, len(pending))
         except BaseException:

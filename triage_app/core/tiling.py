@@ -101,3 +101,15 @@ def _resized(crop: np.ndarray, size: int) -> np.ndarray:
         return crop
     shrinking = crop.shape[0] > size or crop.shape[1] > size
     return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def frame_tiles(image: np.ndarray, sizes: list[int], overlap: float, downscale: float,
+                whole_frame: bool) -> tuple[list[Tile], dict[int, np.ndarray]]:
+    """One grid for every member of a frame, and its pixels at each member's input size.
+
+    The grid is laid out for the largest input size, so every member scores the same boxes
+    (tile ``i`` means one place in the frame whichever member fired); a member with a smaller
+    input sees each box resized to its size."""
+    h, w = image.shape[:2]
+    tiles = tile_grid(w, h, max(sizes), overlap, downscale, whole_frame)
+    return tiles, {s: cut_tiles(image, tiles, s, downscale) for s in sizes}

@@ -123,6 +123,10 @@ class OnnxSession:
             opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
         providers = wanted_providers(device, cache_dir, fp16=True)  # TensorRT builds fp16 engines
+        if any(p in _GPU_PROVIDERS for p, _ in providers):
+            # The GPU does the work: ONNX Runtime's CPU threads would only spin between calls,
+            # taking cores from the decode and tiling stages that feed the GPU.
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(
                 str(self.path), sess_options=opts, providers=[p for p, _ in providers], provider_options=[o for _, o in providers]
@@ -135,6 +139,7 @@ class OnnxSession:
             log.warning("%s: CUDA was asked for but ONNX Runtime runs it on %s", self.path.name, self.provider)
         log.info("%s: running on %s", self.path.name, self.provider)
         self.on_gpu = self.provider in _GPU_PROVIDERS
+        self.fixed_batch = self.on_gpu  # one input shape: no re-planning, no new cuDNN search per size
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
             raise ModelError(self.path, f"expects {len(inputs)} inputs, the pipeline feeds one (images)")
@@ -151,7 +156,7 @@ class OnnxSession:
         self._warm_up()
 
     def _warm_up(self) -> None:
-        n = self.batch if self.on_gpu else 1
+        n = self.batch if self.fixed_batch else 1
         self.session.run(self.output_names, {self.input_name: np.zeros((n, self.input_size, self.input_size, 3), np.uint8)})
 
     def run(self, tiles: np.ndarray) -> list[np.ndarray]:
@@ -160,7 +165,7 @@ class OnnxSession:
         for start in range(0, len(tiles), self.batch):
             chunk = tiles[start : start + self.batch]
             n = len(chunk)
-            if self.on_gpu and n < self.batch:  # fixed shapes: pad the last batch
+            if self.fixed_batch and n < self.batch:  # fixed shapes: pad the last batch
                 pad = np.zeros((self.batch - n, *chunk.shape[1:]), chunk.dtype)
                 chunk = np.concatenate([chunk, pad])
             results = self._run_bound(chunk) if self.on_gpu else self.session.run(self.output_names, {self.input_name: chunk})
