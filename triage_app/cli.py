@@ -181,8 +181,12 @@ def cmd_report(args: argparse.Namespace) -> int:
           f"({data['workload_fraction']:.1%} of scored), {data['reviewed']} reviewed, {data['accepted']} accepted")
     print(f"audit: {data['audit_sampled']} dropped frames checked, {data['audit_positives']} positive, "
           f"{data['audit_waiting']} waiting in the queue")
-    print(f"measured recall: {'n/a' if rec is None else f'{rec:.1%}'} "
+    unaudited = data["unaudited_dropped"]
+    print(f"{'estimated' if unaudited else 'measured'} recall: {'n/a' if rec is None else f'{rec:.1%}'} "
           f"(95% interval {data['recall_ci_low']:.1%} to {data['recall_ci_high']:.1%})")
+    if unaudited:
+        print(f"  {unaudited} dropped frames were never considered for the audit: about "
+              f"{data['unaudited_positives']:g} positives among them, estimated from reviewed frames of similar score")
     p = data["policy"]
     print(f"policy {p['id'] or '(card defaults)'}: rule {p['rule']}, thresholds "
           + ", ".join(f"{k} {v:.4g}" for k, v in p["thresholds"].items()))

@@ -124,3 +124,37 @@ def test_the_supervisor_curve_never_falls_as_the_workload_grows() -> None:
     lower = [c["lower"] for c in curve]
     assert len(recall) > 10 and all(b >= a for a, b in zip(recall, recall[1:]))
     assert all(b >= a for a, b in zip(lower, lower[1:]))
+
+
+def test_report_estimates_dropped_frames_no_audit_considered(tmp_path) -> None:
+    """With the audit off, the dropped frames were never sampled: the report must not call the
+    recall 100 % measured. It estimates their positives from the reviewed frames nearest in score
+    (here the lowest candidates, richer in positives than the dropped frames: the estimate errs
+    on the safe side, below the true recall); once the audit considers them, it is measured."""
+    from triage_app.core.audit import refresh_audit, report
+    from triage_app.core.members.cards import load_cards
+    from triage_app.core.review import ReviewSession
+    from triage_app.core.settings import load_settings
+    from tests.core.test_review import make_scored_project
+
+    rng = np.random.default_rng(4)
+    truth = rng.random(400) < 0.2
+    scores = np.clip(np.where(truth, rng.normal(0.45, 0.15, 400), rng.normal(0.15, 0.08, 400)), 0, 1)
+    cards = load_cards()
+    off = load_settings(tmp_path, overrides={"review": {"audit_share": 0.0, "cold_start_share": 0.0}})
+    with make_scored_project(tmp_path, scores.tolist()) as p:
+        s = ReviewSession(p, cards, off)
+        idx = {r["id"]: r["idx"] for r in p.frame_rows()}
+        while s.current is not None:
+            s.decide("accept" if truth[idx[s.current.frame_id]] else "reject")
+        kept = scores >= 0.25  # the card's threshold
+        true_recall = (truth & kept).sum() / truth.sum()
+        assert true_recall < 0.95  # some positives were dropped
+        r = report(p, cards, off)
+        assert r["audit_sampled"] == 0 and r["unaudited_dropped"] == int((~kept).sum())
+        assert r["unaudited_positives"] > 0 and r["recall_estimate"] < 1.0
+        assert r["recall_ci_low"] <= r["recall_estimate"] <= true_recall and r["recall_ci_high"] - r["recall_ci_low"] > 0.05
+        on = load_settings(tmp_path, overrides={"review": {"audit_share": 0.3}})
+        assert refresh_audit(p, cards, on) > 0
+        r = report(p, cards, on)
+        assert r["unaudited_dropped"] == 0

@@ -39,16 +39,18 @@ def _reviewed_project(root: Path) -> Path:
 def test_supervisor_previews_then_applies_a_policy(qtbot, tmp_path: Path) -> None:
     root = _reviewed_project(tmp_path / "p")
     window, view = _supervisor(qtbot, root)
-    qtbot.waitUntil(lambda: "Measured recall" in view.headline.text(), timeout=20000)
+    qtbot.waitUntil(lambda: " recall " in view.headline.text(), timeout=20000)
     view.slider.setValue(900)
     view.user_did_preview.emit(view.target)
     qtbot.waitUntil(lambda: "people review" in view.preview.text(), timeout=20000)
     assert "Nothing is saved" in view.preview.text()
     before = len(window.review.session.queue)
+    headline = view.headline.text()
     with qtbot.waitSignal(window.supervisor.policy_did_change, timeout=20000):
         view.apply_button.click()
     qtbot.waitUntil(lambda: "is in force" in view.preview.text(), timeout=20000)
     qtbot.waitUntil(lambda: window.review.session.policy.id == 1, timeout=20000)
+    qtbot.waitUntil(lambda: view.headline.text() != headline, timeout=20000)  # the new policy's figures
     assert len(window.review.session.queue) != before or before == 0
     shot(window, "supervisor.png")
     window.controller.close()

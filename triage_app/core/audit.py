@@ -17,7 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from triage_app.core.members.cards import ModelCard
 from triage_app.core.policy import ActivePolicy, active_policy
-from triage_app.core.recall import audit_rates, audit_strata, derive_thresholds, estimate_recall
+from triage_app.core.recall import audit_rates, audit_strata, derive_thresholds, estimate_recall, unaudited_positives
 from triage_app.core.fusion import fuse
 from triage_app.core.settings import Settings
 from triage_app.core.store import Project
@@ -126,7 +126,13 @@ def report(project: Project, cards: dict[str, ModelCard], settings: Settings) ->
     n_h = np.bincount(snap.stratum[audited], minlength=strata)[:strata]
     a_h = np.bincount(snap.stratum[audited & (snap.labels == 1)], minlength=strata)[:strata]
     known_dropped = int(((~cand) & (snap.stratum < 0) & (snap.labels == 1)).sum())
-    est = estimate_recall(int(cand.sum()), reviewed_c, accepted_c, sizes, n_h, a_h, known_dropped=known_dropped)
+    # Dropped frames no audit has considered (the audit is off, or has not run since the
+    # policy changed): estimated from labelled frames of similar fused score, never assumed empty.
+    unconsidered = (~cand) & (snap.stratum < 0) & (snap.labels < 0)
+    unaudited = unaudited_positives(unconsidered, (~cand) & (snap.labels >= 0), snap.labels == 1, snap.fused, 0.975,
+                                    pool=snap.labels >= 0)
+    est = estimate_recall(int(cand.sum()), reviewed_c, accepted_c, sizes, n_h, a_h, known_dropped=known_dropped,
+                          unaudited=unaudited)
     frames = len(project.frame_rows())
     return {
         "frames": frames,
@@ -137,6 +143,8 @@ def report(project: Project, cards: dict[str, ModelCard], settings: Settings) ->
         "audit_sampled": int(n_h.sum()),
         "audit_waiting": int((snap.sampled & (snap.labels < 0) & ~cand).sum()),
         "audit_positives": int(a_h.sum()),
+        "unaudited_dropped": int(unconsidered.sum()),  # dropped frames whose positives are estimated, not measured
+        "unaudited_positives": round(float(unaudited[0]), 1),
         "recall_estimate": None if np.isnan(est.recall) else round(est.recall, 4),
         "recall_ci_low": round(est.ci_low, 4),
         "recall_ci_high": round(est.ci_high, 4),

@@ -293,12 +293,14 @@ def dropped_rate_interval(sizes: np.ndarray, audited: np.ndarray, positives: np.
 def estimate_recall(
     candidates: int, reviewed_candidates: int, accepted_candidates: int,
     stratum_sizes: np.ndarray, audited: np.ndarray, audit_accepted: np.ndarray, confidence: float = 0.95,
-    known_dropped: int = 0,
+    known_dropped: int = 0, unaudited: tuple[float, float, float] = (0.0, 0.0, 0.0),
 ) -> RecallEstimate:
     """Recall of the policy with its interval (see the module docstring): the dropped
     positives' rate interval from :func:`dropped_rate_interval`, the candidates' positives
     exact when all are reviewed, else scaled with a Clopper-Pearson interval on the accept
-    rate; the recall interval combines the two intervals' ends."""
+    rate; the recall interval combines the two intervals' ends. ``unaudited`` is the (point,
+    low, high) count of positives among dropped frames no audit has considered
+    (:func:`unaudited_positives`); they count as missed, their range widens the interval."""
     N = np.asarray(stratum_sizes, np.float64)
     dropped = float(N.sum())
     p, p_lo, p_hi = dropped_rate_interval(stratum_sizes, audited, audit_accepted, confidence)
@@ -309,7 +311,10 @@ def estimate_recall(
         r_lo, r_hi = _interval(accepted_candidates, reviewed_candidates, confidence)
         found = accepted_candidates + accepted_candidates / reviewed_candidates * rest
         f_lo, f_hi = accepted_candidates + r_lo * rest, accepted_candidates + r_hi * rest
-    d = (0.0 if np.isnan(p) else p * dropped) + known_dropped  # positives seen among dropped frames outside the audit
+    u, u_lo, u_hi = unaudited
+    # Positives seen among dropped frames outside the audit, and those expected among the
+    # dropped frames no audit has considered yet.
+    d = (0.0 if np.isnan(p) else p * dropped) + known_dropped + u
 
     def ratio(f: float, dd: float) -> float:
         return f / (f + dd) if f + dd > 0 else 1.0
@@ -317,5 +322,6 @@ def estimate_recall(
     if reviewed_candidates == 0 and float(np.sum(audited)) == 0 and known_dropped == 0:
         return RecallEstimate(float("nan"), 0.0, 1.0, 0.0, 0.0, 0, 0, [])
     rows = [{"frames": float(N[h]), "audited": float(audited[h]), "positives": float(audit_accepted[h])} for h in range(len(N))]
-    return RecallEstimate(ratio(found, d), ratio(f_lo, p_hi * dropped + known_dropped), ratio(f_hi, p_lo * dropped + known_dropped), found, d,
+    return RecallEstimate(ratio(found, d), ratio(f_lo, p_hi * dropped + known_dropped + u_hi),
+                          ratio(f_hi, p_lo * dropped + known_dropped + u_lo), found, d,
                           int(np.sum(audited)), int(np.sum(audit_accepted)), rows)

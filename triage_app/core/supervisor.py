@@ -58,7 +58,10 @@ def reviewer_throughput(project: Project) -> list[dict[str, Any]]:
          .group_by(t.c.reviewer).order_by(t.c.reviewer))
     with project.db.read() as conn:
         rows = conn.execute(q).all()
-    return [{"reviewer": r, "decisions": int(n), "per_hour": round(3600.0 * n / s, 1) if s else None} for r, n, s in rows]
+    # A rate from under a minute of review time says nothing (and decisions imported or made
+    # by a script carry next to no time at all): no rate then.
+    return [{"reviewer": r, "decisions": int(n), "per_hour": round(3600.0 * n / s, 1) if s and s >= 60 else None}
+            for r, n, s in rows]
 
 
 def supervisor_data(project: Project, cards: dict[str, ModelCard], settings: Settings) -> dict[str, Any]:

@@ -159,11 +159,20 @@ class SupervisorView(QWidget):
     def show_data(self, data: dict[str, Any]) -> None:
         r = data["report"]
         rec = r["recall_estimate"]
+        unaudited = int(r.get("unaudited_dropped", 0))
+        # "Measured" only when every dropped frame lies in an audit stratum; otherwise part of
+        # the figure is a model-based estimate, and the headline says so.
         self.headline.setText(
-            f"Measured recall {'—' if rec is None else f'{rec:.1%}'} "
+            f"{'Estimated' if unaudited else 'Measured'} recall {'—' if rec is None else f'{rec:.1%}'} "
             f"(95 % interval {r['recall_ci_low']:.1%}–{r['recall_ci_high']:.1%})  ·  "
             f"{r['candidates']} candidates = {r['workload_fraction']:.1%} of {r['scored']} scored frames  ·  "
             f"{r['reviewed']} reviewed, {r['accepted']} accepted")
+        self.headline.setToolTip(
+            f"{unaudited} dropped frames have not been considered for the audit (the audit is off, or has not run "
+            "since the policy changed): their positives are estimated from reviewed frames of similar score, "
+            "not measured." if unaudited else
+            "Recall of the policy in force: positives among the candidates, and among the dropped frames as "
+            "measured by the blind audit samples.")
         self._line(self.curve_chart, data["curve"])
         self._hist(self.hist_chart, data["histograms"])
         self._bars(self.audit_chart, ["audited", "positive", "waiting"],
