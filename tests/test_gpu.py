@@ -48,6 +48,25 @@ def test_fp16_model_on_gpu_agrees_with_fp32_on_cpu(model_cache: Path) -> None:
     assert cos.min() > 0.99
 
 
+@pytest.mark.skipif(not cuda_device_present(), reason="no CUDA device on this machine")
+def test_cuda_graph_session_agrees_with_the_cpu(model_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the CUDA provider the member runs as a captured graph (kept only if faithful), and
+    batch after batch, padded last batch included, it gives what the CPU gives."""
+    monkeypatch.setenv("TRIAGE_TENSORRT", "0")  # the graph is the CUDA provider's
+    card = load_cards()["imagenet"]
+    path = export_member(card, model_cache).path
+    gpu = OnnxSession(path, 224, "cuda", batch=16, cache_dir=model_cache)
+    assert gpu.provider == "CUDAExecutionProvider"
+    assert gpu.graph is not None, "the CUDA graph was not kept (see the log for why)"
+    cpu = OnnxSession(path, 224, "cpu")
+    rng = np.random.default_rng(2)
+    for n in (16, 16, 5):
+        tiles = cv2.GaussianBlur(rng.integers(0, 256, (n * 224, 224, 3), dtype=np.uint8), (0, 0), 2).reshape(n, 224, 224, 3)
+        (pg, eg), (pc, ec) = gpu.run(tiles), cpu.run(tiles)
+        assert pg.shape == pc.shape == (n, 1000) and np.abs(pg - pc).max() < 1e-3
+        assert np.abs(eg - ec).max() < 1e-2
+
+
 def _torch_cuda() -> bool:
     try:
         import torch

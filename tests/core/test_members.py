@@ -126,3 +126,35 @@ def test_bad_cards_are_refused_with_the_file_name(tmp_path: Path) -> None:
     p.write_text('name = "x"\nkind = "imagenet"\narchitecture = "efficientnet-lite0"\ntarget_classes = ["not a class"]\n')
     with pytest.raises(ModelError, match="not an ImageNet class"):
         load_card(p).target_indices()
+
+
+def test_bound_buffers_give_the_plain_outputs_and_hand_back_copies(model_cache: Path, ortho: np.ndarray) -> None:
+    """The fixed-address runner a CUDA graph needs, exercised on the CPU: same outputs as the
+    plain session, each call's outputs its own (the buffers are reused), exact batch only; and
+    the replay check that guards the graph tells a faithful runner from stale or wrong ones."""
+    from triage_app.core.members.runtime import BoundRunner, replays_faithfully
+
+    exported = export_member(load_cards()["imagenet"], model_cache)
+    plain = OnnxSession(exported.path, 224, "cpu")
+    assert plain.graph is None  # graphs are for the CUDA provider only
+    runner = BoundRunner(plain.session, 4, "cpu")
+    a = np.stack([cv2.resize(ortho[y : y + 400, 300:700], (224, 224)) for y in (0, 400, 800, 1200)])
+    b = np.ascontiguousarray(a[::-1])
+    first = runner.run(a)
+    second = runner.run(b)
+    ref_a = plain.session.run(None, {"images": a})
+    ref_b = plain.session.run(None, {"images": b})
+    for got, ref in ((first, ref_a), (second, ref_b)):
+        assert [g.shape for g in got] == [(4, 1000), (4, 1280)]
+        assert all(np.allclose(g, r, atol=1e-5) for g, r in zip(got, ref))
+    assert not np.allclose(first[1], second[1])  # the first call's outputs were not overwritten
+    with pytest.raises(ValueError, match="exactly 4"):
+        runner.run(a[:3])
+
+    def plain_run(x: np.ndarray) -> list[np.ndarray]:
+        return plain.session.run(None, {"images": x})
+
+    assert replays_faithfully(runner.run, plain_run, 4, 224)
+    stale_outputs = runner.run(a)
+    assert not replays_faithfully(lambda x: stale_outputs, plain_run, 4, 224)  # replays an old input
+    assert not replays_faithfully(lambda x: [o * 0.5 for o in plain_run(x)], plain_run, 4, 224)  # wrong numbers

@@ -111,6 +111,7 @@ def build_ensemble(project: Project, settings: Settings, names: list[str] | None
     return build_members(
         names or default_members(project, settings), cards, settings.cache_dir, settings.scoring.device,
         settings.scoring.batch, head=load_head(ScoreStore(project)), precision=settings.scoring.precision,
+        cuda_graph=settings.scoring.cuda_graph,
     )
 
 

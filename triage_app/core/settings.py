@@ -58,6 +58,8 @@ class ScoringSettings(_Section):
     batch: int = Field(32, ge=1, le=4096)
     precision: Literal["auto", "fp32", "fp16"] = Field(
         "auto", description="auto: fp16 models on a GPU, fp32 on the CPU (where fp16 is slower)")
+    cuda_graph: bool = Field(True, description="on the CUDA provider, replay each member as one captured CUDA graph per "
+                             "batch (kept only where it gives the plain session's outputs)")
     tile_workers: int = Field(0, ge=0, le=32, description="threads cutting tiles (0: a quarter of the cores, 1 to 4)")
     queue_frames: int = Field(8, ge=1, description="frames buffered between pipeline stages")
     commit_every: int = Field(16, ge=1, description="frames per store transaction")

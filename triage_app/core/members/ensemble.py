@@ -164,7 +164,7 @@ def resolve_precision(precision: str, device: str) -> str:
 
 def build_members(
     names: list[str], cards: dict[str, ModelCard], cache_dir: Path, device: str = "auto", batch: int = 32,
-    head: HeadModel | None = None, precision: str | None = None,
+    head: HeadModel | None = None, precision: str | None = None, cuda_graph: bool = True,
 ) -> Ensemble:
     """Build the named members. Missing ones are listed in ``Ensemble.unavailable``."""
     from triage_app.core.members import export as exporter  # torch is imported only on a cache miss
@@ -183,14 +183,14 @@ def build_members(
         try:
             exported = exporter.export_member(card, cache_dir, prec)
             try:
-                session = OnnxSession(exported.path, card.input_size, device, batch, cache_dir)
+                session = OnnxSession(exported.path, card.input_size, device, batch, cache_dir, cuda_graph=cuda_graph)
             except ModelError as exc:
                 # A damaged file in our own cache (disk trouble, a killed copy): export it again.
                 log.warning("%s; exporting it again", exc)
                 exported.path.unlink(missing_ok=True)
                 exported.path.with_suffix(".json").unlink(missing_ok=True)
                 exported = exporter.export_member(card, cache_dir, prec)
-                session = OnnxSession(exported.path, card.input_size, device, batch, cache_dir)
+                session = OnnxSession(exported.path, card.input_size, device, batch, cache_dir, cuda_graph=cuda_graph)
         except (exporter.MemberUnavailable, ModelError) as exc:
             ens.unavailable[name] = str(exc)
             return None
