@@ -22,6 +22,7 @@ def test_score_prints_progress_summary_and_leaves_out_missing_members(
     assert "member clip left out" in out and "offline" in out
     assert "member head left out: not trained yet" in out
     assert "candidates of 10 scored frames" in out
+    assert "stages busy: decode" in out and "stage set the pace" in out
     # Scoring again has nothing left to do, and says so without failing.
     assert main(["score", str(tmp_path / "p"), "--device", "cpu"]) == 0
     assert "scored 0 frames (0 were waiting)" in capsys.readouterr().out

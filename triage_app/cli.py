@@ -77,6 +77,11 @@ def _print_score(summary, out=None) -> None:
         + ("; stopped early, run again to resume" if summary.cancelled else ""),
         file=out,
     )
+    if summary.stage_busy and summary.frames_scored:
+        names = {"decode": "decode", "tile": "tiles", "infer": "inference", "store": "store"}
+        busy = ", ".join(f"{names[k]} {v:.0%}" for k, v in summary.stage_busy.items())
+        slowest = max(summary.stage_busy, key=summary.stage_busy.get)
+        print(f"  stages busy: {busy} (the {names[slowest]} stage set the pace)", file=out)
 
 
 def cmd_score(args: argparse.Namespace) -> int:
