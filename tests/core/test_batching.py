@@ -69,7 +69,7 @@ def test_real_member_scores_the_same_batched_across_frames(model_cache: Path, or
     take 3 calls of 32 instead of 5 padded ones, and give each frame the scores it gets alone."""
     ens = build_members(["imagenet"], load_cards(), model_cache, "cpu", batch=32)
     member = ens.backbones[0]
-    member.session.fixed_batch = True
+    member.session.fixed_batch, member.session.batch = True, 32  # a GPU session's fixed shape
     seen: list[int] = []
     raw_run = member.session.session.run
     member.session.session.run = lambda names, feed: seen.append(len(next(iter(feed.values())))) or raw_run(names, feed)

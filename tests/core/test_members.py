@@ -137,6 +137,7 @@ def test_bound_buffers_give_the_plain_outputs_and_hand_back_copies(model_cache: 
     exported = export_member(load_cards()["imagenet"], model_cache)
     plain = OnnxSession(exported.path, 224, "cpu")
     assert plain.graph is None  # graphs are for the CUDA provider only
+    assert plain.batch == 8  # on the CPU larger calls only take memory
     runner = BoundRunner(plain.session, 4, "cpu")
     a = np.stack([cv2.resize(ortho[y : y + 400, 300:700], (224, 224)) for y in (0, 400, 800, 1200)])
     b = np.ascontiguousarray(a[::-1])

@@ -177,3 +177,35 @@ def test_fixed_batches_are_filled_across_frames_and_stages_report_their_load(pro
                                                                                "batch": 3, "tile_workers": 1}}))
     ids2, _, alone, _ = store.score_table()
     assert ids.tolist() == ids2.tolist() and np.abs(batched - alone).max() < 1e-5
+
+
+def test_still_images_decode_in_parallel_in_order_and_a_broken_one_is_named(tmp_path: Path, ortho: np.ndarray) -> None:
+    """A photo survey: several threads decode the stills, frames keep their order and scores
+    (the same as one thread gives), and a file damaged after ingest is named while the rest
+    is scored."""
+    import cv2
+
+    folder = tmp_path / "survey"
+    folder.mkdir()
+    for k in range(9):
+        cv2.imwrite(str(folder / f"DJI_{k:04d}.JPG"), ortho[150 * k : 150 * k + 400, 100 * k : 100 * k + 600])
+    scores = {}
+    for workers in (1, 3):
+        with Project(tmp_path / f"p{workers}") as p:
+            ingest_source(p, folder, load_settings(p.root))
+            if workers == 3:
+                (folder / "DJI_0004.JPG").write_bytes(b"\xff\xd8 not a jpeg any more")
+            s = load_settings(p.root, overrides={"scoring": {"members": ["imagenet"], "device": "cpu", "batch": 8,
+                                                             "decode_workers": workers},
+                                                 "quality": {"gate_scoring": False}})
+            summary = score_project(p, s)
+            raw = sqlite3.connect(p.root / "project.db")
+            scores[workers] = dict(raw.execute(
+                "SELECT f.path, s.score FROM scores s JOIN frames f ON f.id = s.frame_id").fetchall())
+            if workers == 1:
+                assert summary.frames_scored == 9 and not summary.errors
+            else:
+                assert summary.frames_scored == 8
+                assert any("DJI_0004.JPG" in e for e in summary.errors), summary.errors
+    assert "DJI_0004.JPG" not in scores[3] and len(scores[3]) == 8
+    assert all(abs(scores[3][k] - scores[1][k]) < 1e-6 for k in scores[3])

@@ -18,7 +18,8 @@ import os
 import queue
 import threading
 import time
-from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,6 +127,7 @@ class _Stages:
         self.stop = threading.Event()
         self.sizes = sorted({m.input_size for m in ens.backbones})
         self.tile_workers = settings.scoring.tile_workers or max(1, min(4, (os.cpu_count() or 1) // 4))
+        self.decode_workers = settings.scoring.decode_workers or max(1, min(8, (os.cpu_count() or 1) // 2))
         self._tile_running = self.tile_workers
         self._lock = threading.Lock()
         self.batcher = TileBatcher(ens.backbones, settings.scoring.batch)
@@ -189,13 +191,36 @@ class _Stages:
             return
         base = Path(source["uri"])
         base = (base if base.is_dir() else base.parent) if source["kind"] == "images" else self.project.root
-        for f in frames:
-            if self.stop.is_set():
-                return
-            try:
-                yield _Decoded(f, decode_image(base / f["path"], max_px))
-            except SourceError as exc:
-                self.errors.append(str(exc))
+        yield from self._decode_images([(f, base / f["path"]) for f in frames], max_px)
+
+    def _decode_images(self, files: list[tuple[dict[str, Any], Path]], max_px: int) -> Iterator[_Decoded]:
+        """Still images, decoded by ``decode_workers`` threads (a 20-megapixel JPEG takes a
+        quarter of a second; OpenCV releases the GIL meanwhile) and handed on in order. At most
+        one image per worker is decoded ahead, so memory stays bounded."""
+        workers = self.decode_workers
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="score-decode") if workers > 1 else None
+        ahead: deque[tuple[dict[str, Any], Any]] = deque()
+        todo = iter(files)
+        try:
+            while True:
+                while len(ahead) < max(1, workers):
+                    nxt = next(todo, None)
+                    if nxt is None:
+                        break
+                    f, path = nxt
+                    ahead.append((f, pool.submit(decode_image, path, max_px) if pool else path))
+                if not ahead or self.stop.is_set():
+                    return
+                f, job = ahead.popleft()
+                try:
+                    image = job.result() if pool else decode_image(job, max_px)
+                except SourceError as exc:
+                    self.errors.append(str(exc))
+                    continue
+                yield _Decoded(f, image)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
 
     def decode_stage(self) -> None:
         try:

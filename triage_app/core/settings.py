@@ -55,12 +55,15 @@ class TilingSettings(_Section):
 class ScoringSettings(_Section):
     members: list[str] = Field(default_factory=lambda: ["imagenet", "clip", "head"])
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    batch: int = Field(32, ge=1, le=4096)
+    batch: int = Field(32, ge=1, le=4096, description="tiles per inference call on a GPU (on the CPU at most 8: larger "
+                       "calls are no faster there and only take memory)")
     precision: Literal["auto", "fp32", "fp16"] = Field(
         "auto", description="auto: fp16 models on a GPU, fp32 on the CPU (where fp16 is slower)")
     cuda_graph: bool = Field(True, description="on the CUDA provider, replay each member as one captured CUDA graph per "
                              "batch (kept only where it gives the plain session's outputs)")
     tile_workers: int = Field(0, ge=0, le=32, description="threads cutting tiles (0: a quarter of the cores, 1 to 4)")
+    decode_workers: int = Field(0, ge=0, le=32, description="threads decoding still images (0: half the cores, 1 to 8); "
+                                "a video is decoded as one stream")
     queue_frames: int = Field(8, ge=1, description="frames buffered between pipeline stages")
     commit_every: int = Field(16, ge=1, description="frames per store transaction")
     rule: str = Field("any", description="any, all, or K-of-N")

@@ -110,6 +110,8 @@ class SessionInfo:
     output_names: list[str]
 
 
+CPU_MAX_BATCH = 8  # tiles per call on the CPU provider, whatever the (GPU) batch setting
+
 _NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(uint8)": np.uint8}
 
 
@@ -197,6 +199,10 @@ class OnnxSession:
             log.warning("%s: CUDA was asked for but ONNX Runtime runs it on %s", self.path.name, self.provider)
         log.info("%s: running on %s", self.path.name, self.provider)
         self.on_gpu = self.provider in _GPU_PROVIDERS
+        if not self.on_gpu:
+            # On the CPU a call's speed per tile is the same from 4 tiles up, while its working
+            # memory grows with the batch (about 12 MB a tile for EfficientNet-Lite0).
+            self.batch = min(batch, CPU_MAX_BATCH)
         self.fixed_batch = self.on_gpu  # one input shape: no re-planning, no new cuDNN search per size
         inputs = self.session.get_inputs()
         if len(inputs) != 1:

@@ -1,0 +1,62 @@
+"""Decode throughput of a photo survey: 20-megapixel JPEG stills read by the scoring
+pipeline's decode stage with one thread and with several, in one run on the same files.
+
+    python scripts/bench_stills.py [--images 16] [--workers 2] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from triage_app.core.bench import ORTHO_CANDIDATES
+from triage_app.core.ingest import ingest_source
+from triage_app.core.members.ensemble import Ensemble
+from triage_app.core.pipeline import _Stages
+from triage_app.core.settings import load_settings
+from triage_app.core.store import Project
+from triage_app.core.store.scoring import ScoreStore
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, default=16)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    src = next(p for p in ORTHO_CANDIDATES if p.suffix != ".mp4" and p.exists())
+    ortho = cv2.imread(str(src))
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory(prefix="triage-stills-") as tmp:
+        folder = Path(tmp) / "survey"
+        folder.mkdir()
+        for k in range(args.images):  # DJI-sized stills, each a different view with sensor noise
+            view = np.roll(ortho, (97 * k, 131 * k), axis=(0, 1))
+            big = cv2.resize(view, (5472, 3648), interpolation=cv2.INTER_CUBIC)
+            big = cv2.add(big, rng.integers(0, 8, big.shape, dtype=np.uint8))
+            cv2.imwrite(str(folder / f"DJI_{k:04d}.JPG"), big, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        result: dict[str, object] = {"images": args.images, "megapixels": round(5472 * 3648 / 1e6, 1)}
+        with Project(Path(tmp) / "p") as p:
+            settings = load_settings(p.root)
+            settings.quality.gate_scoring = False
+            ingest_source(p, folder, settings)
+            pending = ScoreStore(p).pending_frames({}, include_flagged=True)
+            for workers in (1, args.workers):
+                settings.scoring.decode_workers = workers
+                stages = _Stages(p, settings, Ensemble(), pending, [])
+                t0 = time.perf_counter()
+                n = sum(1 for _ in stages.frames())
+                result[f"decode_fps_{workers}_threads"] = round(n / (time.perf_counter() - t0), 2)
+        result["speed_up"] = round(result[f"decode_fps_{args.workers}_threads"] / result["decode_fps_1_threads"], 2)
+    print(json.dumps(result) if args.json else "\n".join(f"{k:>22}: {v}" for k, v in result.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
