@@ -15,6 +15,7 @@ import cv2
 from triage_app.core import quality
 from triage_app.core.errors import SourceError, TelemetryParseError
 from triage_app.core.settings import Settings
+from triage_app.core.parallel import default_workers
 from triage_app.core.sources import Sampling, SourceFrame, open_source
 from triage_app.core.store import Project
 from triage_app.core.telemetry import Telemetry, find_sidecar_srt, parse_srt
@@ -110,7 +111,8 @@ def ingest_source(
     sampling = sampling or Sampling(settings.ingest.every, settings.ingest.fps)
     result = IngestResult(uri=str(uri))
     try:
-        source = open_source(uri, settings.quality.max_pixels, settings.ingest.stream_max_frames)
+        source = open_source(uri, settings.quality.max_pixels, settings.ingest.stream_max_frames,
+                             default_workers(settings.scoring.decode_workers))
     except SourceError as exc:
         result.error = str(exc)
         project.add_message("error", str(exc), path=str(uri))

@@ -18,8 +18,7 @@ import os
 import queue
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from triage_app.core.embeddings import EmbeddingWriter
 from triage_app.core.errors import SourceError
 from triage_app.core.members.cards import ModelCard, load_cards, project_members
 from triage_app.core.members.ensemble import Ensemble, HeadMember, HeadModel, OnnxMember, build_members, pool_tiles
+from triage_app.core.parallel import default_workers, ordered_map
 from triage_app.core.policy import active_policy, candidate_frames
 from triage_app.core.settings import Settings
 from triage_app.core.sources import Sampling, VideoSource, decode_image
@@ -127,7 +127,7 @@ class _Stages:
         self.stop = threading.Event()
         self.sizes = sorted({m.input_size for m in ens.backbones})
         self.tile_workers = settings.scoring.tile_workers or max(1, min(4, (os.cpu_count() or 1) // 4))
-        self.decode_workers = settings.scoring.decode_workers or max(1, min(8, (os.cpu_count() or 1) // 2))
+        self.decode_workers = default_workers(settings.scoring.decode_workers)
         self._tile_running = self.tile_workers
         self._lock = threading.Lock()
         self.batcher = TileBatcher(ens.backbones, settings.scoring.batch)
@@ -194,33 +194,15 @@ class _Stages:
         yield from self._decode_images([(f, base / f["path"]) for f in frames], max_px)
 
     def _decode_images(self, files: list[tuple[dict[str, Any], Path]], max_px: int) -> Iterator[_Decoded]:
-        """Still images, decoded by ``decode_workers`` threads (a 20-megapixel JPEG takes a
-        quarter of a second; OpenCV releases the GIL meanwhile) and handed on in order. At most
-        one image per worker is decoded ahead, so memory stays bounded."""
-        workers = self.decode_workers
-        pool = ThreadPoolExecutor(workers, thread_name_prefix="score-decode") if workers > 1 else None
-        ahead: deque[tuple[dict[str, Any], Any]] = deque()
-        todo = iter(files)
-        try:
-            while True:
-                while len(ahead) < max(1, workers):
-                    nxt = next(todo, None)
-                    if nxt is None:
-                        break
-                    f, path = nxt
-                    ahead.append((f, pool.submit(decode_image, path, max_px) if pool else path))
-                if not ahead or self.stop.is_set():
-                    return
-                f, job = ahead.popleft()
-                try:
-                    image = job.result() if pool else decode_image(job, max_px)
-                except SourceError as exc:
-                    self.errors.append(str(exc))
-                    continue
+        """Still images decoded by ``decode_workers`` threads (:func:`ordered_map`), in order."""
+        decoded = ordered_map(lambda fp: decode_image(fp[1], max_px), files, self.decode_workers, self.stop.is_set)
+        for (f, _path), image, error in decoded:
+            if isinstance(error, SourceError):
+                self.errors.append(str(error))
+            elif error is not None:
+                raise error
+            else:
                 yield _Decoded(f, image)
-        finally:
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
 
     def decode_stage(self) -> None:
         try:

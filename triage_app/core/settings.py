@@ -62,8 +62,8 @@ class ScoringSettings(_Section):
     cuda_graph: bool = Field(True, description="on the CUDA provider, replay each member as one captured CUDA graph per "
                              "batch (kept only where it gives the plain session's outputs)")
     tile_workers: int = Field(0, ge=0, le=32, description="threads cutting tiles (0: a quarter of the cores, 1 to 4)")
-    decode_workers: int = Field(0, ge=0, le=32, description="threads decoding still images (0: half the cores, 1 to 8); "
-                                "a video is decoded as one stream")
+    decode_workers: int = Field(0, ge=0, le=32, description="threads decoding still images, at ingest and "
+                                "when scoring (0: half the cores, 1 to 8); a video is decoded as one stream")
     queue_frames: int = Field(8, ge=1, description="frames buffered between pipeline stages")
     commit_every: int = Field(16, ge=1, description="frames per store transaction")
     rule: str = Field("any", description="any, all, or K-of-N")

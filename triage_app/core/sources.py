@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from triage_app.core.errors import SourceError
+from triage_app.core.parallel import ordered_map
 from triage_app.core.telemetry.exif import read_exif
 from triage_app.core.telemetry.model import TelemetryPoint
 
@@ -235,9 +236,10 @@ class ImageFolderSource:
 
     kind = "images"
 
-    def __init__(self, path: str | Path, max_pixels: int = 250_000_000) -> None:
+    def __init__(self, path: str | Path, max_pixels: int = 250_000_000, workers: int = 1) -> None:
         self.path = Path(path)
         self.max_pixels = max_pixels
+        self.workers = workers
         if not self.path.exists():
             raise SourceError(self.path, "no such file or folder")
         if self.path.is_dir():
@@ -260,18 +262,19 @@ class ImageFolderSource:
         return SourceInfo(self.kind, str(self.path.resolve()), self.path.name, None, len(self.entries))
 
     def frames(self, sampling: Sampling, start_after: int = -1) -> Iterator[SourceFrame]:
-        """Every image (each photo is a deliberate capture, so none is sampled away)."""
-        for index, entry in enumerate(self.entries):
-            if index <= start_after:
-                continue
+        """Every image (each photo is a deliberate capture, so none is sampled away), decoded
+        by ``workers`` threads, in order."""
+        todo = [(index, entry) for index, entry in enumerate(self.entries) if index > start_after]
+        decoded = ordered_map(lambda ie: decode_image(ie[1].path, self.max_pixels), todo, self.workers)
+        for (index, entry), image, error in decoded:
             t = float(index)
             if self._t0 is not None and entry.telemetry and entry.telemetry.captured_at:
                 t = _parse_iso(entry.telemetry.captured_at) - self._t0
             rel = str(entry.path.relative_to(self.base))
-            try:
-                image = decode_image(entry.path, self.max_pixels)
-            except SourceError as exc:
-                yield SourceFrame(index, t, None, path=rel, error=exc.problem, telemetry=entry.telemetry)
+            if error is not None:
+                if not isinstance(error, SourceError):
+                    raise error
+                yield SourceFrame(index, t, None, path=rel, error=error.problem, telemetry=entry.telemetry)
                 continue
             yield SourceFrame(index, t, image, path=rel, telemetry=entry.telemetry)
 
@@ -332,15 +335,17 @@ class StreamSource:
 Source = VideoSource | ImageFolderSource | StreamSource
 
 
-def open_source(uri: str | Path, max_pixels: int = 250_000_000, stream_max_frames: int = 100_000) -> Source:
+def open_source(uri: str | Path, max_pixels: int = 250_000_000, stream_max_frames: int = 100_000,
+                decode_workers: int = 1) -> Source:
     """Open a source by what it is: a URL is a stream, a folder or image file is an
-    image source, anything else is tried as a video. Raises ``SourceError``."""
+    image source (decoded by ``decode_workers`` threads), anything else is tried as a video.
+    Raises ``SourceError``."""
     text = str(uri)
     if is_stream_uri(text):
         return StreamSource(text, stream_max_frames)
     path = Path(text)
     if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
-        return ImageFolderSource(path, max_pixels)
+        return ImageFolderSource(path, max_pixels, decode_workers)
     return VideoSource(path)
 
 
