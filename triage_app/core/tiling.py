@@ -9,6 +9,7 @@ so a score can be shown where it came from. Tile 0 is optionally the whole frame
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -48,6 +49,12 @@ def tile_grid(
     The frame is first scaled by ``downscale`` (<= 1); windows of ``size`` px then overlap
     by ``overlap`` (a fraction of ``size``). Boxes are returned in original pixels.
     """
+    return list(_grid(width, height, size, overlap, downscale, whole_frame))
+
+
+@lru_cache(maxsize=64)
+def _grid(width: int, height: int, size: int, overlap: float, downscale: float, whole_frame: bool) -> tuple[Tile, ...]:
+    """The grid, computed once per frame size (every frame of a flight shares it)."""
     if width <= 0 or height <= 0 or size <= 0:
         raise ValueError("frame and tile sizes must be positive")
     if not 0.0 <= overlap < 1.0:
@@ -66,7 +73,7 @@ def tile_grid(
             x1 = width if x + size >= sw else min(width, int(np.ceil((x + size) * inv)))
             y1 = height if y + size >= sh else min(height, int(np.ceil((y + size) * inv)))
             tiles.append(Tile(len(tiles), x0, y0, x1, y1))
-    return tiles
+    return tuple(tiles)
 
 
 def cut_tiles(image: np.ndarray, tiles: list[Tile], size: int, downscale: float = 1.0) -> np.ndarray:
