@@ -1,5 +1,6 @@
-"""Decode throughput of a photo survey: 20-megapixel JPEG stills read by the scoring
-pipeline's decode stage with one thread and with several, in one run on the same files.
+"""Decode throughput of a photo survey: 20-megapixel JPEG stills read by ingest and by the
+scoring pipeline's decode stage with one thread and with several, and the quality gate's
+decode at full and at half size, in one run on the same files.
 
     python scripts/bench_stills.py [--images 16] [--workers 2] [--json]
 """
@@ -21,6 +22,8 @@ from triage_app.core.members.ensemble import Ensemble
 from triage_app.core.pipeline import _Stages
 from triage_app.core.settings import load_settings
 from triage_app.core.store import Project
+from triage_app.core.quality import measure
+from triage_app.core.sources import Sampling, open_source
 from triage_app.core.store.scoring import ScoreStore
 
 
@@ -55,6 +58,15 @@ def main() -> int:
                 t0 = time.perf_counter()
                 n = sum(1 for _ in stages.frames())  # the scoring pipeline's decode stage alone
                 result[f"decode_fps_{workers}_threads"] = round(n / (time.perf_counter() - t0), 2)
+        # What ingest's half-size decode saves: decode and quality measure of every still, one
+        # thread, full size against half size.
+        settings = load_settings(None)
+        for label, side in (("full", None), ("half", 4 * settings.quality.analysis_size)):
+            t0 = time.perf_counter()
+            for frame in open_source(folder, min_long_side=side).frames(Sampling()):
+                measure(frame.image, settings.quality)
+            result[f"gate_fps_{label}_size"] = round(args.images / (time.perf_counter() - t0), 2)
+        result["gate_half_size_speed_up"] = round(result["gate_fps_half_size"] / result["gate_fps_full_size"], 2)
         for what in ("ingest", "decode"):
             result[f"{what}_speed_up"] = round(result[f"{what}_fps_{args.workers}_threads"] / result[f"{what}_fps_1_threads"], 2)
     print(json.dumps(result) if args.json else "\n".join(f"{k:>22}: {v}" for k, v in result.items()))

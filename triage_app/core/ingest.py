@@ -78,7 +78,9 @@ def _frame_row(
         "telemetry_matched": 0,
         "quality_note": None,
     }
-    if frame.image is not None:
+    if frame.size is not None:
+        row["width"], row["height"] = frame.size
+    elif frame.image is not None:
         row["height"], row["width"] = frame.image.shape[:2]
     point = frame.telemetry
     if telemetry is not None:
@@ -111,8 +113,11 @@ def ingest_source(
     sampling = sampling or Sampling(settings.ingest.every, settings.ingest.fps)
     result = IngestResult(uri=str(uri))
     try:
+        # Ingest only measures the pictures, at the quality gate's analysis size: a still whose
+        # half size is still four times that is decoded at half size (its blur measure moves by
+        # a few per cent). Scoring and review read every still again in full.
         source = open_source(uri, settings.quality.max_pixels, settings.ingest.stream_max_frames,
-                             default_workers(settings.scoring.decode_workers))
+                             default_workers(settings.scoring.decode_workers), 4 * settings.quality.analysis_size)
     except SourceError as exc:
         result.error = str(exc)
         project.add_message("error", str(exc), path=str(uri))

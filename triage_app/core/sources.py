@@ -77,6 +77,7 @@ class SourceFrame:
     path: str | None = None
     error: str | None = None
     telemetry: TelemetryPoint | None = None
+    size: tuple[int, int] | None = None  # (width, height) of the full picture when ``image`` was decoded reduced
 
 
 @dataclass
@@ -207,17 +208,28 @@ def image_size(path: Path) -> tuple[int, int]:
         return img.size
 
 
-def decode_image(path: Path, max_pixels: int) -> np.ndarray:
-    """Decode an image as BGR uint8, refusing files that are too large to decode safely."""
+_JPEG = {".jpg", ".jpeg"}
+
+
+def decode_image(path: Path, max_pixels: int, min_long_side: int | None = None) -> np.ndarray:
+    """Decode an image as BGR uint8, refusing files that are too large to decode safely.
+
+    With ``min_long_side``, a JPEG whose half size still has a long side of at least that many
+    pixels is decoded straight at half size (the decoder's scaled transform, about twice as
+    fast as decoding every pixel). Coarser reductions are not used: the decoder's scaling is
+    smoother than an area resize, and at 1/4 or 1/8 it shifts a blur measure by 15 to 55 %."""
     try:
         w, h = image_size(path)
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
         raise SourceError(path, f"not a readable image ({exc.__class__.__name__}: {exc})") from exc
     if w * h > max_pixels:
         raise SourceError(path, f"image is {w}x{h} pixels, over the safe limit of {max_pixels} (decompression bomb?)")
+    flag = cv2.IMREAD_COLOR
+    if min_long_side and Path(path).suffix.lower() in _JPEG and max(w, h) // 2 >= min_long_side:
+        flag = cv2.IMREAD_REDUCED_COLOR_2
     try:
         # Decoded from memory: OpenCV's own file functions take UTF-8 names only.
-        image = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_COLOR)
+        image = cv2.imdecode(np.fromfile(path, dtype=np.uint8), flag)
     except (OSError, ValueError) as exc:
         raise SourceError(path, f"cannot be read ({exc})") from exc
     if image is None:
@@ -236,10 +248,12 @@ class ImageFolderSource:
 
     kind = "images"
 
-    def __init__(self, path: str | Path, max_pixels: int = 250_000_000, workers: int = 1) -> None:
+    def __init__(self, path: str | Path, max_pixels: int = 250_000_000, workers: int = 1,
+                 min_long_side: int | None = None) -> None:
         self.path = Path(path)
         self.max_pixels = max_pixels
         self.workers = workers
+        self.min_long_side = min_long_side  # decode JPEGs reduced, down to this long side (ingest's quality gate)
         if not self.path.exists():
             raise SourceError(self.path, "no such file or folder")
         if self.path.is_dir():
@@ -265,8 +279,15 @@ class ImageFolderSource:
         """Every image (each photo is a deliberate capture, so none is sampled away), decoded
         by ``workers`` threads, in order."""
         todo = [(index, entry) for index, entry in enumerate(self.entries) if index > start_after]
-        decoded = ordered_map(lambda ie: decode_image(ie[1].path, self.max_pixels), todo, self.workers)
-        for (index, entry), image, error in decoded:
+        def decode(item: tuple[int, _ImageEntry]) -> tuple[np.ndarray, tuple[int, int] | None]:
+            image = decode_image(item[1].path, self.max_pixels, self.min_long_side)
+            if not self.min_long_side:
+                return image, None
+            w, h = image_size(item[1].path)
+            # The decoder turns the picture upright (EXIF orientation); the header does not.
+            return image, ((h, w) if (image.shape[0] > image.shape[1]) != (h > w) and w != h else (w, h))
+
+        for (index, entry), decoded, error in ordered_map(decode, todo, self.workers):
             t = float(index)
             if self._t0 is not None and entry.telemetry and entry.telemetry.captured_at:
                 t = _parse_iso(entry.telemetry.captured_at) - self._t0
@@ -276,7 +297,8 @@ class ImageFolderSource:
                     raise error
                 yield SourceFrame(index, t, None, path=rel, error=error.problem, telemetry=entry.telemetry)
                 continue
-            yield SourceFrame(index, t, image, path=rel, telemetry=entry.telemetry)
+            image, size = decoded
+            yield SourceFrame(index, t, image, path=rel, telemetry=entry.telemetry, size=size)
 
 
 def _natural(name: str) -> list[object]:
@@ -336,16 +358,16 @@ Source = VideoSource | ImageFolderSource | StreamSource
 
 
 def open_source(uri: str | Path, max_pixels: int = 250_000_000, stream_max_frames: int = 100_000,
-                decode_workers: int = 1) -> Source:
+                decode_workers: int = 1, min_long_side: int | None = None) -> Source:
     """Open a source by what it is: a URL is a stream, a folder or image file is an
-    image source (decoded by ``decode_workers`` threads), anything else is tried as a video.
-    Raises ``SourceError``."""
+    image source (decoded by ``decode_workers`` threads, JPEGs reduced down to
+    ``min_long_side`` when given), anything else is tried as a video. Raises ``SourceError``."""
     text = str(uri)
     if is_stream_uri(text):
         return StreamSource(text, stream_max_frames)
     path = Path(text)
     if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
-        return ImageFolderSource(path, max_pixels, decode_workers)
+        return ImageFolderSource(path, max_pixels, decode_workers, min_long_side)
     return VideoSource(path)
 
 
