@@ -77,7 +77,7 @@ class SourceFrame:
     path: str | None = None
     error: str | None = None
     telemetry: TelemetryPoint | None = None
-    size: tuple[int, int] | None = None  # (width, height) of the full picture when ``image`` was decoded reduced
+    size: tuple[int, int] | None = None  # (width, height) of the full picture when ``image`` may be decoded reduced
 
 
 @dataclass
@@ -253,7 +253,7 @@ class ImageFolderSource:
         self.path = Path(path)
         self.max_pixels = max_pixels
         self.workers = workers
-        self.min_long_side = min_long_side  # decode JPEGs reduced, down to this long side (ingest's quality gate)
+        self.min_long_side = min_long_side  # JPEGs at half size when it keeps this long side (ingest's quality gate)
         if not self.path.exists():
             raise SourceError(self.path, "no such file or folder")
         if self.path.is_dir():
@@ -279,6 +279,7 @@ class ImageFolderSource:
         """Every image (each photo is a deliberate capture, so none is sampled away), decoded
         by ``workers`` threads, in order."""
         todo = [(index, entry) for index, entry in enumerate(self.entries) if index > start_after]
+
         def decode(item: tuple[int, _ImageEntry]) -> tuple[np.ndarray, tuple[int, int] | None]:
             image = decode_image(item[1].path, self.max_pixels, self.min_long_side)
             if not self.min_long_side:
