@@ -40,6 +40,8 @@ def test_supervisor_previews_then_applies_a_policy(qtbot, tmp_path: Path) -> Non
     root = _reviewed_project(tmp_path / "p")
     window, view = _supervisor(qtbot, root)
     qtbot.waitUntil(lambda: " recall " in view.headline.text(), timeout=20000)
+    # No audit has considered the dropped frames yet: their positives are estimated, and said so.
+    assert view.headline.text().startswith("Estimated recall") and "not measured" in view.headline.toolTip()
     view.slider.setValue(900)
     view.user_did_preview.emit(view.target)
     qtbot.waitUntil(lambda: "people review" in view.preview.text(), timeout=20000)
@@ -51,6 +53,7 @@ def test_supervisor_previews_then_applies_a_policy(qtbot, tmp_path: Path) -> Non
     qtbot.waitUntil(lambda: "is in force" in view.preview.text(), timeout=20000)
     qtbot.waitUntil(lambda: window.review.session.policy.id == 1, timeout=20000)
     qtbot.waitUntil(lambda: view.headline.text() != headline, timeout=20000)  # the new policy's figures
+    assert view.headline.text().startswith("Measured recall")  # applying the policy ran the audit
     assert len(window.review.session.queue) != before or before == 0
     shot(window, "supervisor.png")
     window.controller.close()

@@ -175,8 +175,8 @@ class SupervisorView(QWidget):
             "measured by the blind audit samples.")
         self._line(self.curve_chart, data["curve"])
         self._hist(self.hist_chart, data["histograms"])
-        self._bars(self.audit_chart, ["audited", "positive", "waiting"],
-                   {"dropped frames": [r["audit_sampled"], r["audit_positives"], r["audit_waiting"]]})
+        self._bars(self.audit_chart, ["audited", "positive", "waiting", "not considered"],
+                   {"dropped frames": [r["audit_sampled"], r["audit_positives"], r["audit_waiting"], unaudited]})
         revs = data["reviewers"]
         names = [f"{x['reviewer']} ({x['per_hour']:,.0f}/h)" if x["per_hour"] else x["reviewer"] for x in revs]
         self._bars(self.reviewers_chart, names or ["—"], {"decisions": [x["decisions"] for x in revs] or [0]})
