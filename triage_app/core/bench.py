@@ -2,7 +2,8 @@
 
 The pipeline benchmark measures, in one run on the same generated 1080p H.264 input, the
 throughput of decode alone, of inference alone (every tile of a frame through every
-member) and of the whole scoring pipeline, with the provider used and the peak RSS.
+member) and of the whole scoring pipeline, with the provider used, whether a CUDA graph ran,
+each stage's working share and the peak RSS.
 """
 
 from __future__ import annotations
@@ -60,8 +61,9 @@ def bench_pipeline(video: Path, sample_fps: float | None, device: str = "auto", 
     """Decode alone, inference alone and the whole pipeline on one input, in this process.
 
     Decode alone reads every sampled frame and keeps none; inference alone runs the tiles of
-    up to ``infer_frames`` frames (cut beforehand) through every member; the pipeline scores
-    every sampled frame. With ``pipeline_only`` only the pipeline runs, so that the peak RSS
+    up to ``infer_frames`` frames (cut beforehand) through every member, in the full batches
+    the pipeline runs (``TileBatcher``); the pipeline scores every sampled frame and reports
+    each stage's working share. With ``pipeline_only`` only the pipeline runs, so that the peak RSS
     is the pipeline's own."""
     import triage_app.core.audit  # noqa: F401 - imported once per process, not a per-run cost
     from triage_app.core.batching import FrameTiles, TileBatcher
