@@ -159,3 +159,26 @@ def test_bound_buffers_give_the_plain_outputs_and_hand_back_copies(model_cache: 
     stale_outputs = runner.run(a)
     assert not replays_faithfully(lambda x: stale_outputs, plain_run, 4, 224)  # replays an old input
     assert not replays_faithfully(lambda x: [o * 0.5 for o in plain_run(x)], plain_run, 4, 224)  # wrong numbers
+
+
+def test_a_graph_that_cannot_be_captured_leaves_the_plain_session(model_cache: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Where the capture fails (here: no CUDA device to put the buffers on), the plain session
+    stays, keeps scoring, and the log says why."""
+    import logging
+
+    import onnxruntime as ort
+
+    from triage_app.core.members.runtime import cuda_device_present
+
+    if cuda_device_present():
+        pytest.skip("a CUDA device is present: the capture may well succeed here")
+    exported = export_member(load_cards()["imagenet"], model_cache)
+    session = OnnxSession(exported.path, 224, "cpu", batch=4)
+    before = session.session
+    tiles = np.random.default_rng(1).integers(0, 256, (4, 224, 224, 3), dtype=np.uint8)
+    expected = session.run(tiles)
+    with caplog.at_level(logging.INFO, logger="triage_app.core.members.runtime"):
+        session._capture(ort.SessionOptions(), [("CUDAExecutionProvider", {})])
+    assert session.graph is None and session.session is before
+    assert "no CUDA graph" in caplog.text and "plain CUDA session runs" in caplog.text
+    assert all(np.allclose(a, b) for a, b in zip(session.run(tiles), expected))
