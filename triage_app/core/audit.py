@@ -113,9 +113,10 @@ def refresh_audit(project: Project, cards: dict[str, ModelCard], settings: Setti
     return int(pick.sum())
 
 
-def report(project: Project, cards: dict[str, ModelCard], settings: Settings) -> dict[str, Any]:
-    """The supervisor's headline numbers under the policy in force."""
-    snap = snapshot(project, cards, settings)
+def report(project: Project, cards: dict[str, ModelCard], settings: Settings, snap: Snapshot | None = None) -> dict[str, Any]:
+    """The supervisor's headline numbers under the policy in force (from ``snap`` when the
+    caller already took the snapshot)."""
+    snap = snap if snap is not None else snapshot(project, cards, settings)
     cand = snap.candidate
     reviewed_c = int((cand & (snap.labels >= 0)).sum())
     accepted_c = int((cand & (snap.labels == 1)).sum())
@@ -133,7 +134,7 @@ def report(project: Project, cards: dict[str, ModelCard], settings: Settings) ->
                                     pool=snap.labels >= 0)
     est = estimate_recall(int(cand.sum()), reviewed_c, accepted_c, sizes, n_h, a_h, known_dropped=known_dropped,
                           unaudited=unaudited)
-    frames = len(project.frame_rows())
+    frames = project.frame_count()
     return {
         "frames": frames,
         "scored": int(len(snap.ids)),

@@ -67,7 +67,7 @@ def reviewer_throughput(project: Project) -> list[dict[str, Any]]:
 def supervisor_data(project: Project, cards: dict[str, ModelCard], settings: Settings) -> dict[str, Any]:
     snap = snapshot(project, cards, settings)
     return {
-        "report": report(project, cards, settings),
+        "report": report(project, cards, settings, snap),
         "curve": recall_curve(snap),
         "histograms": histograms(snap),
         "reviewers": reviewer_throughput(project),

@@ -160,6 +160,11 @@ class Project:
         with self.db.read() as conn:
             return {int(r[0]) for r in conn.execute(select(self.frames.c.idx).where(self.frames.c.source_id == source_id))}
 
+    def frame_count(self) -> int:
+        """How many frames the project holds (all sources, flagged ones included)."""
+        with self.db.read() as conn:
+            return int(conn.execute(select(func.count()).select_from(self.frames)).scalar_one())
+
     def frame_rows(self, source_id: int | None = None, flagged: bool | None = None) -> list[dict[str, Any]]:
         q = select(self.frames).order_by(self.frames.c.source_id, self.frames.c.idx)
         if source_id is not None:
