@@ -178,8 +178,7 @@ def _flight_drift(project: Project, cards: dict[str, ModelCard], settings: Setti
     cfg = settings.drift
     rng = np.random.default_rng(0)
     sources = project.source_summaries()
-    frames = project.frame_rows()
-    source_of = {int(f["id"]): int(f["source_id"]) for f in frames}
+    source_of = project.frame_sources()
     flagged = {int(s["id"]): int(s["flagged"]) for s in sources}
     counts = {int(s["id"]): int(s["frames"]) for s in sources}
     standing = DecisionStore(project).current()

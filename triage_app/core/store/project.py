@@ -165,6 +165,11 @@ class Project:
         with self.db.read() as conn:
             return int(conn.execute(select(func.count()).select_from(self.frames)).scalar_one())
 
+    def frame_sources(self) -> dict[int, int]:
+        """Frame id -> source id, for every frame (without reading the frames' other columns)."""
+        with self.db.read() as conn:
+            return {int(f): int(s) for f, s in conn.execute(select(self.frames.c.id, self.frames.c.source_id))}
+
     def frame_rows(self, source_id: int | None = None, flagged: bool | None = None) -> list[dict[str, Any]]:
         q = select(self.frames).order_by(self.frames.c.source_id, self.frames.c.idx)
         if source_id is not None:
