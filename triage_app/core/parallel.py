@@ -18,9 +18,9 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def default_workers(setting: int) -> int:
-    """``setting`` when given, else half the cores, 1 to 8."""
-    return setting or max(1, min(8, (os.cpu_count() or 1) // 2))
+def default_workers(setting: int, share: int = 2, most: int = 8) -> int:
+    """``setting`` when given, else one thread per ``share`` cores, 1 to ``most``."""
+    return setting or max(1, min(most, (os.cpu_count() or 1) // share))
 
 
 def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import queue
 import threading
 import time
@@ -126,7 +125,7 @@ class _Stages:
         self.q_results: queue.Queue[Any] = queue.Queue(size)
         self.stop = threading.Event()
         self.sizes = sorted({m.input_size for m in ens.backbones})
-        self.tile_workers = settings.scoring.tile_workers or max(1, min(4, (os.cpu_count() or 1) // 4))
+        self.tile_workers = default_workers(settings.scoring.tile_workers, share=4, most=4)
         self.decode_workers = default_workers(settings.scoring.decode_workers)
         self._tile_running = self.tile_workers
         self._lock = threading.Lock()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,7 +151,8 @@ class BoundRunner:
             return [np.array(v.numpy(), copy=True) for v in self._outputs]
 
 
-def replays_faithfully(graph_run, plain_run, batch: int, size: int) -> bool:
+def replays_faithfully(graph_run: Callable[[np.ndarray], list[np.ndarray]],
+                       plain_run: Callable[[np.ndarray], list[np.ndarray]], batch: int, size: int) -> bool:
     """Whether a captured graph gives what the plain session gives, input after input: after
     the runs in which ONNX Runtime captures the graph, two different batches, then the first
     again (a replay that read stale buffers fails this)."""
