@@ -126,7 +126,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if not video.exists():
             bench.make_h264_flight(video, args.seconds)
         result = bench.bench_pipeline(video, args.sample_fps, args.device, args.batch, pipeline_only=args.pipeline_only,
-                                      precision=args.precision)
+                                      precision=args.precision, emulate_device=args.emulate_device)
     if args.json:
         print(json.dumps(result))
     else:
@@ -297,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--batch", type=int, default=32)
     be.add_argument("--precision", choices=["auto", "fp32", "fp16"], default="auto",
                     help="model precision (auto: fp16 on a GPU, fp32 on the CPU)")
+    be.add_argument("--emulate-device", type=float, metavar="TILES_PER_S",
+                    help="pipeline: stand in for a GPU whose inference takes this many tiles/s and no CPU (overlap of the stages without a GPU; scores meaningless)")
     be.add_argument("--memory", action="store_true", help="compare peak RSS on 1- and 10-minute inputs")
     be.add_argument("--pipeline-only", action="store_true", help="measure the pipeline alone (for its peak RSS)")
     be.add_argument("--workdir", help="where generated inputs are kept (default ./bench-out)")

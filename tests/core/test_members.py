@@ -182,3 +182,46 @@ def test_a_graph_that_cannot_be_captured_leaves_the_plain_session(model_cache: P
     assert session.graph is None and session.session is before
     assert "no CUDA graph" in caplog.text and "plain CUDA session runs" in caplog.text
     assert all(np.allclose(a, b) for a, b in zip(session.run(tiles), expected))
+
+
+def test_emulated_device_waits_without_holding_the_host_and_keeps_the_output_shapes(model_cache: Path, flight_video: Path,
+                                                                                     tmp_path: Path) -> None:
+    """The stand-in for a GPU that lets the stages' overlap be measured without one: outputs
+    shaped like the real model's, the device's time spent per fixed (padded) batch, and during
+    that time another thread runs freely; the pipeline benchmark runs on it."""
+    import threading
+    import time
+
+    from triage_app.core.bench import bench_pipeline
+    from triage_app.core.members.emulated import EmulatedDevice
+
+    exported = export_member(load_cards()["imagenet"], model_cache)
+    real = OnnxSession(exported.path, 224, "cpu", batch=4)
+    device = EmulatedDevice(real, tiles_per_s=100.0, batch=8)
+    assert device.device_seconds() == pytest.approx(0.08, abs=0.001)
+    tiles = np.zeros((11, 224, 224, 3), np.uint8)  # one full batch and one padded
+    counted = [0]
+    running = threading.Event()
+
+    def count() -> None:
+        while not running.is_set():
+            counted[0] += 1
+
+    other = threading.Thread(target=count)
+    other.start()
+    t0 = time.perf_counter()
+    outs = device.run(tiles)
+    took = time.perf_counter() - t0
+    running.set()
+    other.join()
+    assert [o.shape for o in outs] == [(11, 1000), (11, 1280)]
+    assert device.calls == 2 and took >= 2 * device.device_seconds()
+    assert counted[0] > 10_000  # the other thread ran while the device "worked"
+    with pytest.raises(ValueError, match="positive"):
+        EmulatedDevice(real, tiles_per_s=0, batch=8)
+
+    result = bench_pipeline(flight_video, None, device="cpu", batch=16, emulate_device=2000.0)
+    assert result["provider"] == "emulated device (2000 tiles/s)"
+    assert result["frames"] == 30 and result["pipeline_fps"] > 0 and result["first_frame_s"] > 0
+    assert set(result["stage_busy"]) == {"decode", "tile", "infer", "store"}
+    assert 0 < result["ratio"] and result["batch_fill"] > 0.5

@@ -137,3 +137,21 @@ def test_sidecar_telemetry_is_matched_by_time(tmp_path: Path, flight_video: Path
         assert rows[1]["timestamp_s"] == pytest.approx(1.0)
         assert rows[1]["captured_at"].startswith("2021-12-25T12:27:53.3")
         assert rows[1]["lat"] == pytest.approx(3.4153, abs=1e-3) and rows[1]["abs_alt"] is not None
+
+
+def test_a_video_is_read_from_the_capture_its_check_opened_and_then_afresh(flight_video: Path) -> None:
+    """Opening a video checks that it decodes; the first reading goes on from that capture
+    (no second start-up) and gives exactly what a fresh reading gives, whatever the sampling."""
+    from triage_app.core.sources import VideoSource
+
+    fresh = VideoSource(flight_video)
+    fresh.close()  # nothing kept: every reading below opens the file again
+    for sampling, start_after in ((Sampling(), -1), (Sampling(every=7), -1), (Sampling(fps=2.0), -1), (Sampling(every=3), 0),
+                                  (Sampling(every=3), 5)):
+        expected = [(f.idx, f.image) for f in fresh.frames(sampling, start_after=start_after)]
+        source = VideoSource(flight_video)
+        first = [(f.idx, f.image) for f in source.frames(sampling, start_after=start_after)]
+        again = [(f.idx, f.image) for f in source.frames(sampling, start_after=start_after)]
+        assert [i for i, _ in first] == [i for i, _ in expected] == [i for i, _ in again]
+        assert all(np.array_equal(a[1], b[1]) and np.array_equal(a[1], c[1]) for a, b, c in zip(first, expected, again))
+    assert [f.idx for f in VideoSource(flight_video).frames(Sampling(every=3), start_after=5)][:2] == [6, 9]

@@ -57,14 +57,16 @@ def make_h264_flight(out: Path, seconds: float, width: int = 1920, height: int =
 
 def bench_pipeline(video: Path, sample_fps: float | None, device: str = "auto", batch: int = 32,
                    members: list[str] | None = None, pipeline_only: bool = False, infer_frames: int = 60,
-                   precision: str = "auto") -> dict[str, Any]:
+                   precision: str = "auto", emulate_device: float | None = None) -> dict[str, Any]:
     """Decode alone, inference alone and the whole pipeline on one input, in this process.
 
     Decode alone reads every sampled frame and keeps none; inference alone runs the tiles of
     up to ``infer_frames`` frames (cut beforehand) through every member, in the full batches
     the pipeline runs (``TileBatcher``); the pipeline scores every sampled frame and reports
     each stage's working share. With ``pipeline_only`` only the pipeline runs, so that the peak RSS
-    is the pipeline's own."""
+    is the pipeline's own. With ``emulate_device`` (tiles per second) every member's device work
+    is a timed wait that holds no core (:mod:`triage_app.core.members.emulated`): the stages'
+    overlap as on a GPU, measured on a machine without one."""
     import triage_app.core.audit  # noqa: F401 - imported once per process, not a per-run cost
     from triage_app.core.batching import FrameTiles, TileBatcher
     from triage_app.core.ingest import ingest_source
@@ -85,6 +87,11 @@ def bench_pipeline(video: Path, sample_fps: float | None, device: str = "auto", 
             ens = build_ensemble(project, settings)
             if not ens.backbones:
                 raise RuntimeError("no member available to benchmark: " + "; ".join(ens.unavailable.values()))
+            if emulate_device:
+                from triage_app.core.members.emulated import EmulatedDevice
+
+                for b in ens.backbones:
+                    b.session = EmulatedDevice(b.session, emulate_device, batch)
 
             result: dict[str, Any] = {"input": str(video), "members": ens.names, "provider": ens.provider}
             if pipeline_only:
@@ -143,6 +150,7 @@ def bench_pipeline(video: Path, sample_fps: float | None, device: str = "auto", 
         "inference_fps": round(infer_fps, 2),
         "pipeline_fps": round(pipe_fps, 2),
         "stream_fps": round(summary.frames_scored / summary.stream_seconds, 2) if summary.stream_seconds else None,
+        "first_frame_s": round(summary.first_result_s, 3) if summary.first_result_s is not None else None,
         "tiling_fps": round(n_infer / cut_s, 2) if cut_s > 0 else None,
         "ratio": round(pipe_fps / min(decode_fps, infer_fps), 3),
         "overhead": round((1 / pipe_fps) / (1 / decode_fps + 1 / infer_fps), 3),

@@ -61,6 +61,7 @@ class ScoreSummary:
     # (tiles: per worker); the stage near 1.0 is the one holding the others back.
     stage_busy: dict[str, float] = field(default_factory=dict)
     batch_fill: float = 1.0  # share of the batch slots run that held a real tile (the rest is padding)
+    first_result_s: float | None = None  # from the stages' start to the first scored frame (pipeline start-up)
 
     @property
     def fps(self) -> float:
@@ -326,6 +327,8 @@ def score_project(
                 if isinstance(item, _Failed):
                     raise item.exc
                 t_work = time.perf_counter()
+                if summary.first_result_s is None:
+                    summary.first_result_s = t_work - t_stream
                 for name, emb in item.embeddings.items():
                     if name in writers:
                         writers[name][1].append(np.full(len(item.tiles), item.frame["id"]), np.arange(len(item.tiles)), emb)

@@ -152,15 +152,27 @@ class VideoSource:
         self.fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.frame_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         ok, first = cap.read()
-        cap.release()
         if not ok or first is None:
+            cap.release()
             raise SourceError(self.path, "no decodable frame (header only, or the stream data is missing)")
         self.height, self.width = first.shape[:2]
+        # The first call to frames() goes on from this capture: opening a video and starting
+        # its decoder cost as much as tens of frames (a quarter of a second for 1080p H.264).
+        self._held: tuple[cv2.VideoCapture, np.ndarray] | None = (cap, first)
         if not (0 < self.fps < 1000):
             self.fps = 30.0
             self._fps_guessed = True
         else:
             self._fps_guessed = False
+
+    def close(self) -> None:
+        """Release the capture kept open for the first reading, if it was never read."""
+        held, self._held = getattr(self, "_held", None), None
+        if held is not None:
+            held[0].release()
+
+    def __del__(self) -> None:
+        self.close()
 
     def info(self) -> SourceInfo:
         warnings = ["frame rate missing from the header, assumed 30 frames/s"] if self._fps_guessed else []
@@ -170,10 +182,18 @@ class VideoSource:
 
     def frames(self, sampling: Sampling, start_after: int = -1) -> Iterator[SourceFrame]:
         """Sampled frames in order. Frames up to ``start_after`` are skipped cheaply."""
-        cap = _open_capture(str(self.path))
         sampler = _Sampler(sampling)
+        held, self._held = self._held, None
+        cap = held[0] if held is not None else _open_capture(str(self.path))
         index = -1
         try:
+            if held is not None:  # frame 0 is already decoded
+                index = 0
+                first = held[1]
+                held = None
+                if sampler.keep(0, 0.0) and start_after < 0:
+                    yield SourceFrame(0, 0.0, first)
+                del first
             while True:
                 if not cap.grab():
                     break
