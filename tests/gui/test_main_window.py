@@ -20,10 +20,65 @@ def test_ingest_from_the_window_fills_the_sources_list(qtbot, tmp_path: Path, fl
         window.controller.ingest([str(flight_video), str(tmp_path / "missing.mp4")])
     view = window.sources_view
     assert view.rowCount() == 1
-    assert view.item(0, 0).text() == "flight.mp4" and view.item(0, 2).text() == "30"
+    assert view.item(0, 0).text() == "flight.mp4" and view.item(0, 3).text() == "30"
     assert not window.progress.isVisible()
     problems = [window.problems_view.item(i).text() for i in range(window.problems_view.count())]
     assert any("missing.mp4: no such file" in p for p in problems)
     SHOTS.mkdir(exist_ok=True)
     assert window.grab().save(str(SHOTS / "main_window_sources.png"))
+    window.controller.close()
+
+
+def test_adding_videos_asks_how_densely_to_sample_and_shows_what_they_are(qtbot, tmp_path: Path, flight_video: Path,
+                                                                          shared_data: Path) -> None:
+    """The analyst picks videos: the dialog shows each one's length, rate, size and telemetry,
+    names the file it cannot read, counts the frames each sampling would score, and adds the
+    videos at the chosen rate (recorded in the sources list); the same video added again is
+    said to be in the project already."""
+    import shutil
+
+    from triage_app.core.sources import Sampling
+
+    with_srt = tmp_path / "DJI_0001.mp4"
+    shutil.copy(flight_video, with_srt)
+    shutil.copy(shared_data / "telemetry" / "juanirache" / "mavic_2pro_new.SRT", tmp_path / "DJI_0001.SRT")
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video at all" * 100)
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    assert window.controller.open_project(tmp_path / "proj")
+    window.controller.settings.ingest.every = 1
+    dialog = window.open_add_footage([str(flight_video), str(with_srt), str(broken)])
+    qtbot.waitUntil(lambda: len(dialog.probes) == 3, timeout=20000)
+    table = dialog.table
+    assert [table.item(r, 0).text() for r in range(3)] == ["flight.mp4", "DJI_0001.mp4", "broken.mp4"]
+    assert table.item(0, 1).text() == "0:03" and table.item(0, 2).text() == "10 frames/s" and table.item(0, 3).text() == "320 × 240"
+    assert table.item(0, 4).text() == "none found" and table.item(1, 4).text() == "DJI_0001.SRT"
+    assert "cannot be read" in table.item(2, 5).text() and "Problems" in table.item(2, 5).text()
+    assert dialog.every_frame.isChecked()  # the settings' default
+    assert "60 frames to score from 2 videos" in dialog.estimate.text()
+    dialog.per_second.setChecked(True)
+    dialog.fps_spin.setValue(2.0)
+    assert dialog.sampling() == Sampling(fps=2.0)
+    assert "12 frames to score from 2 videos" in dialog.estimate.text() and "1 cannot be read" in dialog.estimate.text()
+    shot_dir = Path(__file__).resolve().parents[1] / "screenshots"
+    shot_dir.mkdir(exist_ok=True)
+    assert dialog.grab().save(str(shot_dir / "add_footage.png"))
+    dialog.score_after.setChecked(False)
+    with qtbot.waitSignal(window.controller.work_did_finish, timeout=30000):
+        dialog.accept()
+    qtbot.waitUntil(lambda: window.sources_view.rowCount() == 2, timeout=10000)
+    view = window.sources_view
+    assert {view.item(r, 0).text() for r in range(2)} == {"flight.mp4", "DJI_0001.mp4"}
+    assert all(view.item(r, 2).text() == "2 frames per second of video" and view.item(r, 3).text() == "6" for r in range(2))
+    problems = [window.problems_view.item(i).text() for i in range(window.problems_view.count())]
+    assert any("broken.mp4" in p for p in problems)
+    assert not window.controller.busy  # not scored: the analyst said so
+
+    again = window.open_add_footage([str(flight_video)])
+    qtbot.waitUntil(lambda: len(again.probes) == 1, timeout=20000)
+    assert again.per_second.isChecked() and again.fps_spin.value() == 2.0  # the last choice is offered again
+    assert "already in the project at 2 frames per second of video" in again.table.item(0, 5).text()
+    again.reject()
     window.controller.close()

@@ -3,6 +3,7 @@ record them in the project. Re-running an ingest resumes after the last stored f
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from triage_app.core import quality
 from triage_app.core.errors import SourceError, TelemetryParseError
 from triage_app.core.settings import Settings
 from triage_app.core.parallel import default_workers
-from triage_app.core.sources import Sampling, SourceFrame, open_source
+from triage_app.core.sources import Sampling, SourceFrame, VideoSource, is_stream_uri, open_source
 from triage_app.core.store import Project
 from triage_app.core.telemetry import Telemetry, find_sidecar_srt, parse_srt
 
@@ -143,7 +144,7 @@ def ingest_source(
     start_after = max(existing) if existing else -1
     total = None
     if info.frame_count:
-        total = info.frame_count if source.kind == "images" else _expected(info.frame_count, info.fps, sampling)
+        total = info.frame_count if source.kind == "images" else expected_frames(info.frame_count, info.fps, sampling)
     rows: list[dict[str, Any]] = []
     done = len(existing)
     stream_dir = project.stream_dir(source_id) if source.kind == "stream" else None
@@ -205,7 +206,59 @@ def ingest_source(
     return result
 
 
-def _expected(frame_count: int, fps: float | None, sampling: Sampling) -> int:
+def expected_frames(frame_count: int, fps: float | None, sampling: Sampling) -> int:
+    """Frames a sampling keeps of a video of ``frame_count`` frames at ``fps``."""
     if sampling.fps and fps:
         return max(1, int(frame_count / fps * sampling.fps))
     return max(1, -(-frame_count // sampling.every))
+
+
+@dataclass
+class FootageProbe:
+    """What a video or stream is, before it is added: for choosing how densely to sample it."""
+
+    uri: str
+    name: str
+    kind: str  # video, stream
+    fps: float | None = None
+    frame_count: int | None = None
+    width: int | None = None
+    height: int | None = None
+    telemetry: str | None = None  # the DJI .SRT found beside a video
+    error: str | None = None  # why it cannot be read (it is then reported when added)
+    in_project: list[str] = field(default_factory=list)  # how it was sampled when added before
+
+    @property
+    def duration_s(self) -> float | None:
+        return self.frame_count / self.fps if self.frame_count and self.fps else None
+
+    def frames_kept(self, sampling: Sampling) -> int | None:
+        """Frames this sampling keeps (None where the length is not known: a stream)."""
+        return expected_frames(self.frame_count, self.fps, sampling) if self.frame_count else None
+
+
+def probe_footage(uri: str | Path, project: Project | None = None) -> FootageProbe:
+    """Read a video's header and first frame (never its whole length); a stream is not
+    opened, since connecting to one can take long. Never raises: the problem is in ``error``."""
+    text = str(uri)
+    if is_stream_uri(text):
+        probe = FootageProbe(text, text, "stream")
+    else:
+        probe = FootageProbe(text, Path(text).name, "video")
+        try:
+            source = VideoSource(text)
+        except SourceError as exc:
+            probe.error = str(exc)
+        else:
+            info = source.info()
+            source.close()
+            probe.uri, probe.fps, probe.frame_count = info.uri, info.fps, info.frame_count
+            probe.width, probe.height = info.width, info.height
+            srt = find_sidecar_srt(Path(text))
+            probe.telemetry = str(srt) if srt else None
+    if project is not None:
+        for row in project.source_summaries():
+            if row["uri"] == probe.uri and row["kind"] in ("video", "stream"):
+                sampling = json.loads(row["sampling"] or "{}")
+                probe.in_project.append(Sampling(int(sampling.get("every") or 1), sampling.get("fps")).describe())
+    return probe

@@ -48,7 +48,9 @@ class Sampling:
         return {"every": self.every, "fps": self.fps}
 
     def describe(self) -> str:
-        return f"{self.fps:g} frames/s" if self.fps else ("every frame" if self.every == 1 else f"every {self.every}th frame")
+        if self.fps:
+            return f"{self.fps:g} frame{'' if self.fps == 1 else 's'} per second of video"
+        return "every frame" if self.every == 1 else f"1 frame in {self.every}"
 
 
 class _Sampler:

@@ -88,7 +88,9 @@ class ProjectController(QObject):
             self.scores_did_commit.emit()  # the review queue grows while scoring runs
 
     # -- ingest ----------------------------------------------------------------------------
-    def ingest(self, uris: list[str], then_score: bool = True) -> None:
+    def ingest(self, uris: list[str], then_score: bool = True, sampling=None) -> None:
+        """Add sources in a worker (``sampling``: a ``Sampling``; default from the settings),
+        then score what is new."""
         if self.project is None:
             self.work_did_fail.emit("Open or create a project first.")
             return
@@ -101,7 +103,7 @@ class ProjectController(QObject):
             for uri in uris:
                 if cancel.is_set():
                     break
-                results.append(ingest_source(project, uri, settings, progress=progress, cancel=cancel))
+                results.append(ingest_source(project, uri, settings, sampling=sampling, progress=progress, cancel=cancel))
             return results
 
         self._run("Ingest", job, lambda results: self._on_ingest_done(results, then_score))

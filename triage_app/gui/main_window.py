@@ -36,6 +36,7 @@ class MainWindow(QMainWindow):
     def __init__(self, controller: ProjectController | None = None) -> None:
         super().__init__()
         self.controller = controller or ProjectController()
+        self._last_sampling = None  # the sampling chosen for the last footage added
         self.setWindowTitle("Drone triage")
         self.resize(1200, 760)
         self.sources_view = SourcesView()
@@ -137,7 +138,7 @@ class MainWindow(QMainWindow):
     def _add_video(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(self, "Add videos", "", "Videos (*.mp4 *.mov *.avi *.mkv *.ts);;All files (*)")
         if files:
-            self.controller.ingest(files)
+            self.open_add_footage(files)
 
     def _add_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Add a folder of images")
@@ -147,7 +148,29 @@ class MainWindow(QMainWindow):
     def _add_stream(self) -> None:
         url, ok = QInputDialog.getText(self, "Add stream", "Stream URL (rtsp://, http://, udp://, file://):")
         if ok and url.strip():
-            self.controller.ingest([url.strip()])
+            self.open_add_footage([url.strip()])
+
+    def open_add_footage(self, uris: list[str]):
+        """Ask how densely to sample these videos or this stream, then add them (the dialog is
+        returned, for tests). The choice is offered again for the next footage."""
+        c = self.controller
+        if c.project is None:
+            self._on_work_failed("Open or create a project first.")
+            return None
+        from triage_app.core.sources import Sampling
+        from triage_app.gui.ingest_dialog import AddFootageDialog
+
+        default = self._last_sampling or Sampling(c.settings.ingest.every, c.settings.ingest.fps)
+        dialog = AddFootageDialog(uris, default, c.project, self)
+
+        def accepted() -> None:
+            self._last_sampling = dialog.sampling()
+            c.ingest(uris, then_score=dialog.score_after.isChecked(), sampling=dialog.sampling())
+
+        dialog.accepted.connect(accepted)
+        self.add_footage_dialog = dialog
+        dialog.open()
+        return dialog
 
     def open_export(self) -> None:
         """The export dialog (not modal: reviewing can go on beside it)."""

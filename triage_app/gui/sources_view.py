@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
-COLUMNS = ("Source", "Kind", "Frames", "Flagged", "Candidates", "Reviewed", "Telemetry", "Status")
+COLUMNS = ("Source", "Kind", "Sampling", "Frames", "Flagged", "Candidates", "Reviewed", "Telemetry", "Status")
 
 
 class SourcesView(QTableWidget):
@@ -27,7 +28,7 @@ class SourcesView(QTableWidget):
         self.setRowCount(len(rows))
         for r, row in enumerate(rows):
             values = (
-                row["name"], row["kind"], row["frames"], row["flagged"], row.get("candidates", 0),
+                row["name"], row["kind"], _sampling_text(row), row["frames"], row["flagged"], row.get("candidates", 0),
                 row.get("reviewed", 0), f"{row['telemetry_matched']}/{row['frames']}", row["status"],
             )
             for c, value in enumerate(values):
@@ -37,3 +38,15 @@ class SourcesView(QTableWidget):
                 if c == 0:
                     item.setToolTip(str(row["uri"]))
                 self.setItem(r, c, item)
+
+
+def _sampling_text(row: dict[str, Any]) -> str:
+    from triage_app.core.sources import Sampling
+
+    if row["kind"] == "images":
+        return "every still"
+    try:
+        s = json.loads(row.get("sampling") or "{}")
+        return Sampling(int(s.get("every") or 1), s.get("fps")).describe()
+    except (ValueError, TypeError):
+        return ""
