@@ -76,9 +76,24 @@ def test_adding_videos_asks_how_densely_to_sample_and_shows_what_they_are(qtbot,
     assert any("broken.mp4" in p for p in problems)
     assert not window.controller.busy  # not scored: the analyst said so
 
+    from sqlalchemy import update
+
+    from triage_app.core.store.scoring import ScoreStore
+
+    store = ScoreStore(window.controller.project)
+    assert store.recent_speed() is None  # nothing scored yet: no estimate of the time
+    run = store.start_run(["imagenet"], "CPUExecutionProvider", "cpu")
+    store.finish_run(run, 100, "done")
+    store.db.write(lambda c: c.execute(update(store.runs).where(store.runs.c.id == run).values(
+        started_at="2026-01-01T10:00:00.000+00:00", finished_at="2026-01-01T10:00:20.000+00:00")))
+    assert store.recent_speed() == (5.0, "CPUExecutionProvider")
     again = window.open_add_footage([str(flight_video)])
     qtbot.waitUntil(lambda: len(again.probes) == 1, timeout=20000)
     assert again.per_second.isChecked() and again.fps_spin.value() == 2.0  # the last choice is offered again
     assert "already in the project at 2 frames per second of video" in again.table.item(0, 5).text()
+    assert "last scoring speed (5.0 frames/s on CPUExecutionProvider), about 1 s" in again.estimate.text()
+    again.one_in.setChecked(True)
+    again.every_spin.setValue(2)  # 15 frames: 3 s
+    assert "15 frames to score" in again.estimate.text() and "about 3 s" in again.estimate.text()
     again.reject()
     window.controller.close()

@@ -43,6 +43,14 @@ def _length(seconds: float | None) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def _duration_words(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 5400:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 class AddFootageDialog(QDialog):
     """Ask how to sample the chosen videos (or stream) before they are added."""
 
@@ -118,7 +126,16 @@ class AddFootageDialog(QDialog):
         self._update()
 
         uris_copy = list(self.uris)
-        worker = Worker(lambda progress, cancel: [probe_footage(u, project) for u in uris_copy])
+        self.speed: tuple[float, str] | None = None  # this project's last scoring speed
+
+        def probe(progress, cancel) -> list[FootageProbe]:
+            if project is not None:
+                from triage_app.core.store.scoring import ScoreStore
+
+                self.speed = ScoreStore(project).recent_speed()
+            return [probe_footage(u, project) for u in uris_copy]
+
+        worker = Worker(probe)
         worker.signals.worker_did_finish.connect(self._show_probes)
         worker.signals.worker_did_fail.connect(lambda m: self.estimate.setText(f"The footage could not be read: {m}"))
         self._worker = worker
@@ -191,6 +208,10 @@ class AddFootageDialog(QDialog):
             parts.append(f"{known:,} frames to score from {len(videos)} video{'s' if len(videos) != 1 else ''} "
                          f"({_length(seconds)} of footage, {total:,} frames in all; one frame every "
                          f"{spacing:.2f} s on average).")
+            if self.speed is not None and known:
+                fps, provider = self.speed
+                parts.append(f"At this project's last scoring speed ({fps:.1f} frames/s on {provider}), about "
+                             f"{_duration_words(known / fps)}.")
         streams = sum(p.kind == "stream" for p in self.probes)
         if streams:
             parts.append(f"A stream keeps {sampling.describe()} while it runs.")

@@ -47,6 +47,25 @@ class ScoreStore:
         self.db.write(lambda c: c.execute(update(self.runs).where(self.runs.c.id == run_id).values(
             finished_at=now_iso(), frames_scored=frames, status=status)))
 
+    def recent_speed(self, min_frames: int = 20, min_seconds: float = 5.0) -> tuple[float, str] | None:
+        """(frames per second, provider) of the latest finished run long enough to say (start-up
+        included), for estimating how long new footage will take; None before any."""
+        import datetime as dt
+
+        r = self.runs
+        with self.db.read() as conn:
+            rows = conn.execute(select(r.c.started_at, r.c.finished_at, r.c.frames_scored, r.c.provider)
+                                .where(r.c.status == "done").where(r.c.frames_scored >= min_frames)
+                                .order_by(r.c.id.desc()).limit(5)).all()
+        for started, finished, frames, provider in rows:
+            try:
+                seconds = (dt.datetime.fromisoformat(finished) - dt.datetime.fromisoformat(started)).total_seconds()
+            except (TypeError, ValueError):
+                continue
+            if seconds >= min_seconds:
+                return frames / seconds, str(provider)
+        return None
+
     # -- what is left to score ---------------------------------------------------------
     def pending_frames(self, versions: dict[str, int], include_flagged: bool = False) -> list[dict[str, Any]]:
         """Frames lacking a score from the current version of any of the members, in
