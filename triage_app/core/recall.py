@@ -55,12 +55,17 @@ class Derived:
 
 def quantile_thresholds(scores: np.ndarray, names: list[str], tau: float) -> dict[str, float]:
     """Each member's threshold at level ``tau`` of its own score distribution."""
-    out = {}
-    for j, n in enumerate(names):
+    return quantile_levels(scores, names, np.array([tau]))[0]
+
+
+def quantile_levels(scores: np.ndarray, names: list[str], taus: np.ndarray) -> list[dict[str, float]]:
+    """:func:`quantile_thresholds` at every level of ``taus``, each member's scores sorted once."""
+    per_member = []
+    for j in range(len(names)):
         col = scores[:, j]
         col = col[~np.isnan(col)]
-        out[n] = float(np.quantile(col, tau)) if len(col) else 1.0
-    return out
+        per_member.append(np.quantile(col, taus) if len(col) else np.ones(len(taus)))
+    return [{n: float(per_member[j][i]) for j, n in enumerate(names)} for i in range(len(taus))]
 
 
 def _lower_bound(kept: float, total: float, confidence: float = 0.95) -> float:
@@ -119,22 +124,23 @@ def unaudited_positives(rest: np.ndarray, known: np.ndarray, positive: np.ndarra
     if n_known == 0:
         return 0.5 * n_rest, 0.0, float(n_rest)  # nothing to go by: the prior's mean, and either extreme
     bins = int(np.clip(n_known // per_bin, 1, max_bins))
-    edges = np.unique(np.quantile(ev[rest | known], np.linspace(0, 1, bins + 1)[1:-1]))
-    where = np.searchsorted(edges, ev, side="right")
-    pooled = (float(positive[known].sum()) + 0.5) / (n_known + 1.0)
-    point = low = high = 0.0
-    for b in np.unique(where[rest]):
-        size = float((rest & (where == b)).sum())
-        in_b = known & (where == b)
-        n = float(in_b.sum())
-        if n == 0:
-            point += size * pooled
-            high += size
-            continue
-        a = float((positive & in_b).sum())
-        point += size * (a + 0.5) / (n + 1.0)
-        low += size * float(stats.beta.ppf(1 - confidence, a + 0.5, n - a + 0.5))
-        high += size * float(stats.beta.ppf(confidence, a + 0.5, n - a + 0.5))
+    # Only the frames on this side of the cut matter: bin those, not every frame.
+    idx = np.flatnonzero(rest | known)
+    ev_s, rest_s, known_s = ev[idx], rest[idx], known[idx]
+    pos_s = np.asarray(positive, bool)[idx] & known_s
+    edges = np.unique(np.quantile(ev_s, np.linspace(0, 1, bins + 1)[1:-1]))
+    where = np.searchsorted(edges, ev_s, side="right")
+    nb = len(edges) + 1
+    size = np.bincount(where[rest_s], minlength=nb).astype(np.float64)
+    n = np.bincount(where[known_s], minlength=nb).astype(np.float64)
+    a = np.bincount(where[pos_s], minlength=nb).astype(np.float64)
+    pooled = (float(pos_s.sum()) + 0.5) / (n_known + 1.0)
+    empty = (size > 0) & (n == 0)  # no labelled frame: the pooled rate, and all positive at the high end
+    full = (size > 0) & (n > 0)
+    sf, af, nf = size[full], a[full], n[full]
+    point = float((size[empty] * pooled).sum() + (sf * (af + 0.5) / (nf + 1.0)).sum())
+    low = float((sf * stats.beta.ppf(1 - confidence, af + 0.5, nf - af + 0.5)).sum()) if len(sf) else 0.0
+    high = float(size[empty].sum() + ((sf * stats.beta.ppf(confidence, af + 0.5, nf - af + 0.5)).sum() if len(sf) else 0.0))
     return point, low, high
 
 
@@ -154,17 +160,17 @@ def recall_bounds(cand: np.ndarray, labels: np.ndarray, stratum: np.ndarray, con
     found = float((pos & cand).sum())
     missed = float((pos & ~cand).sum())
     hidden_hi = hidden = hidden_lo = 0.0
-    groups = np.unique(stratum[(labels == -1) & ~cand & (stratum >= 0)])  # -1: outside every stratum, below
+    dropped_in = ~cand & (stratum >= 0)  # stratum -1: outside every stratum, below
+    s_of = np.asarray(stratum, np.int64)
+    m = int(s_of.max()) + 1 if len(s_of) else 0
+    unlabelled = np.bincount(s_of[dropped_in & (labels == -1)], minlength=m)
+    groups = np.flatnonzero(unlabelled)  # strata holding dropped frames nobody has looked at
     if len(groups):
-        sizes, audited, positives = [], [], []
-        for g in groups:
-            in_g = (stratum == g) & ~cand
-            sizes.append(float(((labels == -1) & in_g).sum()))
-            audited.append(float(((labels >= 0) & in_g).sum()))
-            positives.append(float((pos & in_g).sum()))
-        sizes_a = np.array(sizes)
+        sizes_a = unlabelled[groups].astype(np.float64)
+        audited = np.bincount(s_of[dropped_in & (labels >= 0)], minlength=m)[groups].astype(np.float64)
+        positives = np.bincount(s_of[dropped_in & pos], minlength=m)[groups].astype(np.float64)
         # One-sided: only the upper end of the hidden positives matters for a lower bound.
-        p, lo, hi = dropped_rate_interval(sizes_a, np.array(audited), np.array(positives), 2 * confidence - 1)
+        p, lo, hi = dropped_rate_interval(sizes_a, audited, positives, 2 * confidence - 1)
         hidden = 0.0 if np.isnan(p) else p * sizes_a.sum()
         hidden_hi, hidden_lo = hi * sizes_a.sum(), lo * sizes_a.sum()
     elsewhere = (labels == -1) & ~cand & (stratum < 0)
@@ -198,8 +204,8 @@ def derive_thresholds(
     labels = np.asarray(labels)
     stratum = np.asarray(stratum)
     positives = int((labels == 1).sum())
-    for tau in np.linspace(0.999, 0.0, levels):
-        th = quantile_thresholds(scores, names, float(tau))
+    taus = np.linspace(0.999, 0.0, levels)
+    for tau, th in zip(taus, quantile_levels(scores, names, taus)):
         fused, cand = fuse(scores, np.array([th[n] for n in names]), rule)
         if cand.all():
             break  # reviewing every frame proves nothing about the labels: fall back
@@ -212,8 +218,8 @@ def derive_thresholds(
     # Too few labels to show the target: keep every labelled positive and a generous share.
     tau = 1.0 - fallback_workload
     pos_rows = np.flatnonzero(labels == 1)
-    for tau_try in np.linspace(tau, 0.0, levels):
-        th = quantile_thresholds(scores, names, float(tau_try))
+    tries = np.linspace(tau, 0.0, levels)
+    for tau_try, th in zip(tries, quantile_levels(scores, names, tries)):
         _, cand = fuse(scores, np.array([th[n] for n in names]), rule)
         if cand[pos_rows].all():
             tau = float(tau_try)

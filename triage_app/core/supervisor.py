@@ -14,7 +14,7 @@ from triage_app.core.audit import report, snapshot
 from triage_app.core.drift import flight_drift
 from triage_app.core.fusion import fuse
 from triage_app.core.members.cards import ModelCard
-from triage_app.core.recall import quantile_thresholds, recall_bounds
+from triage_app.core.recall import quantile_levels, recall_bounds
 from triage_app.core.settings import Settings
 from triage_app.core.store import Project
 
@@ -25,8 +25,8 @@ def recall_curve(snap, levels: int = 40) -> list[dict[str, float]]:
     if len(snap.ids) == 0:
         return out
     best_lower = best_point = 0.0
-    for tau in np.linspace(0.99, 0.0, levels):
-        th = quantile_thresholds(snap.scores, snap.names, float(tau))
+    taus = np.linspace(0.99, 0.0, levels)
+    for th in quantile_levels(snap.scores, snap.names, taus):
         fused, cand = fuse(snap.scores, np.array([th[n] for n in snap.names]), snap.policy.rule)
         point, lo, _hi = recall_bounds(cand, snap.labels, snap.stratum, evidence=fused)
         # Candidate sets grow as the level falls, so recall cannot drop: a bound (or an
