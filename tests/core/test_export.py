@@ -7,6 +7,7 @@ import csv
 import errno
 import hashlib
 import json
+import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -232,10 +233,15 @@ def test_accepted_frames_with_gps_become_map_points(decided: tuple[Path, dict[st
         frames = p.frame_rows()
         gps = {r["id"]: (47.0 + r["idx"] * 1e-4, 8.0 + r["idx"] * 2e-4) for r in frames if r["idx"] % 12 == 0}
 
+        # Half of them also carry height and gimbal angles: their point is the firing tile's
+        # place on the ground, ahead of an aircraft looking north at 45° down.
+        oblique = {r["id"] for r in frames if r["idx"] % 24 == 0}
+
         def fn(conn):
             for fid, (lat, lon) in gps.items():
+                extra = dict(rel_alt=100.0, gimbal_pitch=-45.0, gimbal_yaw=0.0) if fid in oblique else {}
                 conn.execute(update(p.frames).where(p.frames.c.id == fid).values(
-                    lat=lat, lon=lon, captured_at="2026-05-01T10:00:00Z", telemetry_matched=1))
+                    lat=lat, lon=lon, captured_at="2026-05-01T10:00:00Z", telemetry_matched=1, **extra))
 
         p.db.write(fn)
         accepted_gps = {d["frame_id"] for d in DecisionStore(p).current() if d["label"] == "accept" and d["frame_id"] in gps}
@@ -248,14 +254,24 @@ def test_accepted_frames_with_gps_become_map_points(decided: tuple[Path, dict[st
         lon, lat = feat["geometry"]["coordinates"]
         props = feat["properties"]
         fid = next(f for f in accepted_gps if frames[[r["id"] for r in frames].index(f)]["idx"] == props["frame"])
-        assert (lat, lon) == pytest.approx(gps[fid])
+        assert (props["aircraft_lat"], props["aircraft_lon"]) == pytest.approx(gps[fid])
+        if fid in oblique:
+            assert props["position"].startswith("firing tile on the ground")
+            north = math.radians(lat - gps[fid][0]) * 6_367_500
+            east = math.radians(lon - gps[fid][1]) * 6_388_800 * math.cos(math.radians(lat))
+            assert math.hypot(east, north) == pytest.approx(props["ground_distance_m"], rel=0.01)
+            assert 40 < north < 250  # ahead (north), between the picture's bottom and top edges
+        else:
+            assert (lat, lon) == pytest.approx(gps[fid])
+            assert props["position"] == "aircraft (the tile could not be placed: no height above take-off)"
         assert (out / props["thumbnail"]).is_file() and "score_imagenet" in props and props["time"]
+    assert {f["properties"]["position"][:4] for f in fc["features"]} == {"airc", "firi"}
     kml = ET.parse(out / "accepted.kml").getroot()
     ns = {"k": "http://www.opengis.net/kml/2.2"}
     coords = [pm.find("k:Point/k:coordinates", ns).text for pm in kml.findall(".//k:Placemark", ns)]
     assert len(coords) == 8
-    lon, lat = map(float, coords[0].split(","))
-    assert min(abs(lat - g[0]) + abs(lon - g[1]) for g in gps.values()) < 1e-6
+    geo_coords = sorted(tuple(round(c, 7) for c in f["geometry"]["coordinates"]) for f in fc["features"])
+    assert sorted(tuple(map(float, c.split(","))) for c in coords) == pytest.approx(geo_coords)
 
 
 def test_cli_export(decided: tuple[Path, dict[str, int]], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -23,7 +23,25 @@ def test_demo_builds_in_a_worker_and_opens_the_review_queue(qtbot, tmp_path: Pat
     assert "Candidate 1 of" in window.review_view.header.text()
     assert "position" in window.review_view.telemetry.text()  # the demo flight has SRT telemetry
     shot(window, "demo_review.png")
+    import math
+
     from PySide6.QtCore import Qt
+    from PySide6.QtGui import QGuiApplication
+
+    # Straight down from 80 m: the outlined tile lies on the ground within the picture's
+    # footprint around the aircraft, and C copies that estimate (the panel's figures).
+    text = window.review_view.telemetry.text()
+    assert "outlined tile on the ground:" in text and "flat ground assumed" in text
+    qtbot.keyClick(window.review_view, Qt.Key.Key_C)
+    copied = QGuiApplication.clipboard().text()
+    assert f"outlined tile on the ground: {copied} (" in text
+    assert "estimated position on the ground" in window.statusBar().currentMessage()
+    lat, lon = (float(v) for v in copied.split(", "))
+    frame = window.controller.project.frame(review.session.current.frame_id)
+    north = math.radians(lat - frame["lat"]) * 6_367_000
+    east = math.radians(lon - frame["lon"]) * 6_378_000 * math.cos(math.radians(lat))
+    half_width = frame["rel_alt"] * math.tan(math.radians(35.0))  # the default 70° field of view
+    assert 0 < math.hypot(east, north) <= half_width * math.hypot(1, 9 / 16) + 1
 
     qtbot.keyClick(window.review_view, Qt.Key.Key_G)
     grid = window.review_view.grid

@@ -159,7 +159,7 @@ def export(project: Project, cards: dict[str, ModelCard], settings: Settings, ou
     except OSError as exc:
         raise ExportError(out.parent, f"cannot create the export there ({exc.strerror or exc})") from exc
     try:
-        report = _write_all(project, plan, tmp, out, options, progress, cancel)
+        report = _write_all(project, plan, tmp, out, options, progress, cancel, settings)
         _replace(tmp, out)
     except ExportCancelled:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -187,7 +187,8 @@ def _replace(tmp: Path, out: Path) -> None:
 
 
 def _write_all(project: Project, plan: Plan, tmp: Path, out: Path, options: Options,
-               progress: Callable[[int, int], None] | None, cancel: threading.Event | None) -> ExportReport:
+               progress: Callable[[int, int], None] | None, cancel: threading.Event | None,
+               settings: Settings) -> ExportReport:
     fmt = set(options.formats)
     geo = bool(fmt & {"geojson", "kml"})
     reader = FrameReader(project.root)
@@ -252,7 +253,7 @@ def _write_all(project: Project, plan: Plan, tmp: Path, out: Path, options: Opti
     pts: list[dict[str, Any]] = []
     if geo:
         originals = {int(it.frame["id"]): by_key[(int(it.frame["id"]), 0)] for it in kept if it.copy == 0}
-        pts = geo_points([it for it in kept if it.copy == 0], originals, plan.members)
+        pts = geo_points([it for it in kept if it.copy == 0], originals, plan.members, settings.geo)
         if "geojson" in fmt:
             write_geojson(tmp / "accepted.geojson", pts)
         if "kml" in fmt:

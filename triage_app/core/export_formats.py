@@ -12,6 +12,8 @@ from typing import Any
 from triage_app import __version__
 from triage_app.core.agreement import RESOLVE
 from triage_app.core.export_plan import Item
+from triage_app.core.geo import locate_box
+from triage_app.core.settings import GeoSettings
 
 _FRAME_COLS = ("lat", "lon", "rel_alt", "abs_alt", "gimbal_pitch", "gimbal_yaw", "gimbal_roll", "aircraft_pitch",
                "aircraft_yaw", "aircraft_roll", "iso", "shutter_s", "fnum")
@@ -80,7 +82,12 @@ def write_parquet(path: Path, cols: list[tuple[str, str]], rows: list[dict[str, 
 
 
 # ------------------------------------------------------------------------------ geo
-def geo_points(items: list[Item], rows: dict[int, dict[str, Any]], members: list[str]) -> list[dict[str, Any]]:
+def geo_points(items: list[Item], rows: dict[int, dict[str, Any]], members: list[str],
+               geo: GeoSettings | None = None) -> list[dict[str, Any]]:
+    """A map point per accepted frame with a position: where its firing tile lies on the ground
+    when the telemetry allows (``core/geo.py``), else where the aircraft was; ``position``
+    says which, and the aircraft's own position is kept beside."""
+    geo = geo or GeoSettings()
     pts = []
     for it in items:
         fr = it.frame
@@ -89,9 +96,19 @@ def geo_points(items: list[Item], rows: dict[int, dict[str, Any]], members: list
         r = rows[int(fr["id"])]
         props = dict(time=fr["captured_at"], timestamp_s=fr["timestamp_s"], source=it.source["name"], source_id=it.source["id"],
                      frame=fr["idx"], thumbnail=r["thumbnail_file"], image=r["file"], reviewer=it.decision["reviewer"],
-                     decided_at=it.decision["decided_at"], fused_score_at_decision=it.decision["fused_score"])
+                     decided_at=it.decision["decided_at"], fused_score_at_decision=it.decision["fused_score"],
+                     aircraft_lat=float(fr["lat"]), aircraft_lon=float(fr["lon"]))
+        placed = locate_box(fr, it.box, geo.hfov_deg, geo.max_distance_m)
+        if placed.point is not None:
+            lat, lon = placed.point.lat, placed.point.lon
+            props.update(position="firing tile on the ground (estimated, flat ground assumed)",
+                         ground_distance_m=round(placed.point.distance_m, 1),
+                         bearing_from_aircraft_deg=round(placed.point.bearing_deg, 1))
+        else:
+            lat, lon = float(fr["lat"]), float(fr["lon"])
+            props.update(position=f"aircraft (the tile could not be placed: {placed.reason})")
         props.update({f"score_{m}": r[f"score_{m}"] for m in members if r[f"score_{m}"] is not None})
-        pts.append(dict(lon=float(fr["lon"]), lat=float(fr["lat"]), alt=fr["abs_alt"], props=props))
+        pts.append(dict(lon=lon, lat=lat, alt=fr["abs_alt"], props=props))
     return pts
 
 

@@ -97,6 +97,16 @@ class DriftSettings(_Section):
     sample: int = Field(5000, ge=100, description="most frames per side used for the embedding comparison")
 
 
+class GeoSettings(_Section):
+    """Placing a find on the ground (``core/geo.py``): the camera and how far to trust it."""
+
+    hfov_deg: float = Field(70.0, gt=1, lt=179, description="horizontal field of view of the camera as the footage "
+                            "shows it, degrees (a DJI 24 mm-equivalent wide camera: about 70 in 16:9 video, 74 in "
+                            "3:2 photos; set it for your camera or zoom)")
+    max_distance_m: float = Field(2000.0, gt=0, description="points farther than this from the aircraft are not placed "
+                                  "(near the horizon a small error in pitch moves them far)")
+
+
 class Settings(_Section):
     quality: QualitySettings = Field(default_factory=QualitySettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
@@ -104,6 +114,7 @@ class Settings(_Section):
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     review: ReviewSettings = Field(default_factory=ReviewSettings)
     drift: DriftSettings = Field(default_factory=DriftSettings)
+    geo: GeoSettings = Field(default_factory=GeoSettings)
     cache_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_cache_dir(APP_NAME)))
     models_dir: Path | None = None
 

@@ -42,8 +42,8 @@ log = logging.getLogger(__name__)
 
 _FORMAT_TEXT = {
     "imagefolder": "Image folders (split/class/…)", "csv": "Manifest CSV", "parquet": "Manifest Parquet",
-    "coco": "COCO JSON", "crops": "Crops around the firing tile", "geojson": "GeoJSON points (accepted, with GPS)",
-    "kml": "KML points (accepted, with GPS)",
+    "coco": "COCO JSON", "crops": "Crops around the firing tile", "geojson": "GeoJSON points (accepted finds, on the ground)",
+    "kml": "KML points (accepted finds, on the ground)",
 }
 _CLASSES = ("positive", "negative", "unsure")
 

@@ -77,6 +77,7 @@ class MainWindow(QMainWindow):
         c.cards_did_change.connect(lambda: (self.review.set_cards(c.cards), self.supervisor.set_cards(c.cards)))
         self.review.queue_did_change.connect(lambda n: self.tabs.setTabText(1, f"Review ({n})"))
         self.review.review_did_fail.connect(self._on_work_failed)
+        self.review.position_did_copy.connect(lambda text: self.statusBar().showMessage(text, 15000))
         # The sources' counts are rebuilt from the whole project: never on every key press,
         # at most once per quiet second and only while they are on screen.
         self._sources_timer = QTimer(self)

@@ -24,6 +24,7 @@ class ReviewController(QObject):
     decision_did_record = Signal(int)  # decisions made in this session
     frame_did_show = Signal(int)  # frame id now on screen (with its picture)
     review_did_fail = Signal(str)
+    position_did_copy = Signal(str)  # what went to the clipboard, said in words
 
     def __init__(self, view: ReviewView) -> None:
         super().__init__()
@@ -32,6 +33,8 @@ class ReviewController(QObject):
         self.loader: FrameLoader | None = None
         self.thumbs: FrameLoader | None = None
         self.project: Any = None
+        self.settings: Any = None
+        self._current_info: dict[str, Any] | None = None
         self.decisions_made = 0
         self._film: dict[int, int] = {}
         self._refreshing: Worker | None = None
@@ -42,6 +45,7 @@ class ReviewController(QObject):
         view.user_did_undo.connect(self.undo)
         view.user_did_move.connect(self.move)
         view.user_did_toggle_grid.connect(self.set_grid)
+        view.user_did_copy_position.connect(self.copy_position)
 
     # -- set-up ---------------------------------------------------------------------------
     def start(self, project: Any, cards: dict, settings: Any, resolve: bool = False) -> None:
@@ -50,6 +54,7 @@ class ReviewController(QObject):
 
         self.stop()
         self.project = project
+        self.settings = settings
         self.session = ReviewSession(project, cards, settings, resolve=resolve)
         self.loader = FrameLoader(project, capacity=48)
         self.loader.frame_did_load.connect(self._on_frame_loaded)
@@ -152,16 +157,48 @@ class ReviewController(QObject):
                                  ("gimbal_pitch", "gimbal pitch", "°"), ("gimbal_yaw", "gimbal yaw", "°")):
             if frame.get(key) is not None:
                 tele.append(f"{label}: {frame[key]:.1f} {unit}")
+        position = None
+        if frame.get("lat") is not None:
+            position = (f"{frame['lat']:.6f}, {frame['lon']:.6f}", "the aircraft's position")
+            fired = next((r for r in rows if r["x0"] is not None), None)
+            geo = self.settings.geo if self.settings is not None else None
+            if geo is not None:
+                from triage_app.core.geo import locate_box
+
+                box = (fired["x0"], fired["y0"], fired["x1"], fired["y1"]) if fired else None
+                placed = locate_box(frame, box, geo.hfov_deg, geo.max_distance_m)
+                if placed.point is not None:
+                    p = placed.point
+                    text = f"{p.lat:.6f}, {p.lon:.6f}"
+                    tele.append(f"outlined tile on the ground: {text} ({p.distance_m:.0f} m at {p.bearing_deg:.0f}° "
+                                "from the aircraft; flat ground assumed)")
+                    position = (text, "the outlined tile's estimated position on the ground")
+                else:
+                    tele.append(f"outlined tile not placed on the ground: {placed.reason}")
         if frame.get("telemetry_matched") == 0:
             tele.append("no telemetry for this frame")
         return {
             "tiles": tiles,
             "scores_html": "best tile per member (outlined)<br><br>" + "".join(bars),
             "telemetry": "\n".join(tele),
+            "position": position,
             "header": (f"{'Disagreement to resolve' if s.resolve else 'Candidate'} {s.position + 1} of {len(s.queue)}  ·  event {c.event + 1} ({event_size} frame"
                        f"{'s' if event_size != 1 else ''})  ·  {source['name']} frame {frame['idx']}  ·  "
                        f"{self.decisions_made} decided  ·  undo {s.undo_depth}"),
         }
+
+    def copy_position(self) -> None:
+        """Put the find's position on the clipboard: where the outlined tile lies on the ground
+        when the telemetry allows, else where the aircraft was."""
+        from PySide6.QtGui import QGuiApplication
+
+        info = self._current_info
+        if info is None or info.get("position") is None:
+            self.position_did_copy.emit("This frame has no position to copy.")
+            return
+        text, what = info["position"]
+        QGuiApplication.clipboard().setText(text)
+        self.position_did_copy.emit(f"Copied {text}: {what}.")
 
     def show_current(self) -> None:
         s = self.session
@@ -169,10 +206,12 @@ class ReviewController(QObject):
             return
         self.queue_did_change.emit(len(s.queue))
         if self.view.grid_mode:
+            self._current_info = None  # many frames on screen: none to copy a position from
             self._show_grid()
             return
         c = s.current
         if c is None:
+            self._current_info = None
             self.view.show_empty("No candidate waiting. New ones appear here while scoring runs.")
             return
         image = self.loader.cached(c.frame_id)

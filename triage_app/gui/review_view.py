@@ -28,6 +28,7 @@ KEYS = [
     ("→ or J / ← or K", "next / previous candidate"),
     ("F", "zoom on the firing tile"), ("0", "fit the frame"), ("wheel, drag", "zoom, pan"),
     ("G", "grid mode: 1-9 or click marks a thumbnail to accept, R decides the page"),
+    ("C", "copy the find's position on the ground (else the aircraft's)"),
     ("? or F1", "this help"),
 ]
 MEMBER_COLOURS = ["#ff5a5f", "#ffb400", "#00c2a8", "#8a7dff"]
@@ -110,6 +111,7 @@ class ReviewView(QWidget):
     user_did_undo = Signal()
     user_did_move = Signal(int)
     user_did_toggle_grid = Signal(bool)
+    user_did_copy_position = Signal()
 
     def __init__(self) -> None:
         super().__init__()
@@ -128,7 +130,7 @@ class ReviewView(QWidget):
         self.telemetry = QLabel()
         self.telemetry.setAlignment(Qt.AlignmentFlag.AlignTop)
         self.telemetry.setWordWrap(True)
-        self.footer = QLabel("A accept · R reject · U unsure · Z undo · → next · G grid · ? help")
+        self.footer = QLabel("A accept · R reject · U unsure · Z undo · → next · G grid · C copy position · ? help")
         self.footer.setStyleSheet("color: #888; padding: 2px;")
         self.filmstrip = QListWidget()
         self.filmstrip.setViewMode(QListWidget.ViewMode.IconMode)
@@ -236,6 +238,8 @@ class ReviewView(QWidget):
             self.user_did_move.emit(-1)
         elif key == K.Key_F:
             self.canvas.zoom_to_focus()
+        elif key == K.Key_C:
+            self.user_did_copy_position.emit()
         elif key == K.Key_0:
             self.canvas.fit()
         elif key in (K.Key_Plus, K.Key_Equal):

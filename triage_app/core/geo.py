@@ -1,0 +1,108 @@
+"""Where on the ground a point of a frame lies: for sending a search team to a find rather
+than to where the aircraft was.
+
+A pinhole camera at the aircraft's position, ``rel_alt`` metres above flat ground at the
+take-off point's height, looking along the gimbal's yaw (degrees clockwise from north) and
+pitch (0 level, -90 straight down), rolled by the gimbal's roll; its horizontal field of view
+comes from the settings (``geo.hfov_deg``). The ray through the pixel is followed down to the
+ground. The estimate is as good as those assumptions: hills, a wrong height or field of view,
+and rays near the horizon (small errors in pitch move the point far) all shift it, so it is
+given with its distance from the aircraft and not at all for rays that meet the ground
+farther than ``geo.max_distance_m`` or never.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+_A = 6378137.0  # WGS 84 semi-major axis, metres
+_E2 = 6.69437999014e-3  # WGS 84 first eccentricity squared
+
+
+@dataclass(frozen=True)
+class GroundPoint:
+    lat: float
+    lon: float
+    distance_m: float  # horizontal distance from the point below the aircraft
+    bearing_deg: float  # from the aircraft, clockwise from north
+
+
+@dataclass(frozen=True)
+class Located:
+    """A ground point, or why there is none."""
+
+    point: GroundPoint | None
+    reason: str = ""
+
+
+def offset_to_latlon(lat: float, lon: float, east_m: float, north_m: float) -> tuple[float, float]:
+    """Latitude and longitude of a point ``east_m`` and ``north_m`` from (lat, lon) on the
+    WGS 84 ellipsoid (local radii of curvature: exact to centimetres over a few kilometres)."""
+    phi = math.radians(lat)
+    s2 = math.sin(phi) ** 2
+    r_meridian = _A * (1 - _E2) / (1 - _E2 * s2) ** 1.5
+    r_normal = _A / math.sqrt(1 - _E2 * s2)
+    return lat + math.degrees(north_m / r_meridian), lon + math.degrees(east_m / (r_normal * math.cos(phi)))
+
+
+def _camera_axes(yaw: float, pitch: float, roll: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(right, down, forward) unit vectors of the image in east-north-up coordinates."""
+    y, p = math.radians(yaw), math.radians(pitch)
+    forward = np.array([math.sin(y) * math.cos(p), math.cos(y) * math.cos(p), math.sin(p)])
+    right = np.array([math.cos(y), -math.sin(y), 0.0])
+    up = np.cross(right, forward)
+    if roll:
+        r = math.radians(roll)  # clockwise as seen from behind the camera
+        right, up = right * math.cos(r) - up * math.sin(r), up * math.cos(r) + right * math.sin(r)
+    return right, -up, forward
+
+
+def locate(frame: Mapping[str, Any], x: float, y: float, hfov_deg: float, max_distance_m: float = 2000.0) -> Located:
+    """The ground point seen at pixel (x, y) of a frame whose row carries its size (``width``,
+    ``height``) and telemetry (``lat``, ``lon``, ``rel_alt``, ``gimbal_pitch``, ``gimbal_yaw``
+    or else ``aircraft_yaw``, ``gimbal_roll``)."""
+    need = {"lat": "no position", "lon": "no position", "rel_alt": "no height above take-off",
+            "gimbal_pitch": "no gimbal pitch", "width": "no frame size", "height": "no frame size"}
+    for key, why in need.items():
+        if frame.get(key) is None:
+            return Located(None, why)
+    yaw = frame.get("gimbal_yaw")
+    if yaw is None:
+        yaw = frame.get("aircraft_yaw")
+    if yaw is None:
+        return Located(None, "no heading (gimbal or aircraft yaw)")
+    h = float(frame["rel_alt"])
+    if h <= 0.5:
+        return Located(None, f"height above take-off {h:.1f} m: the aircraft is on or near the ground")
+    if not 1.0 <= hfov_deg < 179.0:
+        return Located(None, f"field of view {hfov_deg}° is not a camera's")
+    w, hgt = float(frame["width"]), float(frame["height"])
+    f_px = (w / 2) / math.tan(math.radians(hfov_deg) / 2)
+    right, down, forward = _camera_axes(float(yaw), float(frame["gimbal_pitch"]), float(frame.get("gimbal_roll") or 0.0))
+    ray = (x - w / 2) * right + (y - hgt / 2) * down + f_px * forward
+    if ray[2] >= -1e-9:
+        return Located(None, "the point lies at or above the horizon")
+    t = h / -ray[2]
+    east, north = float(t * ray[0]), float(t * ray[1])
+    distance = math.hypot(east, north)
+    if distance > max_distance_m:
+        return Located(None, f"the point is {distance:,.0f} m away, too near the horizon to place")
+    lat, lon = offset_to_latlon(float(frame["lat"]), float(frame["lon"]), east, north)
+    bearing = math.degrees(math.atan2(east, north)) % 360.0
+    return Located(GroundPoint(lat, lon, distance, bearing))
+
+
+def locate_box(frame: Mapping[str, Any], box: tuple[float, float, float, float] | None, hfov_deg: float,
+               max_distance_m: float = 2000.0) -> Located:
+    """The ground point at the centre of a box (x0, y0, x1, y1), or of the frame without one."""
+    if box is None or any(v is None for v in box):
+        if frame.get("width") is None or frame.get("height") is None:
+            return Located(None, "no frame size")
+        return locate(frame, float(frame["width"]) / 2, float(frame["height"]) / 2, hfov_deg, max_distance_m)
+    x0, y0, x1, y1 = (float(v) for v in box)
+    return locate(frame, (x0 + x1) / 2, (y0 + y1) / 2, hfov_deg, max_distance_m)
