@@ -76,3 +76,31 @@ def test_a_box_is_placed_by_its_centre_and_no_box_by_the_frame_centre() -> None:
     frame = _frame(gimbal_pitch=-45.0)
     assert locate_box(frame, (W - 200, 0, W, 200), HFOV).point == locate(frame, W - 100, 100, HFOV).point
     assert locate_box(frame, None, HFOV).point.distance_m == pytest.approx(100.0)
+
+
+def test_the_focal_length_gives_the_field_of_view_where_the_telemetry_has_one() -> None:
+    from triage_app.core.geo import horizontal_fov
+
+    # A 3:2 photo at 24 mm equivalent spans 36 mm: 73.7°; a 4:3 one 34.6 mm: 71.6°, as does
+    # 16:9 video cut from a 4:3 sensor; 28 mm (Mavic 2 Pro) is narrower; no focal length:
+    # the settings' value.
+    assert horizontal_fov(_frame(focal_35mm=24.0, width=5472, height=3648), HFOV)[0] == pytest.approx(73.74, abs=0.01)
+    assert horizontal_fov(_frame(focal_35mm=24.0, width=4000, height=3000), HFOV)[0] == pytest.approx(71.6, abs=0.1)
+    assert horizontal_fov(_frame(focal_35mm=24.0), HFOV)[0] == pytest.approx(71.6, abs=0.1)
+    assert horizontal_fov(_frame(focal_35mm=28.0), HFOV) == (pytest.approx(63.4, abs=0.1), "28 mm focal length")
+    assert horizontal_fov(_frame(), HFOV) == (HFOV, "settings")
+    p = locate(_frame(focal_35mm=28.0), W, H / 2, HFOV).point
+    assert p.hfov_deg == pytest.approx(63.4, abs=0.1)
+    assert p.distance_m == pytest.approx(100.0 * math.tan(math.radians(p.hfov_deg / 2)))
+
+
+def test_dji_focal_lengths_are_read_in_both_notations(shared_data) -> None:
+    from triage_app.core.telemetry import parse_srt
+    from triage_app.core.telemetry.exif import read_exif
+
+    srt = shared_data / "telemetry" / "juanirache"
+    assert parse_srt(srt / "MAVIC3.srt").points[0].focal_35mm == 24.0  # "focal_len: 24.00"
+    assert parse_srt(srt / "mavic_2pro_new.SRT").points[0].focal_35mm == 28.0  # "focal_len : 280"
+    assert parse_srt(srt / "p4_rtk.SRT").points[0].focal_35mm is None  # not written
+    photo = read_exif(shared_data / "aerial" / "deepforest" / "pelicans_DJI_0005.JPG")
+    assert photo.focal_35mm == 24.0  # Phantom 4 Pro, EXIF FocalLengthIn35mmFilm

@@ -143,3 +143,22 @@ def test_policies_set_before_the_assurance_existed_read_as_strict(tmp_path: Path
         assert old["target_recall"] == 0.9 and old["confidence"] == 0.95 and old["thresholds"] == {"imagenet": 0.2}
         store.save_policy("any", {"imagenet": 0.1}, "sam", target_recall=0.9, confidence=0.8)
         assert store.current_policy()["confidence"] == 0.8
+
+
+def test_frames_of_an_older_project_gain_a_focal_length_left_empty(tmp_path: Path) -> None:
+    from sqlalchemy import create_engine
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'project.db'}")
+    with engine.begin() as conn:  # a project of schema 7, holding a frame
+        for step in MIGRATIONS[:7]:
+            step(conn)
+        conn.exec_driver_sql("PRAGMA user_version = 7")
+        conn.exec_driver_sql("INSERT INTO sources (kind, uri, name, added_at, sampling) VALUES "
+                             "('video', '/f.mp4', 'f.mp4', '2026-01-01T00:00:00', '{}')")
+        conn.exec_driver_sql("INSERT INTO frames (source_id, idx, timestamp_s, lat, lon) VALUES (1, 0, 0.0, 45.0, 7.0)")
+    engine.dispose()
+    with Project(tmp_path) as p:
+        old = p.frame_rows()[0]
+        assert old["lat"] == 45.0 and old["focal_35mm"] is None
+        p.add_frames([{"source_id": 1, "idx": 1, "timestamp_s": 1.0, "focal_35mm": 24.0}])
+        assert [r["focal_35mm"] for r in p.frame_rows()] == [None, 24.0]

@@ -31,7 +31,7 @@ def test_demo_builds_in_a_worker_and_opens_the_review_queue(qtbot, tmp_path: Pat
     # Straight down from 80 m: the outlined tile lies on the ground within the picture's
     # footprint around the aircraft, and C copies that estimate (the panel's figures).
     text = window.review_view.telemetry.text()
-    assert "outlined tile on the ground:" in text and "flat ground assumed" in text
+    assert "outlined tile on the ground:" in text and "flat ground assumed, 70° field of view from the settings" in text
     qtbot.keyClick(window.review_view, Qt.Key.Key_C)
     copied = QGuiApplication.clipboard().text()
     assert f"outlined tile on the ground: {copied} (" in text

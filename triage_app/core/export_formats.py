@@ -16,7 +16,7 @@ from triage_app.core.geo import locate_box
 from triage_app.core.settings import GeoSettings
 
 _FRAME_COLS = ("lat", "lon", "rel_alt", "abs_alt", "gimbal_pitch", "gimbal_yaw", "gimbal_roll", "aircraft_pitch",
-               "aircraft_yaw", "aircraft_roll", "iso", "shutter_s", "fnum")
+               "aircraft_yaw", "aircraft_roll", "iso", "shutter_s", "fnum", "focal_35mm")
 
 
 def manifest_columns(members: list[str]) -> list[tuple[str, str]]:
@@ -103,7 +103,8 @@ def geo_points(items: list[Item], rows: dict[int, dict[str, Any]], members: list
             lat, lon = placed.point.lat, placed.point.lon
             props.update(position="firing tile on the ground (estimated, flat ground assumed)",
                          ground_distance_m=round(placed.point.distance_m, 1),
-                         bearing_from_aircraft_deg=round(placed.point.bearing_deg, 1))
+                         bearing_from_aircraft_deg=round(placed.point.bearing_deg, 1),
+                         field_of_view_deg=round(placed.point.hfov_deg, 1), field_of_view_from=placed.point.hfov_from)
         else:
             lat, lon = float(fr["lat"]), float(fr["lon"])
             props.update(position=f"aircraft (the tile could not be placed: {placed.reason})")

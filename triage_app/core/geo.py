@@ -3,9 +3,9 @@ than to where the aircraft was.
 
 A pinhole camera at the aircraft's position, ``rel_alt`` metres above flat ground at the
 take-off point's height, looking along the gimbal's yaw (degrees clockwise from north) and
-pitch (0 level, -90 straight down), rolled by the gimbal's roll; its horizontal field of view
-comes from the settings (``geo.hfov_deg``). The ray through the pixel is followed down to the
-ground. The estimate is as good as those assumptions: hills, a wrong height or field of view,
+pitch (0 level, -90 straight down), rolled by the gimbal's roll. The ray through the pixel is followed down to the
+ground. The field of view comes from the frame's 35 mm-equivalent focal length where the
+telemetry gives one (:func:`horizontal_fov`), else from the settings (``geo.hfov_deg``). The estimate is as good as those assumptions: hills, a wrong height or field of view,
 and rays near the horizon (small errors in pitch move the point far) all shift it, so it is
 given with its distance from the aircraft and not at all for rays that meet the ground
 farther than ``geo.max_distance_m`` or never.
@@ -30,6 +30,8 @@ class GroundPoint:
     lon: float
     distance_m: float  # horizontal distance from the point below the aircraft
     bearing_deg: float  # from the aircraft, clockwise from north
+    hfov_deg: float = 0.0  # the horizontal field of view used
+    hfov_from: str = ""  # where it came from: the focal length, or the settings
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,27 @@ def offset_to_latlon(lat: float, lon: float, east_m: float, north_m: float) -> t
     return lat + math.degrees(north_m / r_meridian), lon + math.degrees(east_m / (r_normal * math.cos(phi)))
 
 
+_FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)
+
+
+def horizontal_fov(frame: Mapping[str, Any], default_deg: float) -> tuple[float, str]:
+    """(degrees, where from) of the picture's horizontal field of view. A 35 mm-equivalent
+    focal length is defined on the diagonal: a picture of aspect up to 3:2 (a photo, or video
+    at the sensor's own shape) spans the equivalent width 43.3 mm x W / diagonal; a wider one
+    (16:9 video) is taken as cut from a 4:3 sensor's full width (34.6 mm), as drone cameras
+    record it. Without a focal length: ``default_deg`` (the settings)."""
+    f35 = frame.get("focal_35mm")
+    w, h = frame.get("width"), frame.get("height")
+    if not f35 or f35 <= 0 or not w or not h:
+        return float(default_deg), "settings"
+    w, h = float(w), float(h)
+    if w / h > 1.55:
+        width_mm = _FULL_FRAME_DIAGONAL_MM * 0.8  # the width of a 4:3 picture of that diagonal
+    else:
+        width_mm = _FULL_FRAME_DIAGONAL_MM * w / math.hypot(w, h)
+    return math.degrees(2 * math.atan(width_mm / (2 * float(f35)))), f"{float(f35):g} mm focal length"
+
+
 def _camera_axes(yaw: float, pitch: float, roll: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(right, down, forward) unit vectors of the image in east-north-up coordinates."""
     y, p = math.radians(yaw), math.radians(pitch)
@@ -65,7 +88,8 @@ def _camera_axes(yaw: float, pitch: float, roll: float) -> tuple[np.ndarray, np.
 def locate(frame: Mapping[str, Any], x: float, y: float, hfov_deg: float, max_distance_m: float = 2000.0) -> Located:
     """The ground point seen at pixel (x, y) of a frame whose row carries its size (``width``,
     ``height``) and telemetry (``lat``, ``lon``, ``rel_alt``, ``gimbal_pitch``, ``gimbal_yaw``
-    or else ``aircraft_yaw``, ``gimbal_roll``)."""
+    or else ``aircraft_yaw``, ``gimbal_roll``, ``focal_35mm``); ``hfov_deg`` is the field of
+    view where the frame gives no focal length."""
     need = {"lat": "no position", "lon": "no position", "rel_alt": "no height above take-off",
             "gimbal_pitch": "no gimbal pitch", "width": "no frame size", "height": "no frame size"}
     for key, why in need.items():
@@ -79,8 +103,9 @@ def locate(frame: Mapping[str, Any], x: float, y: float, hfov_deg: float, max_di
     h = float(frame["rel_alt"])
     if h <= 0.5:
         return Located(None, f"height above take-off {h:.1f} m: the aircraft is on or near the ground")
+    hfov_deg, hfov_from = horizontal_fov(frame, hfov_deg)
     if not 1.0 <= hfov_deg < 179.0:
-        return Located(None, f"field of view {hfov_deg}° is not a camera's")
+        return Located(None, f"field of view {hfov_deg:g}° is not a camera's")
     w, hgt = float(frame["width"]), float(frame["height"])
     f_px = (w / 2) / math.tan(math.radians(hfov_deg) / 2)
     right, down, forward = _camera_axes(float(yaw), float(frame["gimbal_pitch"]), float(frame.get("gimbal_roll") or 0.0))
@@ -94,7 +119,7 @@ def locate(frame: Mapping[str, Any], x: float, y: float, hfov_deg: float, max_di
         return Located(None, f"the point is {distance:,.0f} m away, too near the horizon to place")
     lat, lon = offset_to_latlon(float(frame["lat"]), float(frame["lon"]), east, north)
     bearing = math.degrees(math.atan2(east, north)) % 360.0
-    return Located(GroundPoint(lat, lon, distance, bearing))
+    return Located(GroundPoint(lat, lon, distance, bearing, hfov_deg, hfov_from))
 
 
 def locate_box(frame: Mapping[str, Any], box: tuple[float, float, float, float] | None, hfov_deg: float,

@@ -171,7 +171,8 @@ class ReviewController(QObject):
                     p = placed.point
                     text = f"{p.lat:.6f}, {p.lon:.6f}"
                     tele.append(f"outlined tile on the ground: {text} ({p.distance_m:.0f} m at {p.bearing_deg:.0f}° "
-                                "from the aircraft; flat ground assumed)")
+                                f"from the aircraft; flat ground assumed, {p.hfov_deg:.0f}° field of view from the "
+                                f"{p.hfov_from})")
                     position = (text, "the outlined tile's estimated position on the ground")
                 else:
                     tele.append(f"outlined tile not placed on the ground: {placed.reason}")

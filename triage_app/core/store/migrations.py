@@ -188,6 +188,13 @@ _V7 = [
 ]
 
 
+# The camera's 35 mm-equivalent focal length per frame (DJI SRT ``focal_len``, EXIF
+# FocalLengthIn35mmFilm): its field of view, for placing finds on the ground.
+_V8 = [
+    "ALTER TABLE frames ADD COLUMN focal_35mm REAL",
+]
+
+
 def _run(statements: list[str]) -> Callable[[Connection], None]:
     def step(conn: Connection) -> None:
         for sql in statements:
@@ -197,4 +204,4 @@ def _run(statements: list[str]) -> Callable[[Connection], None]:
 
 
 #: MIGRATIONS[n] upgrades a database from version n to n + 1.
-MIGRATIONS: list[Callable[[Connection], None]] = [_run(_V1), _run(_V2), _run(_V3), _run(_V4), _run(_V5), _run(_V6), _run(_V7)]
+MIGRATIONS: list[Callable[[Connection], None]] = [_run(_V1), _run(_V2), _run(_V3), _run(_V4), _run(_V5), _run(_V6), _run(_V7), _run(_V8)]

@@ -80,6 +80,8 @@ def read_exif(path: str | Path) -> TelemetryPoint | None:
     fields["iso"] = _rational(sub.get(0x8827))
     fields["shutter_s"] = _rational(sub.get(0x829A))
     fields["fnum"] = _rational(sub.get(0x829D))
+    f35 = _rational(sub.get(0xA405))  # FocalLengthIn35mmFilm
+    fields["focal_35mm"] = f35 if f35 and f35 > 0 else None
     if gps:
         lat = _dms(gps.get(2), gps.get(1)) if gps.get(2) else None
         lon = _dms(gps.get(4), gps.get(3)) if gps.get(4) else None

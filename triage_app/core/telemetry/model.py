@@ -26,6 +26,7 @@ class TelemetryPoint:
     iso: float | None = None
     shutter_s: float | None = None
     fnum: float | None = None
+    focal_35mm: float | None = None  # 35 mm-equivalent focal length of the camera, mm
 
     def as_row(self) -> dict[str, object]:
         """The fields stored with a frame (all but ``t``)."""

@@ -58,6 +58,7 @@ _KEY_ALIASES = {
     "tv": "shutter",
     "fnum": "fnum",
     "ir": "fnum",
+    "focal_len": "focal_35mm",
     "gb_pitch": "gimbal_pitch",
     "gb_yaw": "gimbal_yaw",
     "gb_roll": "gimbal_roll",
@@ -134,6 +135,15 @@ def _fnum(value: str) -> float | None:
     return v / 100.0 if v >= 100 else v  # newer firmware writes f/2.8 as 280
 
 
+def _focal(value: str) -> float | None:
+    """DJI writes the 35 mm-equivalent focal length either in millimetres with a decimal
+    point (``24.00``) or in tenths of a millimetre as an integer (``240``, ``280``)."""
+    v = _f(value)
+    if v is None or v <= 0:
+        return None
+    return v if "." in value else v / 10.0
+
+
 def _clock_seconds(h: str, m: str, s: str, ms: str) -> float:
     return int(h) * 3600 + int(m) * 60 + int(s) + int(ms.ljust(3, "0")[:3]) / 1000.0
 
@@ -199,6 +209,8 @@ def _parse_fields(text: str) -> dict[str, float | None]:
             fields["shutter_s"] = _shutter(value)
         elif name == "fnum":
             fields["fnum"] = _fnum(value)
+        elif name == "focal_35mm":
+            fields["focal_35mm"] = _focal(value)
         else:
             fields[name] = _f(value)
     for m in _GPS.finditer(text):
