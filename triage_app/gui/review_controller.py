@@ -194,6 +194,9 @@ class ReviewController(QObject):
         from PySide6.QtGui import QGuiApplication
 
         info = self._current_info
+        if self.view.grid_mode:
+            self.position_did_copy.emit("Grid mode shows many frames: open one (G) to copy its position.")
+            return
         if info is None or info.get("position") is None:
             self.position_did_copy.emit("This frame has no position to copy.")
             return
