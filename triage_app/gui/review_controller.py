@@ -59,7 +59,7 @@ class ReviewController(QObject):
         self.loader = FrameLoader(project, capacity=48)
         self.loader.frame_did_load.connect(self._on_frame_loaded)
         self.loader.frame_did_fail.connect(self._on_frame_failed)
-        self.thumbs = FrameLoader(project, capacity=128, thumb_size=300)
+        self.thumbs = FrameLoader(project, capacity=128, thumb_size=480)  # the grid's thumbnails grow with the window
         self.thumbs.frame_did_load.connect(self._on_thumb_loaded)
         self.show_current()
 

@@ -68,10 +68,26 @@ class GridView(QListWidget):
         self.setGridSize(QSize(276, 196))
         self.setResizeMode(QListWidget.ResizeMode.Adjust)
         self.setMovement(QListWidget.Movement.Static)
-        self.setSpacing(8)
+        self.setSpacing(0)  # the grid cells hold the margins
+        # One page of nine fills the area exactly: no scroll bar to steal a column.
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.setSelectionMode(QListWidget.SelectionMode.NoSelection)
         self.itemClicked.connect(lambda item: self.toggle(self.row(item)))
+
+    COLUMNS = ROWS = 3  # one page: keys 1-9
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        """The page's nine thumbnails share the whole area, as large as it allows (16:9)."""
+        super().resizeEvent(event)
+        area = self.viewport().size()
+        cell_w = max(120, (area.width() - 6) // self.COLUMNS)
+        cell_h = max(90, (area.height() - 6) // self.ROWS)
+        icon_h = cell_h - self.fontMetrics().height() - 18
+        icon_w = max(96, min(cell_w - 16, icon_h * 16 // 9))
+        self.setGridSize(QSize(cell_w, cell_h))
+        self.setIconSize(QSize(icon_w, icon_w * 9 // 16))
 
     def show_items(self, items: list[tuple[int, str]]) -> None:
         self.clear()
@@ -85,7 +101,7 @@ class GridView(QListWidget):
         for i in range(self.count()):
             item = self.item(i)
             if item.data(Qt.ItemDataRole.UserRole) == frame_id:
-                item.setIcon(QIcon(QPixmap.fromImage(image).scaled(self.iconSize(), Qt.AspectRatioMode.KeepAspectRatio)))
+                item.setIcon(QIcon(QPixmap.fromImage(image)))  # drawn at the icon size, which follows the window
 
     def toggle(self, row: int) -> None:
         item = self.item(row)
