@@ -40,40 +40,50 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("aerial", type=Path)
     ap.add_argument("out", type=Path)
+    ap.add_argument("--telemetry-only", action="store_true", help="write flight.SRT again, not the video")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     strip = _strip(args.aerial)
     n = FPS * SECONDS
     video = args.out / "flight.mp4"
-    ff = subprocess.Popen(
+    ff = None if args.telemetry_only else subprocess.Popen(
         ["ffmpeg", "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{W}x{H}", "-r", str(FPS),
          "-i", "-", "-c:v", "libx264", "-preset", "slow", "-b:v", "2500k", "-pix_fmt", "yuv420p", str(video)],
         stdin=subprocess.PIPE,
     )
     rng = np.random.default_rng(7)
     cues = []
+    # The telemetry agrees with the pictures: a 24 mm-equivalent camera straight down from
+    # 80 m, heading north (the picture's top is north, its right east), so a pixel of the
+    # strip is as many metres on the ground as the camera's footprint gives.
+    from triage_app.core.geo import horizontal_fov, offset_to_latlon
+
+    height, focal = 80.0, 24.0
+    hfov, _ = horizontal_fov({"focal_35mm": focal, "width": W, "height": H}, 70.0)
+    metres_per_px = 2 * height * math.tan(math.radians(hfov) / 2) / W
     lat0, lon0 = 45.0380, -94.3490
     for i in range(n):
         t = i / FPS
         x = int((strip.shape[1] - W) * i / (n - 1))
         y = int((STRIP_H - H) / 2 * (1 + math.sin(t / 2.5)))
-        frame = strip[y : y + H, x : x + W].astype(np.int16)
-        frame += rng.normal(0, 4, frame.shape).astype(np.int16)
-        ff.stdin.write(np.clip(frame, 0, 255).astype(np.uint8).tobytes())
-        lat = lat0 + 0.00002 * y / 10
-        lon = lon0 + 0.000012 * x
+        if ff is not None:
+            frame = strip[y : y + H, x : x + W].astype(np.int16)
+            frame += rng.normal(0, 4, frame.shape).astype(np.int16)
+            ff.stdin.write(np.clip(frame, 0, 255).astype(np.uint8).tobytes())
+        lat, lon = offset_to_latlon(lat0, lon0, x * metres_per_px, -y * metres_per_px)
         cues.append(
             f"{i + 1}\n{_srt_time(t)} --> {_srt_time(t + 1 / FPS)}\n"
             f'<font size="28">FrameCnt: {i + 1}, DiffTime: 33ms\n'
             f"2026-06-04 10:00:{t:06.3f}\n"
-            f"[iso: 100] [shutter: 1/1000.0] [fnum: 2.8] [ev: 0] [latitude: {lat:.6f}] [longitude: {lon:.6f}] "
-            f"[rel_alt: 80.000 abs_alt: 342.500] [gb_yaw: 90.0 gb_pitch: -90.0 gb_roll: 0.0] </font>\n"
+            f"[iso: 100] [shutter: 1/1000.0] [fnum: 2.8] [ev: 0] [focal_len: {focal:.2f}] [latitude: {lat:.6f}] "
+            f"[longitude: {lon:.6f}] [rel_alt: {height:.3f} abs_alt: 342.500] [gb_yaw: 0.0 gb_pitch: -90.0 gb_roll: 0.0] </font>\n"
         )
-    ff.stdin.close()
-    if ff.wait() != 0:
-        raise SystemExit("ffmpeg failed")
+    if ff is not None:
+        ff.stdin.close()
+        if ff.wait() != 0:
+            raise SystemExit("ffmpeg failed")
     (args.out / "flight.SRT").write_text("\n".join(cues), encoding="utf-8")
-    print(f"wrote {video} ({video.stat().st_size / 1e6:.1f} MB) and flight.SRT")
+    print(("kept " if ff is None else "wrote ") + f"{video} ({video.stat().st_size / 1e6:.1f} MB); wrote flight.SRT")
 
 
 if __name__ == "__main__":

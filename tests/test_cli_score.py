@@ -39,5 +39,7 @@ def test_headless_demo_builds_scores_and_names_the_project(tmp_path: Path, capsy
     out = capsys.readouterr().out
     assert f"demo project: {target}" in out and "32 frames ingested" in out
     assert "candidates for review" in out and "strongest candidates" in out
+    # The demo flight's telemetry (position, 80 m, camera straight down) places each find.
+    assert "on the ground at 45.0" in out and "m from the aircraft)" in out
     with Project(target) as p:
         assert len(p.frame_rows()) == 32

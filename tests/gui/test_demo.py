@@ -31,7 +31,7 @@ def test_demo_builds_in_a_worker_and_opens_the_review_queue(qtbot, tmp_path: Pat
     # Straight down from 80 m: the outlined tile lies on the ground within the picture's
     # footprint around the aircraft, and C copies that estimate (the panel's figures).
     text = window.review_view.telemetry.text()
-    assert "outlined tile on the ground:" in text and "flat ground assumed, 70° field of view from the settings" in text
+    assert "outlined tile on the ground:" in text and "flat ground assumed, 72° field of view from the 24 mm focal length" in text
     qtbot.keyClick(window.review_view, Qt.Key.Key_C)
     copied = QGuiApplication.clipboard().text()
     assert f"outlined tile on the ground: {copied} (" in text
@@ -40,7 +40,7 @@ def test_demo_builds_in_a_worker_and_opens_the_review_queue(qtbot, tmp_path: Pat
     frame = window.controller.project.frame(review.session.current.frame_id)
     north = math.radians(lat - frame["lat"]) * 6_367_000
     east = math.radians(lon - frame["lon"]) * 6_378_000 * math.cos(math.radians(lat))
-    half_width = frame["rel_alt"] * math.tan(math.radians(35.0))  # the default 70° field of view
+    half_width = frame["rel_alt"] * math.tan(math.radians(71.6 / 2))  # 24 mm equivalent, 16:9 video
     assert 0 < math.hypot(east, north) <= half_width * math.hypot(1, 9 / 16) + 1
 
     qtbot.keyClick(window.review_view, Qt.Key.Key_G)

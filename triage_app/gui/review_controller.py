@@ -166,16 +166,17 @@ class ReviewController(QObject):
                 from triage_app.core.geo import locate_box
 
                 box = (fired["x0"], fired["y0"], fired["x1"], fired["y1"]) if fired else None
+                which = "outlined tile" if len(tiles) == 1 else "top-scoring tile"
                 placed = locate_box(frame, box, geo.hfov_deg, geo.max_distance_m)
                 if placed.point is not None:
                     p = placed.point
                     text = f"{p.lat:.6f}, {p.lon:.6f}"
-                    tele.append(f"outlined tile on the ground: {text} ({p.distance_m:.0f} m at {p.bearing_deg:.0f}° "
+                    tele.append(f"{which} on the ground: {text} ({p.distance_m:.0f} m at {p.bearing_deg:.0f}° "
                                 f"from the aircraft; flat ground assumed, {p.hfov_deg:.0f}° field of view from the "
                                 f"{p.hfov_from})")
-                    position = (text, "the outlined tile's estimated position on the ground")
+                    position = (text, f"the {which}'s estimated position on the ground")
                 else:
-                    tele.append(f"outlined tile not placed on the ground: {placed.reason}")
+                    tele.append(f"{which} not placed on the ground: {placed.reason}")
         if frame.get("telemetry_matched") == 0:
             tele.append("no telemetry for this frame")
         return {

@@ -3,6 +3,7 @@ policies. Every SQL statement about scores lives here."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -50,8 +51,6 @@ class ScoreStore:
     def recent_speed(self, min_frames: int = 20, min_seconds: float = 5.0) -> tuple[float, str] | None:
         """(frames per second, provider) of the latest finished run long enough to say (start-up
         included), for estimating how long new footage will take; None before any."""
-        import datetime as dt
-
         r = self.runs
         with self.db.read() as conn:
             rows = conn.execute(select(r.c.started_at, r.c.finished_at, r.c.frames_scored, r.c.provider)
