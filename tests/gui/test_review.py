@@ -187,3 +187,29 @@ def test_supervisor_settles_disagreements_from_the_resolve_queue(qtbot, review_p
     window.resolve_action.setChecked(False)
     assert not window.review.session.resolve
     window.controller.close()
+
+
+def test_the_reviewer_is_named_in_the_window_remembered_and_recorded(qtbot, review_project: Path) -> None:
+    """Analysts sharing a machine say who is reviewing in the toolbar: the name goes with
+    every decision from then on and into their own settings file (the project's own file,
+    which names ana here, is said to win when the project is opened again)."""
+    import os
+
+    window = _open(qtbot, review_project)
+    edit, review = window.reviewer_edit, window.review
+    assert edit.text() == "ana"
+    edit.setText("ben")
+    edit.editingFinished.emit()
+    message = window.statusBar().currentMessage()
+    assert message.startswith("Reviewing as ben (saved in ") and "names ana, which wins" in message
+    assert review.session.reviewer == "ben" and window.controller.settings.review.reviewer == "ben"
+    assert 'reviewer = "ben"' in Path(os.environ["TRIAGE_SETTINGS"]).read_text()
+    qtbot.waitUntil(lambda: not window.review_view.canvas._pixmap.pixmap().isNull(), timeout=10000)
+    frame = review.session.current.frame_id
+    qtbot.keyClick(window.review_view, Qt.Key.Key_A)
+    raw = sqlite3.connect(review_project / "project.db")
+    assert raw.execute("SELECT reviewer FROM decisions WHERE frame_id = ?", (frame,)).fetchone() == ("ben",)
+    edit.setText("  ")
+    edit.editingFinished.emit()  # no name: refused, the field shows who still reviews
+    assert edit.text() == "ben" and review.session.reviewer == "ben"
+    window.controller.close()

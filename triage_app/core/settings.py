@@ -191,3 +191,36 @@ def load_settings(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise SettingsError(f"invalid settings (from {where}, environment, command line): {problems}") from exc
+
+
+def save_user_setting(section: str, key: str, value: Any, path: Path | None = None,
+                      environ: dict[str, str] | None = None) -> Path:
+    """Set ``[section] key = value`` in the user's settings file (``TRIAGE_SETTINGS`` or the
+    platform's config folder), keeping the rest of the file, its comments included; the
+    result is checked like any settings file before it replaces the old one. Returns the
+    file; raises ``SettingsError`` naming it."""
+    import tomlkit
+
+    environ = dict(os.environ if environ is None else environ)
+    if path is None:
+        path = Path(environ["TRIAGE_SETTINGS"]) if environ.get("TRIAGE_SETTINGS") else user_settings_path()
+    try:
+        doc = tomlkit.parse(path.read_text(encoding="utf-8")) if path.is_file() else tomlkit.document()
+    except (OSError, tomlkit.exceptions.TOMLKitError) as exc:
+        raise SettingsError(f"{path}: cannot be read as TOML ({exc})") from exc
+    if section not in doc:
+        doc[section] = tomlkit.table()
+    doc[section][key] = value
+    try:
+        Settings.model_validate(_merge({}, doc.unwrap()))
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise SettingsError(f"{path}: {section}.{key} = {value!r} is not a valid setting ({problems})") from exc
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(tomlkit.dumps(doc), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise SettingsError(f"{path}: cannot be written ({exc.strerror or exc})") from exc
+    return path

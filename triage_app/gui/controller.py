@@ -57,6 +57,33 @@ class ProjectController(QObject):
         self.refresh()
         return True
 
+    def set_reviewer(self, name: str) -> str | None:
+        """Review as ``name`` from now on, and remember it in the user's settings file. Returns
+        what to tell the user, or None (and ``work_did_fail``) when it cannot be done."""
+        from triage_app.core.errors import TriageError
+        from triage_app.core.settings import load_settings, save_user_setting
+
+        name = name.strip()
+        if not name:
+            self.work_did_fail.emit("A reviewer needs a name: decisions record who made them.")
+            return None
+        try:
+            path = save_user_setting("review", "reviewer", name)
+        except TriageError as exc:
+            self.work_did_fail.emit(f"The reviewer's name is used for now but could not be saved: {exc}")
+            path = None
+        if self.settings is not None:
+            self.settings.review.reviewer = name
+        said = f"Reviewing as {name}" + (f" (saved in {path})" if path else "") + "."
+        if self.project is not None and path is not None:
+            try:
+                wins = load_settings(self.project.root).review.reviewer
+            except TriageError:
+                wins = name
+            if wins != name:
+                said += f" This project's settings.toml names {wins}, which wins when it is opened again."
+        return said
+
     def refresh(self) -> None:
         if self.project is not None:
             from triage_app.core.overview import source_overview

@@ -12,10 +12,12 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QInputDialog,
     QLabel,
+    QLineEdit,
     QListWidget,
     QMainWindow,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QTabWidget,
     QToolBar,
     QVBoxLayout,
@@ -129,6 +131,17 @@ class MainWindow(QMainWindow):
         self.resolve_action.setToolTip("Show the frames whose reviewers disagree; your decision settles each one")
         self.resolve_action.toggled.connect(self._set_resolve_mode)
         bar.addAction(self.resolve_action)
+        spacer = QWidget()
+        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        bar.addWidget(spacer)
+        bar.addWidget(QLabel("Reviewer: "))
+        self.reviewer_edit = QLineEdit()
+        self.reviewer_edit.setMaximumWidth(160)
+        self.reviewer_edit.setToolTip("Who is reviewing: every decision records it, second reviews go to someone "
+                                      "else, agreement is measured between reviewers. Remembered for next time.")
+        self.reviewer_edit.editingFinished.connect(self._reviewer_changed)
+        bar.addWidget(self.reviewer_edit)
+        self._show_reviewer()
 
     # -- user actions ---------------------------------------------------------------
     def _open_project(self) -> None:
@@ -186,6 +199,34 @@ class MainWindow(QMainWindow):
             lambda r: self.statusBar().showMessage(f"Exported {r.rows} frames to {r.outdir}", 15000))
         self.export_dialog.show()
 
+    def _show_reviewer(self) -> None:
+        c = self.controller
+        if c.settings is not None:
+            name = c.settings.review.reviewer
+        else:
+            from triage_app.core.errors import TriageError
+            from triage_app.core.settings import load_settings
+
+            try:
+                name = load_settings(None).review.reviewer
+            except TriageError:
+                name = ""
+        self.reviewer_edit.setText(name)
+
+    def _reviewer_changed(self) -> None:
+        c = self.controller
+        name = self.reviewer_edit.text().strip()
+        current = c.settings.review.reviewer if c.settings is not None else None
+        if name == current:
+            return
+        said = c.set_reviewer(name)
+        if said is None:
+            self._show_reviewer()
+            return
+        self.statusBar().showMessage(said, 15000)
+        if c.project is not None:  # second reviews depend on who is reviewing: the queue is built again
+            self.review.start(c.project, c.cards, c.settings, resolve=self.resolve_action.isChecked())
+
     def _set_resolve_mode(self, on: bool) -> None:
         c = self.controller
         if c.project is not None:
@@ -195,6 +236,7 @@ class MainWindow(QMainWindow):
     def _on_project_open(self, path: str) -> None:
         self.project_label.setText(f"Project: {path}")
         self.setWindowTitle(f"Drone triage — {Path(path).name}")
+        self._show_reviewer()
         c = self.controller
         self.review.start(c.project, c.cards, c.settings, resolve=self.resolve_action.isChecked())
         self.supervisor.start(c.project, c.cards, c.settings)
