@@ -32,3 +32,26 @@ def test_unknown_keys_and_bad_values_are_errors(tmp_path: Path) -> None:
     bad.write_text("not = [valid")
     with pytest.raises(SettingsError, match="not valid TOML"):
         load_settings(None, environ={}, user_file=bad)
+
+
+def test_a_setting_saved_from_the_window_keeps_the_users_file_and_is_checked(tmp_path: Path) -> None:
+    from triage_app.core.errors import SettingsError
+    from triage_app.core.settings import save_user_setting
+
+    f = tmp_path / "settings.toml"
+    f.write_text("# my own notes\n[review]\n# who I am\nreviewer = \"x\"\naudit_share = 0.1\n")
+    assert save_user_setting("review", "reviewer", "ana", f) == f
+    text = f.read_text()
+    assert "# my own notes" in text and "# who I am" in text and 'reviewer = "ana"' in text
+    assert load_settings(None, user_file=f, environ={}).review.reviewer == "ana"
+    assert load_settings(None, user_file=f, environ={}).review.audit_share == 0.1
+    with pytest.raises(SettingsError, match="settings.toml: review.audit_share = 5.0 is not a valid setting"):
+        save_user_setting("review", "audit_share", 5.0, f)
+    assert "audit_share = 0.1" in f.read_text()  # a refused value leaves the file as it was
+    new = tmp_path / "fresh" / "settings.toml"  # no file yet: made, with its folder
+    save_user_setting("geo", "hfov_deg", 63.4, new)
+    assert load_settings(None, user_file=new, environ={}).geo.hfov_deg == 63.4
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[review\n")
+    with pytest.raises(SettingsError, match="bad.toml: cannot be read as TOML"):
+        save_user_setting("review", "reviewer", "ana", bad)
