@@ -97,3 +97,51 @@ def test_adding_videos_asks_how_densely_to_sample_and_shows_what_they_are(qtbot,
     assert "15 frames to score" in again.estimate.text() and "about 3 s" in again.estimate.text()
     again.reject()
     window.controller.close()
+
+
+def test_footage_dropped_on_the_window_is_sorted_and_added(qtbot, tmp_path: Path, flight_video: Path, ortho) -> None:
+    """A camera card's folder (a clip, its telemetry, a low-resolution proxy, stills) and a
+    stray document dropped together: the clip goes to the sampling dialog, the stills are
+    added as a folder at once, the proxy is left alone and the document is named."""
+    import shutil
+
+    import cv2
+    from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    from triage_app.core.ingest import sort_dropped
+
+    card = tmp_path / "DCIM" / "100MEDIA"
+    card.mkdir(parents=True)
+    shutil.copy(flight_video, card / "DJI_0001.MP4")
+    shutil.copy(flight_video, card / "DJI_0001.LRF")
+    for k in range(3):
+        assert cv2.imwrite(str(card / f"DJI_01{k}.JPG"), ortho[k * 100 : k * 100 + 300, :400])
+    note = tmp_path / "notes.txt"
+    note.write_text("flight log")
+    sorted_ = sort_dropped([card, note, tmp_path / "DCIM"])
+    assert sorted_.videos == [str(card / "DJI_0001.MP4")] and sorted_.image_sources == [str(card)]
+    assert sorted_.ignored == [str(note), str(tmp_path / "DCIM")]  # a folder holding neither
+
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    assert window.acceptDrops()
+    assert window.add_dropped([str(card)]) is None  # no project yet: said, nothing added
+    assert "Open or create a project first" in window.problems_view.item(window.problems_view.count() - 1).text()
+    assert window.controller.open_project(tmp_path / "proj")
+    data = QMimeData()
+    data.setUrls([QUrl.fromLocalFile(str(card)), QUrl.fromLocalFile(str(note))])
+    with qtbot.waitSignal(window.controller.work_did_finish, timeout=30000):
+        window.dropEvent(QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, data, Qt.MouseButton.LeftButton,
+                                    Qt.KeyboardModifier.NoModifier))
+    dialog = window.add_footage_dialog
+    qtbot.waitUntil(lambda: len(dialog.probes) == 1, timeout=20000)
+    assert dialog.table.item(0, 0).text() == "DJI_0001.MP4"
+    qtbot.waitUntil(lambda: window.sources_view.rowCount() == 1, timeout=20000)  # the stills, added at once
+    assert window.sources_view.item(0, 1).text() == "images" and window.sources_view.item(0, 3).text() == "3"
+    problems = [window.problems_view.item(i).text() for i in range(window.problems_view.count())]
+    assert any("notes.txt" in p for p in problems)
+    dialog.reject()
+    qtbot.waitUntil(lambda: not window.controller.busy, timeout=60000)
+    window.controller.close()

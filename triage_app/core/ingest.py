@@ -262,3 +262,38 @@ def probe_footage(uri: str | Path, project: Project | None = None) -> FootagePro
                 sampling = json.loads(row["sampling"] or "{}")
                 probe.in_project.append(Sampling(int(sampling.get("every") or 1), sampling.get("fps")).describe())
     return probe
+
+
+@dataclass
+class DroppedFootage:
+    """What a set of dropped files and folders holds, sorted for adding."""
+
+    videos: list[str] = field(default_factory=list)  # to sample (the add-footage dialog)
+    image_sources: list[str] = field(default_factory=list)  # folders of stills, and single stills
+    ignored: list[str] = field(default_factory=list)  # neither footage nor a folder holding any
+
+
+def sort_dropped(paths: list[str | Path]) -> DroppedFootage:
+    """Videos, image sources and the rest among dropped paths. A folder adds its videos (a
+    camera card's DCIM folder: clips with their .SRT files) and, if it holds stills, itself as
+    a folder of images; its subfolders are not searched."""
+    from triage_app.core.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+
+    out = DroppedFootage()
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            entries = sorted(e for e in p.iterdir() if e.is_file())
+            videos = [str(e) for e in entries if e.suffix.lower() in VIDEO_SUFFIXES]
+            out.videos.extend(videos)
+            if any(e.suffix.lower() in IMAGE_SUFFIXES for e in entries):
+                out.image_sources.append(str(p))
+            elif not videos:
+                out.ignored.append(str(p))
+        elif p.suffix.lower() in VIDEO_SUFFIXES:
+            out.videos.append(str(p))
+        elif p.suffix.lower() in IMAGE_SUFFIXES:
+            out.image_sources.append(str(p))
+        else:
+            out.ignored.append(str(p))
+    return out

@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # errors only: FFmpeg and libtiff chatter would drown the user's messages
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff"}
+# Videos the add-video dialog offers and a dropped folder adds. Not DJI's .LRF files: they are
+# low-resolution copies of the clips beside them.
+VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".ts", ".m4v", ".mts"}
 VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".m4v", ".mts", ".ts", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp"}
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 Image.MAX_IMAGE_PIXELS = None  # size is checked by us with a clear message instead

@@ -70,6 +70,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.progress)
         self.statusBar().addPermanentWidget(self.cancel_button)
         self._build_toolbar()
+        self.setAcceptDrops(True)  # videos, folders and stills dropped on the window are added
 
         c = self.controller
         c.project_did_open.connect(self._on_project_open)
@@ -150,7 +151,10 @@ class MainWindow(QMainWindow):
             self.controller.open_project(Path(folder))
 
     def _add_video(self) -> None:
-        files, _ = QFileDialog.getOpenFileNames(self, "Add videos", "", "Videos (*.mp4 *.mov *.avi *.mkv *.ts);;All files (*)")
+        from triage_app.core.sources import VIDEO_SUFFIXES
+
+        patterns = " ".join(f"*{s} *{s.upper()}" for s in sorted(VIDEO_SUFFIXES))
+        files, _ = QFileDialog.getOpenFileNames(self, "Add videos", "", f"Videos ({patterns});;All files (*)")
         if files:
             self.open_add_footage(files)
 
@@ -198,6 +202,32 @@ class MainWindow(QMainWindow):
         self.export_dialog.export_did_finish.connect(
             lambda r: self.statusBar().showMessage(f"Exported {r.rows} frames to {r.outdir}", 15000))
         self.export_dialog.show()
+
+    # -- dropping files on the window ------------------------------------------------------
+    def dragEnterEvent(self, event) -> None:  # noqa: N802
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        event.acceptProposedAction()
+        self.add_dropped(paths)
+
+    def add_dropped(self, paths: list[str]):
+        """Videos (also those in a dropped folder) go through the add-footage dialog, which is
+        returned; folders of stills and stills are added at once; anything else is named."""
+        from triage_app.core.ingest import sort_dropped
+
+        if self.controller.project is None:
+            self._on_work_failed("Open or create a project first, then drop footage on the window.")
+            return None
+        dropped = sort_dropped(paths)
+        if dropped.ignored:
+            self._on_work_failed("Not footage (no video or image, nor a folder holding any): "
+                                 + ", ".join(dropped.ignored))
+        if dropped.image_sources:
+            self.controller.ingest(dropped.image_sources)
+        return self.open_add_footage(dropped.videos) if dropped.videos else None
 
     def _show_reviewer(self) -> None:
         c = self.controller
