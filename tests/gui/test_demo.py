@@ -53,4 +53,22 @@ def test_demo_builds_in_a_worker_and_opens_the_review_queue(qtbot, tmp_path: Pat
     window.tabs.setCurrentIndex(0)
     assert window.sources_view.item(0, 0).text() == "flight.mp4"
     shot(window, "demo_sources.png")
+
+    # An accepted frame is a find: listed with its place on the ground, copied by a double-click.
+    window.show_review()
+    qtbot.waitUntil(lambda: review.session.current is not None and not window.review_view.grid_mode, timeout=10000)
+    qtbot.keyClick(window.review_view, Qt.Key.Key_A)
+    window.tabs.setCurrentWidget(window.finds_view)
+    table = window.finds_view.table
+    qtbot.waitUntil(lambda: table.rowCount() == 1, timeout=10000)
+    assert window.tabs.tabText(window.tabs.currentIndex()) == "Finds (1)"
+    assert table.item(0, 6).text() == "on the ground" and table.item(0, 7).text().endswith(" m")
+    table.cellDoubleClicked.emit(0, 5)
+    assert QGuiApplication.clipboard().text() == table.item(0, 5).text()
+    window.finds.save_geojson(tmp_path / "finds.geojson")
+    import json
+
+    feature = json.loads((tmp_path / "finds.geojson").read_text())["features"][0]
+    assert feature["properties"]["placed"] == "ground" and feature["properties"]["source"] == "flight.mp4"
+    shot(window, "finds.png")
     window.controller.close()

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from triage_app.gui.controller import ProjectController
+from triage_app.gui.finds_view import FindsController, FindsView
 from triage_app.gui.review_controller import ReviewController
 from triage_app.gui.review_view import ReviewView
 from triage_app.gui.sources_view import SourcesView
@@ -66,6 +67,9 @@ class MainWindow(QMainWindow):
         self.supervisor_view = SupervisorView()
         self.supervisor = SupervisorController(self.supervisor_view)
         self.tabs.addTab(self.supervisor_view, "Supervisor")
+        self.finds_view = FindsView()
+        self.finds = FindsController(self.finds_view)
+        self.tabs.addTab(self.finds_view, "Finds")
         self.setCentralWidget(self.tabs)
         self.statusBar().addPermanentWidget(self.progress)
         self.statusBar().addPermanentWidget(self.cancel_button)
@@ -90,6 +94,13 @@ class MainWindow(QMainWindow):
         self.review.decision_did_record.connect(lambda _n: self._sources_timer.start())
         self.review.decision_did_record.connect(self._maybe_retrain)
         self.supervisor.policy_did_change.connect(lambda _pid: (self.review.refresh(), c.refresh()))
+        # Finds: rebuilt when shown, and a while after decisions (or undos) stop coming.
+        self.finds.finds_did_change.connect(lambda n: self.tabs.setTabText(self.tabs.indexOf(self.finds_view), f"Finds ({n})"))
+        self.finds.finds_did_fail.connect(self._on_work_failed)
+        self.finds.message_did_post.connect(lambda text: self.statusBar().showMessage(text, 15000))
+        self.review.decision_did_record.connect(lambda _n: self.finds.refresh_soon())
+        self.review.queue_did_change.connect(lambda _n: self.finds.refresh_soon())
+        self.tabs.currentChanged.connect(lambda i: self.finds.refresh() if self.tabs.widget(i) is self.finds_view else None)
         self.supervisor.supervisor_did_fail.connect(self._on_work_failed)
         self.tabs.currentChanged.connect(
             lambda i: self.supervisor.refresh() if self.tabs.widget(i) is self.supervisor_view else None)
@@ -270,6 +281,7 @@ class MainWindow(QMainWindow):
         c = self.controller
         self.review.start(c.project, c.cards, c.settings, resolve=self.resolve_action.isChecked())
         self.supervisor.start(c.project, c.cards, c.settings)
+        self.finds.start(c.project, c.cards, c.settings)
 
     def _on_progress(self, what: str, done: int, total: int) -> None:
         self.progress.setVisible(True)

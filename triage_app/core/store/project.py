@@ -190,6 +190,16 @@ class Project:
             after = conn.execute(base.where(f.c.idx >= idx).order_by(f.c.idx).limit(radius + 1)).mappings().all()
         return [dict(r) for r in reversed(before)] + [dict(r) for r in after]
 
+    def frames_by_id(self, frame_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """The rows of these frames, by id (absent ids are left out)."""
+        ids = [int(f) for f in frame_ids]
+        out: dict[int, dict[str, Any]] = {}
+        with self.db.read() as conn:
+            for k in range(0, len(ids), 900):  # SQLite's bound-parameter limit
+                q = select(self.frames).where(self.frames.c.id.in_(ids[k : k + 900]))
+                out.update({int(r["id"]): _paths_from_db(dict(r)) for r in conn.execute(q).mappings()})
+        return out
+
     def frame(self, frame_id: int) -> dict[str, Any]:
         with self.db.read() as conn:
             row = conn.execute(select(self.frames).where(self.frames.c.id == frame_id)).mappings().first()

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import update
+
+from tests.conftest import scored_project
+from triage_app.core.finds import finds, finds_csv, finds_geojson
+from triage_app.core.members.cards import load_cards
+from triage_app.core.review import DecisionStore
+from triage_app.core.settings import load_settings
+from triage_app.core.store import Project
+
+
+def test_finds_are_the_standing_accepts_newest_first_placed_where_the_telemetry_allows(tmp_path: Path,
+                                                                                       ortho: np.ndarray) -> None:
+    root = scored_project(tmp_path, ortho, members=("imagenet",))
+    with Project(root) as p:
+        rows = p.frame_rows()
+        a, b, c, d = (r["id"] for r in rows[:4])
+
+        def telemetry(conn):  # a: full telemetry; b: a position only; c, d: nothing
+            conn.execute(update(p.frames).where(p.frames.c.id == a).values(
+                lat=45.0, lon=7.0, rel_alt=100.0, gimbal_pitch=-45.0, gimbal_yaw=90.0))
+            conn.execute(update(p.frames).where(p.frames.c.id == b).values(lat=45.1, lon=7.1))
+
+        p.db.write(telemetry)
+        store = DecisionStore(p)
+
+        def decide(fid: int, label: str, who: str = "ana") -> int:
+            return store.record([dict(frame_id=fid, label=label, reviewer=who, seconds_spent=1.0, policy="p",
+                                      member_scores="{}")])[0]
+
+        decide(a, "accept")
+        decide(b, "accept", "ben")
+        decide(c, "reject")
+        store.undo([decide(d, "accept")])  # taken back: not a find
+        decide(c, "accept")  # decided again: its standing decision counts
+        cards, settings = load_cards(), load_settings(root)
+        found = finds(p, cards, settings)
+    assert [f.frame_id for f in found] == [c, b, a]  # newest decision first
+    by = {f.frame_id: f for f in found}
+    assert by[a].placed == "ground" and by[a].distance_m is not None and 60 < by[a].distance_m < 200
+    assert by[a].lon > 7.0 and abs(by[a].lat - 45.0) < 0.002  # ahead, to the east
+    assert (by[b].placed, by[b].lat, by[b].lon) == ("aircraft", 45.1, 7.1) and "height" in by[b].note
+    assert (by[c].placed, by[c].lat) == ("none", None) and by[b].reviewer == "ben"
+    table = list(csv.DictReader(io.StringIO(finds_csv(found))))
+    assert [int(r["frame_id"]) for r in table] == [c, b, a] and table[1]["placed"] == "aircraft"
+    geo = json.loads(finds_geojson(found))
+    assert len(geo["features"]) == 2  # the find with no position has no point
+    assert geo["features"][1]["geometry"]["coordinates"] == [by[a].lon, by[a].lat]

@@ -1,0 +1,85 @@
+"""The finds: every frame whose standing decision is *accept*, newest first, with where the
+firing tile lies on the ground (``core/geo.py``) or, failing that, where the aircraft was.
+For whoever coordinates the people on the ground while analysts are still reviewing."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from triage_app.core.fusion import firing_tile
+from triage_app.core.geo import locate_box
+from triage_app.core.members.cards import ModelCard
+from triage_app.core.policy import active_policy
+from triage_app.core.review import DecisionStore
+from triage_app.core.settings import Settings
+from triage_app.core.store import Project
+from triage_app.core.store.scoring import ScoreStore
+
+
+@dataclass
+class Find:
+    frame_id: int
+    decided_at: str
+    reviewer: str
+    source: str
+    frame: int
+    timestamp_s: float
+    captured_at: str | None
+    lat: float | None  # the find's position: on the ground where it could be placed, else the aircraft's
+    lon: float | None
+    placed: str  # "ground", "aircraft" or "none"
+    distance_m: float | None  # from the point below the aircraft, when placed on the ground
+    note: str  # why it was not placed on the ground, if it was not
+
+
+def finds(project: Project, cards: dict[str, ModelCard], settings: Settings) -> list[Find]:
+    """Accepted frames, newest decision first."""
+    accepted = [d for d in DecisionStore(project).current() if d["label"] == "accept"]
+    if not accepted:
+        return []
+    accepted.sort(key=lambda d: (d["decided_at"], d["id"]), reverse=True)
+    store = ScoreStore(project)
+    thresholds = active_policy(store, cards, settings).thresholds
+    scores = store.frame_score_rows([d["frame_id"] for d in accepted])
+    sources = {s["id"]: s for s in project.source_summaries()}
+    frames = project.frames_by_id([d["frame_id"] for d in accepted])
+    out = []
+    geo = settings.geo
+    for d in accepted:
+        fr = frames[int(d["frame_id"])]
+        _member, box = firing_tile(scores.get(int(d["frame_id"]), {}), thresholds)
+        placed = locate_box(fr, box, geo.hfov_deg, geo.max_distance_m)
+        if placed.point is not None:
+            lat, lon, how, dist, note = placed.point.lat, placed.point.lon, "ground", placed.point.distance_m, ""
+        elif fr.get("lat") is not None:
+            lat, lon, how, dist, note = fr["lat"], fr["lon"], "aircraft", None, placed.reason
+        else:
+            lat, lon, how, dist, note = None, None, "none", None, "no position for this frame"
+        out.append(Find(int(d["frame_id"]), str(d["decided_at"]), str(d["reviewer"]), sources[fr["source_id"]]["name"],
+                        int(fr["idx"]), float(fr["timestamp_s"]), fr.get("captured_at"), lat, lon, how, dist, note))
+    return out
+
+
+def finds_csv(items: list[Find]) -> str:
+    """The finds as CSV text (for the clipboard or a file), one row each."""
+    buf = io.StringIO()
+    names = list(Find.__dataclass_fields__)
+    writer = csv.DictWriter(buf, fieldnames=names, lineterminator="\n")
+    writer.writeheader()
+    for f in items:
+        writer.writerow(asdict(f))
+    return buf.getvalue()
+
+
+def finds_geojson(items: list[Find]) -> str:
+    """The finds that have a position, as a GeoJSON FeatureCollection."""
+    features: list[dict[str, Any]] = [
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [f.lon, f.lat]},
+         "properties": {k: v for k, v in asdict(f).items() if k not in ("lat", "lon")}}
+        for f in items if f.lat is not None and f.lon is not None
+    ]
+    return json.dumps({"type": "FeatureCollection", "features": features}, indent=1)

@@ -1,0 +1,187 @@
+"""The finds tab: accepted frames, newest first, with the find's position (on the ground
+where the telemetry allows), for whoever sends people to them. The view lays them out; the
+controller builds them in a worker and copies or saves them (CSV, GeoJSON)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from triage_app.gui.workers import Worker, start
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ("Decided (local time)", "Reviewer", "Source", "Frame", "Time in video", "Position", "Placed", "From the aircraft")
+
+
+def _local_time(iso: str) -> str:
+    """A stored UTC time as this computer's local time, to the second."""
+    import datetime as dt
+
+    try:
+        return dt.datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return iso[:19].replace("T", " ")
+
+
+class FindsView(QWidget):
+    """Layout only: the table, a summary, two buttons; user actions become signals."""
+
+    user_did_copy_all = Signal()
+    user_did_save = Signal(str)  # the chosen file
+    user_did_copy_row = Signal(int)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.summary = QLabel("No accepted frame yet.")
+        self.copy_button = QPushButton("Copy all as CSV")
+        self.save_button = QPushButton("Save GeoJSON…")
+        self.copy_button.clicked.connect(self.user_did_copy_all.emit)
+        self.save_button.clicked.connect(self._ask_file)
+        top = QHBoxLayout()
+        top.addWidget(self.summary, 1)
+        top.addWidget(self.copy_button)
+        top.addWidget(self.save_button)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.table.setAlternatingRowColors(True)
+        header = self.table.horizontalHeader()
+        for i in range(len(COLUMNS)):
+            header.setSectionResizeMode(i, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        self.table.setToolTip("Double-click a row to copy its position")
+        self.table.cellDoubleClicked.connect(lambda row, _col: self.user_did_copy_row.emit(row))
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.table, 1)
+        self.show_finds([])
+
+    def _ask_file(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save the finds", "finds.geojson", "GeoJSON (*.geojson *.json)")
+        if path:
+            self.user_did_save.emit(path)
+
+    def show_finds(self, items: list[Any]) -> None:
+        self.table.setRowCount(len(items))
+        for r, f in enumerate(items):
+            position = f"{f.lat:.6f}, {f.lon:.6f}" if f.lat is not None else "—"
+            placed = {"ground": "on the ground", "aircraft": "aircraft's position", "none": "no position"}[f.placed]
+            away = f"{f.distance_m:.0f} m" if f.distance_m is not None else ""
+            values = (_local_time(f.decided_at), f.reviewer, f.source, str(f.frame), f"{f.timestamp_s:.1f} s",
+                      position, placed, away)
+            for c, text in enumerate(values):
+                item = QTableWidgetItem(text)
+                if c in (3, 4, 7):
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if c == 6 and f.note:
+                    item.setToolTip(f.note)
+                self.table.setItem(r, c, item)
+        ground = sum(f.placed == "ground" for f in items)
+        aircraft = sum(f.placed == "aircraft" for f in items)
+        self.summary.setText(f"{len(items)} accepted frame{'s' if len(items) != 1 else ''}, newest first: {ground} placed "
+                             f"on the ground (flat ground assumed), {aircraft} at the aircraft's position."
+                             if items else "No accepted frame yet.")
+        self.copy_button.setEnabled(bool(items))
+        self.save_button.setEnabled(bool(items))
+
+
+class FindsController(QObject):
+    """Builds the finds in a worker and acts on the view's buttons."""
+
+    finds_did_change = Signal(int)  # how many
+    finds_did_fail = Signal(str)
+    message_did_post = Signal(str)
+
+    def __init__(self, view: FindsView) -> None:
+        super().__init__()
+        self.view = view
+        self.items: list[Any] = []
+        self._project = self._cards = self._settings = None
+        self._worker: Worker | None = None
+        self._again = False
+        view.user_did_copy_all.connect(self.copy_csv)
+        view.user_did_save.connect(lambda path: self.save_geojson(Path(path)))
+        view.user_did_copy_row.connect(self.copy_position)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(2000)  # decisions come fast: one rebuild once they pause
+        self._timer.timeout.connect(self.refresh)
+
+    def start(self, project: Any, cards: dict, settings: Any) -> None:
+        self._project, self._cards, self._settings = project, cards, settings
+        self.refresh()
+
+    def refresh_soon(self) -> None:
+        self._timer.start()
+
+    def refresh(self) -> None:
+        if self._project is None:
+            return
+        if self._worker is not None:
+            self._again = True
+            return
+        from triage_app.core.finds import finds
+
+        project, cards, settings = self._project, self._cards, self._settings
+        worker = Worker(lambda progress, cancel: finds(project, cards, settings))
+        worker.signals.worker_did_finish.connect(self._show)
+        worker.signals.worker_did_fail.connect(self._failed)
+        self._worker = worker
+        start(worker)
+
+    def _failed(self, message: str) -> None:
+        self._worker = None
+        self.finds_did_fail.emit(f"The finds could not be listed: {message}")
+
+    def _show(self, items: list[Any]) -> None:
+        self._worker = None
+        self.items = items
+        self.view.show_finds(items)
+        self.finds_did_change.emit(len(items))
+        if self._again:
+            self._again = False
+            self.refresh()
+
+    def copy_position(self, row: int) -> None:
+        f = self.items[row] if 0 <= row < len(self.items) else None
+        if f is None or f.lat is None:
+            self.message_did_post.emit("This find has no position to copy.")
+            return
+        text = f"{f.lat:.6f}, {f.lon:.6f}"
+        QGuiApplication.clipboard().setText(text)
+        where = "on the ground" if f.placed == "ground" else "the aircraft's position"
+        self.message_did_post.emit(f"Copied {text}: {f.source} frame {f.frame}, {where}.")
+
+    def copy_csv(self) -> None:
+        from triage_app.core.finds import finds_csv
+
+        QGuiApplication.clipboard().setText(finds_csv(self.items))
+        self.message_did_post.emit(f"Copied {len(self.items)} finds as CSV.")
+
+    def save_geojson(self, path: Path) -> None:
+        from triage_app.core.finds import finds_geojson
+
+        try:
+            path.write_text(finds_geojson(self.items), encoding="utf-8")
+        except OSError as exc:
+            self.finds_did_fail.emit(f"{path}: cannot be written ({exc.strerror or exc})")
+            return
+        self.message_did_post.emit(f"Saved {sum(f.lat is not None for f in self.items)} finds to {path}.")
