@@ -111,7 +111,7 @@ class FindsController(QObject):
     message_did_post = Signal(str)
 
     def __init__(self, view: FindsView) -> None:
-        super().__init__()
+        super().__init__(view)  # goes with its view: a late worker's result then reaches no dead widget
         self.view = view
         self.items: list[Any] = []
         self._project = self._cards = self._settings = None

@@ -160,13 +160,15 @@ class ReviewController(QObject):
         position = None
         if frame.get("lat") is not None:
             position = (f"{frame['lat']:.6f}, {frame['lon']:.6f}", "the aircraft's position")
-            fired = next((r for r in rows if r["x0"] is not None), None)
             geo = self.settings.geo if self.settings is not None else None
             if geo is not None:
+                from triage_app.core.fusion import firing_tile
                 from triage_app.core.geo import locate_box
 
-                box = (fired["x0"], fired["y0"], fired["x1"], fired["y1"]) if fired else None
-                which = "outlined tile" if len(tiles) == 1 else "top-scoring tile"
+                # The tile of the member that fired most clearly against its threshold, as
+                # the finds list and the export place it.
+                member, box = firing_tile({r["member"]: r for r in rows}, s.policy.thresholds if s.policy else {})
+                which = "outlined tile" if len(tiles) == 1 else f"{member}'s tile"
                 placed = locate_box(frame, box, geo.hfov_deg, geo.max_distance_m)
                 if placed.point is not None:
                     p = placed.point
