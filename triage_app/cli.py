@@ -170,6 +170,37 @@ def cmd_policy(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_finds(args: argparse.Namespace) -> int:
+    from triage_app.core.finds import finds, finds_csv, finds_geojson
+    from triage_app.core.members.cards import load_cards
+    from triage_app.core.store import Project
+
+    settings = cli_settings(args)
+    with Project(args.project, create=False) as project:
+        items = finds(project, load_cards(settings.models_dir, project.root), settings)
+    if args.geojson:
+        try:
+            Path(args.geojson).write_text(finds_geojson(items), encoding="utf-8")
+        except OSError as exc:
+            print(f"{args.geojson}: cannot be written ({exc.strerror or exc})", file=sys.stderr)
+            return 2
+        print(f"wrote {sum(f.lat is not None for f in items)} finds to {args.geojson}", file=sys.stderr)
+    if args.csv:
+        sys.stdout.write(finds_csv(items))
+        return 0
+    if not items:
+        print("no accepted frame yet")
+        return 0
+    print(f"{len(items)} finds, newest first (position on the ground where the telemetry allows, else the aircraft's):")
+    for f in items:
+        where = (f"{f.lat:.6f}, {f.lon:.6f}" if f.lat is not None else "no position") + (
+            f"  on the ground, {f.distance_m:.0f} m from the aircraft" if f.placed == "ground" else
+            f"  aircraft ({f.note})" if f.placed == "aircraft" else "")
+        print(f"  {f.decided_at[:19].replace('T', ' ')} UTC  {f.reviewer:<10} {f.source} frame {f.frame} "
+              f"(t={f.timestamp_s:.1f} s)  {where}")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from triage_app.core.audit import report
     from triage_app.core.members.cards import load_cards
@@ -388,6 +419,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--plots", type=Path, metavar="DIR", help="write the curves (PNG and CSV) into this folder")
     ev.add_argument("--project", type=Path, metavar="DIR", help="keep the replayed project here (a new folder)")
     ev.set_defaults(func=cmd_evaluate)
+
+    fi = sub.add_parser("finds", help="accepted frames, newest first, with where they are on the ground")
+    fi.add_argument("project", type=Path)
+    fi.add_argument("--csv", action="store_true", help="print them as CSV")
+    fi.add_argument("--geojson", metavar="FILE", help="also write them as GeoJSON points")
+    fi.set_defaults(func=cmd_finds)
 
     rp = sub.add_parser("report", help="workload, reviews, audit and the measured recall")
     rp.add_argument("project", type=Path)

@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from sqlalchemy import update
 
 from tests.conftest import scored_project
+from triage_app.cli import main
 from triage_app.core.finds import finds, finds_csv, finds_geojson
 from triage_app.core.members.cards import load_cards
 from triage_app.core.review import DecisionStore
@@ -16,8 +18,8 @@ from triage_app.core.settings import load_settings
 from triage_app.core.store import Project
 
 
-def test_finds_are_the_standing_accepts_newest_first_placed_where_the_telemetry_allows(tmp_path: Path,
-                                                                                       ortho: np.ndarray) -> None:
+def test_finds_are_the_standing_accepts_newest_first_placed_where_the_telemetry_allows(
+        tmp_path: Path, ortho: np.ndarray, capsys: pytest.CaptureFixture[str]) -> None:
     root = scored_project(tmp_path, ortho, members=("imagenet",))
     with Project(root) as p:
         rows = p.frame_rows()
@@ -53,3 +55,13 @@ def test_finds_are_the_standing_accepts_newest_first_placed_where_the_telemetry_
     geo = json.loads(finds_geojson(found))
     assert len(geo["features"]) == 2  # the find with no position has no point
     assert geo["features"][1]["geometry"]["coordinates"] == [by[a].lon, by[a].lat]
+
+    # The same from a terminal.
+    assert main(["finds", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("3 finds, newest first") and "m from the aircraft" in out and "no position" in out
+    assert main(["finds", str(root), "--csv", "--geojson", str(tmp_path / "f.geojson")]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == finds_csv(found) and "wrote 2 finds" in captured.err
+    assert json.loads((tmp_path / "f.geojson").read_text()) == geo
+    assert main(["finds", str(tmp_path / "nope")]) == 2
