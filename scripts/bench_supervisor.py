@@ -1,7 +1,7 @@
 """How long the supervisor waits on a large project: a simulated flight of N scored frames
 (2 % positive), 3,000 candidates decided, then the audit refresh, the headline report, the
-whole supervisor view (twice: the second finds drift cached), a policy preview and the
-analysts' queue.
+whole supervisor view (twice: the second finds drift cached), a policy preview, the
+analysts' queue and the finds list.
 
     python scripts/bench_supervisor.py [--frames 100000] [--json]
 """
@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from triage_app.core.audit import propose_policy, refresh_audit, report
+from triage_app.core.finds import finds
 from triage_app.core.members.cards import load_cards
 from triage_app.core.review import DecisionStore, ReviewSession
 from triage_app.core.settings import load_settings
@@ -52,7 +53,8 @@ def main() -> int:
                  ("supervisor_view_first_s", lambda: supervisor_data(p, cards, settings)),
                  ("supervisor_view_again_s", lambda: supervisor_data(p, cards, settings)),
                  ("policy_preview_s", lambda: propose_policy(p, cards, settings, 0.9)),
-                 ("review_queue_s", lambda: ReviewSession(p, cards, settings))]
+                 ("review_queue_s", lambda: ReviewSession(p, cards, settings)),
+                 ("finds_s", lambda: timings.__setitem__("finds", len(finds(p, cards, settings))))]
         for name, step in steps:
             t0 = time.perf_counter()
             step()
