@@ -89,6 +89,10 @@ def test_the_focal_length_gives_the_field_of_view_where_the_telemetry_has_one() 
     assert horizontal_fov(_frame(focal_35mm=24.0), HFOV)[0] == pytest.approx(71.6, abs=0.1)
     assert horizontal_fov(_frame(focal_35mm=28.0), HFOV) == (pytest.approx(63.4, abs=0.1), "28 mm focal length")
     assert horizontal_fov(_frame(), HFOV) == (HFOV, "settings")
+    cropped = horizontal_fov(_frame(focal_35mm=24.0, width=1058, height=997), HFOV)  # cut out of a photo
+    assert cropped[0] == HFOV and "cropped" in cropped[1]
+    assert horizontal_fov(_frame(focal_35mm=24.0, width=3648, height=5472), HFOV)[0] == pytest.approx(
+        math.degrees(2 * math.atan(43.27 * 3648 / math.hypot(3648, 5472) / 48)), abs=0.05)  # a portrait photo
     p = locate(_frame(focal_35mm=28.0), W, H / 2, HFOV).point
     assert p.hfov_deg == pytest.approx(63.4, abs=0.1)
     assert p.distance_m == pytest.approx(100.0 * math.tan(math.radians(p.hfov_deg / 2)))

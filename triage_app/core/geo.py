@@ -53,6 +53,7 @@ def offset_to_latlon(lat: float, lon: float, east_m: float, north_m: float) -> t
 
 
 _FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)
+_CAMERA_ASPECTS = (4 / 3, 3 / 2, 16 / 9, 17 / 9, 1.0)  # whole frames of drone cameras (photo and video)
 
 
 def horizontal_fov(frame: Mapping[str, Any], default_deg: float) -> tuple[float, str]:
@@ -66,6 +67,10 @@ def horizontal_fov(frame: Mapping[str, Any], default_deg: float) -> tuple[float,
     if not f35 or f35 <= 0 or not w or not h:
         return float(default_deg), "settings"
     w, h = float(w), float(h)
+    aspect = max(w, h) / min(w, h)
+    if not any(abs(aspect / a - 1) < 0.03 for a in _CAMERA_ASPECTS):
+        # A picture cut out of a larger one keeps its camera's focal length but not its view.
+        return float(default_deg), f"settings (a {aspect:.2f}:1 picture is no camera's whole frame: cropped?)"
     if w / h > 1.55:
         width_mm = _FULL_FRAME_DIAGONAL_MM * 0.8  # the width of a 4:3 picture of that diagonal
     else:
