@@ -124,19 +124,25 @@ def test_writer_and_readers_never_see_locked(tmp_path: Path) -> None:
         assert counts == {sid: 400, sid2: 400}
 
 
-def test_policies_set_before_the_assurance_existed_read_as_strict(tmp_path: Path) -> None:
+def _older_project(root: Path, version: int, *statements: str) -> None:
+    """A project database as schema ``version`` left it, holding what ``statements`` insert."""
     from sqlalchemy import create_engine
 
+    engine = create_engine(f"sqlite:///{root / 'project.db'}")
+    with engine.begin() as conn:
+        for step in MIGRATIONS[:version]:
+            step(conn)
+        conn.exec_driver_sql(f"PRAGMA user_version = {version}")
+        for sql in statements:
+            conn.exec_driver_sql(sql)
+    engine.dispose()
+
+
+def test_policies_set_before_the_assurance_existed_read_as_strict(tmp_path: Path) -> None:
     from triage_app.core.store.scoring import ScoreStore
 
-    engine = create_engine(f"sqlite:///{tmp_path / 'project.db'}")
-    with engine.begin() as conn:  # a project of schema 6, holding a policy
-        for step in MIGRATIONS[:6]:
-            step(conn)
-        conn.exec_driver_sql("PRAGMA user_version = 6")
-        conn.exec_driver_sql("INSERT INTO policies (created_at, created_by, rule, thresholds, target_recall) VALUES "
-                             "('2026-01-01T00:00:00', 'sam', 'any', '{\"imagenet\": 0.2}', 0.9)")
-    engine.dispose()
+    _older_project(tmp_path, 6, "INSERT INTO policies (created_at, created_by, rule, thresholds, target_recall) VALUES "
+                                "('2026-01-01T00:00:00', 'sam', 'any', '{\"imagenet\": 0.2}', 0.9)")
     with Project(tmp_path) as p:
         store = ScoreStore(p)
         old = store.current_policy()
@@ -146,17 +152,9 @@ def test_policies_set_before_the_assurance_existed_read_as_strict(tmp_path: Path
 
 
 def test_frames_of_an_older_project_gain_a_focal_length_left_empty(tmp_path: Path) -> None:
-    from sqlalchemy import create_engine
-
-    engine = create_engine(f"sqlite:///{tmp_path / 'project.db'}")
-    with engine.begin() as conn:  # a project of schema 7, holding a frame
-        for step in MIGRATIONS[:7]:
-            step(conn)
-        conn.exec_driver_sql("PRAGMA user_version = 7")
-        conn.exec_driver_sql("INSERT INTO sources (kind, uri, name, added_at, sampling) VALUES "
-                             "('video', '/f.mp4', 'f.mp4', '2026-01-01T00:00:00', '{}')")
-        conn.exec_driver_sql("INSERT INTO frames (source_id, idx, timestamp_s, lat, lon) VALUES (1, 0, 0.0, 45.0, 7.0)")
-    engine.dispose()
+    _older_project(tmp_path, 7, "INSERT INTO sources (kind, uri, name, added_at, sampling) VALUES "
+                                "('video', '/f.mp4', 'f.mp4', '2026-01-01T00:00:00', '{}')",
+                   "INSERT INTO frames (source_id, idx, timestamp_s, lat, lon) VALUES (1, 0, 0.0, 45.0, 7.0)")
     with Project(tmp_path) as p:
         old = p.frame_rows()[0]
         assert old["lat"] == 45.0 and old["focal_35mm"] is None
