@@ -194,7 +194,8 @@ def cmd_finds(args: argparse.Namespace) -> int:
     print(f"{len(items)} finds, newest first (position on the ground where the telemetry allows, else the aircraft's):")
     for f in items:
         where = (f"{f.lat:.6f}, {f.lon:.6f}" if f.lat is not None else "no position") + (
-            f"  on the ground, {f.distance_m:.0f} m from the aircraft" if f.placed == "ground" else
+            f"  on the ground{'' if f.radius_m is None else f' within {f.radius_m:.0f} m'}, "
+            f"{f.distance_m:.0f} m from the aircraft" if f.placed == "ground" else
             f"  aircraft ({f.note})" if f.placed == "aircraft" else "")
         print(f"  {f.decided_at[:19].replace('T', ' ')} UTC  {f.reviewer:<10} {f.source} frame {f.frame} "
               f"(t={f.timestamp_s:.1f} s)  {where}")

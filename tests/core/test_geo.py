@@ -108,3 +108,24 @@ def test_dji_focal_lengths_are_read_in_both_notations(shared_data) -> None:
     assert parse_srt(srt / "p4_rtk.SRT").points[0].focal_35mm is None  # not written
     photo = read_exif(shared_data / "aerial" / "deepforest" / "pelicans_DJI_0005.JPG")
     assert photo.focal_35mm == 24.0  # Phantom 4 Pro, EXIF FocalLengthIn35mmFilm
+
+
+def test_a_find_comes_with_how_far_it_may_be_from_its_point() -> None:
+    from triage_app.core.geo import Errors, locate_box
+
+    e = Errors(angle_deg=2.0, height_share=0.1, fov_share=0.03, position_m=3.0)
+    # Straight down, a point at the centre: only the position and the pitch move it (yaw turns
+    # it on the spot, height and field of view scale a zero offset): sqrt(3² + (100 tan 2°)²).
+    centre = locate_box(_frame(), (W / 2, H / 2, W / 2, H / 2), HFOV, errors=e).point
+    assert centre.radius_m == pytest.approx(math.hypot(3.0, 100 * math.tan(math.radians(2.0))), rel=1e-3)
+    # The find is somewhere in its tile: the tile's farthest corner adds to the radius.
+    tile = locate_box(_frame(), (W / 2 - 224, H / 2 - 224, W / 2 + 224, H / 2 + 224), HFOV, errors=e).point
+    corner = locate(_frame(), W / 2 + 224, H / 2 + 224, HFOV).point.distance_m
+    assert tile.radius_m == pytest.approx(centre.radius_m + corner, rel=1e-3)
+    # Looking obliquely, the same errors move the point much farther.
+    oblique = locate_box(_frame(gimbal_pitch=-30.0), (W / 2, H / 2, W / 2, H / 2), HFOV, errors=e).point
+    assert oblique.radius_m > 5 * centre.radius_m
+    # An error that would lift the ray above the horizon leaves the point unbounded.
+    grazing = locate_box(_frame(gimbal_pitch=-1.5), (W / 2, H / 2, W / 2, H / 2), HFOV, max_distance_m=1e5, errors=e)
+    assert grazing.point is not None and grazing.point.radius_m is None
+    assert locate_box(_frame(), None, HFOV).point.radius_m is None  # no errors asked: no radius

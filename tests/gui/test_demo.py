@@ -34,7 +34,7 @@ def test_demo_builds_in_a_worker_and_opens_the_review_queue(qtbot, tmp_path: Pat
     assert "outlined tile on the ground:" in text and "flat ground assumed, 72° field of view from the 24 mm focal length" in text
     qtbot.keyClick(window.review_view, Qt.Key.Key_C)
     copied = QGuiApplication.clipboard().text()
-    assert f"outlined tile on the ground: {copied} (" in text
+    assert f"outlined tile on the ground: {copied}, within about " in text
     assert "estimated position on the ground" in window.statusBar().currentMessage()
     lat, lon = (float(v) for v in copied.split(", "))
     frame = window.controller.project.frame(review.session.current.frame_id)
@@ -62,7 +62,8 @@ def test_demo_builds_in_a_worker_and_opens_the_review_queue(qtbot, tmp_path: Pat
     table = window.finds_view.table
     qtbot.waitUntil(lambda: table.rowCount() == 1, timeout=10000)
     assert window.tabs.tabText(window.tabs.currentIndex()) == "Finds (1)"
-    assert table.item(0, 6).text() == "on the ground" and table.item(0, 7).text().endswith(" m")
+    assert table.item(0, 7).text() == "on the ground" and table.item(0, 8).text().endswith(" m")
+    assert table.item(0, 6).text().endswith(" m")  # within: the telemetry's errors and the tile's size
     table.cellDoubleClicked.emit(0, 5)
     assert QGuiApplication.clipboard().text() == table.item(0, 5).text()
     window.finds.save_geojson(tmp_path / "finds.geojson")

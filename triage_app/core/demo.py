@@ -14,7 +14,7 @@ from triage_app.core.ingest import IngestResult, ingest_source
 from triage_app.core.members.cards import load_cards
 from triage_app.core.pipeline import score_project
 from triage_app.core.policy import active_policy, candidate_frames
-from triage_app.core.geo import locate_box
+from triage_app.core.geo import place
 from triage_app.core.store.scoring import ScoreStore
 from triage_app.core.settings import APP_NAME, load_settings
 from triage_app.core.sources import Sampling
@@ -86,11 +86,11 @@ def run_demo(project_dir: Path | None = None, progress_factory: Callable[[str], 
         for i in order:
             frame = project.frame(int(ids[i]))
             best = max(store.frame_scores(int(ids[i])), key=lambda r: r["score"])
-            placed = locate_box(frame, (best["x0"], best["y0"], best["x1"], best["y1"]), settings.geo.hfov_deg,
-                                settings.geo.max_distance_m)
+            placed = place(frame, (best["x0"], best["y0"], best["x1"], best["y1"]), settings.geo)
             if placed.point is not None:  # where the tile lies on the ground
                 p = placed.point
-                where = f"on the ground at {p.lat:.5f}, {p.lon:.5f} ({p.distance_m:.0f} m from the aircraft)"
+                within = f" within {p.radius_m:.0f} m" if p.radius_m is not None else ""
+                where = f"on the ground at {p.lat:.5f}, {p.lon:.5f}{within} ({p.distance_m:.0f} m from the aircraft)"
             elif frame["lat"] is not None:
                 where = f"aircraft at {frame['lat']:.5f}, {frame['lon']:.5f}"
             else:

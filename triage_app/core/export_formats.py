@@ -12,7 +12,7 @@ from typing import Any
 from triage_app import __version__
 from triage_app.core.agreement import RESOLVE
 from triage_app.core.export_plan import Item
-from triage_app.core.geo import locate_box
+from triage_app.core.geo import place
 from triage_app.core.settings import GeoSettings
 
 _FRAME_COLS = ("lat", "lon", "rel_alt", "abs_alt", "gimbal_pitch", "gimbal_yaw", "gimbal_roll", "aircraft_pitch",
@@ -98,13 +98,14 @@ def geo_points(items: list[Item], rows: dict[int, dict[str, Any]], members: list
                      frame=fr["idx"], thumbnail=r["thumbnail_file"], image=r["file"], reviewer=it.decision["reviewer"],
                      decided_at=it.decision["decided_at"], fused_score_at_decision=it.decision["fused_score"],
                      aircraft_lat=float(fr["lat"]), aircraft_lon=float(fr["lon"]))
-        placed = locate_box(fr, it.box, geo.hfov_deg, geo.max_distance_m)
+        placed = place(fr, it.box, geo)
         if placed.point is not None:
             lat, lon = placed.point.lat, placed.point.lon
             props.update(position="firing tile on the ground (estimated, flat ground assumed)",
                          ground_distance_m=round(placed.point.distance_m, 1),
                          bearing_from_aircraft_deg=round(placed.point.bearing_deg, 1),
-                         field_of_view_deg=round(placed.point.hfov_deg, 1), field_of_view_from=placed.point.hfov_from)
+                         field_of_view_deg=round(placed.point.hfov_deg, 1), field_of_view_from=placed.point.hfov_from,
+                         radius_m=None if placed.point.radius_m is None else round(placed.point.radius_m, 1))
         else:
             lat, lon = float(fr["lat"]), float(fr["lon"])
             props.update(position=f"aircraft (the tile could not be placed: {placed.reason})")

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from triage_app.core.fusion import firing_tile
-from triage_app.core.geo import locate_box
+from triage_app.core.geo import place
 from triage_app.core.members.cards import ModelCard
 from triage_app.core.policy import active_policy
 from triage_app.core.review import DecisionStore
@@ -33,6 +33,7 @@ class Find:
     lon: float | None
     placed: str  # "ground", "aircraft" or "none"
     distance_m: float | None  # from the point below the aircraft, when placed on the ground
+    radius_m: float | None  # how far the find may be from its position (telemetry errors and the tile's size)
     note: str  # why it was not placed on the ground, if it was not
 
 
@@ -52,15 +53,17 @@ def finds(project: Project, cards: dict[str, ModelCard], settings: Settings) -> 
     for d in accepted:
         fr = frames[int(d["frame_id"])]
         _member, box = firing_tile(scores.get(int(d["frame_id"]), {}), thresholds)
-        placed = locate_box(fr, box, geo.hfov_deg, geo.max_distance_m)
+        placed = place(fr, box, geo)
         if placed.point is not None:
-            lat, lon, how, dist, note = placed.point.lat, placed.point.lon, "ground", placed.point.distance_m, ""
+            p = placed.point
+            lat, lon, how, dist, radius, note = p.lat, p.lon, "ground", p.distance_m, p.radius_m, ""
         elif fr.get("lat") is not None:
-            lat, lon, how, dist, note = fr["lat"], fr["lon"], "aircraft", None, placed.reason
+            lat, lon, how, dist, radius, note = fr["lat"], fr["lon"], "aircraft", None, None, placed.reason
         else:
-            lat, lon, how, dist, note = None, None, "none", None, "no position for this frame"
+            lat, lon, how, dist, radius, note = None, None, "none", None, None, "no position for this frame"
         out.append(Find(int(d["frame_id"]), str(d["decided_at"]), str(d["reviewer"]), sources[fr["source_id"]]["name"],
-                        int(fr["idx"]), float(fr["timestamp_s"]), fr.get("captured_at"), lat, lon, how, dist, note))
+                        int(fr["idx"]), float(fr["timestamp_s"]), fr.get("captured_at"), lat, lon, how, dist, radius,
+                        note))
     return out
 
 

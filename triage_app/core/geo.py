@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,7 @@ class GroundPoint:
     bearing_deg: float  # from the aircraft, clockwise from north
     hfov_deg: float = 0.0  # the horizontal field of view used
     hfov_from: str = ""  # where it came from: the focal length, or the settings
+    radius_m: float | None = None  # how far the find may be from the point (see ``locate_box``); None: unbounded
 
 
 @dataclass(frozen=True)
@@ -90,11 +91,37 @@ def _camera_axes(yaw: float, pitch: float, roll: float) -> tuple[np.ndarray, np.
     return right, -up, forward
 
 
-def locate(frame: Mapping[str, Any], x: float, y: float, hfov_deg: float, max_distance_m: float = 2000.0) -> Located:
+@dataclass(frozen=True)
+class _View:
+    """A camera pose over flat ground: picture size, yaw, pitch, roll (degrees), height (m)
+    and horizontal field of view (degrees)."""
+
+    w: float
+    h: float
+    yaw: float
+    pitch: float
+    roll: float
+    height: float
+    hfov: float
+
+    def ground(self, x: float, y: float) -> tuple[float, float] | None:
+        """(east, north) metres from below the aircraft to where pixel (x, y) meets the ground."""
+        f_px = (self.w / 2) / math.tan(math.radians(self.hfov) / 2)
+        right, down, forward = _camera_axes(self.yaw, self.pitch, self.roll)
+        ray = (x - self.w / 2) * right + (y - self.h / 2) * down + f_px * forward
+        if ray[2] >= -1e-9:
+            return None
+        t = self.height / -ray[2]
+        return float(t * ray[0]), float(t * ray[1])
+
+
+def locate(frame: Mapping[str, Any], x: float, y: float, hfov_deg: float, max_distance_m: float = 2000.0,
+           errors: Errors | None = None, extent: tuple[float, float, float, float] | None = None) -> Located:
     """The ground point seen at pixel (x, y) of a frame whose row carries its size (``width``,
     ``height``) and telemetry (``lat``, ``lon``, ``rel_alt``, ``gimbal_pitch``, ``gimbal_yaw``
     or else ``aircraft_yaw``, ``gimbal_roll``, ``focal_35mm``); ``hfov_deg`` is the field of
-    view where the frame gives no focal length."""
+    view where the frame gives no focal length. With ``errors``, the point carries how far the
+    find may be from it (``radius_m``; with ``extent``, the box it lies in, counted too)."""
     need = {"lat": "no position", "lon": "no position", "rel_alt": "no height above take-off",
             "gimbal_pitch": "no gimbal pitch", "width": "no frame size", "height": "no frame size"}
     for key, why in need.items():
@@ -111,28 +138,80 @@ def locate(frame: Mapping[str, Any], x: float, y: float, hfov_deg: float, max_di
     hfov_deg, hfov_from = horizontal_fov(frame, hfov_deg)
     if not 1.0 <= hfov_deg < 179.0:
         return Located(None, f"field of view {hfov_deg:g}° is not a camera's")
-    w, hgt = float(frame["width"]), float(frame["height"])
-    f_px = (w / 2) / math.tan(math.radians(hfov_deg) / 2)
-    right, down, forward = _camera_axes(float(yaw), float(frame["gimbal_pitch"]), float(frame.get("gimbal_roll") or 0.0))
-    ray = (x - w / 2) * right + (y - hgt / 2) * down + f_px * forward
-    if ray[2] >= -1e-9:
+    view = _View(float(frame["width"]), float(frame["height"]), float(yaw), float(frame["gimbal_pitch"]),
+                 float(frame.get("gimbal_roll") or 0.0), h, hfov_deg)
+    offset = view.ground(x, y)
+    if offset is None:
         return Located(None, "the point lies at or above the horizon")
-    t = h / -ray[2]
-    east, north = float(t * ray[0]), float(t * ray[1])
+    east, north = offset
     distance = math.hypot(east, north)
     if distance > max_distance_m:
         return Located(None, f"the point is {distance:,.0f} m away, too near the horizon to place")
     lat, lon = offset_to_latlon(float(frame["lat"]), float(frame["lon"]), east, north)
     bearing = math.degrees(math.atan2(east, north)) % 360.0
-    return Located(GroundPoint(lat, lon, distance, bearing, hfov_deg, hfov_from))
+    return Located(GroundPoint(lat, lon, distance, bearing, hfov_deg, hfov_from,
+                               _radius(view, x, y, (east, north), errors, extent)))
+
+
+@dataclass(frozen=True)
+class Errors:
+    """What the telemetry may be off by: gimbal angles (degrees), height above the ground
+    (share: barometric drift and terrain), field of view (share) and position (metres)."""
+
+    angle_deg: float = 2.0
+    height_share: float = 0.1
+    fov_share: float = 0.03
+    position_m: float = 3.0
+
+
+def errors_from(geo: Any) -> Errors:
+    """The errors the settings' ``geo`` section allows for."""
+    return Errors(angle_deg=geo.angle_error_deg, height_share=geo.height_error, position_m=geo.position_error_m)
+
+
+def _radius(view: _View, x: float, y: float, point: tuple[float, float], errors: Errors | None,
+            extent: tuple[float, float, float, float] | None = None) -> float | None:
+    """How far the find may lie from ``point``: each error of ``errors`` on its own moves the
+    point some way (combined as the root of the sum of squares, with the position's own), plus
+    the farthest corner of ``extent`` (the tile: the find is somewhere in it). None when an
+    error would lift the ray above the horizon."""
+    if errors is None:
+        return None
+    e = errors
+    moved = [e.position_m]
+    for changed in (replace(view, pitch=view.pitch + e.angle_deg), replace(view, pitch=view.pitch - e.angle_deg),
+                    replace(view, yaw=view.yaw + e.angle_deg), replace(view, height=view.height * (1 + e.height_share)),
+                    replace(view, hfov=view.hfov * (1 + e.fov_share))):
+        other = changed.ground(x, y)
+        if other is None:
+            return None
+        moved.append(math.hypot(other[0] - point[0], other[1] - point[1]))
+    # pitch up and down move the point by different amounts: keep the larger of the two
+    pitch = max(moved[1], moved[2])
+    spread = math.sqrt(moved[0] ** 2 + pitch**2 + sum(m * m for m in moved[3:]))
+    if extent is not None:
+        corners = [view.ground(cx, cy) for cx in (extent[0], extent[2]) for cy in (extent[1], extent[3])]
+        if any(c is None for c in corners):
+            return None
+        spread += max(math.hypot(c[0] - point[0], c[1] - point[1]) for c in corners)
+    return spread
 
 
 def locate_box(frame: Mapping[str, Any], box: tuple[float, float, float, float] | None, hfov_deg: float,
-               max_distance_m: float = 2000.0) -> Located:
-    """The ground point at the centre of a box (x0, y0, x1, y1), or of the frame without one."""
+               max_distance_m: float = 2000.0, errors: Errors | None = None) -> Located:
+    """The ground point at the centre of a box (x0, y0, x1, y1), or of the frame without one;
+    with ``errors``, its radius counts the telemetry's errors and the box's own size (the find
+    is somewhere in the tile)."""
     if box is None or any(v is None for v in box):
         if frame.get("width") is None or frame.get("height") is None:
             return Located(None, "no frame size")
-        return locate(frame, float(frame["width"]) / 2, float(frame["height"]) / 2, hfov_deg, max_distance_m)
+        w, h = float(frame["width"]), float(frame["height"])
+        box = (0.0, 0.0, w, h)
     x0, y0, x1, y1 = (float(v) for v in box)
-    return locate(frame, (x0 + x1) / 2, (y0 + y1) / 2, hfov_deg, max_distance_m)
+    return locate(frame, (x0 + x1) / 2, (y0 + y1) / 2, hfov_deg, max_distance_m, errors, (x0, y0, x1, y1))
+
+
+def place(frame: Mapping[str, Any], box: tuple[float, float, float, float] | None, geo: Any) -> Located:
+    """A find's place on the ground as the settings' ``geo`` section has it: the centre of its
+    box, with the radius the telemetry's errors and the box allow."""
+    return locate_box(frame, box, geo.hfov_deg, geo.max_distance_m, errors_from(geo))

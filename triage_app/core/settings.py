@@ -105,6 +105,10 @@ class GeoSettings(_Section):
                             "3:2 photos; set it for your camera or zoom)")
     max_distance_m: float = Field(2000.0, gt=0, description="points farther than this from the aircraft are not placed "
                                   "(near the horizon a small error in pitch moves them far)")
+    angle_error_deg: float = Field(2.0, ge=0, le=20, description="how far the gimbal's pitch and yaw may be off, degrees")
+    height_error: float = Field(0.1, ge=0, le=1, description="how far the height above the ground may be off, as a share "
+                                "(barometric drift, and ground higher or lower than the take-off point)")
+    position_error_m: float = Field(3.0, ge=0, description="how far the aircraft's GNSS position may be off, metres")
 
 
 class Settings(_Section):

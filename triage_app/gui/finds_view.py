@@ -26,7 +26,8 @@ from triage_app.gui.workers import Worker, start
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("Decided (local time)", "Reviewer", "Source", "Frame", "Time in video", "Position", "Placed", "From the aircraft")
+COLUMNS = ("Decided (local time)", "Reviewer", "Source", "Frame", "Time in video", "Position", "Within", "Placed",
+           "From the aircraft")
 
 
 def _local_time(iso: str) -> str:
@@ -85,13 +86,14 @@ class FindsView(QWidget):
             position = f"{f.lat:.6f}, {f.lon:.6f}" if f.lat is not None else "—"
             placed = {"ground": "on the ground", "aircraft": "aircraft's position", "none": "no position"}[f.placed]
             away = f"{f.distance_m:.0f} m" if f.distance_m is not None else ""
+            within = f"{f.radius_m:.0f} m" if f.radius_m is not None else ""
             values = (_local_time(f.decided_at), f.reviewer, f.source, str(f.frame), f"{f.timestamp_s:.1f} s",
-                      position, placed, away)
+                      position, within, placed, away)
             for c, text in enumerate(values):
                 item = QTableWidgetItem(text)
-                if c in (3, 4, 7):
+                if c in (3, 4, 6, 8):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                if c == 6 and f.note:
+                if c == 7 and f.note:
                     item.setToolTip(f.note)
                 self.table.setItem(r, c, item)
         ground = sum(f.placed == "ground" for f in items)

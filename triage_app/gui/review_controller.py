@@ -163,17 +163,18 @@ class ReviewController(QObject):
             geo = self.settings.geo if self.settings is not None else None
             if geo is not None:
                 from triage_app.core.fusion import firing_tile
-                from triage_app.core.geo import locate_box
+                from triage_app.core.geo import place
 
                 # The tile of the member that fired most clearly against its threshold, as
                 # the finds list and the export place it.
                 member, box = firing_tile({r["member"]: r for r in rows}, s.policy.thresholds if s.policy else {})
                 which = "outlined tile" if len(tiles) == 1 else f"{member}'s tile"
-                placed = locate_box(frame, box, geo.hfov_deg, geo.max_distance_m)
+                placed = place(frame, box, geo)
                 if placed.point is not None:
                     p = placed.point
                     text = f"{p.lat:.6f}, {p.lon:.6f}"
-                    tele.append(f"{which} on the ground: {text} ({p.distance_m:.0f} m at {p.bearing_deg:.0f}° "
+                    within = f"within about {p.radius_m:.0f} m" if p.radius_m is not None else "uncertain: near the horizon"
+                    tele.append(f"{which} on the ground: {text}, {within} ({p.distance_m:.0f} m at {p.bearing_deg:.0f}° "
                                 f"from the aircraft; flat ground assumed, {p.hfov_deg:.0f}° field of view from the "
                                 f"{p.hfov_from})")
                     position = (text, f"the {which}'s estimated position on the ground")
