@@ -191,13 +191,16 @@ def cmd_finds(args: argparse.Namespace) -> int:
     if not items:
         print("no accepted frame yet")
         return 0
-    print(f"{len(items)} finds, newest first (position on the ground where the telemetry allows, else the aircraft's):")
+    places = len({f.place for f in items if f.place is not None})
+    print(f"{len(items)} finds at {places} places, newest first (position on the ground where the telemetry allows, "
+          "else the aircraft's; finds whose ground discs overlap share a place):")
     for f in items:
         where = (f"{f.lat:.6f}, {f.lon:.6f}" if f.lat is not None else "no position") + (
             f"  on the ground{'' if f.radius_m is None else f' within {f.radius_m:.0f} m'}, "
             f"{f.distance_m:.0f} m from the aircraft" if f.placed == "ground" else
             f"  aircraft ({f.note})" if f.placed == "aircraft" else "")
-        print(f"  {f.decided_at[:19].replace('T', ' ')} UTC  {f.reviewer:<10} {f.source} frame {f.frame} "
+        place = f"place {f.place:<3}" if f.place is not None else "         "
+        print(f"  {place} {f.decided_at[:19].replace('T', ' ')} UTC  {f.reviewer:<10} {f.source} frame {f.frame} "
               f"(t={f.timestamp_s:.1f} s)  {where}")
     return 0
 

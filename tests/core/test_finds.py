@@ -50,6 +50,7 @@ def test_finds_are_the_standing_accepts_newest_first_placed_where_the_telemetry_
     assert by[a].lon > 7.0 and abs(by[a].lat - 45.0) < 0.002  # ahead, to the east
     assert (by[b].placed, by[b].lat, by[b].lon) == ("aircraft", 45.1, 7.1) and "height" in by[b].note
     assert (by[c].placed, by[c].lat) == ("none", None) and by[b].reviewer == "ben"
+    assert [f.place for f in found] == [None, 1, 2]  # 45.1° and 45.0° are no single place
     table = list(csv.DictReader(io.StringIO(finds_csv(found))))
     assert [int(r["frame_id"]) for r in table] == [c, b, a] and table[1]["placed"] == "aircraft"
     geo = json.loads(finds_geojson(found))
@@ -59,9 +60,31 @@ def test_finds_are_the_standing_accepts_newest_first_placed_where_the_telemetry_
     # The same from a terminal.
     assert main(["finds", str(root)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("3 finds, newest first") and "m from the aircraft" in out and "no position" in out
+    assert out.startswith("3 finds at 2 places, newest first") and "m from the aircraft" in out and "no position" in out
     assert main(["finds", str(root), "--csv", "--geojson", str(tmp_path / "f.geojson")]) == 0
     captured = capsys.readouterr()
     assert captured.out == finds_csv(found) and "wrote 2 finds" in captured.err
     assert json.loads((tmp_path / "f.geojson").read_text()) == geo
     assert main(["finds", str(tmp_path / "nope")]) == 2
+
+
+def test_finds_whose_ground_discs_overlap_are_one_place() -> None:
+    from triage_app.core.finds import Find, group_places
+    from triage_app.core.geo import offset_to_latlon
+
+    def find(fid: int, east: float, north: float, radius: float | None, placed: str = "ground") -> Find:
+        lat, lon = offset_to_latlon(45.0, 7.0, east, north)
+        return Find(fid, "t", "ana", "f.mp4", fid, 0.0, None, lat, lon, placed, 10.0, radius, "")
+
+    items = [
+        find(1, 0, 0, 20),  # newest
+        find(2, 30, 0, 15),  # 30 m away, 20 + 15 >= 30: same place as 1
+        find(3, 60, 0, 20),  # 30 m from 2 (15 + 20 >= 30): the chain makes it the same place too
+        find(4, 500, 0, 20),  # far away: a place of its own
+        find(5, 0, 5, None, placed="aircraft"),  # at the aircraft, no radius: its own place
+        Find(6, "t", "ana", "f.mp4", 6, 0.0, None, None, None, "none", None, None, "no position"),
+        find(7, 545, 0, 20),  # 45 m from 4 (20 + 20 < 45): not the same place
+    ]
+    assert group_places(items) == 4
+    assert [f.place for f in items] == [1, 1, 1, 2, 3, None, 4]
+    assert group_places([]) == 0

@@ -58,14 +58,18 @@ def test_demo_builds_in_a_worker_and_opens_the_review_queue(qtbot, tmp_path: Pat
     window.show_review()
     qtbot.waitUntil(lambda: review.session.current is not None and not window.review_view.grid_mode, timeout=10000)
     qtbot.keyClick(window.review_view, Qt.Key.Key_A)
+    qtbot.keyClick(window.review_view, Qt.Key.Key_A)  # the next frame, half a second later: the same stretch of river
     window.tabs.setCurrentWidget(window.finds_view)
     table = window.finds_view.table
-    qtbot.waitUntil(lambda: table.rowCount() == 1, timeout=10000)
-    assert window.tabs.tabText(window.tabs.currentIndex()) == "Finds (1)"
-    assert table.item(0, 7).text() == "on the ground" and table.item(0, 8).text().endswith(" m")
-    assert table.item(0, 6).text().endswith(" m")  # within: the telemetry's errors and the tile's size
-    table.cellDoubleClicked.emit(0, 5)
-    assert QGuiApplication.clipboard().text() == table.item(0, 5).text()
+    qtbot.waitUntil(lambda: table.rowCount() == 2, timeout=10000)
+    assert window.tabs.tabText(window.tabs.currentIndex()) == "Finds (2)"
+    assert window.finds_view.summary.text().startswith("2 accepted frames at 1 place")
+    assert table.item(1, 0).text() == "1"  # its ground disc overlaps the newer one's: one place to go to
+    assert table.item(0, 8).text() == "on the ground" and table.item(0, 9).text().endswith(" m")
+    assert table.item(0, 7).text().endswith(" m")  # within: the telemetry's errors and the tile's size
+    assert table.item(0, 0).text() == "1"  # the first place
+    table.cellDoubleClicked.emit(0, 6)
+    assert QGuiApplication.clipboard().text() == table.item(0, 6).text()
     window.finds.save_geojson(tmp_path / "finds.geojson")
     import json
 

@@ -35,6 +35,7 @@ class Find:
     distance_m: float | None  # from the point below the aircraft, when placed on the ground
     radius_m: float | None  # how far the find may be from its position (telemetry errors and the tile's size)
     note: str  # why it was not placed on the ground, if it was not
+    place: int | None = None  # finds whose ground discs overlap share a place (1 = the newest); None: no position
 
 
 def finds(project: Project, cards: dict[str, ModelCard], settings: Settings) -> list[Find]:
@@ -64,7 +65,43 @@ def finds(project: Project, cards: dict[str, ModelCard], settings: Settings) -> 
         out.append(Find(int(d["frame_id"]), str(d["decided_at"]), str(d["reviewer"]), sources[fr["source_id"]]["name"],
                         int(fr["idx"]), float(fr["timestamp_s"]), fr.get("captured_at"), lat, lon, how, dist, radius,
                         note))
+    group_places(out)
     return out
+
+
+def group_places(items: list[Find]) -> int:
+    """Number the places the finds point to: two finds placed on the ground whose discs (their
+    position and radius) overlap are one place, and so on through chains of overlaps (the same
+    person seen in ten frames is one place to go to). A find at the aircraft's position, with
+    no radius, is a place of its own. Places are numbered by their newest find (items come
+    newest first). Returns the number of places."""
+    import numpy as np
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    located = [i for i, f in enumerate(items) if f.lat is not None and f.lon is not None]
+    for f in items:
+        f.place = None
+    if not located:
+        return 0
+    lat0 = float(np.mean([items[i].lat for i in located]))
+    # Metres on a local plane: ample for the few kilometres a search covers.
+    xy = np.array([[(items[i].lon) * 111_320.0 * np.cos(np.radians(lat0)), items[i].lat * 110_574.0] for i in located])
+    radius = np.array([items[i].radius_m if items[i].placed == "ground" and items[i].radius_m is not None else 0.0
+                       for i in located])
+    pairs = cKDTree(xy).query_pairs(r=2 * float(radius.max()) if radius.max() > 0 else 0.0, output_type="ndarray")
+    if len(pairs):
+        gap = np.hypot(*(xy[pairs[:, 0]] - xy[pairs[:, 1]]).T)
+        keep = (gap <= radius[pairs[:, 0]] + radius[pairs[:, 1]]) & (radius[pairs[:, 0]] > 0) & (radius[pairs[:, 1]] > 0)
+        pairs = pairs[keep]
+    n = len(located)
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])) if len(pairs) else ([], ([], [])), shape=(n, n))
+    _count, labels = connected_components(graph, directed=False)
+    numbers: dict[int, int] = {}
+    for k, i in enumerate(located):  # newest first: the first find met names its place
+        items[i].place = numbers.setdefault(int(labels[k]), len(numbers) + 1)
+    return len(numbers)
 
 
 def finds_csv(items: list[Find]) -> str:

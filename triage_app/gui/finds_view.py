@@ -26,7 +26,7 @@ from triage_app.gui.workers import Worker, start
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("Decided (local time)", "Reviewer", "Source", "Frame", "Time in video", "Position", "Within", "Placed",
+COLUMNS = ("Place", "Decided (local time)", "Reviewer", "Source", "Frame", "Time in video", "Position", "Within", "Placed",
            "From the aircraft")
 
 
@@ -67,7 +67,7 @@ class FindsView(QWidget):
         header = self.table.horizontalHeader()
         for i in range(len(COLUMNS)):
             header.setSectionResizeMode(i, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
         self.table.setToolTip("Double-click a row to copy its position")
         self.table.cellDoubleClicked.connect(lambda row, _col: self.user_did_copy_row.emit(row))
         layout = QVBoxLayout(self)
@@ -87,19 +87,24 @@ class FindsView(QWidget):
             placed = {"ground": "on the ground", "aircraft": "aircraft's position", "none": "no position"}[f.placed]
             away = f"{f.distance_m:.0f} m" if f.distance_m is not None else ""
             within = f"{f.radius_m:.0f} m" if f.radius_m is not None else ""
-            values = (_local_time(f.decided_at), f.reviewer, f.source, str(f.frame), f"{f.timestamp_s:.1f} s",
-                      position, within, placed, away)
+            values = ("" if f.place is None else str(f.place), _local_time(f.decided_at), f.reviewer, f.source, str(f.frame),
+                      f"{f.timestamp_s:.1f} s", position, within, placed, away)
             for c, text in enumerate(values):
                 item = QTableWidgetItem(text)
-                if c in (3, 4, 6, 8):
+                if c in (0, 4, 5, 7, 9):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                if c == 7 and f.note:
+                if c == 0:
+                    item.setToolTip("Finds whose places on the ground overlap (their positions, within their radii) "
+                                    "share a number: one place to go to")
+                if c == 8 and f.note:
                     item.setToolTip(f.note)
                 self.table.setItem(r, c, item)
         ground = sum(f.placed == "ground" for f in items)
         aircraft = sum(f.placed == "aircraft" for f in items)
-        self.summary.setText(f"{len(items)} accepted frame{'s' if len(items) != 1 else ''}, newest first: {ground} placed "
-                             f"on the ground (flat ground assumed), {aircraft} at the aircraft's position."
+        places = len({f.place for f in items if f.place is not None})
+        self.summary.setText(f"{len(items)} accepted frame{'s' if len(items) != 1 else ''} at {places} "
+                             f"place{'s' if places != 1 else ''}, newest first: {ground} placed on the ground "
+                             f"(flat ground assumed), {aircraft} at the aircraft's position."
                              if items else "No accepted frame yet.")
         self.copy_button.setEnabled(bool(items))
         self.save_button.setEnabled(bool(items))
