@@ -88,3 +88,17 @@ def test_finds_whose_ground_discs_overlap_are_one_place() -> None:
     assert group_places(items) == 4
     assert [f.place for f in items] == [1, 1, 1, 2, 3, None, 4]
     assert group_places([]) == 0
+
+
+def test_a_position_names_the_finds_it_overlaps_nearest_first() -> None:
+    from triage_app.core.finds import Find, near
+    from triage_app.core.geo import offset_to_latlon
+
+    def find(fid: int, east: float, radius: float | None, placed: str = "ground") -> Find:
+        lat, lon = offset_to_latlon(45.0, 7.0, east, 0.0)
+        return Find(fid, "t", "ana", "f.mp4", fid, 0.0, None, lat, lon, placed, 10.0, radius, "", place=fid)
+
+    items = [find(1, 40, 15), find(2, 20, 10), find(3, 100, 20), find(4, 5, None, placed="aircraft"), find(5, 0, 10)]
+    assert [f.frame_id for f in near(items, 45.0, 7.0, 30.0)] == [5, 2, 1]  # 3 is 100 m off; 4 has no disc
+    assert [f.frame_id for f in near(items, 45.0, 7.0, 30.0, exclude=5)] == [2, 1]
+    assert near(items, 45.0, 7.0, 5.0) == [items[4]]  # 20 m to find 2 > 5 + 10

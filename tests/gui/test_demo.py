@@ -65,6 +65,10 @@ def test_demo_builds_in_a_worker_and_opens_the_review_queue(qtbot, tmp_path: Pat
     assert window.tabs.tabText(window.tabs.currentIndex()) == "Finds (2)"
     assert window.finds_view.summary.text().startswith("2 accepted frames at 1 place")
     assert table.item(1, 0).text() == "1"  # its ground disc overlaps the newer one's: one place to go to
+    # Back in review, the next candidate of that stretch of river says what it overlaps.
+    window.show_review()
+    qtbot.waitUntil(lambda: "overlaps place 1 (accepted by analyst): flight.mp4 frame" in window.review_view.telemetry.text(), timeout=10000)
+    shot(window, "review_overlap.png")
     assert table.item(0, 8).text() == "on the ground" and table.item(0, 9).text().endswith(" m")
     assert table.item(0, 7).text().endswith(" m")  # within: the telemetry's errors and the tile's size
     assert table.item(0, 0).text() == "1"  # the first place

@@ -69,6 +69,30 @@ def finds(project: Project, cards: dict[str, ModelCard], settings: Settings) -> 
     return out
 
 
+def _metres(lat: float, lon: float, lat0: float) -> tuple[float, float]:
+    """A position in metres on a local plane (ample for the few kilometres a search covers)."""
+    import math
+
+    return lon * 111_320.0 * math.cos(math.radians(lat0)), lat * 110_574.0
+
+
+def near(items: list[Find], lat: float, lon: float, radius_m: float, exclude: int | None = None) -> list[Find]:
+    """The finds placed on the ground whose discs overlap the disc (lat, lon, radius_m), nearest
+    first; ``exclude``: a frame id left out (the frame itself)."""
+    import math
+
+    x, y = _metres(lat, lon, lat)
+    hits = []
+    for f in items:
+        if f.placed != "ground" or f.radius_m is None or f.frame_id == exclude:
+            continue
+        fx, fy = _metres(f.lat, f.lon, lat)
+        gap = math.hypot(fx - x, fy - y)
+        if gap <= radius_m + f.radius_m:
+            hits.append((gap, f))
+    return [f for _gap, f in sorted(hits, key=lambda h: h[0])]
+
+
 def group_places(items: list[Find]) -> int:
     """Number the places the finds point to: two finds placed on the ground whose discs (their
     position and radius) overlap are one place, and so on through chains of overlaps (the same
@@ -86,8 +110,7 @@ def group_places(items: list[Find]) -> int:
     if not located:
         return 0
     lat0 = float(np.mean([items[i].lat for i in located]))
-    # Metres on a local plane: ample for the few kilometres a search covers.
-    xy = np.array([[(items[i].lon) * 111_320.0 * np.cos(np.radians(lat0)), items[i].lat * 110_574.0] for i in located])
+    xy = np.array([_metres(items[i].lat, items[i].lon, lat0) for i in located])
     radius = np.array([items[i].radius_m if items[i].placed == "ground" and items[i].radius_m is not None else 0.0
                        for i in located])
     pairs = cKDTree(xy).query_pairs(r=2 * float(radius.max()) if radius.max() > 0 else 0.0, output_type="ndarray")

@@ -114,6 +114,7 @@ class FindsController(QObject):
     """Builds the finds in a worker and acts on the view's buttons."""
 
     finds_did_change = Signal(int)  # how many
+    finds_did_update = Signal(object)  # the finds themselves (the review panel names a candidate's neighbours)
     finds_did_fail = Signal(str)
     message_did_post = Signal(str)
 
@@ -163,6 +164,7 @@ class FindsController(QObject):
         self.items = items
         self.view.show_finds(items)
         self.finds_did_change.emit(len(items))
+        self.finds_did_update.emit(items)
         if self._again:
             self._again = False
             self.refresh()

@@ -97,6 +97,7 @@ class MainWindow(QMainWindow):
         # Finds: rebuilt when shown, and a while after decisions (or undos) stop coming.
         self.finds.finds_did_change.connect(lambda n: self.tabs.setTabText(self.tabs.indexOf(self.finds_view), f"Finds ({n})"))
         self.finds.finds_did_fail.connect(self._on_work_failed)
+        self.finds.finds_did_update.connect(self.review.set_finds)
         self.finds.message_did_post.connect(lambda text: self.statusBar().showMessage(text, 15000))
         self.review.decision_did_record.connect(lambda _n: self.finds.refresh_soon())
         self.review.queue_did_change.connect(lambda _n: self.finds.refresh_soon())

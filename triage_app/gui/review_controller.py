@@ -35,6 +35,7 @@ class ReviewController(QObject):
         self.project: Any = None
         self.settings: Any = None
         self._current_info: dict[str, Any] | None = None
+        self.finds: list[Any] = []  # the accepted frames so far, for naming a candidate's neighbours
         self.decisions_made = 0
         self._film: dict[int, int] = {}
         self._refreshing: Worker | None = None
@@ -178,6 +179,16 @@ class ReviewController(QObject):
                                 f"from the aircraft; flat ground assumed, {p.hfov_deg:.0f}° field of view from the "
                                 f"{p.hfov_from})")
                     position = (text, f"the {which}'s estimated position on the ground")
+                    if p.radius_m is not None:
+                        from triage_app.core.finds import near
+
+                        places: dict[int, list[Any]] = {}
+                        for f in near(self.finds, p.lat, p.lon, p.radius_m, exclude=c.frame_id):
+                            places.setdefault(f.place, []).append(f)
+                        for number, fs in list(places.items())[:3]:  # nearest places first
+                            frames = ", ".join(f"{f.source} frame {f.frame}" for f in fs[:3]) + (" …" if len(fs) > 3 else "")
+                            who = ", ".join(sorted({f.reviewer for f in fs}))
+                            tele.append(f"overlaps place {number} (accepted by {who}): {frames}")
                 else:
                     tele.append(f"{which} not placed on the ground: {placed.reason}")
         if frame.get("telemetry_matched") == 0:
@@ -191,6 +202,16 @@ class ReviewController(QObject):
                        f"{'s' if event_size != 1 else ''})  ·  {source['name']} frame {frame['idx']}  ·  "
                        f"{self.decisions_made} decided  ·  undo {s.undo_depth}"),
         }
+
+    def set_finds(self, items: list[Any]) -> None:
+        """The accepted frames changed: the panel names those a candidate overlaps."""
+        self.finds = list(items)
+        s = self.session
+        if s is None or self.view.grid_mode or s.current is None or self._current_info is None:
+            return
+        # Only the panel's text: the picture, its zoom and the queue stay as they are.
+        self._current_info = self._info(s.current)
+        self.view.telemetry.setText(self._current_info["telemetry"])
 
     def copy_position(self) -> None:
         """Put the find's position on the clipboard: where the outlined tile lies on the ground
