@@ -266,6 +266,8 @@ def test_accepted_frames_with_gps_become_map_points(decided: tuple[Path, dict[st
             assert props["position"] == "aircraft (the tile could not be placed: no height above take-off)"
         assert (out / props["thumbnail"]).is_file() and "score_imagenet" in props and props["time"]
     assert {f["properties"]["position"][:4] for f in fc["features"]} == {"airc", "firi"}
+    # Places as the finds list numbers them: the points are 100 m and more apart, each its own.
+    assert sorted(f["properties"]["place"] for f in fc["features"]) == list(range(1, 9))
     kml = ET.parse(out / "accepted.kml").getroot()
     ns = {"k": "http://www.opengis.net/kml/2.2"}
     coords = [pm.find("k:Point/k:coordinates", ns).text for pm in kml.findall(".//k:Placemark", ns)]

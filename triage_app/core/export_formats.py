@@ -12,6 +12,7 @@ from typing import Any
 from triage_app import __version__
 from triage_app.core.agreement import RESOLVE
 from triage_app.core.export_plan import Item
+from triage_app.core.finds import place_numbers
 from triage_app.core.geo import place
 from triage_app.core.settings import GeoSettings
 
@@ -111,6 +112,12 @@ def geo_points(items: list[Item], rows: dict[int, dict[str, Any]], members: list
             props.update(position=f"aircraft (the tile could not be placed: {placed.reason})")
         props.update({f"score_{m}": r[f"score_{m}"] for m in members if r[f"score_{m}"] is not None})
         pts.append(dict(lon=lon, lat=lat, alt=fr["abs_alt"], props=props))
+    # Places, as the finds list numbers them: overlapping ground discs are one place, the
+    # newest decision naming it first.
+    order = sorted(range(len(pts)), key=lambda i: str(pts[i]["props"]["decided_at"]), reverse=True)
+    numbers = place_numbers([(pts[i]["lat"], pts[i]["lon"], pts[i]["props"].get("radius_m")) for i in order])
+    for i, n in zip(order, numbers):
+        pts[i]["props"]["place"] = n
     return pts
 
 

@@ -94,25 +94,31 @@ def near(items: list[Find], lat: float, lon: float, radius_m: float, exclude: in
 
 
 def group_places(items: list[Find]) -> int:
-    """Number the places the finds point to: two finds placed on the ground whose discs (their
-    position and radius) overlap are one place, and so on through chains of overlaps (the same
-    person seen in ten frames is one place to go to). A find at the aircraft's position, with
-    no radius, is a place of its own. Places are numbered by their newest find (items come
-    newest first). Returns the number of places."""
+    """Number the places the finds point to (:func:`place_numbers`; items come newest first, so
+    a place is numbered by its newest find) into ``Find.place``. Returns the number of places."""
+    numbers = place_numbers([(f.lat, f.lon, f.radius_m if f.placed == "ground" else None) for f in items])
+    for f, n in zip(items, numbers):
+        f.place = n
+    return len({n for n in numbers if n is not None})
+
+
+def place_numbers(points: list[tuple[float | None, float | None, float | None]]) -> list[int | None]:
+    """Place numbers (1, 2, ... in the order the points first name them) for (lat, lon, radius)
+    points: two points whose discs overlap are one place, and so on through chains of overlaps
+    (the same person seen in ten frames is one place to go to). A point without a radius (the
+    aircraft's position) is a place of its own; one without a position has none."""
     import numpy as np
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
     from scipy.spatial import cKDTree
 
-    located = [i for i, f in enumerate(items) if f.lat is not None and f.lon is not None]
-    for f in items:
-        f.place = None
+    located = [i for i, (lat, lon, _r) in enumerate(points) if lat is not None and lon is not None]
+    out: list[int | None] = [None] * len(points)
     if not located:
-        return 0
-    lat0 = float(np.mean([items[i].lat for i in located]))
-    xy = np.array([_metres(items[i].lat, items[i].lon, lat0) for i in located])
-    radius = np.array([items[i].radius_m if items[i].placed == "ground" and items[i].radius_m is not None else 0.0
-                       for i in located])
+        return out
+    lat0 = float(np.mean([points[i][0] for i in located]))
+    xy = np.array([_metres(points[i][0], points[i][1], lat0) for i in located])
+    radius = np.array([points[i][2] if points[i][2] is not None else 0.0 for i in located])
     pairs = cKDTree(xy).query_pairs(r=2 * float(radius.max()) if radius.max() > 0 else 0.0, output_type="ndarray")
     if len(pairs):
         gap = np.hypot(*(xy[pairs[:, 0]] - xy[pairs[:, 1]]).T)
@@ -122,9 +128,9 @@ def group_places(items: list[Find]) -> int:
     graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])) if len(pairs) else ([], ([], [])), shape=(n, n))
     _count, labels = connected_components(graph, directed=False)
     numbers: dict[int, int] = {}
-    for k, i in enumerate(located):  # newest first: the first find met names its place
-        items[i].place = numbers.setdefault(int(labels[k]), len(numbers) + 1)
-    return len(numbers)
+    for k, i in enumerate(located):
+        out[i] = numbers.setdefault(int(labels[k]), len(numbers) + 1)
+    return out
 
 
 def finds_csv(items: list[Find]) -> str:
