@@ -171,20 +171,23 @@ def cmd_policy(args: argparse.Namespace) -> int:
 
 
 def cmd_finds(args: argparse.Namespace) -> int:
-    from triage_app.core.finds import finds, finds_csv, finds_geojson
+    from triage_app.core.finds import finds, finds_csv, finds_geojson, finds_gpx
     from triage_app.core.members.cards import load_cards
     from triage_app.core.store import Project
 
     settings = cli_settings(args)
     with Project(args.project, create=False) as project:
         items = finds(project, load_cards(settings.models_dir, project.root), settings)
-    if args.geojson:
+    for target, text, what in ((args.geojson, finds_geojson, "finds"), (args.gpx, finds_gpx, "places")):
+        if not target:
+            continue
         try:
-            Path(args.geojson).write_text(finds_geojson(items), encoding="utf-8")
+            Path(target).write_text(text(items), encoding="utf-8")
         except OSError as exc:
-            print(f"{args.geojson}: cannot be written ({exc.strerror or exc})", file=sys.stderr)
+            print(f"{target}: cannot be written ({exc.strerror or exc})", file=sys.stderr)
             return 2
-        print(f"wrote {sum(f.lat is not None for f in items)} finds to {args.geojson}", file=sys.stderr)
+        count = sum(f.lat is not None for f in items) if what == "finds" else len({f.place for f in items if f.place})
+        print(f"wrote {count} {what} to {target}", file=sys.stderr)
     if args.csv:
         sys.stdout.write(finds_csv(items))
         return 0
@@ -428,6 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     fi.add_argument("project", type=Path)
     fi.add_argument("--csv", action="store_true", help="print them as CSV")
     fi.add_argument("--geojson", metavar="FILE", help="also write them as GeoJSON points")
+    fi.add_argument("--gpx", metavar="FILE", help="also write their places as GPX waypoints (for handheld receivers)")
     fi.set_defaults(func=cmd_finds)
 
     rp = sub.add_parser("report", help="workload, reviews, audit and the measured recall")

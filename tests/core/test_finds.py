@@ -65,6 +65,15 @@ def test_finds_are_the_standing_accepts_newest_first_placed_where_the_telemetry_
     captured = capsys.readouterr()
     assert captured.out == finds_csv(found) and "wrote 2 finds" in captured.err
     assert json.loads((tmp_path / "f.geojson").read_text()) == geo
+    assert main(["finds", str(root), "--gpx", str(tmp_path / "f.gpx")]) == 0
+    assert "wrote 2 places" in capsys.readouterr().err
+    import xml.etree.ElementTree as ET
+
+    ns = {"g": "http://www.topografix.com/GPX/1/1"}
+    wpts = ET.parse(tmp_path / "f.gpx").getroot().findall("g:wpt", ns)
+    assert [w.find("g:name", ns).text for w in wpts] == ["Place 1", "Place 2"]
+    assert float(wpts[1].get("lat")) == pytest.approx(by[a].lat) and float(wpts[1].get("lon")) == pytest.approx(by[a].lon)
+    assert "within" in wpts[1].find("g:desc", ns).text and "aircraft" in wpts[0].find("g:desc", ns).text
     assert main(["finds", str(tmp_path / "nope")]) == 2
 
 

@@ -79,5 +79,10 @@ def test_demo_builds_in_a_worker_and_opens_the_review_queue(qtbot, tmp_path: Pat
 
     feature = json.loads((tmp_path / "finds.geojson").read_text())["features"][0]
     assert feature["properties"]["placed"] == "ground" and feature["properties"]["source"] == "flight.mp4"
+    window.finds.save_gpx(tmp_path / "places.gpx")
+    assert (tmp_path / "places.gpx").read_text().count("<wpt ") == 1  # two finds, one place
+    window.finds.save_gpx(tmp_path / "no-such-folder" / "places.gpx")
+    assert "places.gpx: cannot be written" in window.problems_view.item(window.problems_view.count() - 1).text()
+    window.tabs.setCurrentWidget(window.finds_view)
     shot(window, "finds.png")
     window.controller.close()

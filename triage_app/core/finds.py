@@ -152,3 +152,32 @@ def finds_geojson(items: list[Find]) -> str:
         for f in items if f.lat is not None and f.lon is not None
     ]
     return json.dumps({"type": "FeatureCollection", "features": features}, indent=1)
+
+
+def finds_gpx(items: list[Find]) -> str:
+    """The places as GPX 1.1 waypoints, for the handheld receivers ground teams carry: one per
+    place, at its newest find, named "Place N", described by its frames, reviewers and radius
+    (the widest of its finds')."""
+    import xml.etree.ElementTree as ET
+
+    ns = "http://www.topografix.com/GPX/1/1"
+    gpx = ET.Element("gpx", version="1.1", creator="triage_app", xmlns=ns)
+    by_place: dict[int, list[Find]] = {}
+    for f in items:
+        if f.place is not None:
+            by_place.setdefault(f.place, []).append(f)
+    for number in sorted(by_place):
+        fs = by_place[number]
+        head = fs[0]  # the newest find names the place
+        wpt = ET.SubElement(gpx, "wpt", lat=f"{head.lat:.7f}", lon=f"{head.lon:.7f}")
+        if head.captured_at:
+            ET.SubElement(wpt, "time").text = str(head.captured_at)
+        ET.SubElement(wpt, "name").text = f"Place {number}"
+        radii = [f.radius_m for f in fs if f.radius_m is not None]
+        where = f"within {max(radii):.0f} m" if head.placed == "ground" and radii else "the aircraft's position"
+        frames = ", ".join(f"{f.source} frame {f.frame}" for f in fs[:10]) + (" …" if len(fs) > 10 else "")
+        ET.SubElement(wpt, "desc").text = (f"{len(fs)} accepted frame{'s' if len(fs) != 1 else ''} ({where}), by "
+                                           f"{', '.join(sorted({f.reviewer for f in fs}))}: {frames}")
+        ET.SubElement(wpt, "sym").text = "Flag, Red"
+    ET.indent(gpx)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(gpx, encoding="unicode") + "\n"

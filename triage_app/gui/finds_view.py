@@ -44,7 +44,8 @@ class FindsView(QWidget):
     """Layout only: the table, a summary, two buttons; user actions become signals."""
 
     user_did_copy_all = Signal()
-    user_did_save = Signal(str)  # the chosen file
+    user_did_save = Signal(str)  # the chosen file (GeoJSON)
+    user_did_save_gpx = Signal(str)  # the chosen file (GPX: the places, for handheld receivers)
     user_did_copy_row = Signal(int)
 
     def __init__(self) -> None:
@@ -52,12 +53,15 @@ class FindsView(QWidget):
         self.summary = QLabel("No accepted frame yet.")
         self.copy_button = QPushButton("Copy all as CSV")
         self.save_button = QPushButton("Save GeoJSON…")
+        self.gpx_button = QPushButton("Save places as GPX…")
+        self.gpx_button.setToolTip("One waypoint per place, for the handheld receivers ground teams carry")
         self.copy_button.clicked.connect(self.user_did_copy_all.emit)
         self.save_button.clicked.connect(self._ask_file)
+        self.gpx_button.clicked.connect(self._ask_gpx_file)
         top = QHBoxLayout()
         top.addWidget(self.summary, 1)
-        top.addWidget(self.copy_button)
-        top.addWidget(self.save_button)
+        for b in (self.copy_button, self.save_button, self.gpx_button):
+            top.addWidget(b)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.verticalHeader().setVisible(False)
@@ -79,6 +83,11 @@ class FindsView(QWidget):
         path, _ = QFileDialog.getSaveFileName(self, "Save the finds", "finds.geojson", "GeoJSON (*.geojson *.json)")
         if path:
             self.user_did_save.emit(path)
+
+    def _ask_gpx_file(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save the places", "places.gpx", "GPX (*.gpx)")
+        if path:
+            self.user_did_save_gpx.emit(path)
 
     def show_finds(self, items: list[Any]) -> None:
         self.table.setRowCount(len(items))
@@ -106,8 +115,8 @@ class FindsView(QWidget):
                              f"place{'s' if places != 1 else ''}, newest first: {ground} placed on the ground "
                              f"(flat ground assumed), {aircraft} at the aircraft's position."
                              if items else "No accepted frame yet.")
-        self.copy_button.setEnabled(bool(items))
-        self.save_button.setEnabled(bool(items))
+        for b in (self.copy_button, self.save_button, self.gpx_button):
+            b.setEnabled(bool(items))
 
 
 class FindsController(QObject):
@@ -127,6 +136,7 @@ class FindsController(QObject):
         self._again = False
         view.user_did_copy_all.connect(self.copy_csv)
         view.user_did_save.connect(lambda path: self.save_geojson(Path(path)))
+        view.user_did_save_gpx.connect(lambda path: self.save_gpx(Path(path)))
         view.user_did_copy_row.connect(self.copy_position)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -188,9 +198,20 @@ class FindsController(QObject):
     def save_geojson(self, path: Path) -> None:
         from triage_app.core.finds import finds_geojson
 
+        if self._write(path, finds_geojson(self.items)):
+            self.message_did_post.emit(f"Saved {sum(f.lat is not None for f in self.items)} finds to {path}.")
+
+    def save_gpx(self, path: Path) -> None:
+        from triage_app.core.finds import finds_gpx
+
+        if self._write(path, finds_gpx(self.items)):
+            places = len({f.place for f in self.items if f.place is not None})
+            self.message_did_post.emit(f"Saved {places} places as GPX waypoints to {path}.")
+
+    def _write(self, path: Path, text: str) -> bool:
         try:
-            path.write_text(finds_geojson(self.items), encoding="utf-8")
+            path.write_text(text, encoding="utf-8")
         except OSError as exc:
             self.finds_did_fail.emit(f"{path}: cannot be written ({exc.strerror or exc})")
-            return
-        self.message_did_post.emit(f"Saved {sum(f.lat is not None for f in self.items)} finds to {path}.")
+            return False
+        return True
