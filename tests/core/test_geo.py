@@ -21,6 +21,10 @@ def test_wgs84_offsets_match_the_published_lengths_of_a_degree() -> None:
     assert lat == pytest.approx(45.0) and lon == pytest.approx(8.0, abs=2e-5)
     lat, _ = offset_to_latlon(0.0, 0.0, 0.0, 110_574.3)  # a degree of latitude at the equator: 110,574.3 m
     assert lat == pytest.approx(1.0, abs=2e-5)
+    from triage_app.core.geo import latlon_to_offset
+
+    east, north = latlon_to_offset(45.0, 7.0, *offset_to_latlon(45.0, 7.0, 350.0, -120.0))
+    assert (east, north) == pytest.approx((350.0, -120.0), abs=1e-6)  # the way back
 
 
 def test_straight_down_the_frame_centre_is_below_the_aircraft_and_its_edges_are_as_wide_as_the_view() -> None:

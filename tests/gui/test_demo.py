@@ -85,4 +85,8 @@ def test_demo_builds_in_a_worker_and_opens_the_review_queue(qtbot, tmp_path: Pat
     assert "places.gpx: cannot be written" in window.problems_view.item(window.problems_view.count() - 1).text()
     window.tabs.setCurrentWidget(window.finds_view)
     shot(window, "finds.png")
+    # Undo in review takes the newest find back; the list follows without being looked at.
+    window.show_review()
+    qtbot.keyClick(window.review_view, Qt.Key.Key_Z)
+    qtbot.waitUntil(lambda: window.tabs.tabText(window.tabs.indexOf(window.finds_view)) == "Finds (1)", timeout=10000)
     window.controller.close()

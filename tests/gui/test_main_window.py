@@ -106,7 +106,7 @@ def test_footage_dropped_on_the_window_is_sorted_and_added(qtbot, tmp_path: Path
     import shutil
 
     import cv2
-    from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
     from PySide6.QtGui import QDropEvent
 
     from triage_app.core.ingest import sort_dropped

@@ -7,11 +7,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from triage_app.core.fusion import firing_tile
-from triage_app.core.geo import place
+from triage_app.core.geo import latlon_to_offset, place
 from triage_app.core.members.cards import ModelCard
 from triage_app.core.policy import active_policy
 from triage_app.core.review import DecisionStore
@@ -69,25 +70,14 @@ def finds(project: Project, cards: dict[str, ModelCard], settings: Settings) -> 
     return out
 
 
-def _metres(lat: float, lon: float, lat0: float) -> tuple[float, float]:
-    """A position in metres on a local plane (ample for the few kilometres a search covers)."""
-    import math
-
-    return lon * 111_320.0 * math.cos(math.radians(lat0)), lat * 110_574.0
-
-
 def near(items: list[Find], lat: float, lon: float, radius_m: float, exclude: int | None = None) -> list[Find]:
     """The finds placed on the ground whose discs overlap the disc (lat, lon, radius_m), nearest
     first; ``exclude``: a frame id left out (the frame itself)."""
-    import math
-
-    x, y = _metres(lat, lon, lat)
     hits = []
     for f in items:
         if f.placed != "ground" or f.radius_m is None or f.frame_id == exclude:
             continue
-        fx, fy = _metres(f.lat, f.lon, lat)
-        gap = math.hypot(fx - x, fy - y)
+        gap = math.hypot(*latlon_to_offset(lat, lon, f.lat, f.lon))
         if gap <= radius_m + f.radius_m:
             hits.append((gap, f))
     return [f for _gap, f in sorted(hits, key=lambda h: h[0])]
@@ -116,8 +106,8 @@ def place_numbers(points: list[tuple[float | None, float | None, float | None]])
     out: list[int | None] = [None] * len(points)
     if not located:
         return out
-    lat0 = float(np.mean([points[i][0] for i in located]))
-    xy = np.array([_metres(points[i][0], points[i][1], lat0) for i in located])
+    lat0, lon0 = points[located[0]][0], points[located[0]][1]
+    xy = np.array([latlon_to_offset(lat0, lon0, points[i][0], points[i][1]) for i in located])
     radius = np.array([points[i][2] if points[i][2] is not None else 0.0 for i in located])
     pairs = cKDTree(xy).query_pairs(r=2 * float(radius.max()) if radius.max() > 0 else 0.0, output_type="ndarray")
     if len(pairs):

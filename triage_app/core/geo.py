@@ -3,12 +3,13 @@ than to where the aircraft was.
 
 A pinhole camera at the aircraft's position, ``rel_alt`` metres above flat ground at the
 take-off point's height, looking along the gimbal's yaw (degrees clockwise from north) and
-pitch (0 level, -90 straight down), rolled by the gimbal's roll. The ray through the pixel is followed down to the
-ground. The field of view comes from the frame's 35 mm-equivalent focal length where the
-telemetry gives one (:func:`horizontal_fov`), else from the settings (``geo.hfov_deg``). The estimate is as good as those assumptions: hills, a wrong height or field of view,
-and rays near the horizon (small errors in pitch move the point far) all shift it, so it is
-given with its distance from the aircraft and not at all for rays that meet the ground
-farther than ``geo.max_distance_m`` or never.
+pitch (0 level, -90 straight down), rolled by the gimbal's roll. The ray through the pixel is
+followed down to the ground. The field of view comes from the frame's 35 mm-equivalent focal
+length where the telemetry gives one (:func:`horizontal_fov`), else from the settings
+(``geo.hfov_deg``). The estimate is as good as those assumptions: hills, a wrong height or
+field of view, and rays near the horizon (small errors in pitch move the point far) all shift
+it, so it is given with its distance from the aircraft and a radius (:class:`Errors`), and not
+at all for rays that meet the ground farther than ``geo.max_distance_m`` or never.
 """
 
 from __future__ import annotations
@@ -43,14 +44,25 @@ class Located:
     reason: str = ""
 
 
-def offset_to_latlon(lat: float, lon: float, east_m: float, north_m: float) -> tuple[float, float]:
-    """Latitude and longitude of a point ``east_m`` and ``north_m`` from (lat, lon) on the
-    WGS 84 ellipsoid (local radii of curvature: exact to centimetres over a few kilometres)."""
+def _radii(lat: float) -> tuple[float, float]:
+    """WGS 84 radii of curvature at a latitude: (meridian, parallel circle) in metres per radian."""
     phi = math.radians(lat)
     s2 = math.sin(phi) ** 2
     r_meridian = _A * (1 - _E2) / (1 - _E2 * s2) ** 1.5
-    r_normal = _A / math.sqrt(1 - _E2 * s2)
-    return lat + math.degrees(north_m / r_meridian), lon + math.degrees(east_m / (r_normal * math.cos(phi)))
+    return r_meridian, _A / math.sqrt(1 - _E2 * s2) * math.cos(phi)
+
+
+def offset_to_latlon(lat: float, lon: float, east_m: float, north_m: float) -> tuple[float, float]:
+    """Latitude and longitude of a point ``east_m`` and ``north_m`` from (lat, lon) on the
+    WGS 84 ellipsoid (local radii of curvature: exact to centimetres over a few kilometres)."""
+    r_meridian, r_parallel = _radii(lat)
+    return lat + math.degrees(north_m / r_meridian), lon + math.degrees(east_m / r_parallel)
+
+
+def latlon_to_offset(lat0: float, lon0: float, lat: float, lon: float) -> tuple[float, float]:
+    """(east, north) metres from (lat0, lon0) to (lat, lon): :func:`offset_to_latlon` undone."""
+    r_meridian, r_parallel = _radii(lat0)
+    return math.radians(lon - lon0) * r_parallel, math.radians(lat - lat0) * r_meridian
 
 
 _FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)
@@ -115,6 +127,17 @@ class _View:
         return float(t * ray[0]), float(t * ray[1])
 
 
+@dataclass(frozen=True)
+class Errors:
+    """What the telemetry may be off by: gimbal angles (degrees), height above the ground
+    (share: barometric drift and terrain), field of view (share) and position (metres)."""
+
+    angle_deg: float = 2.0
+    height_share: float = 0.1
+    fov_share: float = 0.03
+    position_m: float = 3.0
+
+
 def locate(frame: Mapping[str, Any], x: float, y: float, hfov_deg: float, max_distance_m: float = 2000.0,
            errors: Errors | None = None, extent: tuple[float, float, float, float] | None = None) -> Located:
     """The ground point seen at pixel (x, y) of a frame whose row carries its size (``width``,
@@ -151,17 +174,6 @@ def locate(frame: Mapping[str, Any], x: float, y: float, hfov_deg: float, max_di
     bearing = math.degrees(math.atan2(east, north)) % 360.0
     return Located(GroundPoint(lat, lon, distance, bearing, hfov_deg, hfov_from,
                                _radius(view, x, y, (east, north), errors, extent)))
-
-
-@dataclass(frozen=True)
-class Errors:
-    """What the telemetry may be off by: gimbal angles (degrees), height above the ground
-    (share: barometric drift and terrain), field of view (share) and position (metres)."""
-
-    angle_deg: float = 2.0
-    height_share: float = 0.1
-    fov_share: float = 0.03
-    position_m: float = 3.0
 
 
 def errors_from(geo: Any) -> Errors:

@@ -4,7 +4,6 @@ controller builds them in a worker and copies or saves them (CSV, GeoJSON)."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +22,6 @@ from PySide6.QtWidgets import (
 )
 
 from triage_app.gui.workers import Worker, start
-
-log = logging.getLogger(__name__)
 
 COLUMNS = ("Place", "Decided (local time)", "Reviewer", "Source", "Frame", "Time in video", "Position", "Within", "Placed",
            "From the aircraft")

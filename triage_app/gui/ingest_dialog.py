@@ -4,7 +4,6 @@ that will be scored before anything is read in full. Videos are probed in a work
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
@@ -29,8 +28,6 @@ from PySide6.QtWidgets import (
 from triage_app.core.ingest import FootageProbe, probe_footage
 from triage_app.core.sources import Sampling, is_stream_uri
 from triage_app.gui.workers import Worker, start
-
-log = logging.getLogger(__name__)
 
 COLUMNS = ("Footage", "Length", "Frame rate", "Size", "Telemetry", "Note")
 
@@ -128,12 +125,11 @@ class AddFootageDialog(QDialog):
         uris_copy = list(self.uris)
         self.speed: tuple[float, str] | None = None  # this project's last scoring speed
 
-        def probe(progress, cancel) -> list[FootageProbe]:
-            if project is not None:
-                from triage_app.core.store.scoring import ScoreStore
+        def probe(progress, cancel) -> tuple[tuple[float, str] | None, list[FootageProbe]]:
+            from triage_app.core.store.scoring import ScoreStore
 
-                self.speed = ScoreStore(project).recent_speed()
-            return [probe_footage(u, project) for u in uris_copy]
+            speed = ScoreStore(project).recent_speed() if project is not None else None
+            return speed, [probe_footage(u, project) for u in uris_copy]
 
         worker = Worker(probe)
         worker.signals.worker_did_finish.connect(self._show_probes)
@@ -160,7 +156,8 @@ class AddFootageDialog(QDialog):
         return Sampling()
 
     # -- what the footage is ----------------------------------------------------------
-    def _show_probes(self, probes: list[FootageProbe]) -> None:
+    def _show_probes(self, result: tuple[tuple[float, str] | None, list[FootageProbe]]) -> None:
+        self.speed, probes = result
         self.probes = probes
         for r, p in enumerate(probes):
             size = f"{p.width} × {p.height}" if p.width and p.height else ""

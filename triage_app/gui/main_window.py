@@ -100,7 +100,7 @@ class MainWindow(QMainWindow):
         self.finds.finds_did_update.connect(self.review.set_finds)
         self.finds.message_did_post.connect(lambda text: self.statusBar().showMessage(text, 15000))
         self.review.decision_did_record.connect(lambda _n: self.finds.refresh_soon())
-        self.review.queue_did_change.connect(lambda _n: self.finds.refresh_soon())
+        self.review.decision_did_undo.connect(lambda _n: self.finds.refresh_soon())
         self.tabs.currentChanged.connect(lambda i: self.finds.refresh() if self.tabs.widget(i) is self.finds_view else None)
         self.supervisor.supervisor_did_fail.connect(self._on_work_failed)
         self.tabs.currentChanged.connect(

@@ -22,6 +22,7 @@ FILM_RADIUS = 3
 class ReviewController(QObject):
     queue_did_change = Signal(int)  # candidates left
     decision_did_record = Signal(int)  # decisions made in this session
+    decision_did_undo = Signal(int)  # decisions taken back (the standing labels changed)
     frame_did_show = Signal(int)  # frame id now on screen (with its picture)
     review_did_fail = Signal(str)
     position_did_copy = Signal(str)  # what went to the clipboard, said in words
@@ -323,6 +324,7 @@ class ReviewController(QObject):
             if undone:
                 self.decisions_made = max(0, self.decisions_made - undone)
                 self.show_current()
+                self.decision_did_undo.emit(undone)
 
     def move(self, step: int) -> None:
         if self.session is not None:
