@@ -3,7 +3,6 @@ record them in the project. Re-running an ingest resumes after the last stored f
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -259,8 +258,7 @@ def probe_footage(uri: str | Path, project: Project | None = None) -> FootagePro
     if project is not None:
         for row in project.source_summaries():
             if row["uri"] == probe.uri and row["kind"] in ("video", "stream"):
-                sampling = json.loads(row["sampling"] or "{}")
-                probe.in_project.append(Sampling(int(sampling.get("every") or 1), sampling.get("fps")).describe())
+                probe.in_project.append(Sampling.stored(row["sampling"]).describe())
     return probe
 
 

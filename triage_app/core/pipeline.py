@@ -12,7 +12,6 @@ says which stage held the others back (``ScoreSummary.stage_busy``).
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -178,9 +177,8 @@ class _Stages:
         max_px = self.settings.quality.max_pixels
         if source["kind"] == "video":
             wanted = {f["idx"]: f for f in frames}
-            sampling = json.loads(source["sampling"] or "{}")
             video = VideoSource(source["uri"])
-            for item in video.frames(Sampling(int(sampling.get("every") or 1), sampling.get("fps")), start_after=min(wanted) - 1):
+            for item in video.frames(Sampling.stored(source["sampling"]), start_after=min(wanted) - 1):
                 f = wanted.pop(item.idx, None)
                 if f is not None and item.image is not None:
                     yield _Decoded(f, item.image)

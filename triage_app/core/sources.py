@@ -50,6 +50,14 @@ class Sampling:
     def as_dict(self) -> dict[str, float | int | None]:
         return {"every": self.every, "fps": self.fps}
 
+    @classmethod
+    def stored(cls, text: str | None) -> Sampling:
+        """The sampling a source was added with, from its stored form (``as_dict`` as JSON)."""
+        import json
+
+        data = json.loads(text or "{}")
+        return cls(int(data.get("every") or 1), data.get("fps"))
+
     def describe(self) -> str:
         if self.fps:
             return f"{self.fps:g} frame{'' if self.fps == 1 else 's'} per second of video"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from PySide6.QtCore import Qt
@@ -46,7 +45,6 @@ def _sampling_text(row: dict[str, Any]) -> str:
     if row["kind"] == "images":
         return "every still"
     try:
-        s = json.loads(row.get("sampling") or "{}")
-        return Sampling(int(s.get("every") or 1), s.get("fps")).describe()
+        return Sampling.stored(row.get("sampling")).describe()
     except (ValueError, TypeError):
         return ""
