@@ -291,3 +291,56 @@ def test_cli_export(decided: tuple[Path, dict[str, int]], tmp_path: Path, capsys
     assert "no source named or numbered 'nope'" in capsys.readouterr().err
     assert main(["export", str(root), str(out)]) == 2
     assert "not empty" in capsys.readouterr().err
+
+
+def test_overwrite_replaces_only_an_earlier_export(decided: tuple[Path, dict[str, int]], tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """``--overwrite`` never deletes a project, its footage, or a folder of the user's own."""
+    root, _ = decided
+    project_files = _tree_hashes(root)
+    # The project folder itself, and the folder that holds it (and its footage), are refused.
+    for target in (root, root.parent):
+        with pytest.raises(ExportError, match="holds this project"):
+            _run(root, target, formats=("csv",), overwrite=True)
+    assert main(["export", str(root), str(root), "--format", "csv", "--overwrite"]) == 2
+    assert "holds this project" in capsys.readouterr().err
+    assert _tree_hashes(root) == project_files
+
+    # A folder of the user's notes is not an export.
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("call the pilot")
+    with pytest.raises(ExportError, match="not an earlier export"):
+        _run(root, notes, formats=("csv",), overwrite=True)
+    # Nor is it one because somebody wrote an export.json there.
+    (notes / "export.json").write_text("{}")
+    with pytest.raises(ExportError, match="not an earlier export"):
+        _run(root, notes, formats=("csv",), overwrite=True)
+    assert (notes / "todo.txt").read_text() == "call the pilot"
+
+    # An earlier export into which the user put something of their own is kept too.
+    out = tmp_path / "exp"
+    _run(root, out, formats=("csv",))
+    (out / "my-notes.md").write_text("keep me")
+    with pytest.raises(ExportError, match="did not write.*my-notes.md"):
+        _run(root, out, formats=("csv",), overwrite=True)
+    (out / "my-notes.md").unlink()
+
+    # An export folder that holds footage of the project, or a project, is kept.
+    with Project(root) as p:
+        src_id = int(p.source_summaries()[0]["id"])
+        old_uri = p.source(src_id)["uri"]
+        p.update_source(src_id, uri=str(out / "train" / "flight.mp4"))
+    with pytest.raises(ExportError, match="holds footage"):
+        _run(root, out, formats=("csv",), overwrite=True)
+    with Project(root) as p:
+        p.update_source(src_id, uri=old_uri)
+    (out / "train").mkdir(exist_ok=True)
+    (out / "train" / "project.db").write_bytes(b"")
+    with pytest.raises(ExportError, match="project database"):
+        _run(root, out, formats=("csv",), overwrite=True)
+    (out / "train" / "project.db").unlink()
+
+    # A plain earlier export is replaced.
+    report = _run(root, out, formats=("imagefolder", "csv"), overwrite=True)
+    assert report.rows > 0 and (out / "manifest.csv").is_file() and (out / "train").is_dir()

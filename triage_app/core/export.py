@@ -145,8 +145,10 @@ def export(project: Project, cards: dict[str, ModelCard], settings: Settings, ou
     out = Path(outdir).absolute()
     if out.exists() and not out.is_dir():
         raise ExportError(out, "exists and is not a folder")
-    if out.exists() and any(out.iterdir()) and not options.overwrite:
-        raise ExportError(out, "folder exists and is not empty (choose another, or overwrite it)")
+    if out.exists() and any(out.iterdir()):
+        if not options.overwrite:
+            raise ExportError(out, "folder exists and is not empty (choose another, or overwrite it)")
+        check_replaceable(out, project)
     plan = plan_export(project, cards, settings, selection, options)
     if not plan.items:
         raise ExportError(out, "nothing to export: no standing decision matches the selection")
@@ -172,6 +174,40 @@ def export(project: Project, cards: dict[str, ModelCard], settings: Settings, ou
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return report
+
+
+# What an export writes at its top level; a folder holding anything else is not replaced.
+_EXPORT_ENTRIES = re.compile(r"(train|val|test|crops|thumbnails|manifest\.csv|manifest\.parquet|coco_(train|val|test)\.json"
+                             r"|accepted\.geojson|accepted\.kml|balance\.json|export\.json)")
+
+
+def check_replaceable(out: Path, project: Project) -> None:
+    """Raise ``ExportError`` unless ``out`` is an earlier export and nothing else: its
+    ``export.json`` says so, it holds only what an export writes, and neither the project nor
+    any of its footage lies inside it. ``--overwrite`` replaces such a folder only."""
+    out = out.resolve()
+    root = project.root.resolve()
+    if out == root or out in root.parents:
+        raise ExportError(out, "holds this project; an export never replaces it (choose another folder)")
+    info_file = out / "export.json"
+    try:
+        info = json.loads(info_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        info = None
+    if not isinstance(info, dict) or "triage_app" not in info or "rows" not in info:
+        raise ExportError(out, "is not an earlier export (no export.json of one); only an export is replaced")
+    strays = sorted(p.name for p in out.iterdir() if not _EXPORT_ENTRIES.fullmatch(p.name))
+    if strays:
+        raise ExportError(out, f"holds files an export did not write ({', '.join(strays[:3])}); it is not replaced")
+    if next(out.rglob("project.db"), None) is not None:
+        raise ExportError(out, "holds a project database; it is not replaced")
+    for src in project.source_summaries():
+        uri = str(src["uri"])
+        if "://" in uri:
+            continue
+        path = Path(uri).resolve()
+        if path == out or out in path.parents:
+            raise ExportError(out, f"holds footage of this project ({path.name}); it is not replaced")
 
 
 def _replace(tmp: Path, out: Path) -> None:
