@@ -16,15 +16,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from triage_app.core.bench import ORTHO_CANDIDATES
-from triage_app.core.ingest import ingest_source
-from triage_app.core.members.ensemble import Ensemble
-from triage_app.core.pipeline import _Stages
-from triage_app.core.settings import load_settings
+from triage_app.core.evaluation.bench import ORTHO_CANDIDATES
+from triage_app.core.ingest.footage import ingest_source
+from triage_app.core.scoring.members.ensemble import Ensemble
+from triage_app.core.scoring.pipeline import _Stages
+from triage_app.core.model.settings import load_settings
 from triage_app.core.store import Project
-from triage_app.core.quality import measure
-from triage_app.core.sources import Sampling, open_source
-from triage_app.core.store.scoring import ScoreStore
+from triage_app.core.ingest.quality import measure
+from triage_app.core.ingest.sources import Sampling, open_source
+from triage_app.core.store.scores import ScoreStore
 
 
 def main() -> int:

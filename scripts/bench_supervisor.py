@@ -16,14 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from triage_app.core.audit import propose_policy, refresh_audit, report
-from triage_app.core.finds import finds
-from triage_app.core.members.cards import load_cards
-from triage_app.core.review import DecisionStore, ReviewSession
-from triage_app.core.settings import load_settings
+from triage_app.core.review.audit import propose_policy, refresh_audit, report
+from triage_app.core.outputs.finds import finds
+from triage_app.core.model.cards import load_cards
+from triage_app.core.review.queue import DecisionStore, ReviewSession
+from triage_app.core.model.settings import load_settings
 from triage_app.core.store import Project
-from triage_app.core.store.scoring import ScoreStore
-from triage_app.core.supervisor import supervisor_data
+from triage_app.core.store.scores import ScoreStore
+from triage_app.core.outputs.supervisor import supervisor_data
 
 
 def main() -> int:

@@ -14,7 +14,7 @@ python - <<'EOF'
 import onnxruntime as ort
 print("onnxruntime", ort.__version__, "providers", ort.get_available_providers())
 EOF
-QT_QPA_PLATFORM=offscreen python -m pytest -q -m gpu tests/test_gpu.py
+QT_QPA_PLATFORM=offscreen python -m pytest -q -m gpu tests/core/scoring/test_gpu.py
 for batch in 32 128; do
   python -m triage_app.cli bench pipeline --json --seconds 60 --sample-fps 0 --device cuda --batch "$batch" ${input[@]+"${input[@]}"}
 done

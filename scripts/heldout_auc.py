@@ -12,11 +12,11 @@ import argparse
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from triage_app.core.evaluate import truth_by_frame
-from triage_app.core.learning import _labels
+from triage_app.core.evaluation.replay import truth_by_frame
+from triage_app.core.learning.head import _labels
 from triage_app.core.store import Project
-from triage_app.core.store.scoring import ScoreStore
-from triage_app.core.truth import read_truth
+from triage_app.core.store.scores import ScoreStore
+from triage_app.core.evaluation.truth import read_truth
 
 
 def main() -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from triage_app.core.truth import crops_from_boxes, read_voc
+from triage_app.core.evaluation.truth import crops_from_boxes, read_voc
 
 
 def main() -> int:

@@ -56,7 +56,7 @@ def main() -> None:
     # The telemetry agrees with the pictures: a 24 mm-equivalent camera straight down from
     # 80 m, heading north (the picture's top is north, its right east), so a pixel of the
     # strip is as many metres on the ground as the camera's footprint gives.
-    from triage_app.core.geo import horizontal_fov, offset_to_latlon
+    from triage_app.core.ingest.telemetry.geo import horizontal_fov, offset_to_latlon
 
     height, focal = 80.0, 24.0
     hfov, _ = horizontal_fov({"focal_35mm": focal, "width": W, "height": H}, 70.0)

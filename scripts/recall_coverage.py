@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from triage_app.core.recall_sim import cold_start, replay
+from triage_app.core.evaluation.recall_sim import cold_start, replay
 
 
 def main() -> None:

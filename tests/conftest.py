@@ -74,10 +74,10 @@ def flight_video(tmp_path_factory: pytest.TempPathFactory, ortho: np.ndarray) ->
 def scored_project(tmp_path: Path, ortho: np.ndarray, frames: int = 24, members: tuple[str, ...] = ("imagenet", "head"),
                    overrides: dict | None = None) -> Path:
     """A project over a small flight (every second frame ingested), scored on the CPU."""
-    from triage_app.core.ingest import ingest_source
-    from triage_app.core.pipeline import score_project
-    from triage_app.core.settings import load_settings
-    from triage_app.core.sources import Sampling
+    from triage_app.core.ingest.footage import ingest_source
+    from triage_app.core.scoring.pipeline import score_project
+    from triage_app.core.model.settings import load_settings
+    from triage_app.core.ingest.sources import Sampling
     from triage_app.core.store import Project
 
     video = write_flight(tmp_path / "f.mp4", ortho, frames=frames, size=(480, 270))
@@ -96,11 +96,11 @@ def scored_project(tmp_path: Path, ortho: np.ndarray, frames: int = 24, members:
 def three_flights(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, model_cache: Path) -> Path:
     """Two flights over the same forest (one labelled) and one over a harbour, scored by the
     imagenet member. Built once; tests that change it work on a copy."""
-    from triage_app.core.ingest import ingest_source
-    from triage_app.core.pipeline import score_project
-    from triage_app.core.review import DecisionStore
-    from triage_app.core.settings import load_settings
-    from triage_app.core.sources import Sampling
+    from triage_app.core.ingest.footage import ingest_source
+    from triage_app.core.scoring.pipeline import score_project
+    from triage_app.core.review.queue import DecisionStore
+    from triage_app.core.model.settings import load_settings
+    from triage_app.core.ingest.sources import Sampling
     from triage_app.core.store import Project
 
     tmp = tmp_path_factory.mktemp("drift")

@@ -5,12 +5,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from triage_app.core.ingest import ingest_source
-from triage_app.core.pipeline import score_project
-from triage_app.core.settings import load_settings
-from triage_app.core.sources import Sampling
+from triage_app.core.ingest.footage import ingest_source
+from triage_app.core.scoring.pipeline import score_project
+from triage_app.core.model.settings import load_settings
+from triage_app.core.ingest.sources import Sampling
 from triage_app.core.store import Project
-from triage_app.core.store.scoring import ScoreStore
+from triage_app.core.store.scores import ScoreStore
 from tests.conftest import write_flight
 
 SHOTS = Path(__file__).resolve().parents[1] / "screenshots"

@@ -8,7 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 
 from tests.gui.conftest import shot
-from triage_app.core.review import DecisionStore
+from triage_app.core.review.queue import DecisionStore
 from triage_app.core.store import Project
 from triage_app.gui.main_window import MainWindow
 

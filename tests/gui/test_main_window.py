@@ -37,7 +37,7 @@ def test_adding_videos_asks_how_densely_to_sample_and_shows_what_they_are(qtbot,
     said to be in the project already."""
     import shutil
 
-    from triage_app.core.sources import Sampling
+    from triage_app.core.ingest.sources import Sampling
 
     with_srt = tmp_path / "DJI_0001.mp4"
     shutil.copy(flight_video, with_srt)
@@ -78,7 +78,7 @@ def test_adding_videos_asks_how_densely_to_sample_and_shows_what_they_are(qtbot,
 
     from sqlalchemy import update
 
-    from triage_app.core.store.scoring import ScoreStore
+    from triage_app.core.store.scores import ScoreStore
 
     store = ScoreStore(window.controller.project)
     assert store.recent_speed() is None  # nothing scored yet: no estimate of the time
@@ -109,7 +109,7 @@ def test_footage_dropped_on_the_window_is_sorted_and_added(qtbot, tmp_path: Path
     from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
     from PySide6.QtGui import QDropEvent
 
-    from triage_app.core.ingest import sort_dropped
+    from triage_app.core.ingest.footage import sort_dropped
 
     card = tmp_path / "DCIM" / "100MEDIA"
     card.mkdir(parents=True)

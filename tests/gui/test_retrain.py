@@ -3,7 +3,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from triage_app.core.review import DecisionStore
+from triage_app.core.review.queue import DecisionStore
 from triage_app.core.store import Project
 from PySide6.QtWidgets import QLabel, QToolBar
 

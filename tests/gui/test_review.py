@@ -55,7 +55,7 @@ def test_review_flow_by_keys(qtbot, review_project: Path) -> None:
     assert session.position == 0
     # Zoom on the firing tile: go to a candidate whose best tile is a grid tile (smaller than
     # the frame), press F: the view scales up onto it; 0 fits the frame again.
-    from triage_app.core.store.scoring import ScoreStore
+    from triage_app.core.store.scores import ScoreStore
 
     store = ScoreStore(window.controller.project)
     target = next(i for i, c in enumerate(session.queue.items) if store.frame_scores(c.frame_id)[0]["tile"] > 0)
@@ -134,7 +134,7 @@ def test_canvas_zooms_onto_a_small_tile_and_back(qtbot) -> None:
     from PySide6.QtCore import QRectF
     from PySide6.QtGui import QImage
 
-    from triage_app.gui.frame_canvas import FrameCanvas
+    from triage_app.gui.review.frame_canvas import FrameCanvas
 
     canvas = FrameCanvas()
     qtbot.addWidget(canvas)
@@ -155,8 +155,8 @@ def test_canvas_zooms_onto_a_small_tile_and_back(qtbot) -> None:
 def test_supervisor_settles_disagreements_from_the_resolve_queue(qtbot, review_project: Path) -> None:
     from PySide6.QtCore import Qt
 
-    from triage_app.core.agreement import disagreements
-    from triage_app.core.review import DecisionStore
+    from triage_app.core.review.agreement import disagreements
+    from triage_app.core.review.queue import DecisionStore
     from triage_app.core.store import Project
     from triage_app.gui.main_window import MainWindow
 

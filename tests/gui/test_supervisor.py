@@ -4,11 +4,11 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.core.test_review import make_scored_project
+from tests.core.review.test_queue import make_scored_project
 from tests.gui.conftest import shot
-from triage_app.core.members.cards import load_cards
-from triage_app.core.review import ReviewSession
-from triage_app.core.settings import load_settings
+from triage_app.core.model.cards import load_cards
+from triage_app.core.review.queue import ReviewSession
+from triage_app.core.model.settings import load_settings
 from triage_app.gui.main_window import MainWindow
 
 
@@ -64,7 +64,7 @@ def test_supervisor_previews_then_applies_a_policy(qtbot, tmp_path: Path) -> Non
 def test_supervisor_shows_drift_per_flight_and_reviewer_agreement(qtbot, tmp_path: Path, three_flights: Path) -> None:
     import shutil
 
-    from triage_app.core.review import DecisionStore
+    from triage_app.core.review.queue import DecisionStore
     from triage_app.core.store import Project
 
     root = tmp_path / "p"
@@ -91,7 +91,7 @@ def test_supervisor_shows_drift_per_flight_and_reviewer_agreement(qtbot, tmp_pat
 
 
 def test_count_axes_label_whole_distinct_counts_above_the_tallest_bar() -> None:
-    from triage_app.gui.supervisor_view import count_ticks
+    from triage_app.gui.supervisor.supervisor_view import count_ticks
 
     for top in [0, 1, 2, 3, 7, 9, 10, 11, 37, 99, 100, 101, 640, 1634, 25_000]:
         step, ticks = count_ticks(top)
@@ -103,7 +103,7 @@ def test_count_axes_label_whole_distinct_counts_above_the_tallest_bar() -> None:
 
 def test_supervisor_chooses_the_assurance_and_it_is_kept_with_the_policy(qtbot, tmp_path: Path) -> None:
     from triage_app.core.store import Project
-    from triage_app.core.store.scoring import ScoreStore
+    from triage_app.core.store.scores import ScoreStore
 
     root = _reviewed_project(tmp_path / "p")
     window, view = _supervisor(qtbot, root)

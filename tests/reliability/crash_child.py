@@ -12,10 +12,10 @@ from pathlib import Path
 
 
 def main(root: str, seed: int) -> None:
-    from triage_app.core.members.cards import load_cards
-    from triage_app.core.pipeline import score_project
-    from triage_app.core.review import ReviewSession
-    from triage_app.core.settings import load_settings
+    from triage_app.core.model.cards import load_cards
+    from triage_app.core.scoring.pipeline import score_project
+    from triage_app.core.review.queue import ReviewSession
+    from triage_app.core.model.settings import load_settings
     from triage_app.core.store import Project
 
     rng = random.Random(seed)

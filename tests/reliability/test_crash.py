@@ -38,10 +38,10 @@ def _committed_tiles(root: Path) -> tuple[int, int]:
 
 
 def test_kill_at_random_moments_loses_nothing(tmp_path: Path, ortho: np.ndarray, model_cache: Path) -> None:
-    from triage_app.core.ingest import ingest_source
-    from triage_app.core.settings import load_settings
+    from triage_app.core.ingest.footage import ingest_source
+    from triage_app.core.model.settings import load_settings
     from triage_app.core.store import Project
-    from triage_app.core.store.scoring import ScoreStore
+    from triage_app.core.store.scores import ScoreStore
 
     kills = int(os.environ.get("RELIABILITY_KILLS", "50"))
     root = tmp_path / "p"
@@ -54,8 +54,8 @@ def test_kill_at_random_moments_loses_nothing(tmp_path: Path, ortho: np.ndarray,
         ScoreStore(p).save_policy("any", {"imagenet": 0.0}, created_by="test")  # every scored frame is a candidate
         frames = len(p.frame_rows(flagged=False))  # the quality gate keeps flagged frames out of scoring
 
-    from triage_app.core.members.cards import load_cards
-    from triage_app.core.members.export import export_member
+    from triage_app.core.model.cards import load_cards
+    from triage_app.core.scoring.members.onnx_build import export_member
 
     export_member(load_cards()["imagenet"], model_cache)  # the children find the model ready, as users do
     rng = random.Random(7)
@@ -94,7 +94,7 @@ def test_kill_at_random_moments_loses_nothing(tmp_path: Path, ortho: np.ndarray,
     with Project(root) as p:
         store = ScoreStore(p)
         done_before = len(set(store.score_table()[0].tolist()))
-        from triage_app.core.pipeline import score_project
+        from triage_app.core.scoring.pipeline import score_project
 
         summary = score_project(p, load_settings(root))
         done_after = len(set(store.score_table()[0].tolist()))

@@ -20,15 +20,15 @@ pytestmark = pytest.mark.reliability
 
 
 def test_scoring_reads_and_decisions_together(tmp_path: Path, ortho: np.ndarray, model_cache: Path) -> None:
-    from triage_app.core.audit import report
-    from triage_app.core.ingest import ingest_source
-    from triage_app.core.members.cards import load_cards
-    from triage_app.core.overview import source_overview
-    from triage_app.core.pipeline import score_project
-    from triage_app.core.review import ReviewSession, build_queue
-    from triage_app.core.settings import load_settings
+    from triage_app.core.review.audit import report
+    from triage_app.core.ingest.footage import ingest_source
+    from triage_app.core.model.cards import load_cards
+    from triage_app.core.outputs.overview import source_overview
+    from triage_app.core.scoring.pipeline import score_project
+    from triage_app.core.review.queue import ReviewSession, build_queue
+    from triage_app.core.model.settings import load_settings
     from triage_app.core.store import Project
-    from triage_app.core.store.scoring import ScoreStore
+    from triage_app.core.store.scores import ScoreStore
 
     seconds = float(os.environ.get("RELIABILITY_SOAK_S", "180"))
     root = tmp_path / "p"

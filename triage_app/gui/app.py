@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     target = args.project_opt or args.project
     window.show()
     if args.demo:
-        from triage_app.core.demo import default_demo_dir
+        from triage_app.core.evaluation.demo import default_demo_dir
 
         window.controller.build_demo(Path(target or default_demo_dir()))
         window.controller.demo_did_open.connect(lambda _root: window.show_review())

@@ -36,12 +36,12 @@ os._exit(0)
 def make_review_project(root: Path, frames: int, width: int = 1920, height: int = 1080) -> Path:
     """A project over a generated H.264 flight whose every frame is a candidate (scores are
     synthetic: this measures the review path, not the models)."""
-    from triage_app.core.bench import make_h264_flight
-    from triage_app.core.ingest import ingest_source
-    from triage_app.core.settings import load_settings
-    from triage_app.core.sources import Sampling
+    from triage_app.core.evaluation.bench import make_h264_flight
+    from triage_app.core.ingest.footage import ingest_source
+    from triage_app.core.model.settings import load_settings
+    from triage_app.core.ingest.sources import Sampling
     from triage_app.core.store import Project
-    from triage_app.core.store.scoring import ScoreStore
+    from triage_app.core.store.scores import ScoreStore
 
     video = make_h264_flight(root.parent / "review-flight.mp4", frames / 30.0 + 0.5, width, height, bitrate="20M")
     with Project(root) as p:

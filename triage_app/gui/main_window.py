@@ -24,13 +24,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from triage_app.gui.controller import ProjectController
-from triage_app.gui.finds_view import FindsController, FindsView
-from triage_app.gui.review_controller import ReviewController
-from triage_app.gui.review_view import ReviewView
-from triage_app.gui.sources_view import SourcesView
-from triage_app.gui.supervisor_controller import SupervisorController
-from triage_app.gui.supervisor_view import SupervisorView
+from triage_app.gui.project_controller import ProjectController
+from triage_app.gui.finds.finds_view import FindsController, FindsView
+from triage_app.gui.review.review_controller import ReviewController
+from triage_app.gui.review.review_view import ReviewView
+from triage_app.gui.sources.sources_view import SourcesView
+from triage_app.gui.supervisor.supervisor_controller import SupervisorController
+from triage_app.gui.supervisor.supervisor_view import SupervisorView
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ class MainWindow(QMainWindow):
             self.controller.open_project(Path(folder))
 
     def _add_video(self) -> None:
-        from triage_app.core.sources import VIDEO_SUFFIXES
+        from triage_app.core.ingest.sources import VIDEO_SUFFIXES
 
         patterns = " ".join(f"*{s} *{s.upper()}" for s in sorted(VIDEO_SUFFIXES))
         files, _ = QFileDialog.getOpenFileNames(self, "Add videos", "", f"Videos ({patterns});;All files (*)")
@@ -187,8 +187,8 @@ class MainWindow(QMainWindow):
         if c.project is None:
             self._on_work_failed("Open or create a project first.")
             return None
-        from triage_app.core.sources import Sampling
-        from triage_app.gui.ingest_dialog import AddFootageDialog
+        from triage_app.core.ingest.sources import Sampling
+        from triage_app.gui.dialogs.ingest_dialog import AddFootageDialog
 
         default = self._last_sampling or Sampling(c.settings.ingest.every, c.settings.ingest.fps)
         dialog = AddFootageDialog(uris, default, c.project, self)
@@ -208,7 +208,7 @@ class MainWindow(QMainWindow):
         if c.project is None:
             self._on_work_failed("Open a project first: export writes its decided frames.")
             return
-        from triage_app.gui.export_dialog import ExportDialog
+        from triage_app.gui.dialogs.export_dialog import ExportDialog
 
         self.export_dialog = ExportDialog(c.project, c.cards, c.settings, self)
         self.export_dialog.export_did_finish.connect(
@@ -228,7 +228,7 @@ class MainWindow(QMainWindow):
     def add_dropped(self, paths: list[str]):
         """Videos (also those in a dropped folder) go through the add-footage dialog, which is
         returned; folders of stills and stills are added at once; anything else is named."""
-        from triage_app.core.ingest import sort_dropped
+        from triage_app.core.ingest.footage import sort_dropped
 
         if self.controller.project is None:
             self._on_work_failed("Open or create a project first, then drop footage on the window.")
@@ -246,8 +246,8 @@ class MainWindow(QMainWindow):
         if c.settings is not None:
             name = c.settings.review.reviewer
         else:
-            from triage_app.core.errors import TriageError
-            from triage_app.core.settings import load_settings
+            from triage_app.core.model.errors import TriageError
+            from triage_app.core.model.settings import load_settings
 
             try:
                 name = load_settings(None).review.reviewer

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, event
 from sqlalchemy.exc import DatabaseError, OperationalError
 
-from triage_app.core.errors import StoreError, StoreVersionError
+from triage_app.core.model.errors import StoreError, StoreVersionError
 from triage_app.core.store.migrations import MIGRATIONS
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, case, func, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from triage_app.core.errors import StoreError, printable
+from triage_app.core.model.errors import StoreError, printable
 from triage_app.core.store.db import Database
 
 DB_NAME = "project.db"

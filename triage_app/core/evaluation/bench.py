@@ -1,0 +1,232 @@
+"""Benchmarks that print numbers: ``triage bench pipeline``.
+
+The pipeline benchmark measures, in one run on the same generated 1080p H.264 input, the
+throughput of decode alone, of inference alone (every tile of a frame through every
+member) and of the whole scoring pipeline, with the provider used, whether a CUDA graph ran,
+each stage's working share and the peak RSS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from triage_app import REPO_ROOT
+
+ORTHO_CANDIDATES = [
+    REPO_ROOT.parent / "shared" / "data" / "aerial" / "deepforest" / "5b90f92da0d7280005fab355_4310.tif",
+    REPO_ROOT / "resources" / "demo" / "flight.mp4",
+]
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def make_h264_flight(out: Path, seconds: float, width: int = 1920, height: int = 1080, fps: int = 30,
+                     bitrate: str = "30M") -> Path:
+    """A simulated flight encoded like real drone footage (H.264, tens of Mb/s, noise)."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise RuntimeError("ffmpeg is not installed: it is needed to encode H.264 test footage (apt-get install ffmpeg)")
+    src = next((p for p in ORTHO_CANDIDATES if p.exists()), None)
+    if src is None:
+        raise RuntimeError("no background picture found for the simulated flight")
+    if src.suffix == ".mp4":
+        vf = f"scale={width}:{height},noise=alls=6:allf=t,format=yuv420p"
+        cmd = [ffmpeg, "-y", "-loglevel", "error", "-stream_loop", "-1", "-i", str(src), "-vf", vf]
+    else:
+        # Pan a window across the 2048 px tile; stay inside the mapped area.
+        vf = (f"scale=3000:3000,crop={width}:{height}:'400+300*(1+sin(t/4))':'500+600*(1+sin(t/7))',"
+              "noise=alls=6:allf=t,format=yuv420p")
+        cmd = [ffmpeg, "-y", "-loglevel", "error", "-loop", "1", "-i", str(src), "-vf", vf]
+    cmd += ["-t", str(seconds), "-r", str(fps), "-c:v", "libx264", "-preset", "veryfast", "-b:v", bitrate, str(out)]
+    subprocess.run(cmd, check=True)
+    return out
+
+
+def bench_pipeline(video: Path, sample_fps: float | None, device: str = "auto", batch: int = 32,
+                   members: list[str] | None = None, pipeline_only: bool = False, infer_frames: int = 60,
+                   precision: str = "auto", emulate_device: float | None = None) -> dict[str, Any]:
+    """Decode alone, inference alone and the whole pipeline on one input, in this process.
+
+    Decode alone reads every sampled frame and keeps none; inference alone runs the tiles of
+    up to ``infer_frames`` frames (cut beforehand) through every member, in the full batches
+    the pipeline runs (``TileBatcher``); the pipeline scores every sampled frame and reports
+    each stage's working share. With ``pipeline_only`` only the pipeline runs, so that the peak RSS
+    is the pipeline's own. With ``emulate_device`` (tiles per second) every member's device work
+    is a timed wait that holds no core (:mod:`triage_app.core.scoring.members.emulated`): the stages'
+    overlap as on a GPU, measured on a machine without one."""
+    import triage_app.core.review.audit  # noqa: F401 - imported once per process, not a per-run cost
+    from triage_app.core.scoring.batching import FrameTiles, TileBatcher
+    from triage_app.core.ingest.footage import ingest_source
+    from triage_app.core.scoring.pipeline import build_ensemble, score_project
+    from triage_app.core.model.settings import load_settings
+    from triage_app.core.ingest.sources import Sampling, VideoSource
+    from triage_app.core.store import Project
+    from triage_app.core.scoring.tiling import frame_tiles
+
+    sampling = Sampling(fps=sample_fps) if sample_fps else Sampling()
+    with tempfile.TemporaryDirectory(prefix="triage-bench-") as tmp:
+        root = Path(tmp) / "project"
+        overrides = {"scoring": {"device": device, "batch": batch, "precision": precision, **({"members": members} if members else {})}}
+        settings = load_settings(None, overrides=overrides)
+        settings.quality.gate_scoring = False  # every frame goes through every stage
+        with Project(root) as project:
+            ingest_source(project, video, settings, sampling=sampling)
+            ens = build_ensemble(project, settings)
+            if not ens.backbones:
+                raise RuntimeError("no member available to benchmark: " + "; ".join(ens.unavailable.values()))
+            if emulate_device:
+                from triage_app.core.scoring.members.emulated import EmulatedDevice
+
+                for b in ens.backbones:
+                    b.session = EmulatedDevice(b.session, emulate_device, batch)
+
+            result: dict[str, Any] = {"input": str(video), "members": ens.names, "provider": ens.provider}
+            if pipeline_only:
+                t0 = time.perf_counter()
+                summary = score_project(project, settings, ensemble=ens)
+                pipe_s = time.perf_counter() - t0
+                result.update(frames=summary.frames_scored, pipeline_fps=round(summary.frames_scored / pipe_s, 2),
+                              peak_rss_mb=round(peak_rss_mb(), 1), sample_fps=sample_fps)
+                return result
+
+            # 1. decode alone (nothing kept but a few frames for the inference measurement)
+            t0 = time.perf_counter()
+            n = 0
+            images = []
+            reader = VideoSource(video)
+            video_fps = reader.fps
+            for f in reader.frames(sampling):
+                if f.image is not None:
+                    n += 1
+                    if len(images) < infer_frames:
+                        images.append(f.image)
+            decode_s = time.perf_counter() - t0
+
+            # 2. inference alone: every tile of every frame through every member, in the full
+            #    batches the pipeline runs (tiles cut beforehand)
+            t = settings.tiling
+            sizes = sorted({b.input_size for b in ens.backbones})
+            stacks: list[FrameTiles] = []
+            t_cut = time.perf_counter()
+            for k, img in enumerate(images):
+                tiles, pixels = frame_tiles(img, sizes, t.overlap, t.downscale, t.whole_frame)
+                stacks.append(FrameTiles(k, tiles, pixels))
+            cut_s = time.perf_counter() - t_cut
+            tiles_per_frame = len(stacks[0].tiles) if stacks else 0
+            del images
+            n_infer = len(stacks)
+            batcher = TileBatcher(ens.backbones, batch)
+            t0 = time.perf_counter()
+            for item in stacks:
+                batcher.add(item)
+            batcher.finish()
+            infer_s = time.perf_counter() - t0
+            del stacks
+
+            # 3. the whole pipeline (decode, tiles, inference, store writes), same ensemble
+            t0 = time.perf_counter()
+            summary = score_project(project, settings, ensemble=ens)
+            pipe_s = time.perf_counter() - t0
+    decode_fps, infer_fps, pipe_fps = n / decode_s, n_infer / infer_s, summary.frames_scored / pipe_s
+    return {
+        "input": str(video),
+        "frames": n,
+        "tiles_per_frame": tiles_per_frame,
+        "members": ens.names,
+        "decode_fps": round(decode_fps, 2),
+        "inference_fps": round(infer_fps, 2),
+        "pipeline_fps": round(pipe_fps, 2),
+        "stream_fps": round(summary.frames_scored / summary.stream_seconds, 2) if summary.stream_seconds else None,
+        "first_frame_s": round(summary.first_result_s, 3) if summary.first_result_s is not None else None,
+        "tiling_fps": round(n_infer / cut_s, 2) if cut_s > 0 else None,
+        "ratio": round(pipe_fps / min(decode_fps, infer_fps), 3),
+        "overhead": round((1 / pipe_fps) / (1 / decode_fps + 1 / infer_fps), 3),
+        "cuda_graph": any(b.session.graph is not None for b in ens.backbones),
+        "stage_busy": summary.stage_busy,
+        "batch_fill": round(summary.batch_fill, 3),
+        "provider": ens.provider,
+        "precision": ens.backbones[0].meta.get("precision", "fp32"),
+        "batch": batch,
+        "realtime_x": round(pipe_fps / video_fps, 2) if video_fps and not sample_fps else None,
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "sample_fps": sample_fps,
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def bench_memory(workdir: Path, sample_fps: float, device: str) -> dict[str, Any]:
+    """Peak RSS of the pipeline on a 1-minute and a 10-minute input, each in its own process."""
+    out: dict[str, Any] = {}
+    for minutes in (1, 10):
+        video = workdir / f"flight-{minutes}min.mp4"
+        if not video.exists():
+            make_h264_flight(video, minutes * 60, bitrate="8M")
+        res = subprocess.run(
+            [sys.executable, "-m", "triage_app.cli", "bench", "pipeline", "--json", "--input", str(video),
+             "--sample-fps", str(sample_fps), "--device", device, "--pipeline-only"],
+            capture_output=True, text=True, check=True,
+        )
+        out[f"{minutes}min"] = json.loads(res.stdout.strip().splitlines()[-1])
+    a, b = out["1min"]["peak_rss_mb"], out["10min"]["peak_rss_mb"]
+    out["rss_ratio_10min_vs_1min"] = round(b / a, 3)
+    return out
+
+
+def bench_rescore(frames: int = 100_000, dim: int = 1280, seed: int = 0) -> dict[str, Any]:
+    """Re-score ``frames`` cached frames with a head: read the pooled features, score,
+    write every score, as ``triage retrain`` does after training."""
+    from sqlalchemy import update
+
+    from triage_app.core.store.embeddings import EmbeddingWriter
+    from triage_app.core.learning.head import pooled_features, rescore_head
+    from triage_app.core.scoring.members.ensemble import HeadModel
+    from triage_app.core.store import Project
+    from triage_app.core.store.scores import ScoreStore
+
+    rng = np.random.default_rng(seed)
+    with tempfile.TemporaryDirectory(prefix="triage-rescore-") as tmp:
+        with Project(Path(tmp) / "p") as project:
+            sid, _ = project.add_source("video", "/bench.mp4", "bench.mp4", {})
+            for start in range(0, frames, 20_000):
+                project.add_frames([{"source_id": sid, "idx": i, "timestamp_s": i / 30.0, "telemetry_matched": 0}
+                                    for i in range(start, min(frames, start + 20_000))])
+            ids = np.array([r["id"] for r in project.frame_rows()], dtype=np.int64)
+            store = ScoreStore(project)
+            vid = store.model_version("imagenet", "imagenet", "bench")
+            meta = store.embedding_set("imagenet:pooled", vid, 2 * dim, "imagenet-pooled-bench")
+            writer = EmbeddingWriter(project.root, meta["file"], 2 * dim, 0)
+            for start in range(0, frames, 10_000):
+                chunk = ids[start : start + 10_000]
+                writer.append(chunk, np.full(len(chunk), -1), rng.random((len(chunk), 2 * dim), dtype=np.float32))
+            rows = writer.flush()
+            writer.close()
+            table = store.emb_sets
+            project.db.write(lambda c: c.execute(update(table).where(table.c.id == meta["id"]).values(rows_committed=rows)))
+            head = HeadModel(1, "imagenet", rng.normal(0, 0.01, 2 * dim).astype(np.float32), 0.0,
+                             np.full(2 * dim, 0.5, np.float32), np.full(2 * dim, 0.29, np.float32))
+            t0 = time.perf_counter()
+            fids, feats, _ = pooled_features(project, "imagenet")
+            n = rescore_head(project, head, fids, feats)  # read the cache, score, store every frame
+            t1 = time.perf_counter()
+            head.score(feats)  # scoring alone, for the split
+            t2 = time.perf_counter()
+    return {
+        "frames": n,
+        "seconds": round(t1 - t0, 3),
+        "score_seconds": round(t2 - t1, 3),
+        "store_and_read_seconds": round((t1 - t0) - (t2 - t1), 3),
+        "feature_dim": 2 * dim,
+    }

@@ -1,0 +1,291 @@
+"""Replay evaluation: the whole human-in-the-loop process with an oracle instead of a person.
+
+Ingest, score, a policy for the target recall, the review queue in its real order (events,
+audit samples, the cold-start share), retraining every N decisions, audit sampling: the same
+code the window runs. The oracle answers each frame it is shown from the ground truth
+(``unsure`` where the truth says nothing). After each retrain the supervisor's step runs too:
+thresholds for the target recall from the labels so far, saved once the audit has enough
+labels, and the audit refreshed for the new policy. The replay ends when the queue is empty
+and learning brings nothing new into it (or after ``max_decisions``).
+
+Reported: the true recall of what people were shown (positives shown / all positives), the
+fraction of frames shown, the audit's recall estimate (with its interval) against the true
+recall of the policy in force, the decisions needed, and curves over the review.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from triage_app.core.review.audit import propose_policy, refresh_audit, report
+from triage_app.core.model.errors import TriageError
+from triage_app.core.model.policy import firing_tile
+from triage_app.core.ingest.footage import ingest_source
+from triage_app.core.model.cards import ModelCard, load_cards
+from triage_app.core.scoring.pipeline import score_project
+from triage_app.core.review.active_policy import active_policy, candidate_frames
+from triage_app.core.review.queue import ReviewSession
+from triage_app.core.model.settings import Settings
+from triage_app.core.store import Project
+from triage_app.core.store.scores import ScoreStore
+from triage_app.core.evaluation.truth import Truth, box_inside_share
+
+log = logging.getLogger(__name__)
+ORACLE = "oracle"
+
+
+@dataclass
+class ReplayResult:
+    frames: int = 0
+    positives: int = 0
+    unknown: int = 0  # frames the truth says nothing about (left out of every rate)
+    shown: int = 0
+    shown_positives: int = 0
+    true_recall: float | None = None
+    workload_fraction: float = 0.0
+    estimated_recall: float | None = None
+    estimated_recall_ci: tuple[float, float] = (0.0, 1.0)
+    policy_true_recall: float | None = None  # of the candidates under the final policy
+    policy_workload_fraction: float = 0.0
+    decisions: int = 0
+    retrains: int = 0
+    policies_saved: int = 0
+    firing_tile_hits: int | None = None  # shown positives whose firing tile holds half a truth box
+    firing_tile_checked: int = 0
+    target_recall: float = 0.95
+    confidence: float = 0.95  # the supervisor's assurance (review.recall_confidence)
+    project: str = ""
+    scoring: dict[str, Any] = field(default_factory=dict)
+    messages: list[str] = field(default_factory=list)
+    curve: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["estimated_recall_ci"] = list(self.estimated_recall_ci)
+        return out
+
+
+def frame_image_path(project: Project, source: dict[str, Any], frame: dict[str, Any]) -> str | None:
+    if source["kind"] == "images" and frame.get("path"):
+        base = Path(source["uri"])
+        return str((base if base.is_dir() else base.parent) / str(frame["path"]))
+    if source["kind"] == "stream" and frame.get("path"):
+        return str(project.root / str(frame["path"]))
+    return None
+
+
+def truth_by_frame(project: Project, truth: Truth) -> dict[int, bool | None]:
+    sources = {s["id"]: s for s in project.source_summaries()}
+    out: dict[int, bool | None] = {}
+    for f in project.frame_rows():
+        s = sources[f["source_id"]]
+        out[int(f["id"])] = truth.label(frame_image_path(project, s, f), str(s["name"]), str(s["uri"]), int(f["idx"]))
+    return out
+
+
+def replay(project: Project, settings: Settings, truth: Truth, target_recall: float = 0.95, retrain_every: int = 50,
+           cards: dict[str, ModelCard] | None = None, max_decisions: int | None = None,
+           progress: Callable[[int, int | None], None] | None = None) -> ReplayResult:
+    """Run the review with the oracle on a scored project (its decisions so far are kept)."""
+    from triage_app.core.learning.head import retrain
+
+    cards = cards if cards is not None else load_cards(settings.models_dir, project.root)
+    labels = truth_by_frame(project, truth)
+    known = {f: v for f, v in labels.items() if v is not None}
+    positives = {f for f, v in known.items() if v}
+    res = ReplayResult(frames=len(known), positives=len(positives), unknown=len(labels) - len(known),
+                       target_recall=target_recall, project=str(project.root),
+                       confidence=settings.review.recall_confidence)
+    if res.unknown:
+        res.messages.append(f"{res.unknown} frames have no ground truth: the oracle answers 'unsure' and they are left "
+                            f"out of every rate")
+    store = ScoreStore(project)
+
+    def supervise() -> None:
+        try:
+            d, rule = propose_policy(project, cards, settings, target_recall)
+        except ValueError as exc:
+            res.messages.append(str(exc))
+            return
+        if d.enough_labels:
+            store.save_policy(rule.text, d.thresholds, ORACLE, target_recall=target_recall, note="replay",
+                              confidence=d.confidence)
+            res.policies_saved += 1
+        refresh_audit(project, cards, settings)
+
+    def learn() -> None:
+        if retrain_every:
+            try:
+                retrain(project, cards, settings)
+                res.retrains += 1
+            except TriageError as exc:  # too few labels of one kind yet
+                log.info("replay: no retrain yet (%s)", exc)
+        supervise()
+
+    shown: set[int] = set()
+    checkpoint = max(1, retrain_every // 2 if retrain_every else 25)
+
+    def point() -> None:
+        rep = report(project, cards, settings)
+        ids, _, cand = candidate_frames(store, active_policy(store, cards, settings))
+        cand_ids = {int(i) for i, c in zip(ids, cand) if c}
+        found = len(shown & positives)
+        res.curve.append(dict(
+            decisions=res.decisions, shown=len(shown), workload_fraction=len(shown) / max(res.frames, 1),
+            true_recall=found / len(positives) if positives else None,
+            policy_true_recall=len((cand_ids | shown) & positives) / len(positives) if positives else None,
+            estimated_recall=rep["recall_estimate"], ci_low=rep["recall_ci_low"], ci_high=rep["recall_ci_high"],
+            candidates=rep["candidates"]))
+
+    supervise()
+    session = ReviewSession(project, cards, settings, reviewer=ORACLE)
+    point()
+    since_learn = 0
+    while max_decisions is None or res.decisions < max_decisions:
+        c = session.current
+        if c is None:
+            if since_learn == 0:
+                break
+            learn()
+            since_learn = 0
+            session.refresh()
+            point()
+            continue
+        answer = labels.get(c.frame_id)
+        session.decide("unsure" if answer is None else "accept" if answer else "reject")
+        res.decisions += 1
+        since_learn += 1
+        shown.add(c.frame_id)
+        if retrain_every and res.decisions % retrain_every == 0:
+            learn()
+            since_learn = 0
+            session.refresh()
+        if res.decisions % checkpoint == 0:
+            point()
+        if progress:
+            progress(res.decisions, None)
+    point()
+
+    res.shown = len(shown & set(known))
+    res.shown_positives = len(shown & positives)
+    res.true_recall = res.shown_positives / len(positives) if positives else None
+    res.workload_fraction = res.shown / max(res.frames, 1)
+    last = res.curve[-1]
+    res.estimated_recall = last["estimated_recall"]
+    res.estimated_recall_ci = (last["ci_low"], last["ci_high"])
+    res.policy_true_recall = last["policy_true_recall"]
+    res.policy_workload_fraction = last["candidates"] / max(res.frames, 1)
+    _tile_hits(project, cards, settings, truth, shown & positives, res)
+    return res
+
+
+def _tile_hits(project: Project, cards: dict[str, ModelCard], settings: Settings, truth: Truth, frames: set[int],
+               res: ReplayResult) -> None:
+    """Where the truth has boxes: did the firing tile of each shown positive hold at least half
+    of a truth box (the analyst was pointed at the object, not just at the frame)?"""
+    if truth.boxes is None and truth.yolo is None or not frames:
+        return
+    store = ScoreStore(project)
+    thresholds = active_policy(store, cards, settings).thresholds
+    rows = store.frame_score_rows(sorted(frames))
+    sources = {s["id"]: s for s in project.source_summaries()}
+    hits = checked = 0
+    for fid in sorted(frames):
+        f = project.frame(fid)
+        path = frame_image_path(project, sources[f["source_id"]], f)
+        _, box = firing_tile(rows.get(fid, {}), thresholds)
+        if path is None or box is None or not f["width"]:
+            continue
+        boxes = truth.boxes_for(path, int(f["width"]), int(f["height"]))
+        checked += 1
+        hits += bool(boxes) and bool((box_inside_share(np.array(boxes), box) >= 0.5).any())
+    res.firing_tile_hits, res.firing_tile_checked = hits, checked
+
+
+def evaluate(sources: list[str], truth: Truth, settings: Settings, target_recall: float = 0.95, retrain_every: int = 50,
+             project_dir: Path | None = None, max_decisions: int | None = None,
+             progress_factory: Callable[[str], Any] | None = None) -> ReplayResult:
+    """Ingest and score the sources in a fresh project (``project_dir`` keeps it; otherwise a
+    temporary folder is used and removed), then replay the review."""
+    if project_dir is not None and Project.exists(project_dir):
+        raise TriageError(f"{project_dir}: already holds a project; a replay needs a new folder (its decisions would mix)")
+    with tempfile.TemporaryDirectory(prefix="triage-replay-") as tmp:
+        root = Path(project_dir) if project_dir is not None else Path(tmp) / "project"
+        with Project(root) as project:
+            messages = []
+            for uri in sources:
+                bar = progress_factory(f"ingest {Path(uri).name}") if progress_factory else None
+                r = ingest_source(project, uri, settings, progress=bar)
+                if bar is not None:
+                    bar.close()
+                if r.error:
+                    messages.append(r.error)
+            if not project.frame_rows():
+                raise TriageError("no frame could be ingested from the sources given: " + "; ".join(messages))
+            bar = progress_factory("score") if progress_factory else None
+            summary = score_project(project, settings, progress=bar)
+            if bar is not None:
+                bar.close()
+            # The head is untrained before the first decisions: the replay trains it, no news there.
+            messages += [f"member {m} left out: {why}" for m, why in summary.unavailable.items()
+                         if not (m == "head" and retrain_every)] + summary.errors[:10]
+            bar = progress_factory("replay") if progress_factory else None
+            res = replay(project, settings, truth, target_recall, retrain_every, max_decisions=max_decisions, progress=bar)
+            if bar is not None:
+                bar.close()
+            res.messages = messages + res.messages
+            res.scoring = dict(members=summary.members, provider=summary.provider, frames_scored=summary.frames_scored,
+                               seconds=round(summary.seconds, 2))
+            res.project = str(root) if project_dir is not None else ""
+    return res
+
+
+def write_curve_csv(res: ReplayResult, path: Path) -> None:
+    cols = list(res.curve[0]) if res.curve else []
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols)
+        w.writeheader()
+        w.writerows(res.curve)
+
+
+def plot_curves(res: ReplayResult, folder: Path) -> list[Path]:
+    """Recall and workload over the course of the review, as PNG (and the numbers as CSV)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    c = res.curve
+    x = [p["decisions"] for p in c]
+
+    def col(k: str) -> list[float]:
+        return [math.nan if p[k] is None else p[k] for p in c]
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    ax1.plot(x, col("true_recall"), label="true recall of frames shown", lw=2)
+    ax1.plot(x, col("policy_true_recall"), label="true recall of the policy in force", lw=1.5, ls="--")
+    ax1.plot(x, col("estimated_recall"), label="audit estimate", lw=1.5)
+    ax1.fill_between(x, col("ci_low"), col("ci_high"), alpha=0.2, label="audit 95 % interval")
+    ax1.axhline(res.target_recall, color="grey", lw=1, ls=":", label=f"target {res.target_recall:.0%}")
+    ax1.set(xlabel="decisions", ylabel="recall", ylim=(0, 1.02), title="Recall over the review")
+    ax1.legend(loc="lower right", fontsize=8)
+    ax2.plot(x, col("workload_fraction"), label="frames shown", lw=2)
+    ax2.plot(x, [p["candidates"] / max(res.frames, 1) for p in c], label="candidates under the policy", lw=1.5, ls="--")
+    ax2.set(xlabel="decisions", ylabel="fraction of frames", ylim=(0, 1.02), title="Workload")
+    ax2.legend(loc="upper left", fontsize=8)
+    png = folder / "replay_curves.png"
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    csv_path = folder / "replay_curve.csv"
+    write_curve_csv(res, csv_path)
+    return [png, csv_path]

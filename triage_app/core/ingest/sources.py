@@ -1,0 +1,459 @@
+"""Where frames come from: a video file, a folder of images, or a live stream.
+
+Each sampled frame gets a stable identity (source, index, timestamp) so its pixels can be
+read again later (:class:`FrameReader`) without keeping them all. A live stream cannot be
+read twice, so the ingest keeps its sampled frames as files in the project.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import os
+import re
+import tempfile
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from triage_app.core.model.errors import SourceError
+from triage_app.core.ingest.parallel import ordered_map
+from triage_app.core.ingest.telemetry.exif import read_exif
+from triage_app.core.ingest.telemetry.model import TelemetryPoint
+
+log = logging.getLogger(__name__)
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # errors only: FFmpeg and libtiff chatter would drown the user's messages
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff"}
+# Videos the add-video dialog offers and a dropped folder adds. Not DJI's .LRF files: they are
+# low-resolution copies of the clips beside them.
+VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".ts", ".m4v", ".mts"}
+VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".m4v", ".mts", ".ts", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp"}
+_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+Image.MAX_IMAGE_PIXELS = None  # size is checked by us with a clear message instead
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Which frames of a video to keep: all, every Nth, or N per second of video time."""
+
+    every: int = 1
+    fps: float | None = None
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        return {"every": self.every, "fps": self.fps}
+
+    @classmethod
+    def stored(cls, text: str | None) -> Sampling:
+        """The sampling a source was added with, from its stored form (``as_dict`` as JSON)."""
+        import json
+
+        data = json.loads(text or "{}")
+        return cls(int(data.get("every") or 1), data.get("fps"))
+
+    def describe(self) -> str:
+        if self.fps:
+            return f"{self.fps:g} frame{'' if self.fps == 1 else 's'} per second of video"
+        return "every frame" if self.every == 1 else f"1 frame in {self.every}"
+
+
+class _Sampler:
+    def __init__(self, sampling: Sampling) -> None:
+        self.s = sampling
+        self.last_bucket = -1
+
+    def keep(self, index: int, t: float) -> bool:
+        if self.s.fps:
+            bucket = int(math.floor(t * self.s.fps + 1e-6))
+            if bucket > self.last_bucket:
+                self.last_bucket = bucket
+                return True
+            return False
+        return index % self.s.every == 0
+
+
+@dataclass
+class SourceFrame:
+    """One sampled frame as it comes off a source. ``image`` is BGR uint8, or ``None``
+    with ``error`` saying why it could not be decoded."""
+
+    idx: int
+    timestamp_s: float
+    image: np.ndarray | None
+    path: str | None = None
+    error: str | None = None
+    telemetry: TelemetryPoint | None = None
+    size: tuple[int, int] | None = None  # (width, height) of the full picture when ``image`` may be decoded reduced
+
+
+@dataclass
+class SourceInfo:
+    kind: str
+    uri: str
+    name: str
+    fps: float | None = None
+    frame_count: int | None = None
+    width: int | None = None
+    height: int | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def is_stream_uri(uri: str) -> bool:
+    return bool(_URL.match(uri))
+
+
+def _open_capture(uri: str) -> cv2.VideoCapture:
+    if not _utf8(uri):
+        return _open_through_link(uri)
+    cap = cv2.VideoCapture(uri, cv2.CAP_FFMPEG)
+    if not cap.isOpened():
+        cap.release()
+        cap = cv2.VideoCapture(uri)
+    return cap
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _open_through_link(path: str) -> cv2.VideoCapture:
+    """OpenCV takes file names as UTF-8 only (a path with other bytes crashes it): open the
+    file through a symbolic link with a plain name, removed again once FFmpeg holds the file."""
+    folder = tempfile.mkdtemp(prefix="triage-open-")
+    link = os.path.join(folder, "video" + (Path(path).suffix if _utf8(Path(path).suffix) else ""))
+    try:
+        os.symlink(os.fsencode(path), link)
+        cap = cv2.VideoCapture(link, cv2.CAP_FFMPEG)
+    except OSError as exc:
+        raise SourceError(path, f"cannot be opened: its name is not UTF-8 and no link could be made ({exc.strerror})") from exc
+    finally:
+        if os.path.lexists(link):
+            os.unlink(link)
+        os.rmdir(folder)
+    return cap
+
+
+# ---------------------------------------------------------------------------- video
+class VideoSource:
+    """A video file that OpenCV's FFmpeg backend reads."""
+
+    kind = "video"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise SourceError(self.path, "no such file")
+        if self.path.is_dir():
+            raise SourceError(self.path, "is a folder, not a video")
+        size = self.path.stat().st_size
+        if size == 0:
+            raise SourceError(self.path, "file is empty (0 bytes)")
+        cap = _open_capture(str(self.path))
+        if not cap.isOpened():
+            raise SourceError(self.path, "not a video FFmpeg can open (unknown format or damaged container)")
+        self.fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.frame_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        ok, first = cap.read()
+        if not ok or first is None:
+            cap.release()
+            raise SourceError(self.path, "no decodable frame (header only, or the stream data is missing)")
+        self.height, self.width = first.shape[:2]
+        # The first call to frames() goes on from this capture: opening a video and starting
+        # its decoder cost as much as tens of frames (a quarter of a second for 1080p H.264).
+        self._held: tuple[cv2.VideoCapture, np.ndarray] | None = (cap, first)
+        if not (0 < self.fps < 1000):
+            self.fps = 30.0
+            self._fps_guessed = True
+        else:
+            self._fps_guessed = False
+
+    def close(self) -> None:
+        """Release the capture kept open for the first reading, if it was never read."""
+        held, self._held = getattr(self, "_held", None), None
+        if held is not None:
+            held[0].release()
+
+    def __del__(self) -> None:
+        self.close()
+
+    def info(self) -> SourceInfo:
+        warnings = ["frame rate missing from the header, assumed 30 frames/s"] if self._fps_guessed else []
+        return SourceInfo(
+            self.kind, str(self.path.resolve()), self.path.name, self.fps, self.frame_count or None, self.width, self.height, warnings
+        )
+
+    def frames(self, sampling: Sampling, start_after: int = -1) -> Iterator[SourceFrame]:
+        """Sampled frames in order. Frames up to ``start_after`` are skipped cheaply."""
+        sampler = _Sampler(sampling)
+        held, self._held = self._held, None
+        cap = held[0] if held is not None else _open_capture(str(self.path))
+        index = -1
+        try:
+            if held is not None:  # frame 0 is already decoded
+                index = 0
+                first = held[1]
+                held = None
+                if sampler.keep(0, 0.0) and start_after < 0:
+                    yield SourceFrame(0, 0.0, first)
+                del first
+            while True:
+                if not cap.grab():
+                    break
+                index += 1
+                t = index / self.fps
+                if not sampler.keep(index, t) or index <= start_after:
+                    continue
+                ok, image = cap.retrieve()
+                if not ok or image is None:
+                    yield SourceFrame(index, t, None, error="frame data could not be decoded")
+                    continue
+                yield SourceFrame(index, t, image)
+        finally:
+            cap.release()
+        self.frames_read = index + 1
+        if self.frame_count and self.frames_read < self.frame_count * 0.98 - 1:
+            self.truncated = True
+        else:
+            self.truncated = False
+
+
+# ---------------------------------------------------------------------------- images
+@dataclass
+class _ImageEntry:
+    path: Path
+    telemetry: TelemetryPoint | None
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """Width and height from the file header, without decoding the pixels."""
+    with Image.open(path) as img:
+        return img.size
+
+
+_JPEG = {".jpg", ".jpeg"}
+
+
+def decode_image(path: Path, max_pixels: int, min_long_side: int | None = None) -> np.ndarray:
+    """Decode an image as BGR uint8, refusing files that are too large to decode safely.
+
+    With ``min_long_side``, a JPEG whose half size still has a long side of at least that many
+    pixels is decoded straight at half size (the decoder's scaled transform, about twice as
+    fast as decoding every pixel). Coarser reductions are not used: the decoder's scaling is
+    smoother than an area resize, and at 1/4 or 1/8 it shifts a blur measure by 15 to 55 %."""
+    try:
+        w, h = image_size(path)
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+        raise SourceError(path, f"not a readable image ({exc.__class__.__name__}: {exc})") from exc
+    if w * h > max_pixels:
+        raise SourceError(path, f"image is {w}x{h} pixels, over the safe limit of {max_pixels} (decompression bomb?)")
+    flag = cv2.IMREAD_COLOR
+    if min_long_side and Path(path).suffix.lower() in _JPEG and max(w, h) // 2 >= min_long_side:
+        flag = cv2.IMREAD_REDUCED_COLOR_2
+    try:
+        # Decoded from memory: OpenCV's own file functions take UTF-8 names only.
+        image = cv2.imdecode(np.fromfile(path, dtype=np.uint8), flag)
+    except (OSError, ValueError) as exc:
+        raise SourceError(path, f"cannot be read ({exc})") from exc
+    if image is None:
+        # OpenCV refuses some valid files (odd TIFF layouts, non-ASCII paths): try Pillow.
+        try:
+            with Image.open(path) as img:
+                image = cv2.cvtColor(np.asarray(img.convert("RGB")), cv2.COLOR_RGB2BGR)
+        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+            raise SourceError(path, f"image data is corrupt or truncated ({exc})") from exc
+    return image
+
+
+class ImageFolderSource:
+    """A folder of jpg/png/tif images (or one image), ordered by EXIF capture time when
+    present, else by name."""
+
+    kind = "images"
+
+    def __init__(self, path: str | Path, max_pixels: int = 250_000_000, workers: int = 1,
+                 min_long_side: int | None = None) -> None:
+        self.path = Path(path)
+        self.max_pixels = max_pixels
+        self.workers = workers
+        self.min_long_side = min_long_side  # JPEGs at half size when it keeps this long side (ingest's quality gate)
+        if not self.path.exists():
+            raise SourceError(self.path, "no such file or folder")
+        if self.path.is_dir():
+            files = [p for p in self.path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+        else:
+            files = [self.path]
+        if not files:
+            raise SourceError(self.path, "folder holds no jpg, png or tif images")
+        entries = [_ImageEntry(p, read_exif(p)) for p in files]
+        timed = sorted((e for e in entries if e.telemetry and e.telemetry.captured_at), key=lambda e: (e.telemetry.captured_at, e.path.name))  # type: ignore[union-attr]
+        untimed = sorted((e for e in entries if not (e.telemetry and e.telemetry.captured_at)), key=lambda e: _natural(e.path.name))
+        self.entries = timed + untimed
+        self._t0 = _parse_iso(timed[0].telemetry.captured_at) if timed else None  # type: ignore[union-attr]
+
+    @property
+    def base(self) -> Path:
+        return self.path if self.path.is_dir() else self.path.parent
+
+    def info(self) -> SourceInfo:
+        return SourceInfo(self.kind, str(self.path.resolve()), self.path.name, None, len(self.entries))
+
+    def frames(self, sampling: Sampling, start_after: int = -1) -> Iterator[SourceFrame]:
+        """Every image (each photo is a deliberate capture, so none is sampled away), decoded
+        by ``workers`` threads, in order."""
+        todo = [(index, entry) for index, entry in enumerate(self.entries) if index > start_after]
+
+        def decode(item: tuple[int, _ImageEntry]) -> tuple[np.ndarray, tuple[int, int] | None]:
+            image = decode_image(item[1].path, self.max_pixels, self.min_long_side)
+            if not self.min_long_side:
+                return image, None
+            w, h = image_size(item[1].path)
+            # The decoder turns the picture upright (EXIF orientation); the header does not.
+            return image, ((h, w) if (image.shape[0] > image.shape[1]) != (h > w) and w != h else (w, h))
+
+        for (index, entry), decoded, error in ordered_map(decode, todo, self.workers):
+            t = float(index)
+            if self._t0 is not None and entry.telemetry and entry.telemetry.captured_at:
+                t = _parse_iso(entry.telemetry.captured_at) - self._t0
+            rel = str(entry.path.relative_to(self.base))
+            if error is not None:
+                if not isinstance(error, SourceError):
+                    raise error
+                yield SourceFrame(index, t, None, path=rel, error=error.problem, telemetry=entry.telemetry)
+                continue
+            image, size = decoded
+            yield SourceFrame(index, t, image, path=rel, telemetry=entry.telemetry, size=size)
+
+
+def _natural(name: str) -> list[object]:
+    return [int(p) if p.isdigit() else p.lower() for p in re.split(r"(\d+)", name)]
+
+
+def _parse_iso(value: str) -> float:
+    try:
+        return dt.datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        return 0.0
+
+
+# ---------------------------------------------------------------------------- stream
+class StreamSource:
+    """A live stream: anything ``cv2.VideoCapture`` opens from a URL (rtsp://, http://,
+    udp://, file://). Frames are read once; the ingest keeps the sampled ones."""
+
+    kind = "stream"
+
+    def __init__(self, uri: str, max_frames: int = 100_000) -> None:
+        self.uri = uri
+        self.max_frames = max_frames
+        self._target = uri
+        cap = _open_capture(uri)
+        if not cap.isOpened():
+            raise SourceError(uri, "stream cannot be opened (wrong address, or no stream is being sent)")
+        self.fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0) or None
+        self.height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0) or None
+        cap.release()
+
+    def info(self) -> SourceInfo:
+        return SourceInfo(self.kind, self.uri, self.uri, self.fps or None, None, self.width, self.height)
+
+    def frames(self, sampling: Sampling, start_after: int = -1) -> Iterator[SourceFrame]:
+        cap = _open_capture(self._target)
+        sampler = _Sampler(sampling)
+        start = time.monotonic()
+        index = -1
+        kept = 0
+        try:
+            while kept < self.max_frames and cap.grab():
+                index += 1
+                msec = cap.get(cv2.CAP_PROP_POS_MSEC)
+                t = msec / 1000.0 if msec and msec > 0 else (index / self.fps if self.fps > 0 else time.monotonic() - start)
+                if not sampler.keep(index, t) or index <= start_after:
+                    continue
+                ok, image = cap.retrieve()
+                kept += 1
+                yield SourceFrame(index, t, image if ok else None, error=None if ok else "frame data could not be decoded")
+        finally:
+            cap.release()
+
+
+Source = VideoSource | ImageFolderSource | StreamSource
+
+
+def open_source(uri: str | Path, max_pixels: int = 250_000_000, stream_max_frames: int = 100_000,
+                decode_workers: int = 1, min_long_side: int | None = None) -> Source:
+    """Open a source by what it is: a URL is a stream, a folder or image file is an
+    image source (decoded by ``decode_workers`` threads, JPEGs reduced down to
+    ``min_long_side`` when given), anything else is tried as a video. Raises ``SourceError``."""
+    text = str(uri)
+    if is_stream_uri(text):
+        return StreamSource(text, stream_max_frames)
+    path = Path(text)
+    if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
+        return ImageFolderSource(path, max_pixels, decode_workers, min_long_side)
+    return VideoSource(path)
+
+
+# ---------------------------------------------------------------------------- reading back
+class FrameReader:
+    """Reads the pixels of stored frames again, keeping a few videos open."""
+
+    def __init__(self, project_root: Path, max_open: int = 4, max_pixels: int = 250_000_000) -> None:
+        self.project_root = Path(project_root)
+        self.max_open = max_open
+        self.max_pixels = max_pixels
+        self._caps: OrderedDict[str, tuple[cv2.VideoCapture, int]] = OrderedDict()
+
+    def read(self, source: dict, frame: dict) -> np.ndarray:
+        """BGR pixels of a frame; raises ``SourceError`` naming the file if gone or broken."""
+        kind = source["kind"]
+        if kind == "images":
+            base = Path(source["uri"])
+            base = base if base.is_dir() else base.parent
+            return decode_image(base / frame["path"], self.max_pixels)
+        if kind == "stream":
+            return decode_image(self.project_root / frame["path"], self.max_pixels)
+        return self._read_video(source["uri"], int(frame["idx"]))
+
+    def _read_video(self, uri: str, idx: int) -> np.ndarray:
+        entry = self._caps.pop(uri, None)
+        if entry is None:
+            if not Path(uri).is_file():
+                raise SourceError(uri, "video file is gone (moved or deleted since ingest)")
+            cap = _open_capture(uri)
+            if not cap.isOpened():
+                raise SourceError(uri, "video can no longer be opened")
+            pos = 0
+        else:
+            cap, pos = entry
+        if idx != pos:
+            if 0 < idx - pos <= 30:
+                while pos < idx and cap.grab():  # short hop forward: cheaper than a seek
+                    pos += 1
+            else:
+                cap.set(cv2.CAP_PROP_POS_FRAMES, idx)
+                pos = idx
+        ok, image = cap.read()
+        self._caps[uri] = (cap, pos + 1)
+        while len(self._caps) > self.max_open:
+            _, (old, _) = self._caps.popitem(last=False)
+            old.release()
+        if not ok or image is None:
+            raise SourceError(uri, f"frame {idx} cannot be decoded")
+        return image
+
+    def close(self) -> None:
+        for cap, _ in self._caps.values():
+            cap.release()
+        self._caps.clear()

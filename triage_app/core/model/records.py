@@ -1,0 +1,121 @@
+"""Plain typed records that travel between the layers: sources, frames, sampling, labels,
+decisions and queue items. They hold data and small derived values, never a connection."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from enum import Enum
+from typing import Any
+
+
+class Label(str, Enum):
+    """An analyst's verdict on a frame. ``accept`` means the target is there."""
+
+    ACCEPT = "accept"
+    REJECT = "reject"
+    UNSURE = "unsure"
+
+    @property
+    def target(self) -> int | None:
+        """1 for accept, 0 for reject, None for unsure: the label a model learns from."""
+        return {Label.ACCEPT: 1, Label.REJECT: 0}.get(self)
+
+    @classmethod
+    def parse(cls, text: str | Label) -> Label:
+        try:
+            return cls(text)
+        except ValueError:
+            raise ValueError(f"label must be one of {', '.join(m.value for m in cls)}, not {text!r}") from None
+
+
+LABELS = tuple(m.value for m in Label)
+
+
+class Why(str, Enum):
+    """Why a frame is in the review queue (recorded with its decision as ``sample_kind``)."""
+
+    CANDIDATE = "candidate"  # the policy flags it
+    AUDIT = "audit"  # a dropped frame drawn at random, shown blindly to measure recall
+    UNCERTAIN = "uncertain"  # a dropped frame the ensemble is least sure about (before a head exists)
+    REREVIEW = "rereview"  # the label check doubts its decision
+    SECOND = "second"  # a second review of another analyst's decision
+    RESOLVE = "resolve"  # reviewers disagree; the supervisor settles it
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Which frames of a video to keep: all, every Nth, or N per second of video time."""
+
+    every: int = 1
+    fps: float | None = None
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        return {"every": self.every, "fps": self.fps}
+
+    @classmethod
+    def stored(cls, text: str | None) -> Sampling:
+        """The sampling a source was added with, from its stored form (``as_dict`` as JSON)."""
+        data = json.loads(text or "{}")
+        return cls(int(data.get("every") or 1), data.get("fps"))
+
+    def describe(self) -> str:
+        if self.fps:
+            return f"{self.fps:g} frame{'' if self.fps == 1 else 's'} per second of video"
+        return "every frame" if self.every == 1 else f"1 frame in {self.every}"
+
+
+def _from_row(cls: Any, row: Any) -> Any:
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in dict(row).items() if k in names})
+
+
+@dataclass
+class Decision:
+    """One recorded decision (the history keeps every one; undo sets ``undone_at``)."""
+
+    id: int
+    frame_id: int
+    label: Label
+    reviewer: str
+    decided_at: str = ""
+    seconds_spent: float = 0.0
+    policy_id: int | None = None
+    policy: str = ""
+    member_scores: str = "{}"
+    fused_score: float | None = None
+    sample_kind: str = Why.CANDIDATE.value
+    via: str = "single"
+    undone_at: str | None = None
+
+    def __post_init__(self) -> None:
+        self.label = Label.parse(self.label)
+
+    @classmethod
+    def from_row(cls, row: Any) -> Decision:
+        return _from_row(cls, row)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["label"] = self.label.value
+        return out
+
+
+@dataclass
+class QueueItem:
+    """A frame waiting in an analyst's queue, with why it is there."""
+
+    frame_id: int
+    source_id: int
+    idx: int
+    timestamp_s: float
+    fused: float
+    event: int = 0
+    why: Why = Why.CANDIDATE
+    rank: float = 0.0  # what score and learned orders sort by (highest first)
+    scores: dict[str, float] = field(default_factory=dict)  # each member's score now
+
+    @property
+    def kind(self) -> str:
+        """The ``sample_kind`` its decision records."""
+        return self.why.value

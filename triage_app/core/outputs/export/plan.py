@@ -1,0 +1,270 @@
+"""What an export holds: the standing decisions chosen by the selection, split (stratified,
+seeded) and balanced. The preview and the export share this plan; ``export`` writes it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from triage_app.core.review.agreement import RESOLVE, disagreements
+from triage_app.core.model.policy import firing_tile
+from triage_app.core.learning.label_check import rereview_frames
+from triage_app.core.model.cards import ModelCard
+from triage_app.core.review.active_policy import active_policy
+from triage_app.core.review.queue import LABELS, DecisionStore
+from triage_app.core.model.settings import Settings
+from triage_app.core.store import Project
+from triage_app.core.store.scores import ScoreStore
+
+FORMATS = ("imagefolder", "csv", "parquet", "coco", "crops", "geojson", "kml")
+DEFAULT_FORMATS = ("imagefolder", "csv", "parquet")
+CLASS_OF = {"accept": "positive", "reject": "negative", "unsure": "unsure"}
+SPLITS = ("train", "val", "test")
+BALANCE = ("none", "under", "over")
+# What torchvision's ImageFolder accepts; image sources in these formats are copied byte for byte.
+COPYABLE = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
+
+
+@dataclass
+class Selection:
+    """Which standing decisions to export. ``None`` means no restriction."""
+
+    sources: list[int] | None = None
+    reviewers: list[str] | None = None
+    labels: tuple[str, ...] = ("accept", "reject")
+    since: dt.datetime | None = None  # decision time, inclusive
+    until: dt.datetime | None = None  # decision time, exclusive
+    policies: list[int] | None = None
+    include_doubtful: bool = False
+
+    def __post_init__(self) -> None:
+        bad = [label for label in self.labels if label not in LABELS]
+        if bad or not self.labels:
+            raise ValueError(f"labels {', '.join(bad) or '(none)'}: choose from {', '.join(LABELS)}")
+
+    def describe(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["labels"] = list(self.labels)
+        out["since"] = self.since.isoformat() if self.since else None
+        out["until"] = self.until.isoformat() if self.until else None
+        return out
+
+
+@dataclass
+class Options:
+    formats: tuple[str, ...] = DEFAULT_FORMATS
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    balance: str = "none"
+    seed: int = 0
+    image_format: str = "jpg"  # for frames that are not already image files: jpg or png
+    jpeg_quality: int = 95
+    crop_margin: float = 0.25  # of the tile's size, on each side
+    thumb_size: int = 320
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        unknown = [f for f in self.formats if f not in FORMATS]
+        if unknown:
+            raise ValueError(f"unknown export format {', '.join(unknown)} (choose from {', '.join(FORMATS)})")
+        if len(self.split) != 3 or any(s < 0 for s in self.split) or not 0.999 <= sum(self.split) <= 1.001:
+            raise ValueError(f"split {self.split} must be three non-negative shares summing to 1 (train, val, test)")
+        if self.balance not in BALANCE:
+            raise ValueError(f"balance '{self.balance}' is not one of {', '.join(BALANCE)}")
+        if self.image_format not in ("jpg", "png"):
+            raise ValueError(f"image format '{self.image_format}' is not jpg or png")
+
+    @property
+    def writes_images(self) -> bool:
+        """COCO names the image-folder files, so it brings them along."""
+        return "imagefolder" in self.formats or "coco" in self.formats
+
+
+@dataclass
+class Item:
+    """One file to export: a standing decision on a frame, with its split."""
+
+    decision: dict[str, Any]
+    frame: dict[str, Any]
+    source: dict[str, Any]
+    scores: dict[str, dict[str, Any]]
+    firing_member: str | None
+    box: tuple[int, int, int, int] | None
+    split: str = "train"
+    copy: int = 0  # > 0 for an oversampled duplicate
+    second_review: bool = False
+
+    @property
+    def cls(self) -> str:
+        return CLASS_OF[self.decision["label"]]
+
+
+@dataclass
+class Plan:
+    items: list[Item]
+    members: list[str]
+    held_back: dict[str, int]
+    before_balance: dict[str, dict[str, int]]
+    after_balance: dict[str, dict[str, int]]
+    dropped_by_balance: int = 0
+    selection: dict[str, Any] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        return self.after_balance
+
+
+@dataclass
+class ExportReport:
+    outdir: Path
+    files: int
+    rows: int
+    counts: dict[str, dict[str, int]]
+    before_balance: dict[str, dict[str, int]]
+    held_back: dict[str, int]
+    skipped: list[str] = field(default_factory=list)
+    geo_points: int = 0
+    written: list[str] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------ selection
+def parse_time(text: str) -> dt.datetime:
+    """An ISO date or date-time; without a zone it is taken as local time."""
+    try:
+        value = dt.datetime.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise ValueError(f"'{text}' is not an ISO date or date-time (for example 2026-05-01 or 2026-05-01T14:30)") from exc
+    return value if value.tzinfo else value.astimezone()
+
+
+def _hash_unit(seed: int, frame_id: int, salt: str = "split") -> float:
+    digest = hashlib.sha256(f"{salt}:{seed}:{frame_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def reviewers_and_policies(project: Project) -> tuple[list[str], list[int]]:
+    """Everyone who decided something, and every policy a decision was made under."""
+    t = DecisionStore(project).table
+    with project.db.read() as conn:
+        rows = conn.execute(select(t.c.reviewer, t.c.policy_id).where(t.c.undone_at.is_(None)).distinct()).all()
+    return sorted({str(r[0]) for r in rows}), sorted({int(r[1]) for r in rows if r[1] is not None})
+
+
+def plan_export(project: Project, cards: dict[str, ModelCard], settings: Settings, selection: Selection,
+                options: Options) -> Plan:
+    """What would be exported, split and balanced: the preview and the export share it."""
+    store = ScoreStore(project)
+    t = DecisionStore(project).table
+    with project.db.read() as conn:  # one read gives the standing decisions and who decided each frame
+        rows = conn.execute(select(t).where(t.c.undone_at.is_(None)).order_by(t.c.id)).mappings().all()
+    latest: dict[int, dict[str, Any]] = {}
+    reviewers_of: dict[int, set[str]] = {}
+    for r in rows:
+        latest[int(r["frame_id"])] = dict(r)
+        if r["sample_kind"] != RESOLVE:
+            reviewers_of.setdefault(int(r["frame_id"]), set()).add(str(r["reviewer"]))
+    standing = list(latest.values())
+    held: dict[str, int] = {"disputed": 0, "doubted": 0}
+    disputed: set[int] = set()
+    doubted: set[int] = set()
+    if not selection.include_doubtful:
+        disputed, doubted = set(disagreements(project)), rereview_frames(project)
+    frames = {r["id"]: r for r in project.frame_rows()} if standing else {}
+    chosen = []
+    for d in standing:
+        if selection.sources is not None and frames[d["frame_id"]]["source_id"] not in selection.sources:
+            continue
+        if d["label"] not in selection.labels:
+            continue
+        if selection.reviewers is not None and d["reviewer"] not in selection.reviewers:
+            continue
+        if selection.policies is not None and d["policy_id"] not in selection.policies:
+            continue
+        when = dt.datetime.fromisoformat(d["decided_at"])
+        if (selection.since and when < selection.since) or (selection.until and when >= selection.until):
+            continue
+        fid = int(d["frame_id"])
+        if fid in disputed or fid in doubted:
+            held["disputed" if fid in disputed else "doubted"] += 1
+            continue
+        chosen.append(d)
+    sources = {s["id"]: s for s in project.source_summaries()}
+    score_rows = store.frame_score_rows([int(d["frame_id"]) for d in chosen])
+    thresholds = active_policy(store, cards, settings).thresholds
+    items = []
+    for d in chosen:
+        fr = frames[d["frame_id"]]
+        sc = score_rows.get(int(d["frame_id"]), {})
+        member, box = firing_tile(sc, thresholds)
+        items.append(Item(decision=d, frame=fr, source=sources[fr["source_id"]], scores=sc, firing_member=member, box=box,
+                          second_review=len(reviewers_of.get(int(d["frame_id"]), ())) > 1 or d["sample_kind"] == "second"))
+    members = sorted({m for it in items for m in it.scores} | set(cards))
+    _assign_splits(items, options)
+    before = counts(items)
+    dropped = 0
+    if options.balance != "none":
+        items, dropped = _balance(items, options)
+    items.sort(key=lambda it: (it.frame["source_id"], it.frame["idx"], it.copy))
+    return Plan(items, members, held, before, counts(items), dropped, selection.describe())
+
+
+def _assign_splits(items: list[Item], options: Options) -> None:
+    """Stratified by class: within each class, frames ranked by a seeded hash of their id
+    are cut at the shares (largest remainder), so every split gets its share of each class."""
+    by_class: dict[str, list[Item]] = {}
+    for it in items:
+        by_class.setdefault(it.cls, []).append(it)
+    for group in by_class.values():
+        group.sort(key=lambda it: _hash_unit(options.seed, int(it.frame["id"])))
+        n = len(group)
+        exact = [s * n for s in options.split]
+        quota = [int(np.floor(e)) for e in exact]
+        for i in sorted(range(3), key=lambda i: -(exact[i] - quota[i]))[: n - sum(quota)]:
+            quota[i] += 1
+        k = 0
+        for split, q in zip(SPLITS, quota):
+            for it in group[k : k + q]:
+                it.split = split
+            k += q
+
+
+def _balance(items: list[Item], options: Options) -> tuple[list[Item], int]:
+    rng = np.random.default_rng(options.seed)
+    train = [it for it in items if it.split == "train"]
+    rest = [it for it in items if it.split != "train"]
+    by_class: dict[str, list[Item]] = {}
+    for it in sorted(train, key=lambda it: int(it.frame["id"])):
+        by_class.setdefault(it.cls, []).append(it)
+    if len(by_class) < 2:
+        return items, 0
+    sizes = [len(g) for g in by_class.values()]
+    out: list[Item] = []
+    dropped = 0
+    for cls in sorted(by_class):
+        group = by_class[cls]
+        if options.balance == "under":
+            keep = sorted(rng.choice(len(group), size=min(sizes), replace=False).tolist())
+            out += [group[i] for i in keep]
+            dropped += len(group) - len(keep)
+        else:
+            out += group
+            extra = max(sizes) - len(group)
+            picks = rng.choice(len(group), size=extra, replace=True).tolist() if extra else []
+            copies: dict[int, int] = {}
+            for i in picks:
+                copies[i] = copies.get(i, 0) + 1
+                src = group[i]
+                out.append(Item(src.decision, src.frame, src.source, src.scores, src.firing_member, src.box,
+                                src.split, copies[i], src.second_review))
+    return out + rest, dropped
+
+
+def counts(items: list[Item]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {s: {} for s in SPLITS}
+    for it in items:
+        out[it.split][it.cls] = out[it.split].get(it.cls, 0) + 1
+    return out

@@ -1,0 +1,221 @@
+"""The ensemble at run time: members built from their cards, scoring tiles on ONNX Runtime.
+
+``build_members`` never raises for a member that cannot be had: it is left out with a plain
+message (no CLIP weights offline, head not trained yet), and the others carry on.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from triage_app.core.model.errors import ModelError
+from triage_app.core.model.cards import ModelCard
+from triage_app.core.scoring.members.runtime import OnnxSession, gpu_will_run
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TileOutput:
+    scores: np.ndarray  # (n_tiles,)
+    embedding: np.ndarray | None  # (n_tiles, dim)
+
+
+class OnnxMember:
+    """An ImageNet or CLIP member: an exported ONNX model plus its scoring rule."""
+
+    def __init__(self, card: ModelCard, onnx_path: Path, meta: dict, session: OnnxSession) -> None:
+        self.card = card
+        self.name = card.name
+        self.kind = card.kind
+        self.input_size = card.input_size
+        self.version_key = str(meta.get("key", ""))
+        self.meta = meta
+        self.session = session
+        self.onnx_path = onnx_path
+        if card.kind == "imagenet":
+            self._targets = np.asarray(meta["target_indices"], dtype=np.int64)
+        elif card.kind == "clip":
+            text = np.asarray(meta["text_embeddings"], dtype=np.float32)
+            self._text = text
+            self._scale = float(meta["logit_scale"])
+            self._n_target = int(meta["n_target_prompts"])
+
+    @property
+    def provider(self) -> str:
+        return self.session.provider
+
+    def run(self, tiles: np.ndarray) -> TileOutput:
+        outputs = self.session.run(tiles)
+        if self.kind == "imagenet":
+            probs, emb = outputs
+            if probs.ndim != 2 or probs.shape[1] <= int(self._targets.max()):
+                raise ModelError(self.onnx_path, f"output 'probs' has shape {probs.shape}, expected (N, 1000)")
+            return TileOutput(probs[:, self._targets].sum(axis=1), emb)
+        if self.kind == "finetuned":
+            probs, emb = outputs
+            if probs.ndim != 2 or probs.shape[1] != 1:
+                raise ModelError(self.onnx_path, f"output 'probs' has shape {probs.shape}, expected (N, 1)")
+            return TileOutput(probs[:, 0], emb)
+        (emb,) = outputs
+        logits = self._scale * emb @ self._text.T
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        p /= p.sum(axis=1, keepdims=True)
+        return TileOutput(p[:, : self._n_target].sum(axis=1), emb)
+
+
+def pool_tiles(embeddings: np.ndarray) -> np.ndarray:
+    """A frame's features from its tiles' embeddings: the mean and the max over tiles
+    (small objects light up one tile; the max keeps them)."""
+    e = np.asarray(embeddings, dtype=np.float32)
+    return np.concatenate([e.mean(axis=0), e.max(axis=0)])
+
+
+@dataclass
+class HeadModel:
+    """A trained head: logistic regression on standardised pooled backbone embeddings."""
+
+    id: int
+    backbone: str
+    coef: np.ndarray
+    intercept: float
+    mean: np.ndarray | None = None
+    scale: np.ndarray | None = None
+    features: str = "pooled"  # or "whole_frame": the whole-frame tile's embedding alone
+
+    def _folded(self) -> tuple[np.ndarray, float]:
+        """Standardisation folded into the weights: z = x @ w + b on raw features."""
+        w = np.asarray(self.coef, np.float32)
+        b = float(self.intercept)
+        if self.scale is not None:
+            w = w / self.scale
+        if self.mean is not None:
+            b -= float(np.dot(self.mean.astype(np.float64), w.astype(np.float64)))
+        return w.astype(np.float32), b
+
+    def score(self, embeddings: np.ndarray, chunk: int = 8192) -> np.ndarray:
+        """Probability of the target for each row of pooled features (float16 or 32),
+        converted in small chunks so a memory-mapped cache is never copied whole."""
+        w, b = self._folded()
+        out = np.empty(len(embeddings), dtype=np.float32)
+        for i in range(0, len(embeddings), chunk):
+            z = np.asarray(embeddings[i : i + chunk], dtype=np.float32) @ w + b
+            out[i : i + chunk] = 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
+        return out
+
+
+class HeadMember:
+    """The specialised head: reads the embeddings its backbone member produces."""
+
+    kind = "head"
+
+    def __init__(self, card: ModelCard, model: HeadModel) -> None:
+        self.card = card
+        self.name = card.name
+        self.model = model
+        self.backbone = card.backbone
+        self.version_key = f"head-{model.id}"
+
+    def run_frame(self, tile_embeddings: np.ndarray) -> tuple[float, int]:
+        """(score, tile that contributes most through the max-pooled half) of one frame; a
+        head on whole-frame features reads tile 0 (the whole frame) and points at it."""
+        if self.model.features == "whole_frame":
+            return float(self.model.score(np.asarray(tile_embeddings[:1]))[0]), 0
+        feats = pool_tiles(tile_embeddings)
+        score = float(self.model.score(feats[None])[0])
+        dim = tile_embeddings.shape[1]
+        w = self.model.coef[dim:]
+        if self.model.scale is not None:
+            w = w / self.model.scale[dim:]
+        tile = int(np.argmax(np.asarray(tile_embeddings, np.float32) @ w))
+        return score, tile
+
+
+@dataclass
+class Ensemble:
+    members: list[OnnxMember | HeadMember] = field(default_factory=list)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    backbones: list[OnnxMember] = field(default_factory=list)  # every ONNX model that runs
+
+    @property
+    def names(self) -> list[str]:
+        return [m.name for m in self.members]
+
+    @property
+    def provider(self) -> str:
+        return self.backbones[0].provider if self.backbones else "none"
+
+    def thresholds(self) -> dict[str, float]:
+        return {m.name: m.card.threshold for m in self.members}
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """``auto`` is fp16 where a CUDA device will run the members (its tensor cores halve the
+    time) and fp32 on the CPU, whose kernels are fastest and exact in fp32."""
+    if precision != "auto":
+        return precision
+    return "fp16" if gpu_will_run(device) else "fp32"
+
+
+def build_members(
+    names: list[str], cards: dict[str, ModelCard], cache_dir: Path, device: str = "auto", batch: int = 32,
+    head: HeadModel | None = None, precision: str | None = None, cuda_graph: bool = True,
+) -> Ensemble:
+    """Build the named members. Missing ones are listed in ``Ensemble.unavailable``."""
+    from triage_app.core.scoring.members import onnx_build as exporter  # torch is imported only on a cache miss
+
+    ens = Ensemble()
+    onnx: dict[str, OnnxMember] = {}
+
+    def onnx_member(name: str) -> OnnxMember | None:
+        if name in onnx:
+            return onnx[name]
+        card = cards.get(name)
+        if card is None:
+            ens.unavailable[name] = f"no model card named '{name}' in the models folder"
+            return None
+        prec = resolve_precision(precision or "auto", device)
+        try:
+            exported = exporter.export_member(card, cache_dir, prec)
+            try:
+                session = OnnxSession(exported.path, card.input_size, device, batch, cache_dir, cuda_graph=cuda_graph)
+            except ModelError as exc:
+                # A damaged file in our own cache (disk trouble, a killed copy): export it again.
+                log.warning("%s; exporting it again", exc)
+                exported.path.unlink(missing_ok=True)
+                exported.path.with_suffix(".json").unlink(missing_ok=True)
+                exported = exporter.export_member(card, cache_dir, prec)
+                session = OnnxSession(exported.path, card.input_size, device, batch, cache_dir, cuda_graph=cuda_graph)
+        except (exporter.MemberUnavailable, ModelError) as exc:
+            ens.unavailable[name] = str(exc)
+            return None
+        member = OnnxMember(card, exported.path, exported.meta, session)
+        onnx[name] = member
+        ens.backbones.append(member)
+        return member
+
+    for name in names:
+        card = cards.get(name)
+        if card is None:
+            ens.unavailable[name] = f"no model card named '{name}' in the models folder"
+            continue
+        if card.kind == "head":
+            if head is None:
+                ens.unavailable[name] = "not trained yet: it joins the ensemble once analysts' decisions exist and a retrain has run"
+                continue
+            if onnx_member(card.backbone) is None:
+                ens.unavailable[name] = f"its backbone '{card.backbone}' is unavailable"
+                continue
+            ens.members.append(HeadMember(card, head))
+            continue
+        member = onnx_member(name)
+        if member is not None:
+            ens.members.append(member)
+    for name, why in ens.unavailable.items():
+        log.info("member %s is left out: %s", name, why)
+    return ens

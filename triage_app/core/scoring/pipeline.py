@@ -1,0 +1,391 @@
+"""The streaming scoring pipeline.
+
+decode ─▶ tiles ─▶ batched inference ─▶ store, each stage a thread joined to the next by a
+bounded queue, so decoding and inference overlap and memory stays flat for any length of
+video. Inference fills every batch with the tiles of successive frames (``TileBatcher``): a
+GPU's fixed batch shape is padded once per run, not once per frame. Results are committed in
+small batches as they come (the review queue grows while scoring runs); a frame's scores for
+all members and its cached embeddings are committed together, so a stopped run resumes where
+it stopped and never scores a frame twice. Each stage's working time is measured, so a run
+says which stage held the others back (``ScoreSummary.stage_busy``).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from triage_app.core.scoring.batching import FrameOutputs, FrameTiles, TileBatcher
+from triage_app.core.store.embeddings import EmbeddingWriter
+from triage_app.core.model.errors import SourceError
+from triage_app.core.model.cards import ModelCard, load_cards, project_members
+from triage_app.core.scoring.members.ensemble import Ensemble, HeadMember, HeadModel, OnnxMember, build_members, pool_tiles
+from triage_app.core.ingest.parallel import default_workers, ordered_map
+from triage_app.core.review.active_policy import active_policy, candidate_frames
+from triage_app.core.model.settings import Settings
+from triage_app.core.ingest.sources import Sampling, VideoSource, decode_image
+from triage_app.core.store import Project
+from triage_app.core.store.scores import ScoreStore
+from triage_app.core.scoring.tiling import Tile, frame_tiles
+
+log = logging.getLogger(__name__)
+_END = object()
+
+
+@dataclass
+class ScoreSummary:
+    frames_scored: int = 0
+    frames_pending: int = 0
+    candidates: int = 0
+    frames_with_scores: int = 0
+    provider: str = "none"
+    seconds: float = 0.0
+    stream_seconds: float = 0.0  # from the stages' start to the last commit (no set-up, no audit refresh)
+    members: list[str] = field(default_factory=list)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    cancelled: bool = False
+    policy: str = ""
+    audit_sampled: int = 0
+    # Share of the stream time each stage spent working rather than waiting on its queues
+    # (tiles: per worker); the stage near 1.0 is the one holding the others back.
+    stage_busy: dict[str, float] = field(default_factory=dict)
+    batch_fill: float = 1.0  # share of the batch slots run that held a real tile (the rest is padding)
+    first_result_s: float | None = None  # from the stages' start to the first scored frame (pipeline start-up)
+
+    @property
+    def fps(self) -> float:
+        return self.frames_scored / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class _Decoded:
+    frame: dict[str, Any]
+    image: np.ndarray
+
+
+@dataclass
+class _Result:
+    frame: dict[str, Any]
+    tiles: list[Tile]
+    scores: dict[str, np.ndarray]  # member -> per-tile scores
+    embeddings: dict[str, np.ndarray]  # backbone -> (n, dim)
+
+
+class _Failed:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def pooled_set(backbone: str) -> str:
+    """The name of the embedding set holding a backbone's pooled per-frame features."""
+    return f"{backbone}:pooled"
+
+
+def load_head(store: ScoreStore) -> HeadModel | None:
+    row = store.latest_head()
+    if row is None:
+        return None
+    return HeadModel(int(row["id"]), row["backbone"], row["coef"], float(row["intercept"]), row["feature_mean"], row["feature_scale"],
+                     features=row["metrics"].get("features_used", "pooled"))
+
+
+def default_members(project: Project, settings: Settings) -> list[str]:
+    """The settings' members, then those deployed into the project (a fine-tuned backbone)."""
+    names = list(settings.scoring.members)
+    return names + [n for n in project_members(project.root) if n not in names]
+
+
+def build_ensemble(project: Project, settings: Settings, names: list[str] | None = None,
+                   cards: dict[str, ModelCard] | None = None) -> Ensemble:
+    cards = cards if cards is not None else load_cards(settings.models_dir, project.root)
+    return build_members(
+        names or default_members(project, settings), cards, settings.cache_dir, settings.scoring.device,
+        settings.scoring.batch, head=load_head(ScoreStore(project)), precision=settings.scoring.precision,
+        cuda_graph=settings.scoring.cuda_graph,
+    )
+
+
+class _Stages:
+    def __init__(self, project: Project, settings: Settings, ens: Ensemble, pending: list[dict[str, Any]],
+                 errors: list[str]) -> None:
+        self.project, self.settings, self.ens, self.pending, self.errors = project, settings, ens, pending, errors
+        size = max(1, settings.scoring.queue_frames)
+        self.q_decoded: queue.Queue[Any] = queue.Queue(size)
+        self.q_tiled: queue.Queue[Any] = queue.Queue(size)
+        self.q_results: queue.Queue[Any] = queue.Queue(size)
+        self.stop = threading.Event()
+        self.sizes = sorted({m.input_size for m in ens.backbones})
+        self.tile_workers = default_workers(settings.scoring.tile_workers, share=4, most=4)
+        self.decode_workers = default_workers(settings.scoring.decode_workers)
+        self._tile_running = self.tile_workers
+        self._lock = threading.Lock()
+        self.batcher = TileBatcher(ens.backbones, settings.scoring.batch)
+        self.busy: dict[str, float] = defaultdict(float)  # stage -> seconds spent working (not waiting)
+
+    def busy_shares(self, wall: float) -> dict[str, float]:
+        """Each stage's working time as a share of ``wall`` (tiles: per worker)."""
+        if wall <= 0:
+            return {}
+        order = ("decode", "tile", "infer", "store")
+        return {k: round(self.busy.get(k, 0.0) / wall / (self.tile_workers if k == "tile" else 1), 3) for k in order}
+
+    def _add_busy(self, stage: str, seconds: float) -> None:
+        with self._lock:
+            self.busy[stage] += seconds
+
+    def _put(self, q: queue.Queue[Any], item: Any) -> bool:
+        while not self.stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _get(self, q: queue.Queue[Any]) -> Any:
+        while True:
+            try:
+                return q.get(timeout=0.1)
+            except queue.Empty:
+                if self.stop.is_set():
+                    return _END
+
+    # -- stage 1: decode ------------------------------------------------------------
+    def frames(self) -> Iterator[_Decoded]:
+        by_source: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for f in self.pending:
+            by_source[f["source_id"]].append(f)
+        for source_id, frames in by_source.items():
+            source = self.project.source(source_id)
+            try:
+                yield from self._decode_source(source, frames)
+            except SourceError as exc:
+                self.errors.append(str(exc))
+                self.project.add_message("error", f"scoring skipped frames: {exc}", path=source["uri"], source_id=source_id)
+
+    def _decode_source(self, source: dict[str, Any], frames: list[dict[str, Any]]) -> Iterator[_Decoded]:
+        max_px = self.settings.quality.max_pixels
+        if source["kind"] == "video":
+            wanted = {f["idx"]: f for f in frames}
+            video = VideoSource(source["uri"])
+            for item in video.frames(Sampling.stored(source["sampling"]), start_after=min(wanted) - 1):
+                f = wanted.pop(item.idx, None)
+                if f is not None and item.image is not None:
+                    yield _Decoded(f, item.image)
+                if not wanted or self.stop.is_set():
+                    break
+            if wanted:
+                self.errors.append(f"{source['uri']}: {len(wanted)} frames could not be decoded again for scoring")
+            return
+        base = Path(source["uri"])
+        base = (base if base.is_dir() else base.parent) if source["kind"] == "images" else self.project.root
+        yield from self._decode_images([(f, base / f["path"]) for f in frames], max_px)
+
+    def _decode_images(self, files: list[tuple[dict[str, Any], Path]], max_px: int) -> Iterator[_Decoded]:
+        """Still images decoded by ``decode_workers`` threads (:func:`ordered_map`), in order."""
+        decoded = ordered_map(lambda fp: decode_image(fp[1], max_px), files, self.decode_workers, self.stop.is_set)
+        for (f, _path), image, error in decoded:
+            if isinstance(error, SourceError):
+                self.errors.append(str(error))
+            elif error is not None:
+                raise error
+            else:
+                yield _Decoded(f, image)
+
+    def decode_stage(self) -> None:
+        try:
+            frames = self.frames()
+            while True:
+                t0 = time.perf_counter()
+                item = next(frames, None)
+                self._add_busy("decode", time.perf_counter() - t0)
+                if item is None:
+                    break
+                if not self._put(self.q_decoded, item):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed downstream
+            self._put(self.q_decoded, _Failed(exc))
+        self._put(self.q_decoded, _END)
+
+    # -- stage 2: tiles -------------------------------------------------------------
+    def tile_stage(self) -> None:
+        """One of ``tile_workers`` threads (OpenCV releases the GIL while it resizes). The
+        last worker to finish passes the end marker on."""
+        t = self.settings.tiling
+        try:
+            while True:
+                item = self._get(self.q_decoded)
+                if item is _END or isinstance(item, _Failed):
+                    self._put(self.q_decoded, item)  # for the sibling workers
+                    with self._lock:
+                        self._tile_running -= 1
+                        last = self._tile_running == 0
+                    if last:
+                        self._put(self.q_tiled, item)
+                    return
+                t0 = time.perf_counter()
+                tiles, pixels = frame_tiles(item.image, self.sizes, t.overlap, t.downscale, t.whole_frame)
+                self._add_busy("tile", time.perf_counter() - t0)
+                if not self._put(self.q_tiled, FrameTiles(item.frame, tiles, pixels)):
+                    return
+        except BaseException as exc:  # noqa: BLE001
+            self._put(self.q_tiled, _Failed(exc))
+
+    # -- stage 3: inference ---------------------------------------------------------
+    def infer_stage(self) -> None:
+        """Tiles of successive frames in full batches (``TileBatcher``); each frame goes on to
+        the store once all its tiles are scored, with the head's score read off its embeddings."""
+        try:
+            while True:
+                item = self._get(self.q_tiled)
+                done = item is _END or isinstance(item, _Failed)
+                t0 = time.perf_counter()
+                finished = self.batcher.finish() if done else self.batcher.add(item)
+                results = [self._result(f) for f in finished]
+                self._add_busy("infer", time.perf_counter() - t0)
+                for result in results:
+                    if not self._put(self.q_results, result):
+                        return
+                if done:
+                    self._put(self.q_results, item)
+                    return
+        except BaseException as exc:  # noqa: BLE001
+            self._put(self.q_results, _Failed(exc))
+
+    def _result(self, out: FrameOutputs) -> _Result:
+        scores = dict(out.scores)
+        for m in self.ens.members:
+            if isinstance(m, HeadMember):
+                arr = np.zeros(len(out.tiles), dtype=np.float32)
+                score, tile = m.run_frame(out.embeddings[m.backbone])
+                arr[tile] = score  # the frame's score sits on the tile that drove it
+                scores[m.name] = arr
+        wanted = set(self.ens.names)
+        return _Result(out.key, out.tiles, {n: s for n, s in scores.items() if n in wanted}, out.embeddings)
+
+
+def score_project(
+    project: Project, settings: Settings, member_names: list[str] | None = None,
+    progress: Callable[[int, int | None], None] | None = None, cancel: Any = None,
+    ensemble: Ensemble | None = None, cards: dict[str, ModelCard] | None = None,
+) -> ScoreSummary:
+    """Score every frame that lacks a score from the current members. Never raises for a
+    member that cannot be had (listed in ``summary.unavailable``) or a frame that cannot be
+    decoded (``summary.errors``)."""
+    t0 = time.perf_counter()
+    cards = cards if cards is not None else load_cards(settings.models_dir, project.root)
+    ens = ensemble or build_ensemble(project, settings, member_names, cards)
+    summary = ScoreSummary(members=ens.names, unavailable=dict(ens.unavailable), provider=ens.provider)
+    store = ScoreStore(project)
+    if not ens.members:
+        summary.errors.append("no ensemble member is available: nothing can be scored")
+        return summary
+    versions = {m.name: store.model_version(m.name, m.card.kind, m.version_key) for m in ens.members}
+    backbone_versions = {b.name: store.model_version(b.name, b.kind, b.version_key) for b in ens.backbones}
+    pending = store.pending_frames(versions, include_flagged=not settings.quality.gate_scoring)
+    summary.frames_pending = len(pending)
+    writers: dict[str, tuple[int, EmbeddingWriter]] = {}
+    if pending:
+        run_id = store.start_run(ens.names, ens.provider, settings.scoring.device)
+        stages = _Stages(project, settings, ens, pending, summary.errors)
+        stage_fns = [stages.decode_stage, *[stages.tile_stage] * stages.tile_workers, stages.infer_stage]
+        threads = [threading.Thread(target=fn, name=f"score-{fn.__name__}", daemon=True) for fn in stage_fns]
+        t_stream = time.perf_counter()
+        for th in threads:
+            th.start()
+        status = "done"
+        try:
+            for b in ens.backbones:
+                vid = backbone_versions[b.name]
+                dim = int(b.meta.get("embedding_dim", 0)) or _dim(b)
+                # Every tile's embedding, and per frame the pooled features the head reads.
+                for name, file, d in ((b.name, f"{b.name}-v{vid}", dim), (pooled_set(b.name), f"{b.name}-pooled-v{vid}", 2 * dim)):
+                    meta = store.embedding_set(name, vid, d, file)
+                    writers[name] = (int(meta["id"]), EmbeddingWriter(project.root, meta["file"], int(meta["dim"]), int(meta["rows_committed"])))
+            rows: list[dict[str, Any]] = []
+            frames_in_batch = 0
+            while True:
+                if cancel is not None and cancel.is_set():
+                    summary.cancelled = True
+                    status = "cancelled"
+                    break
+                item = stages._get(stages.q_results)
+                if item is _END:
+                    break
+                if isinstance(item, _Failed):
+                    raise item.exc
+                t_work = time.perf_counter()
+                if summary.first_result_s is None:
+                    summary.first_result_s = t_work - t_stream
+                for name, emb in item.embeddings.items():
+                    if name in writers:
+                        writers[name][1].append(np.full(len(item.tiles), item.frame["id"]), np.arange(len(item.tiles)), emb)
+                        writers[pooled_set(name)][1].append(np.array([item.frame["id"]]), np.array([-1]), pool_tiles(emb)[None])
+                for name, tile_scores in item.scores.items():
+                    best = int(np.argmax(tile_scores))
+                    t = item.tiles[best]
+                    rows.append(dict(frame_id=item.frame["id"], member=name, model_version_id=versions[name],
+                                     score=float(tile_scores[best]), tile=best, x0=t.x0, y0=t.y0, x1=t.x1, y1=t.y1,
+                                     tiles=len(item.tiles)))
+                frames_in_batch += 1
+                if frames_in_batch >= settings.scoring.commit_every:
+                    _commit(store, rows, writers)
+                    summary.frames_scored += frames_in_batch
+                    rows, frames_in_batch = [], 0
+                    if progress:
+                        progress(summary.frames_scored, len(pending))
+                stages.busy["store"] += time.perf_counter() - t_work
+            t_work = time.perf_counter()
+            _commit(store, rows, writers)
+            stages.busy["store"] += time.perf_counter() - t_work
+            summary.frames_scored += frames_in_batch
+            summary.stream_seconds = time.perf_counter() - t_stream
+            summary.stage_busy = stages.busy_shares(summary.stream_seconds)
+            summary.batch_fill = stages.batcher.fill
+            log.info("scored %d frames in %.1f s; stage busy %s; batch fill %.2f", summary.frames_scored,
+                     summary.stream_seconds, summary.stage_busy, summary.batch_fill)
+            if progress:
+                progress(summary.frames_scored, len(pending))
+        except BaseException:
+            status = "failed"
+            raise
+        finally:
+            stages.stop.set()
+            for th in threads:
+                th.join(timeout=30)
+            for _, w in writers.values():
+                w.close()
+            store.finish_run(run_id, summary.frames_scored, status)
+    summary.seconds = time.perf_counter() - t0
+    from triage_app.core.review.audit import refresh_audit
+
+    summary.audit_sampled = refresh_audit(project, cards, settings)
+    policy = active_policy(store, cards, settings)
+    ids, _fused, cand = candidate_frames(store, policy, [m for m in ens.names])
+    summary.candidates = int(cand.sum())
+    summary.frames_with_scores = len(ids)
+    summary.policy = policy.describe(ens.names)
+    return summary
+
+
+def _dim(member: OnnxMember) -> int:
+    size = member.input_size
+    out = member.session.run(np.zeros((1, size, size, 3), np.uint8))
+    return int(out[-1].shape[1])
+
+
+def _commit(store: ScoreStore, rows: list[dict[str, Any]], writers: dict[str, tuple[int, EmbeddingWriter]]) -> None:
+    if not rows:
+        return
+    committed = {set_id: w.flush() for set_id, w in writers.values()}  # embeddings durable first
+    store.commit_scores(rows, committed)

@@ -1,6 +1,0 @@
-"""Flight telemetry: DJI .SRT subtitle files next to videos, EXIF/XMP in photos."""
-
-from triage_app.core.telemetry.model import Telemetry, TelemetryPoint
-from triage_app.core.telemetry.srt import parse_srt, parse_srt_text, find_sidecar_srt
-
-__all__ = ["Telemetry", "TelemetryPoint", "parse_srt", "parse_srt_text", "find_sidecar_srt"]

@@ -1,0 +1,336 @@
+"""Drives the review view from the core ReviewSession: what to show, decisions, undo,
+live refresh while scoring runs, frames decoded ahead on a worker."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QImage
+
+from triage_app.gui.review.frame_loader import FrameLoader
+from triage_app.gui.review.review_view import MEMBER_COLOURS, ReviewView
+from triage_app.gui.tasks import Worker, start
+
+log = logging.getLogger(__name__)
+PREFETCH_AHEAD = 6
+GRID_SIZE = 9
+FILM_RADIUS = 3
+
+
+class ReviewController(QObject):
+    queue_did_change = Signal(int)  # candidates left
+    decision_did_record = Signal(int)  # decisions made in this session
+    decision_did_undo = Signal(int)  # decisions taken back (the standing labels changed)
+    frame_did_show = Signal(int)  # frame id now on screen (with its picture)
+    review_did_fail = Signal(str)
+    position_did_copy = Signal(str)  # what went to the clipboard, said in words
+
+    def __init__(self, view: ReviewView) -> None:
+        super().__init__()
+        self.view = view
+        self.session: Any = None
+        self.loader: FrameLoader | None = None
+        self.thumbs: FrameLoader | None = None
+        self.project: Any = None
+        self.settings: Any = None
+        self._current_info: dict[str, Any] | None = None
+        self.finds: list[Any] = []  # the accepted frames so far, for naming a candidate's neighbours
+        self.decisions_made = 0
+        self._film: dict[int, int] = {}
+        self._refreshing: Worker | None = None
+        self._refresh_again = False
+        view.user_did_decide.connect(self.decide)
+        view.user_did_decide_event.connect(self.decide_event)
+        view.user_did_decide_grid.connect(self.decide_grid)
+        view.user_did_undo.connect(self.undo)
+        view.user_did_move.connect(self.move)
+        view.user_did_toggle_grid.connect(self.set_grid)
+        view.user_did_copy_position.connect(self.copy_position)
+
+    # -- set-up ---------------------------------------------------------------------------
+    def start(self, project: Any, cards: dict, settings: Any, resolve: bool = False) -> None:
+        """Open the queue; with ``resolve``, the supervisor's queue of disagreements."""
+        from triage_app.core.review.queue import ReviewSession
+
+        self.stop()
+        self.project = project
+        self.settings = settings
+        self.session = ReviewSession(project, cards, settings, resolve=resolve)
+        self.loader = FrameLoader(project, capacity=48)
+        self.loader.frame_did_load.connect(self._on_frame_loaded)
+        self.loader.frame_did_fail.connect(self._on_frame_failed)
+        self.thumbs = FrameLoader(project, capacity=128, thumb_size=480)  # the grid's thumbnails grow with the window
+        self.thumbs.frame_did_load.connect(self._on_thumb_loaded)
+        self.show_current()
+
+    def stop(self) -> None:
+        for loader in (self.loader, self.thumbs):
+            if loader is not None:
+                loader.close()
+        self.loader = self.thumbs = None
+        self.session = None
+
+    def set_cards(self, cards: dict) -> None:
+        """The project's members changed (a deployed or retired member): the next queue
+        build uses the new cards."""
+        if self.session is not None:
+            self.session.cards = cards
+
+    def refresh(self) -> None:
+        """New scores or a new policy: rebuild the queue on a worker (the analyst keeps
+        deciding meanwhile), then put it in place keeping the analyst's place."""
+        if self.session is None:
+            return
+        if self._refreshing is not None:
+            self._refresh_again = True  # one more rebuild once this one lands
+            return
+        session = self.session
+        worker = Worker(lambda progress, cancel, build=session.begin_refresh(): build())
+        worker.signals.worker_did_finish.connect(lambda built: self._refreshed(session, built))
+        worker.signals.worker_did_fail.connect(self._refresh_failed)
+        self._refreshing = worker
+        start(worker)
+
+    def _refreshed(self, session: Any, built: Any) -> None:
+        self._refreshing = None
+        if session is not self.session:  # the review was restarted meanwhile
+            if self._refresh_again:
+                self._refresh_again = False
+                self.refresh()
+            return
+        was_empty = session.current is None
+        joined = session.apply_refresh(built)
+        if joined < 0 or self._refresh_again:  # an undo made it stale, or more changed since
+            self._refresh_again = False
+            self.refresh()
+            if joined < 0:
+                return
+        self.queue_did_change.emit(len(session.queue))
+        if joined and (was_empty or self.view.grid_mode):
+            self.show_current()
+        else:
+            self._repaint_current()  # its scores may have changed (a retrain, a new member)
+
+    def _repaint_current(self) -> None:
+        """Redraw the candidate on screen with fresh scores and header, without counting it
+        as shown again."""
+        s = self.session
+        if s is None or self.view.grid_mode or s.current is None:
+            return
+        c = s.current
+        self._current_info = self._info(c)
+        self.view.show_candidate(self._current_info, self.loader.cached(c.frame_id) if self.loader else None)
+
+    def _refresh_failed(self, message: str) -> None:
+        self._refreshing = None
+        self._refresh_again = False
+        self.review_did_fail.emit(f"The review queue could not be refreshed: {message}")
+
+    # -- showing -------------------------------------------------------------------------------
+    def _info(self, c: Any) -> dict[str, Any]:
+        from triage_app.core.store.scores import ScoreStore
+
+        s = self.session
+        frame = self.project.frame(c.frame_id)
+        source = self.project.source(c.source_id)
+        rows = sorted(ScoreStore(self.project).frame_scores(c.frame_id), key=lambda r: -r["score"])
+        tiles, bars = [], []
+        # Neutral on purpose: audit samples (dropped frames) are mixed in blindly, so the
+        # panel never says whether a frame passed the policy.
+        for k, r in enumerate(rows):
+            box = (r["x0"], r["y0"], r["x1"] - r["x0"], r["y1"] - r["y0"]) if r["x0"] is not None else None
+            tiles.append((r["member"], r["score"], box))
+            colour = MEMBER_COLOURS[k % len(MEMBER_COLOURS)]
+            width = int(160 * min(1.0, r["score"]))
+            bars.append(
+                f"<div><span style='color:{colour}'>■</span> <b>{r['member']}</b> {r['score']:.3f} "
+                f"in tile {r['tile']} of {r['tiles']}<br>"
+                f"<span style='background:{colour}'>{'&nbsp;' * max(1, width // 6)}</span></div>"
+            )
+        event_size = len(s.queue.event_members(c.event))
+        tele = [f"time in video: {frame['timestamp_s']:.2f} s"]
+        if frame.get("captured_at"):
+            tele.append(f"captured: {frame['captured_at'][:23].replace('T', ' ')}")
+        if frame.get("lat") is not None:
+            tele.append(f"position: {frame['lat']:.6f}, {frame['lon']:.6f}")
+        for key, label, unit in (("rel_alt", "height above take-off", "m"), ("abs_alt", "altitude", "m"),
+                                 ("gimbal_pitch", "gimbal pitch", "°"), ("gimbal_yaw", "gimbal yaw", "°")):
+            if frame.get(key) is not None:
+                tele.append(f"{label}: {frame[key]:.1f} {unit}")
+        position = None
+        if frame.get("lat") is not None:
+            position = (f"{frame['lat']:.6f}, {frame['lon']:.6f}", "the aircraft's position")
+            geo = self.settings.geo if self.settings is not None else None
+            if geo is not None:
+                from triage_app.core.model.policy import firing_tile
+                from triage_app.core.ingest.telemetry.geo import place
+
+                # The tile of the member that fired most clearly against its threshold, as
+                # the finds list and the export place it.
+                member, box = firing_tile({r["member"]: r for r in rows}, s.policy.thresholds if s.policy else {})
+                which = "outlined tile" if len(tiles) == 1 else f"{member}'s tile"
+                placed = place(frame, box, geo)
+                if placed.point is not None:
+                    p = placed.point
+                    text = f"{p.lat:.6f}, {p.lon:.6f}"
+                    within = f"within about {p.radius_m:.0f} m" if p.radius_m is not None else "uncertain: near the horizon"
+                    tele.append(f"{which} on the ground: {text}, {within} ({p.distance_m:.0f} m at {p.bearing_deg:.0f}° "
+                                f"from the aircraft; flat ground assumed, {p.hfov_deg:.0f}° field of view from the "
+                                f"{p.hfov_from})")
+                    position = (text, f"the {which}'s estimated position on the ground")
+                    if p.radius_m is not None:
+                        from triage_app.core.outputs.finds import near
+
+                        places: dict[int, list[Any]] = {}
+                        for f in near(self.finds, p.lat, p.lon, p.radius_m, exclude=c.frame_id):
+                            places.setdefault(f.place, []).append(f)
+                        for number, fs in list(places.items())[:3]:  # nearest places first
+                            frames = ", ".join(f"{f.source} frame {f.frame}" for f in fs[:3]) + (" …" if len(fs) > 3 else "")
+                            who = ", ".join(sorted({f.reviewer for f in fs}))
+                            tele.append(f"overlaps place {number} (accepted by {who}): {frames}")
+                else:
+                    tele.append(f"{which} not placed on the ground: {placed.reason}")
+        if frame.get("telemetry_matched") == 0:
+            tele.append("no telemetry for this frame")
+        return {
+            "tiles": tiles,
+            "scores_html": "best tile per member (outlined)<br><br>" + "".join(bars),
+            "telemetry": "\n".join(tele),
+            "position": position,
+            "header": (f"{'Disagreement to resolve' if s.resolve else 'Candidate'} {s.position + 1} of {len(s.queue)}  ·  event {c.event + 1} ({event_size} frame"
+                       f"{'s' if event_size != 1 else ''})  ·  {source['name']} frame {frame['idx']}  ·  "
+                       f"{self.decisions_made} decided  ·  undo {s.undo_depth}"),
+        }
+
+    def set_finds(self, items: list[Any]) -> None:
+        """The accepted frames changed: the panel names those a candidate overlaps."""
+        self.finds = list(items)
+        s = self.session
+        if s is None or self.view.grid_mode or s.current is None or self._current_info is None:
+            return
+        # Only the panel's text: the picture, its zoom and the queue stay as they are.
+        self._current_info = self._info(s.current)
+        self.view.telemetry.setText(self._current_info["telemetry"])
+
+    def copy_position(self) -> None:
+        """Put the find's position on the clipboard: where the outlined tile lies on the ground
+        when the telemetry allows, else where the aircraft was."""
+        from PySide6.QtGui import QGuiApplication
+
+        info = self._current_info
+        if self.view.grid_mode:
+            self.position_did_copy.emit("Grid mode shows many frames: open one (G) to copy its position.")
+            return
+        if info is None or info.get("position") is None:
+            self.position_did_copy.emit("This frame has no position to copy.")
+            return
+        text, what = info["position"]
+        QGuiApplication.clipboard().setText(text)
+        self.position_did_copy.emit(f"Copied {text}: {what}.")
+
+    def show_current(self) -> None:
+        s = self.session
+        if s is None:
+            return
+        self.queue_did_change.emit(len(s.queue))
+        if self.view.grid_mode:
+            self._current_info = None  # many frames on screen: none to copy a position from
+            self._show_grid()
+            return
+        c = s.current
+        if c is None:
+            self._current_info = None
+            self.view.show_empty("No candidate waiting. New ones appear here while scoring runs.")
+            return
+        image = self.loader.cached(c.frame_id)
+        self._current_info = self._info(c)
+        self.view.show_candidate(self._current_info, image)
+        if image is not None:
+            s.mark_shown()
+            self.frame_did_show.emit(c.frame_id)
+        ahead = [x.frame_id for x in s.queue.items[s.position : s.position + PREFETCH_AHEAD + 1]]
+        behind = [x.frame_id for x in s.queue.items[max(0, s.position - 1) : s.position]]
+        self.loader.request(ahead + behind)
+        self._show_filmstrip(c)
+
+    def _show_filmstrip(self, c: Any) -> None:
+        near = self.project.neighbour_frames(c.source_id, c.idx, FILM_RADIUS)
+        self.view.show_filmstrip([(r["id"], f"t={r['timestamp_s']:.1f}s", r["id"] == c.frame_id) for r in near])
+        for r in near:
+            img = self.thumbs.cached(r["id"])
+            if img is not None:
+                self.view.set_filmstrip_thumbnail(r["id"], img)
+        self.thumbs.request([r["id"] for r in near])
+
+    def _show_grid(self) -> None:
+        s = self.session
+        page = s.queue.items[s.position : s.position + GRID_SIZE]
+        if not page:
+            self.view.grid.clear()
+            self.view.header.setText("No candidate waiting.")
+            return
+        self.view.grid.show_items([(c.frame_id, f"t={c.timestamp_s:.1f}s") for c in page])
+        for c in page:
+            img = self.thumbs.cached(c.frame_id)
+            if img is not None:
+                self.view.grid.set_thumbnail(c.frame_id, img)
+        self.thumbs.request([c.frame_id for c in page])
+        self.view.header.setText(
+            f"Grid: candidates {s.position + 1}-{s.position + len(page)} of {len(s.queue)}  ·  "
+            "1-9 or click marks accept · R decides the page (marked accepted, the rest rejected) · G back")
+        s.mark_shown()
+
+    def _on_frame_loaded(self, frame_id: int, image: QImage) -> None:
+        s = self.session
+        if s is not None and not self.view.grid_mode and s.current is not None and s.current.frame_id == frame_id:
+            self.view.show_candidate(self._current_info, image)
+            s.mark_shown()
+            self.frame_did_show.emit(frame_id)
+
+    def _on_frame_failed(self, frame_id: int, message: str) -> None:
+        s = self.session
+        if s is not None and s.current is not None and s.current.frame_id == frame_id:
+            self.view.show_candidate({**self._current_info, "loading": f"This frame cannot be shown: {message}"}, None)
+        self.review_did_fail.emit(message)
+
+    def _on_thumb_loaded(self, frame_id: int, image: QImage) -> None:
+        self.view.set_filmstrip_thumbnail(frame_id, image)
+        self.view.grid.set_thumbnail(frame_id, image)
+
+    # -- actions ------------------------------------------------------------------------------------
+    def _after_decision(self, ids: list[int]) -> None:
+        if ids:
+            self.decisions_made += len(ids)
+            self.decision_did_record.emit(self.decisions_made)
+        self.show_current()
+
+    def decide(self, label: str) -> None:
+        if self.session is not None:
+            self._after_decision(self.session.decide(label))
+
+    def decide_event(self, label: str) -> None:
+        if self.session is not None:
+            self._after_decision(self.session.decide_event(label))
+
+    def decide_grid(self, labels: dict) -> None:
+        if self.session is not None and labels:
+            self._after_decision(self.session.decide_frames({int(k): v for k, v in labels.items()}))
+
+    def undo(self) -> None:
+        if self.session is not None:
+            undone = self.session.undo()
+            if undone:
+                self.decisions_made = max(0, self.decisions_made - undone)
+                self.show_current()
+                self.decision_did_undo.emit(undone)
+
+    def move(self, step: int) -> None:
+        if self.session is not None:
+            self.session.move(step)
+            self.show_current()
+
+    def set_grid(self, on: bool) -> None:
+        self.view.set_grid_mode(on)
+        self.show_current()

@@ -1,0 +1,266 @@
+"""The analyst's review screen: one candidate large, its scores and telemetry beside it,
+the neighbouring frames below, a help overlay. Layout and key bindings only; every key
+becomes a signal that the review controller acts on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QIcon, QImage, QKeyEvent, QPixmap
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from triage_app.gui.review.frame_canvas import FrameCanvas
+
+KEYS = [
+    ("A", "accept"), ("R", "reject"), ("U", "unsure"),
+    ("Shift+A / Shift+R", "accept / reject the whole event"),
+    ("Z or Ctrl+Z", "undo (several levels)"),
+    ("→ or J / ← or K", "next / previous candidate"),
+    ("F", "zoom on the firing tile"), ("0", "fit the frame"), ("wheel, drag", "zoom, pan"),
+    ("G", "grid mode: 1-9 or click marks a thumbnail to accept, R decides the page"),
+    ("C", "copy the find's position on the ground (else the aircraft's)"),
+    ("? or F1", "this help"),
+]
+MEMBER_COLOURS = ["#ff5a5f", "#ffb400", "#00c2a8", "#8a7dff"]
+
+
+def placeholder_icon(size: QSize) -> QIcon:
+    """A grey box the size of a thumbnail, shown until the picture is decoded."""
+    pix = QPixmap(size)
+    pix.fill(QColor("#3a3b3f"))
+    return QIcon(pix)
+
+
+class HelpOverlay(QLabel):
+    def __init__(self, parent: QWidget) -> None:
+        super().__init__(parent)
+        rows = "".join(f"<tr><td align='right'><b>{k}</b></td><td>&nbsp;&nbsp;{v}</td></tr>" for k, v in KEYS)
+        self.setText(f"<h3 align='center'>Review keys</h3><table align='center' cellspacing='4'>{rows}</table>"
+                     "<p align='center'>Press ? to close.</p>")
+        self.setStyleSheet("background: rgba(20, 20, 24, 225); color: #eee; padding: 24px; border-radius: 10px; font-size: 14px;")
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.hide()
+
+    def toggle(self) -> None:
+        parent = self.parentWidget()
+        self.setGeometry(parent.rect().adjusted(80, 60, -80, -60))
+        self.setVisible(not self.isVisible())
+        self.raise_()
+
+
+class GridView(QListWidget):
+    """N thumbnails at once; marked ones are accepted, the rest rejected, in one key."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setViewMode(QListWidget.ViewMode.IconMode)
+        self.setIconSize(QSize(256, 160))
+        self.setGridSize(QSize(276, 196))
+        self.setResizeMode(QListWidget.ResizeMode.Adjust)
+        self.setMovement(QListWidget.Movement.Static)
+        self.setSpacing(0)  # the grid cells hold the margins
+        # One page of nine fills the area exactly: no scroll bar to steal a column.
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.setSelectionMode(QListWidget.SelectionMode.NoSelection)
+        self.itemClicked.connect(lambda item: self.toggle(self.row(item)))
+
+    COLUMNS = ROWS = 3  # one page: keys 1-9
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        """The page's nine thumbnails share the whole area, as large as it allows (16:9)."""
+        super().resizeEvent(event)
+        area = self.viewport().size()
+        cell_w = max(120, (area.width() - 6) // self.COLUMNS)
+        cell_h = max(90, (area.height() - 6) // self.ROWS)
+        icon_h = cell_h - self.fontMetrics().height() - 18
+        icon_w = max(96, min(cell_w - 16, icon_h * 16 // 9))
+        self.setGridSize(QSize(cell_w, cell_h))
+        self.setIconSize(QSize(icon_w, icon_w * 9 // 16))
+
+    def show_items(self, items: list[tuple[int, str]]) -> None:
+        self.clear()
+        for n, (frame_id, caption) in enumerate(items, start=1):
+            item = QListWidgetItem(placeholder_icon(self.iconSize()), f"{n}  {caption}")
+            item.setData(Qt.ItemDataRole.UserRole, frame_id)
+            item.setData(Qt.ItemDataRole.UserRole + 1, False)
+            self.addItem(item)
+
+    def set_thumbnail(self, frame_id: int, image: QImage) -> None:
+        for i in range(self.count()):
+            item = self.item(i)
+            if item.data(Qt.ItemDataRole.UserRole) == frame_id:
+                item.setIcon(QIcon(QPixmap.fromImage(image)))  # drawn at the icon size, which follows the window
+
+    def toggle(self, row: int) -> None:
+        item = self.item(row)
+        if item is None:
+            return
+        marked = not item.data(Qt.ItemDataRole.UserRole + 1)
+        item.setData(Qt.ItemDataRole.UserRole + 1, marked)
+        text = item.text().removesuffix("  ✔ accept")
+        item.setText(text + ("  ✔ accept" if marked else ""))
+        item.setBackground(Qt.GlobalColor.darkGreen if marked else Qt.GlobalColor.transparent)
+
+    def labels(self) -> dict[int, str]:
+        return {
+            int(self.item(i).data(Qt.ItemDataRole.UserRole)): "accept" if self.item(i).data(Qt.ItemDataRole.UserRole + 1) else "reject"
+            for i in range(self.count())
+        }
+
+
+class ReviewView(QWidget):
+    user_did_decide = Signal(str)
+    user_did_decide_event = Signal(str)
+    user_did_decide_grid = Signal(object)  # {frame id: label}
+    user_did_undo = Signal()
+    user_did_move = Signal(int)
+    user_did_toggle_grid = Signal(bool)
+    user_did_copy_position = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.canvas = FrameCanvas()
+        self.grid = GridView()
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.canvas)
+        self.stack.addWidget(self.grid)
+        self.header = QLabel("No candidates yet.")
+        self.header.setStyleSheet("font-size: 15px; font-weight: 600; padding: 4px;")
+        self.scores = QLabel()
+        self.scores.setTextFormat(Qt.TextFormat.RichText)
+        self.scores.setAlignment(Qt.AlignmentFlag.AlignTop)
+        self.scores.setWordWrap(True)
+        self.telemetry = QLabel()
+        self.telemetry.setAlignment(Qt.AlignmentFlag.AlignTop)
+        self.telemetry.setWordWrap(True)
+        self.footer = QLabel("A accept · R reject · U unsure · Z undo · → next · G grid · C copy position · ? help")
+        self.footer.setStyleSheet("color: #888; padding: 2px;")
+        self.filmstrip = QListWidget()
+        self.filmstrip.setViewMode(QListWidget.ViewMode.IconMode)
+        self.filmstrip.setFlow(QListWidget.Flow.LeftToRight)
+        self.filmstrip.setWrapping(False)
+        self.filmstrip.setIconSize(QSize(150, 90))
+        self.filmstrip.setGridSize(QSize(162, 116))
+        self.filmstrip.setMovement(QListWidget.Movement.Static)
+        self.filmstrip.setFixedHeight(130)
+        self.filmstrip.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+
+        side = QFrame()
+        side.setFixedWidth(280)
+        side.setFrameShape(QFrame.Shape.StyledPanel)
+        sl = QVBoxLayout(side)
+        sl.addWidget(QLabel("<b>Scores</b>"))
+        sl.addWidget(self.scores)
+        sl.addWidget(QLabel("<b>Telemetry</b>"))
+        sl.addWidget(self.telemetry)
+        sl.addStretch(1)
+        top = QHBoxLayout()
+        top.addWidget(self.stack, 1)
+        top.addWidget(side)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.header)
+        layout.addLayout(top, 1)
+        layout.addWidget(self.filmstrip)
+        layout.addWidget(self.footer)
+        self.help = HelpOverlay(self)
+
+    @property
+    def grid_mode(self) -> bool:
+        return self.stack.currentWidget() is self.grid
+
+    def set_grid_mode(self, on: bool) -> None:
+        self.stack.setCurrentWidget(self.grid if on else self.canvas)
+        if on:
+            self.scores.setText("Grid mode: each thumbnail is one candidate.")
+            self.telemetry.setText("")
+
+    # -- what the controller shows -------------------------------------------------------
+    def show_candidate(self, info: dict[str, Any], image: QImage | None) -> None:
+        boxes = []
+        for k, (member, score, box) in enumerate(info.get("tiles", [])):
+            if box is not None:
+                boxes.append((QRectF(*box), MEMBER_COLOURS[k % len(MEMBER_COLOURS)], f"{member} {score:.2f}"))
+        self.canvas.show_frame(image, boxes, "" if image is not None else info.get("loading", "loading…"))
+        self.header.setText(info.get("header", ""))
+        self.scores.setText(info.get("scores_html", ""))
+        self.telemetry.setText(info.get("telemetry", ""))
+
+    def show_empty(self, text: str) -> None:
+        self.canvas.show_frame(None, [], text)
+        self.header.setText(text)
+        self.scores.setText("")
+        self.telemetry.setText("")
+        self.filmstrip.clear()
+
+    def show_filmstrip(self, items: list[tuple[int, str, bool]]) -> None:
+        self.filmstrip.clear()
+        for frame_id, caption, current in items:
+            item = QListWidgetItem(placeholder_icon(self.filmstrip.iconSize()), caption)
+            item.setData(Qt.ItemDataRole.UserRole, frame_id)
+            if current:
+                item.setBackground(Qt.GlobalColor.darkCyan)
+            self.filmstrip.addItem(item)
+
+    def set_filmstrip_thumbnail(self, frame_id: int, image: QImage) -> None:
+        for i in range(self.filmstrip.count()):
+            item = self.filmstrip.item(i)
+            if item.data(Qt.ItemDataRole.UserRole) == frame_id:
+                item.setIcon(QIcon(QPixmap.fromImage(image)))
+
+    # -- keys ---------------------------------------------------------------------------
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+        key, mods = event.key(), event.modifiers()
+        shift = bool(mods & Qt.KeyboardModifier.ShiftModifier)
+        K = Qt.Key
+        if key in (K.Key_Question, K.Key_F1):
+            self.help.toggle()
+        elif key == K.Key_Escape and self.help.isVisible():
+            self.help.hide()
+        elif key == K.Key_G:
+            self.user_did_toggle_grid.emit(not self.grid_mode)
+        elif self.grid_mode:
+            if K.Key_1 <= key <= K.Key_9:
+                self.grid.toggle(key - K.Key_1)
+            elif key == K.Key_R or key in (K.Key_Return, K.Key_Enter):
+                self.user_did_decide_grid.emit(self.grid.labels())
+            elif key == K.Key_Z:
+                self.user_did_undo.emit()
+            else:
+                super().keyPressEvent(event)
+        elif key == K.Key_A:
+            (self.user_did_decide_event if shift else self.user_did_decide).emit("accept")
+        elif key == K.Key_R:
+            (self.user_did_decide_event if shift else self.user_did_decide).emit("reject")
+        elif key == K.Key_U:
+            self.user_did_decide.emit("unsure")
+        elif key == K.Key_Z:
+            self.user_did_undo.emit()
+        elif key in (K.Key_Right, K.Key_J, K.Key_Space):
+            self.user_did_move.emit(1)
+        elif key in (K.Key_Left, K.Key_K):
+            self.user_did_move.emit(-1)
+        elif key == K.Key_F:
+            self.canvas.zoom_to_focus()
+        elif key == K.Key_C:
+            self.user_did_copy_position.emit()
+        elif key == K.Key_0:
+            self.canvas.fit()
+        elif key in (K.Key_Plus, K.Key_Equal):
+            self.canvas.zoom(1.25)
+        elif key == K.Key_Minus:
+            self.canvas.zoom(0.8)
+        else:
+            super().keyPressEvent(event)
