@@ -18,13 +18,13 @@ import numpy as np
 
 from triage_app.core.evaluation.bench import ORTHO_CANDIDATES
 from triage_app.core.ingest.footage import ingest_source
+from triage_app.core.ingest.quality import measure
+from triage_app.core.ingest.sources import open_source
+from triage_app.core.model.records import Sampling
+from triage_app.core.model.settings import load_settings
 from triage_app.core.scoring.members.ensemble import Ensemble
 from triage_app.core.scoring.pipeline import _Stages
-from triage_app.core.model.settings import load_settings
-from triage_app.core.store import Project
-from triage_app.core.ingest.quality import measure
-from triage_app.core.ingest.sources import Sampling, open_source
-from triage_app.core.store.scores import ScoreStore
+from triage_app.core.store import Workspace
 
 
 def main() -> int:
@@ -46,15 +46,15 @@ def main() -> int:
             cv2.imwrite(str(folder / f"DJI_{k:04d}.JPG"), big, [cv2.IMWRITE_JPEG_QUALITY, 92])
         result: dict[str, object] = {"images": args.images, "megapixels": round(5472 * 3648 / 1e6, 1)}
         for workers in (1, args.workers):
-            with Project(Path(tmp) / f"p{workers}") as p:
-                settings = load_settings(p.root)
+            with Workspace(Path(tmp) / f"p{workers}") as p:
+                settings = p.settings
                 settings.quality.gate_scoring = False
                 settings.scoring.decode_workers = workers
                 t0 = time.perf_counter()
-                ingest_source(p, folder, settings)  # decode and quality gate of every still
+                ingest_source(p, folder)  # decode and quality gate of every still
                 result[f"ingest_fps_{workers}_threads"] = round(args.images / (time.perf_counter() - t0), 2)
-                pending = ScoreStore(p).pending_frames({}, include_flagged=True)
-                stages = _Stages(p, settings, Ensemble(), pending, [])
+                pending = p.scores.pending_frames({}, include_flagged=True)
+                stages = _Stages(p, Ensemble(), pending, [])
                 t0 = time.perf_counter()
                 n = sum(1 for _ in stages.frames())  # the scoring pipeline's decode stage alone
                 result[f"decode_fps_{workers}_threads"] = round(n / (time.perf_counter() - t0), 2)

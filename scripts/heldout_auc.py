@@ -13,10 +13,8 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from triage_app.core.evaluation.replay import truth_by_frame
-from triage_app.core.learning.head import _labels
-from triage_app.core.store import Project
-from triage_app.core.store.scores import ScoreStore
 from triage_app.core.evaluation.truth import read_truth
+from triage_app.core.store import Workspace
 
 
 def main() -> int:
@@ -24,10 +22,10 @@ def main() -> int:
     ap.add_argument("project")
     ap.add_argument("truth")
     args = ap.parse_args()
-    with Project(args.project, create=False) as p:
+    with Workspace(args.project, create=False) as p:
         truth = truth_by_frame(p, read_truth(args.truth))
-        decided = set(_labels(p))
-        ids, names, mat, _ = ScoreStore(p).score_table()
+        decided = set(p.decisions.labels())
+        ids, names, mat, _ = p.scores.score_table()
     keep = np.array([int(f) not in decided and truth.get(int(f)) is not None for f in ids], dtype=bool)
     y = np.array([bool(truth.get(int(f))) for f in ids], dtype=bool)[keep]
     print(f"{int(keep.sum())} undecided frames with a truth, {int(y.sum())} positive")

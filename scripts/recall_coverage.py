@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from triage_app.core.evaluation.recall_sim import cold_start, replay
+from triage_app.core.evaluation.recall_sim import cold_start, simulate_flights
 
 
 def main() -> None:
@@ -32,7 +32,7 @@ def main() -> None:
                             confidence=args.confidence)
         result["reviewed"] = args.reviewed
     else:
-        result = replay(args.trials, seed=args.seed, target=args.target, audit_share=args.audit_share,
+        result = simulate_flights(args.trials, seed=args.seed, target=args.target, audit_share=args.audit_share,
                         confidence=args.confidence)
     result["confidence"] = args.confidence
     print(json.dumps(result, indent=2))

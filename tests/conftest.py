@@ -73,22 +73,24 @@ def flight_video(tmp_path_factory: pytest.TempPathFactory, ortho: np.ndarray) ->
 
 def scored_project(tmp_path: Path, ortho: np.ndarray, frames: int = 24, members: tuple[str, ...] = ("imagenet", "head"),
                    overrides: dict | None = None) -> Path:
-    """A project over a small flight (every second frame ingested), scored on the CPU."""
+    """A project over a small flight (every second frame ingested), scored on the CPU, the
+    audit brought up to date as every caller of scoring does."""
     from triage_app.core.ingest.footage import ingest_source
-    from triage_app.core.scoring.pipeline import score_project
+    from triage_app.core.model.records import Sampling
     from triage_app.core.model.settings import load_settings
-    from triage_app.core.ingest.sources import Sampling
-    from triage_app.core.store import Project
+    from triage_app.core.review.audit import refresh_audit
+    from triage_app.core.scoring.pipeline import score_project
+    from triage_app.core.store import Workspace
 
     video = write_flight(tmp_path / "f.mp4", ortho, frames=frames, size=(480, 270))
     root = tmp_path / "p"
     root.mkdir()
     names = ", ".join(f'"{m}"' for m in members)
     (root / "settings.toml").write_text(f'[scoring]\nmembers = [{names}]\ndevice = "cpu"\n')
-    with Project(root) as p:
-        settings = load_settings(root, overrides=overrides)
-        ingest_source(p, video, settings, sampling=Sampling(every=2))
-        score_project(p, settings)
+    with Workspace(root, settings=load_settings(root, overrides=overrides)) as ws:
+        ingest_source(ws, video, sampling=Sampling(every=2))
+        score_project(ws)
+        refresh_audit(ws)
     return root
 
 
@@ -97,11 +99,10 @@ def three_flights(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, m
     """Two flights over the same forest (one labelled) and one over a harbour, scored by the
     imagenet member. Built once; tests that change it work on a copy."""
     from triage_app.core.ingest.footage import ingest_source
+    from triage_app.core.model.records import Sampling
+    from triage_app.core.review.audit import refresh_audit
     from triage_app.core.scoring.pipeline import score_project
-    from triage_app.core.review.queue import DecisionStore
-    from triage_app.core.model.settings import load_settings
-    from triage_app.core.ingest.sources import Sampling
-    from triage_app.core.store import Project
+    from triage_app.core.store import Workspace
 
     tmp = tmp_path_factory.mktemp("drift")
     forest = cv2.imread(str(shared_data / "aerial/deepforest/5b90f92da0d7280005fab355_4310.tif"), cv2.IMREAD_COLOR)
@@ -112,14 +113,15 @@ def three_flights(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, m
     root = tmp / "p"
     root.mkdir()
     (root / "settings.toml").write_text('[scoring]\nmembers = ["imagenet"]\ndevice = "cpu"\n')
-    with pytest.MonkeyPatch.context() as mp, Project(root) as p:
+    with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TRIAGE_SETTINGS", str(tmp / "user-settings.toml"))
         mp.setenv("TRIAGE_CACHE_DIR", str(model_cache))
-        settings = load_settings(root)
-        for v in videos:
-            ingest_source(p, v, settings, sampling=Sampling(every=1))
-        score_project(p, settings)
-        frames = [f for f in p.frame_rows() if f["source_id"] == 1]
-        DecisionStore(p).record([dict(frame_id=f["id"], label="accept" if i % 4 == 0 else "reject", reviewer="ana",
+        with Workspace(root) as ws:
+            for v in videos:
+                ingest_source(ws, v, sampling=Sampling(every=1))
+            score_project(ws)
+            refresh_audit(ws)
+            frames = [f for f in ws.frames.frame_rows() if f["source_id"] == 1]
+            ws.decisions.record([dict(frame_id=f["id"], label="accept" if i % 4 == 0 else "reject", reviewer="ana",
                                       seconds_spent=1.0, policy="p", member_scores="{}") for i, f in enumerate(frames)])
     return root

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from triage_app.cli import main
-from triage_app.core.store import Project
+from triage_app.core.store import Workspace
 
 
 def test_ingest_reports_each_bad_input_and_carries_on(
@@ -35,15 +35,15 @@ def test_ingest_reports_each_bad_input_and_carries_on(
     out = capsys.readouterr().out
     assert rc == 0
     for name in ("zero.mp4", "truncated.mp4", "header_only.mp4", "notes.mp4"):
-        line = next(l for l in out.splitlines() if name in l)
+        line = next(text for text in out.splitlines() if name in text)
         assert "FAILED" in line
     assert "zero.mp4: file is empty" in out
     assert "b.jpg" in out and "DJI_0002.SRT" in out  # unreadable image and malformed telemetry named
     assert "DJI_0002.mp4: 6 frames" in out and "photos: 2 frames" in out
     assert "undecodable 1" in out
-    with Project(project) as p:
-        assert {s["name"] for s in p.source_summaries()} == {"photos", "DJI_0002.mp4"}
-        messages = " ".join(m["message"] for m in p.message_rows())
+    with Workspace(project) as p:
+        assert {s["name"] for s in p.frames.source_summaries()} == {"photos", "DJI_0002.mp4"}
+        messages = " ".join(m["message"] for m in p.frames.message_rows())
         assert "zero.mp4: file is empty" in messages and "DJI_0002.SRT" in messages and "b.jpg" in messages
 
 

@@ -6,12 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from triage_app.cli import main
-from triage_app.core.model.cards import load_cards
-from triage_app.core.review.queue import ReviewSession
-from triage_app.core.model.settings import load_settings
-from triage_app.core.store import Project
 from tests.core.review.test_queue import make_scored_project
+from triage_app.cli import main
+from triage_app.core.model.settings import load_settings
+from triage_app.core.review.session import ReviewSession
+from triage_app.core.store import Workspace
 
 KEYS = {"frames", "candidates", "reviewed", "accepted", "audit_sampled", "audit_positives", "recall_estimate",
         "recall_ci_low", "recall_ci_high", "workload_fraction", "policy"}
@@ -24,9 +23,9 @@ def test_policy_preview_save_and_report(tmp_path: Path, capsys: pytest.CaptureFi
     root = tmp_path / "p"
     with make_scored_project(root, scores) as p:
         (root / "settings.toml").write_text('[review]\nreviewer = "sam"\naudit_share = 0.3\n')
-        settings = load_settings(root)
-        s = ReviewSession(p, load_cards(), settings)
-        frame_idx = {r["id"]: r["idx"] for r in p.frame_rows()}
+        p.settings = load_settings(root)
+        s = ReviewSession(p)
+        frame_idx = {r["id"]: r["idx"] for r in p.frames.frame_rows()}
         while s.current is not None:  # an oracle analyst reviews every candidate
             s.decide("accept" if truth[frame_idx[s.current.frame_id]] else "reject")
     assert main(["policy", str(root), "--target-recall", "0.9", "--dry-run"]) == 0
@@ -40,11 +39,12 @@ def test_policy_preview_save_and_report(tmp_path: Path, capsys: pytest.CaptureFi
     assert KEYS <= data.keys() and data["policy"]["id"] == 1 and data["frames"] == 400
     assert 0 < data["workload_fraction"] <= 1
     # The analysts' queue now holds the blind audit samples too; review them by oracle.
-    with Project(root) as p:
-        s = ReviewSession(p, load_cards(), load_settings(root))
+    with Workspace(root) as p:
+        p.settings = load_settings(root)
+        s = ReviewSession(p)
         kinds = {c.kind for c in s.queue.items}
         assert "audit" in kinds
-        frame_idx = {r["id"]: r["idx"] for r in p.frame_rows()}
+        frame_idx = {r["id"]: r["idx"] for r in p.frames.frame_rows()}
         while s.current is not None:
             s.decide("accept" if truth[frame_idx[s.current.frame_id]] else "reject")
     assert main(["report", str(root), "--json"]) == 0
@@ -58,7 +58,6 @@ def test_policy_preview_save_and_report(tmp_path: Path, capsys: pytest.CaptureFi
 def test_policy_assurance_trades_work_for_certainty_and_is_stored(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import re
 
-    from triage_app.core.store.scores import ScoreStore
 
     rng = np.random.default_rng(4)
     truth = rng.random(400) < 0.15
@@ -67,9 +66,10 @@ def test_policy_assurance_trades_work_for_certainty_and_is_stored(tmp_path: Path
     with make_scored_project(root, scores):
         (root / "settings.toml").write_text('[review]\naudit_share = 0.3\n')
     assert main(["policy", str(root), "--target-recall", "0.9"]) == 0  # a first policy starts the blind audit
-    with Project(root) as p:
-        s = ReviewSession(p, load_cards(), load_settings(root))
-        frame_idx = {r["id"]: r["idx"] for r in p.frame_rows()}
+    with Workspace(root) as p:
+        p.settings = load_settings(root)
+        s = ReviewSession(p)
+        frame_idx = {r["id"]: r["idx"] for r in p.frames.frame_rows()}
         while s.current is not None:  # candidates and audit samples, by oracle
             s.decide("accept" if truth[frame_idx[s.current.frame_id]] else "reject")
     capsys.readouterr()
@@ -85,8 +85,8 @@ def test_policy_assurance_trades_work_for_certainty_and_is_stored(tmp_path: Path
     assert work["0.5"] < work["0.95"]
     assert main(["policy", str(root), "--target-recall", "0.9", "--confidence", "0.5"]) == 0
     capsys.readouterr()
-    with Project(root) as p:
-        saved = ScoreStore(p).current_policy()
+    with Workspace(root) as p:
+        saved = p.policies.current()
     assert saved["confidence"] == 0.5 and saved["target_recall"] == 0.9
     assert main(["policy", str(root), "--target-recall", "0.9", "--confidence", "1.2", "--dry-run"]) == 2
     assert "confidence" in capsys.readouterr().err

@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from triage_app.cli import main
-from triage_app.core.store import Project
 from tests.conftest import write_flight
+from triage_app.cli import main
+from triage_app.core.store import Workspace
 
 
 def test_score_prints_progress_summary_and_leaves_out_missing_members(
@@ -41,5 +41,5 @@ def test_headless_demo_builds_scores_and_names_the_project(tmp_path: Path, capsy
     assert "candidates for review" in out and "strongest candidates" in out
     # The demo flight's telemetry (position, 80 m, camera straight down) places each find.
     assert "on the ground at 45.0" in out and "m from the aircraft)" in out
-    with Project(target) as p:
-        assert len(p.frame_rows()) == 32
+    with Workspace(target) as p:
+        assert len(p.frames.frame_rows()) == 32

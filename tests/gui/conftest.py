@@ -5,13 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from triage_app.core.ingest.footage import ingest_source
-from triage_app.core.scoring.pipeline import score_project
-from triage_app.core.model.settings import load_settings
-from triage_app.core.ingest.sources import Sampling
-from triage_app.core.store import Project
-from triage_app.core.store.scores import ScoreStore
 from tests.conftest import write_flight
+from triage_app.core.ingest.footage import ingest_source
+from triage_app.core.model.records import Sampling
+from triage_app.core.scoring.pipeline import score_project
+from triage_app.core.store import Workspace
 
 SHOTS = Path(__file__).resolve().parents[1] / "screenshots"
 
@@ -24,11 +22,10 @@ def review_project(tmp_path: Path, ortho: np.ndarray) -> Path:
     root = tmp_path / "proj"
     (tmp_path / "proj").mkdir()
     (root / "settings.toml").write_text('[review]\nreviewer = "ana"\nevent_gap_s = 0.5\n[scoring]\nmembers = ["imagenet"]\ndevice = "cpu"\n')
-    with Project(root) as p:
-        settings = load_settings(root)
-        ingest_source(p, video, settings, sampling=Sampling(every=2))
-        score_project(p, settings)
-        ScoreStore(p).save_policy("any", {"imagenet": 0.0}, created_by="test")
+    with Workspace(root) as p:
+        ingest_source(p, video, sampling=Sampling(every=2))
+        score_project(p)
+        p.policies.save("any", {"imagenet": 0.0}, created_by="test")
     return root
 
 

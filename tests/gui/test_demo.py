@@ -18,7 +18,7 @@ def test_demo_builds_in_a_worker_and_opens_the_review_queue(qtbot, tmp_path: Pat
     assert len(review.session.queue) > 0
     qtbot.waitUntil(lambda: not window.review_view.canvas._pixmap.pixmap().isNull(), timeout=10000)
     qtbot.waitUntil(lambda: window.review_view.filmstrip.count() > 0
-                    and not review.thumbs.cached(window.review_view.filmstrip.item(0).data(256)) is None, timeout=10000)
+                    and review.thumbs.cached(window.review_view.filmstrip.item(0).data(256)) is not None, timeout=10000)
     qtbot.wait(300)
     assert "Candidate 1 of" in window.review_view.header.text()
     assert "position" in window.review_view.telemetry.text()  # the demo flight has SRT telemetry
@@ -37,7 +37,7 @@ def test_demo_builds_in_a_worker_and_opens_the_review_queue(qtbot, tmp_path: Pat
     assert f"outlined tile on the ground: {copied}, within about " in text
     assert "estimated position on the ground" in window.statusBar().currentMessage()
     lat, lon = (float(v) for v in copied.split(", "))
-    frame = window.controller.project.frame(review.session.current.frame_id)
+    frame = window.controller.ws.frames.frame(review.session.current.frame_id)
     north = math.radians(lat - frame["lat"]) * 6_367_000
     east = math.radians(lon - frame["lon"]) * 6_378_000 * math.cos(math.radians(lat))
     half_width = frame["rel_alt"] * math.tan(math.radians(71.6 / 2))  # 24 mm equivalent, 16:9 video

@@ -8,17 +8,16 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 
 from tests.gui.conftest import shot
-from triage_app.core.review.queue import DecisionStore
-from triage_app.core.store import Project
+from triage_app.core.store import Workspace
 from triage_app.gui.main_window import MainWindow
 
 
 def test_export_dialog_previews_and_exports(qtbot, review_project: Path, tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
-    with Project(review_project) as p:
-        rows = p.frame_rows()
-        DecisionStore(p).record([dict(frame_id=r["id"], label="accept" if i % 3 == 0 else "reject",
+    with Workspace(review_project) as p:
+        rows = p.frames.frame_rows()
+        p.decisions.record([dict(frame_id=r["id"], label="accept" if i % 3 == 0 else "reject",
                                       reviewer="ana" if i < 8 else "ben", seconds_spent=1.0, policy="p",
                                       member_scores="{}") for i, r in enumerate(rows)])
     window = MainWindow()

@@ -37,7 +37,7 @@ def test_adding_videos_asks_how_densely_to_sample_and_shows_what_they_are(qtbot,
     said to be in the project already."""
     import shutil
 
-    from triage_app.core.ingest.sources import Sampling
+    from triage_app.core.model.records import Sampling
 
     with_srt = tmp_path / "DJI_0001.mp4"
     shutil.copy(flight_video, with_srt)
@@ -78,9 +78,8 @@ def test_adding_videos_asks_how_densely_to_sample_and_shows_what_they_are(qtbot,
 
     from sqlalchemy import update
 
-    from triage_app.core.store.scores import ScoreStore
 
-    store = ScoreStore(window.controller.project)
+    store = window.controller.ws.scores
     assert store.recent_speed() is None  # nothing scored yet: no estimate of the time
     run = store.start_run(["imagenet"], "CPUExecutionProvider", "cpu")
     store.finish_run(run, 100, "done")

@@ -3,11 +3,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from triage_app.core.review.queue import DecisionStore
-from triage_app.core.store import Project
 from PySide6.QtWidgets import QLabel, QToolBar
 
 from tests.gui.conftest import shot
+from triage_app.core.store import Workspace
 from triage_app.gui.main_window import MainWindow
 
 
@@ -20,9 +19,9 @@ def _open(qtbot, root: Path) -> MainWindow:
 
 
 def test_retrain_button_trains_the_head_and_rescores(qtbot, review_project: Path) -> None:
-    with Project(review_project) as p:
-        DecisionStore(p).record([dict(frame_id=r["id"], label="accept" if r["idx"] % 3 == 0 else "reject", reviewer="ana",
-                                      seconds_spent=1.0, policy="p", member_scores="{}") for r in p.frame_rows()])
+    with Workspace(review_project) as p:
+        p.decisions.record([dict(frame_id=r["id"], label="accept" if r["idx"] % 3 == 0 else "reject", reviewer="ana",
+                                      seconds_spent=1.0, policy="p", member_scores="{}") for r in p.frames.frame_rows()])
     window = _open(qtbot, review_project)
     with qtbot.waitSignal(window.controller.work_did_finish, timeout=60000) as blocker:
         window.controller.retrain()
@@ -35,9 +34,9 @@ def test_retrain_button_trains_the_head_and_rescores(qtbot, review_project: Path
 def test_automatic_retrain_every_n_decisions(qtbot, review_project: Path) -> None:
     from PySide6.QtCore import Qt
 
-    with Project(review_project) as p:  # labels of both kinds exist before the analyst starts
-        rows = p.frame_rows()
-        DecisionStore(p).record([dict(frame_id=r["id"], label="accept" if i % 2 else "reject", reviewer="ana",
+    with Workspace(review_project) as p:  # labels of both kinds exist before the analyst starts
+        rows = p.frames.frame_rows()
+        p.decisions.record([dict(frame_id=r["id"], label="accept" if i % 2 else "reject", reviewer="ana",
                                       seconds_spent=1.0, policy="p", member_scores="{}") for i, r in enumerate(rows[:4])])
     (review_project / "settings.toml").write_text(
         (review_project / "settings.toml").read_text().replace("[review]\n", "[review]\nretrain_every = 3\n"))
@@ -54,10 +53,10 @@ def test_automatic_retrain_every_n_decisions(qtbot, review_project: Path) -> Non
 
 
 def test_check_labels_puts_doubted_decisions_back_in_the_queue(qtbot, review_project: Path) -> None:
-    with Project(review_project) as p:
-        rows = p.frame_rows()
+    with Workspace(review_project) as p:
+        rows = p.frames.frame_rows()
         wrong = rows[2]["id"]  # one frame of the first half rejected among accepted neighbours
-        DecisionStore(p).record([dict(frame_id=r["id"], label="reject" if r["id"] == wrong or i >= 6 else "accept",
+        p.decisions.record([dict(frame_id=r["id"], label="reject" if r["id"] == wrong or i >= 6 else "accept",
                                       reviewer="ana", seconds_spent=1.0, policy="p", member_scores="{}")
                                  for i, r in enumerate(rows)])
     window = _open(qtbot, review_project)
@@ -72,9 +71,9 @@ def test_check_labels_puts_doubted_decisions_back_in_the_queue(qtbot, review_pro
 
 
 def test_finetune_button_deploys_a_member_that_joins_the_ensemble(qtbot, review_project: Path) -> None:
-    with Project(review_project) as p:
-        DecisionStore(p).record([dict(frame_id=r["id"], label="accept" if r["idx"] % 3 == 0 else "reject", reviewer="ana",
-                                      seconds_spent=1.0, policy="p", member_scores="{}") for r in p.frame_rows()[:9]])
+    with Workspace(review_project) as p:
+        p.decisions.record([dict(frame_id=r["id"], label="accept" if r["idx"] % 3 == 0 else "reject", reviewer="ana",
+                                      seconds_spent=1.0, policy="p", member_scores="{}") for r in p.frames.frame_rows()[:9]])
     window = _open(qtbot, review_project)
     assert "Fine-tune backbone" in [a.text() for a in window.findChildren(QToolBar)[0].actions()]
     with qtbot.waitSignal(window.controller.work_did_finish, timeout=240000) as blocker:
@@ -82,7 +81,7 @@ def test_finetune_button_deploys_a_member_that_joins_the_ensemble(qtbot, review_
     message = blocker.args[0]
     assert "the evidence favours the" in message and "Deployed as the member 'finetuned'" in message
     assert "12 frames scored with it" in message
-    assert "finetuned" in window.controller.cards  # the window's policy knows its threshold
+    assert "finetuned" in window.controller.ws.cards  # the window's policy knows its threshold
     raw = sqlite3.connect(review_project / "project.db")
     assert raw.execute("SELECT count(*) FROM scores WHERE member='finetuned'").fetchone()[0] == 12
     # The review view shows the new member's score beside the others.

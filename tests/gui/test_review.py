@@ -41,7 +41,7 @@ def test_review_flow_by_keys(qtbot, review_project: Path) -> None:
     second = session.current.frame_id
     qtbot.keyClick(view, Qt.Key.Key_R)
     qtbot.keyClick(view, Qt.Key.Key_U)
-    assert [l for _, l in _labels(review_project)] == ["accept", "reject", "unsure"]
+    assert [label for _, label in _labels(review_project)] == ["accept", "reject", "unsure"]
     assert _labels(review_project)[0][0] == first and _labels(review_project)[1][0] == second
     # Undo, several levels: the frames come back to the queue.
     qtbot.keyClick(view, Qt.Key.Key_Z)
@@ -55,9 +55,8 @@ def test_review_flow_by_keys(qtbot, review_project: Path) -> None:
     assert session.position == 0
     # Zoom on the firing tile: go to a candidate whose best tile is a grid tile (smaller than
     # the frame), press F: the view scales up onto it; 0 fits the frame again.
-    from triage_app.core.store.scores import ScoreStore
 
-    store = ScoreStore(window.controller.project)
+    store = window.controller.ws.scores
     target = next(i for i, c in enumerate(session.queue.items) if store.frame_scores(c.frame_id)[0]["tile"] > 0)
     for _ in range(target):
         qtbot.keyClick(view, Qt.Key.Key_Right)
@@ -118,7 +117,10 @@ def test_queue_grows_while_scoring_runs(qtbot, review_project: Path, ortho) -> N
     review = window.review
     before = len(review.session.queue)
     video = write_flight(review_project.parent / "second.mp4", ortho, frames=20, size=(640, 360))
-    with qtbot.waitSignal(window.controller.scores_did_commit, timeout=60000):
+    from triage_app.gui.tasks import Change
+
+    with qtbot.waitSignal(window.controller.project_did_change, timeout=60000,
+                          check_params_cb=lambda change: bool(change & Change.SCORES)):
         window.controller.ingest([str(video)])
     qtbot.waitUntil(lambda: len(review.session.queue) > before, timeout=60000)
     qtbot.waitUntil(lambda: not window.controller.busy, timeout=60000)
@@ -156,13 +158,12 @@ def test_supervisor_settles_disagreements_from_the_resolve_queue(qtbot, review_p
     from PySide6.QtCore import Qt
 
     from triage_app.core.review.agreement import disagreements
-    from triage_app.core.review.queue import DecisionStore
-    from triage_app.core.store import Project
+    from triage_app.core.store import Workspace
     from triage_app.gui.main_window import MainWindow
 
-    with Project(review_project) as p:
-        rows = p.frame_rows()
-        store = DecisionStore(p)
+    with Workspace(review_project) as p:
+        rows = p.frames.frame_rows()
+        store = p.decisions
         for who, flip in (("ana", False), ("bob", True)):
             store.record([dict(frame_id=r["id"], label=("reject" if flip else "accept") if i < 3 else "accept", reviewer=who,
                                seconds_spent=1.0, policy="p", member_scores="{}") for i, r in enumerate(rows[:6])])
@@ -179,9 +180,9 @@ def test_supervisor_settles_disagreements_from_the_resolve_queue(qtbot, review_p
     assert {c.kind for c in session.queue.items} == {"resolve"}
     assert "Disagreement to resolve 1 of 3" in window.review_view.header.text()
     qtbot.keyClick(window.review_view, Qt.Key.Key_A)
-    with Project(review_project) as p:
+    with Workspace(review_project) as p:
         assert disagreements(p) == disputed[1:]
-        kinds = {d["frame_id"]: d["sample_kind"] for d in DecisionStore(p).current()}
+        kinds = {d.frame_id: d.sample_kind for d in p.decisions.current()}
     assert kinds[disputed[0]] == "resolve"
     shot(window, "resolve_queue.png")
     window.resolve_action.setChecked(False)

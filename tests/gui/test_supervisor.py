@@ -6,9 +6,8 @@ import numpy as np
 
 from tests.core.review.test_queue import make_scored_project
 from tests.gui.conftest import shot
-from triage_app.core.model.cards import load_cards
-from triage_app.core.review.queue import ReviewSession
 from triage_app.core.model.settings import load_settings
+from triage_app.core.review.session import ReviewSession
 from triage_app.gui.main_window import MainWindow
 
 
@@ -29,8 +28,9 @@ def _reviewed_project(root: Path) -> Path:
     truth = rng.random(300) < 0.15
     scores = np.clip(np.where(truth, rng.normal(0.7, 0.15, 300), rng.normal(0.2, 0.15, 300)), 0, 1).tolist()
     with make_scored_project(root, scores) as p:
-        s = ReviewSession(p, load_cards(), load_settings(root))
-        idx = {r["id"]: r["idx"] for r in p.frame_rows()}
+        p.settings = load_settings(root)
+        s = ReviewSession(p)
+        idx = {r["id"]: r["idx"] for r in p.frames.frame_rows()}
         while s.current is not None:
             s.decide("accept" if truth[idx[s.current.frame_id]] else "reject")
     return root
@@ -64,14 +64,13 @@ def test_supervisor_previews_then_applies_a_policy(qtbot, tmp_path: Path) -> Non
 def test_supervisor_shows_drift_per_flight_and_reviewer_agreement(qtbot, tmp_path: Path, three_flights: Path) -> None:
     import shutil
 
-    from triage_app.core.review.queue import DecisionStore
-    from triage_app.core.store import Project
+    from triage_app.core.store import Workspace
 
     root = tmp_path / "p"
     shutil.copytree(three_flights, root)
-    with Project(root) as p:  # a second reviewer looks again at ten frames and disagrees on two
-        frames = [f for f in p.frame_rows() if f["source_id"] == 1][:10]
-        DecisionStore(p).record([dict(frame_id=f["id"], label=("reject" if i % 4 == 0 else "accept") if i in (0, 1) else
+    with Workspace(root) as p:  # a second reviewer looks again at ten frames and disagrees on two
+        frames = [f for f in p.frames.frame_rows() if f["source_id"] == 1][:10]
+        p.decisions.record([dict(frame_id=f["id"], label=("reject" if i % 4 == 0 else "accept") if i in (0, 1) else
                                       ("accept" if i % 4 == 0 else "reject"), reviewer="ben", seconds_spent=1.0,
                                       policy="p", member_scores="{}", sample_kind="second") for i, f in enumerate(frames)])
     window, view = _supervisor(qtbot, root)
@@ -102,8 +101,7 @@ def test_count_axes_label_whole_distinct_counts_above_the_tallest_bar() -> None:
 
 
 def test_supervisor_chooses_the_assurance_and_it_is_kept_with_the_policy(qtbot, tmp_path: Path) -> None:
-    from triage_app.core.store import Project
-    from triage_app.core.store.scores import ScoreStore
+    from triage_app.core.store import Workspace
 
     root = _reviewed_project(tmp_path / "p")
     window, view = _supervisor(qtbot, root)
@@ -116,8 +114,8 @@ def test_supervisor_chooses_the_assurance_and_it_is_kept_with_the_policy(qtbot, 
         view.apply_button.click()
     qtbot.waitUntil(lambda: "is in force" in view.preview.text(), timeout=20000)
     window.controller.close()
-    with Project(root) as p:
-        assert ScoreStore(p).current_policy()["confidence"] == 0.5
+    with Workspace(root) as p:
+        assert p.policies.current()["confidence"] == 0.5
     again, view2 = _supervisor(qtbot, root)  # reopened: the policy's assurance is shown
     assert view2.confidence == 0.5
     again.controller.close()

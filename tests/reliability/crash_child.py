@@ -8,23 +8,19 @@ import random
 import sys
 import threading
 import time
-from pathlib import Path
 
 
 def main(root: str, seed: int) -> None:
-    from triage_app.core.model.cards import load_cards
+    from triage_app.core.review.session import ReviewSession
     from triage_app.core.scoring.pipeline import score_project
-    from triage_app.core.review.queue import ReviewSession
-    from triage_app.core.model.settings import load_settings
-    from triage_app.core.store import Project
+    from triage_app.core.store import Workspace
 
     rng = random.Random(seed)
-    settings = load_settings(Path(root))
-    with Project(root) as project:
-        scorer = threading.Thread(target=lambda: score_project(project, settings), daemon=True)
+    with Workspace(root) as project:
+        scorer = threading.Thread(target=lambda: score_project(project), daemon=True)
         scorer.start()
         print("STARTED", flush=True)
-        session = ReviewSession(project, load_cards(settings.models_dir), settings, reviewer="scripted")
+        session = ReviewSession(project, reviewer="scripted")
         while True:
             c = session.current
             if c is None:

@@ -17,13 +17,11 @@ import pytest
 from PIL import Image
 
 from tests.conftest import write_flight
-from triage_app.core.model.errors import TriageError
 from triage_app.core.ingest.footage import ingest_source
+from triage_app.core.model.errors import TriageError
+from triage_app.core.model.records import Sampling
 from triage_app.core.scoring.pipeline import score_project
-from triage_app.core.review.queue import DecisionStore
-from triage_app.core.model.settings import load_settings
-from triage_app.core.ingest.sources import Sampling
-from triage_app.core.store import Project
+from triage_app.core.store import Workspace
 from triage_app.core.store.db import SCHEMA_VERSION
 
 
@@ -79,28 +77,27 @@ def test_every_bad_input_is_named_and_nothing_recorded_is_lost(corpus: dict[str,
     root = tmp_path / "project"
     root.mkdir()
     (root / "settings.toml").write_text('[scoring]\nmembers = ["imagenet"]\ndevice = "cpu"\n')
-    settings = load_settings(root)
-    with Project(root) as p:
-        ingest_source(p, corpus["good"], settings, sampling=Sampling(every=3))
-        score_project(p, settings)
-        DecisionStore(p).record([dict(frame_id=r["id"], label="accept", reviewer="ana", seconds_spent=1, policy="p",
-                                      member_scores="{}") for r in p.frame_rows()])
+    with Workspace(root) as p:
+        ingest_source(p, corpus["good"], sampling=Sampling(every=3))
+        score_project(p)
+        p.decisions.record([dict(frame_id=r["id"], label="accept", reviewer="ana", seconds_spent=1, policy="p",
+                                      member_scores="{}") for r in p.frames.frame_rows()])
     recorded = _decisions(root)
     assert len(recorded) == 4
     tried = 0
 
-    def check(case: str, action: Callable[[Project], str]) -> None:
+    def check(case: str, action: Callable[[Workspace], str]) -> None:
         nonlocal tried
-        with Project(root) as p:
+        with Workspace(root) as p:
             message = action(p)
         assert message, case
         assert _decisions(root)[: len(recorded)] == recorded, f"{case}: a recorded decision changed"
         print(f"  {case}: {message[:140]}")
         tried += 1
 
-    def ingest_fails(case: str, name: str) -> Callable[[Project], str]:
-        def act(p: Project) -> str:
-            r = ingest_source(p, corpus[case], settings)
+    def ingest_fails(case: str, name: str) -> Callable[[Workspace], str]:
+        def act(p: Workspace) -> str:
+            r = ingest_source(p, corpus[case])
             assert r.error and name in r.error, (case, r.error)
             return r.error
         return act
@@ -110,9 +107,9 @@ def test_every_bad_input_is_named_and_nothing_recorded_is_lost(corpus: dict[str,
                        ("random bytes with a video name", "noise.mkv")):
         check(case, ingest_fails(case, name))
 
-    def folder(p: Project) -> str:
-        r = ingest_source(p, corpus["folder with a corrupt image and a decompression bomb"], settings)
-        flags = {f["path"]: (f["quality_flag"], f["quality_note"]) for f in p.frame_rows(r.source_id)}
+    def folder(p: Workspace) -> str:
+        r = ingest_source(p, corpus["folder with a corrupt image and a decompression bomb"])
+        flags = {f["path"]: (f["quality_flag"], f["quality_note"]) for f in p.frames.frame_rows(r.source_id)}
         assert flags["ok.png"][0] is None
         assert flags["corrupt.jpg"][0] == "undecodable" and flags["bomb.png"][0] == "undecodable"
         assert "safe limit" in flags["bomb.png"][1]
@@ -120,32 +117,32 @@ def test_every_bad_input_is_named_and_nothing_recorded_is_lost(corpus: dict[str,
         return "; ".join(r.warnings)
     check("folder with a corrupt image and a decompression bomb", folder)
 
-    def odd_path(p: Project) -> str:
-        r = ingest_source(p, corpus["non-UTF-8 path"], settings, sampling=Sampling(every=3))
+    def odd_path(p: Workspace) -> str:
+        r = ingest_source(p, corpus["non-UTF-8 path"], sampling=Sampling(every=3))
         assert r.ok and r.frames_total == 4
-        source = p.source(r.source_id)
+        source = p.frames.source(r.source_id)
         assert source["uri"] == str(corpus["non-UTF-8 path"])  # the very same file, not a look-alike
-        s = score_project(p, settings)
+        s = score_project(p)
         assert not s.errors
         with p.db.read() as conn:
             scored = {int(row[0]) for row in conn.exec_driver_sql("SELECT frame_id FROM scores")}
-        assert {f["id"] for f in p.frame_rows(r.source_id)} <= scored
+        assert {f["id"] for f in p.frames.frame_rows(r.source_id)} <= scored
         return f"ingested and scored 4 frames from {source['uri']!a}"
     check("non-UTF-8 path", odd_path)
 
-    def long_path(p: Project) -> str:
-        r = ingest_source(p, corpus["very long path (3000+ characters)"], settings, sampling=Sampling(every=3))
+    def long_path(p: Workspace) -> str:
+        r = ingest_source(p, corpus["very long path (3000+ characters)"], sampling=Sampling(every=3))
         assert r.ok and r.frames_total == 4
         return f"ingested 4 frames from a path of {len(str(corpus['very long path (3000+ characters)']))} characters"
     check("very long path (3000+ characters)", long_path)
 
-    def srt(p: Project) -> str:
-        r = ingest_source(p, corpus["malformed SRT"], settings, sampling=Sampling(every=3))
+    def srt(p: Workspace) -> str:
+        r = ingest_source(p, corpus["malformed SRT"], sampling=Sampling(every=3))
         assert r.ok and r.frames_total == 4 and any("DJI_0001.SRT" in w for w in r.warnings)
         return next(w for w in r.warnings if "DJI_0001.SRT" in w)
     check("malformed SRT", srt)
 
-    def bad_onnx(p: Project) -> str:
+    def bad_onnx(p: Workspace) -> str:
         # A damaged model file in the cache is exported again; scoring goes on.
         for f in (model_cache / "onnx").glob("imagenet-*.onnx"):
             f.write_bytes(b"this is not an ONNX file")
@@ -154,7 +151,7 @@ def test_every_bad_input_is_named_and_nothing_recorded_is_lost(corpus: dict[str,
 
             OnnxSession(next((model_cache / "onnx").glob("imagenet-*.onnx")), 224)
         p.db.write(lambda conn: conn.exec_driver_sql("DELETE FROM scores"))
-        s = score_project(p, settings)
+        s = score_project(p)
         assert s.frames_scored > 0 and "imagenet" in s.members
         return str(err.value) + " (then exported again and scored)"
     check("ONNX file that is not ONNX", bad_onnx)
@@ -167,9 +164,9 @@ def test_every_bad_input_is_named_and_nothing_recorded_is_lost(corpus: dict[str,
     raw.close()
     before = (newer / "project.db").read_bytes()
 
-    def newer_db(_p: Project) -> str:
+    def newer_db(_p: Workspace) -> str:
         with pytest.raises(TriageError, match="made by a newer triage_app") as err:
-            Project(newer)
+            Workspace(newer)
         assert str(newer / "project.db") in str(err.value) and (newer / "project.db").read_bytes() == before
         return str(err.value)
     check("database from a newer version", newer_db)
@@ -194,14 +191,14 @@ def test_a_project_of_the_first_schema_opens_with_its_data_and_a_backup(tmp_path
                                  f"(1, {i}, {i / 10}, 47.{i:02d}, 8.5, {'NULL' if i % 7 else repr('blurred')})")
         conn.exec_driver_sql("INSERT INTO messages (created_at, level, message) VALUES ('t', 'warning', 'kept')")
     engine.dispose()
-    with Project(tmp_path) as p:
+    with Workspace(tmp_path) as p:
         assert p.db.version == SCHEMA_VERSION
-        frames = p.frame_rows()
+        frames = p.frames.frame_rows()
         assert len(frames) == 50 and frames[49]["lat"] == pytest.approx(47.49) and frames[7]["quality_flag"] == "blurred"
-        assert p.source(1)["uri"] == "/data/f.mp4" and p.message_rows()[0]["message"] == "kept"
+        assert p.frames.source(1)["uri"] == "/data/f.mp4" and p.frames.message_rows()[0]["message"] == "kept"
         backup = p.db.backup_path
         # The current schema works on it: a decision on a migrated frame.
-        DecisionStore(p).record([dict(frame_id=frames[0]["id"], label="accept", reviewer="a", seconds_spent=1,
+        p.decisions.record([dict(frame_id=frames[0]["id"], label="accept", reviewer="a", seconds_spent=1,
                                       policy="p", member_scores="{}")])
     assert backup is not None and backup.parent == tmp_path and ".v1-" in backup.name
     old = sqlite3.connect(backup)

@@ -39,9 +39,7 @@ def _committed_tiles(root: Path) -> tuple[int, int]:
 
 def test_kill_at_random_moments_loses_nothing(tmp_path: Path, ortho: np.ndarray, model_cache: Path) -> None:
     from triage_app.core.ingest.footage import ingest_source
-    from triage_app.core.model.settings import load_settings
-    from triage_app.core.store import Project
-    from triage_app.core.store.scores import ScoreStore
+    from triage_app.core.store import Workspace
 
     kills = int(os.environ.get("RELIABILITY_KILLS", "50"))
     root = tmp_path / "p"
@@ -49,10 +47,10 @@ def test_kill_at_random_moments_loses_nothing(tmp_path: Path, ortho: np.ndarray,
     (root / "settings.toml").write_text('[scoring]\nmembers = ["imagenet"]\ndevice = "cpu"\ncommit_every = 4\nbatch = 8\n'
                                         '[review]\nsecond_review_share = 0.0\n')
     video = write_flight(tmp_path / "long.mp4", ortho, frames=2400, size=(320, 240), step=7)
-    with Project(root) as p:
-        ingest_source(p, video, load_settings(root))
-        ScoreStore(p).save_policy("any", {"imagenet": 0.0}, created_by="test")  # every scored frame is a candidate
-        frames = len(p.frame_rows(flagged=False))  # the quality gate keeps flagged frames out of scoring
+    with Workspace(root) as p:
+        ingest_source(p, video)
+        p.policies.save("any", {"imagenet": 0.0}, created_by="test")  # every scored frame is a candidate
+        frames = len(p.frames.frame_rows(flagged=False))  # the quality gate keeps flagged frames out of scoring
 
     from triage_app.core.model.cards import load_cards
     from triage_app.core.scoring.members.onnx_build import export_member
@@ -91,12 +89,12 @@ def test_kill_at_random_moments_loses_nothing(tmp_path: Path, ortho: np.ndarray,
         assert dups == 0, f"kill {k}: {dups} tiles committed twice"
 
     # Scoring resumes where it stopped: a last run scores only what is left, once.
-    with Project(root) as p:
-        store = ScoreStore(p)
+    with Workspace(root) as p:
+        store = p.scores
         done_before = len(set(store.score_table()[0].tolist()))
         from triage_app.core.scoring.pipeline import score_project
 
-        summary = score_project(p, load_settings(root))
+        summary = score_project(p)
         done_after = len(set(store.score_table()[0].tolist()))
     rows, dups = _committed_tiles(root)
     tally.update(acknowledged=len(acked), found=len(acked), duplicate_tiles=dups, frames=frames,

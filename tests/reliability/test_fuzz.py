@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.core.ingest.test_telemetry import mutated_srt
+from triage_app.core.evaluation.truth import TruthError, read_truth
 from triage_app.core.ingest.telemetry.srt import parse_srt_bytes
 from triage_app.core.model.errors import TelemetryParseError
-from triage_app.core.evaluation.truth import TruthError, read_truth
 
 pytestmark = pytest.mark.reliability
 EXAMPLES = int(os.environ.get("RELIABILITY_EXAMPLES", "3000"))

@@ -20,33 +20,28 @@ pytestmark = pytest.mark.reliability
 
 
 def test_scoring_reads_and_decisions_together(tmp_path: Path, ortho: np.ndarray, model_cache: Path) -> None:
-    from triage_app.core.review.audit import report
     from triage_app.core.ingest.footage import ingest_source
-    from triage_app.core.model.cards import load_cards
-    from triage_app.core.outputs.overview import source_overview
+    from triage_app.core.outputs.reports import report, source_overview
+    from triage_app.core.review.queue import build_queue
+    from triage_app.core.review.session import ReviewSession
     from triage_app.core.scoring.pipeline import score_project
-    from triage_app.core.review.queue import ReviewSession, build_queue
-    from triage_app.core.model.settings import load_settings
-    from triage_app.core.store import Project
-    from triage_app.core.store.scores import ScoreStore
+    from triage_app.core.store import Workspace
 
     seconds = float(os.environ.get("RELIABILITY_SOAK_S", "180"))
     root = tmp_path / "p"
     root.mkdir()
     (root / "settings.toml").write_text('[scoring]\nmembers = ["imagenet"]\ndevice = "cpu"\ncommit_every = 2\nbatch = 4\n'
                                         '[review]\nsecond_review_share = 0.0\n')
-    settings = load_settings(root)
-    cards = load_cards(settings.models_dir)
     counts = dict(score_runs=0, score_batches=0, frames_scored=0, reads=0, decisions=0, undos=0)
     errors: list[str] = []
     stop = threading.Event()
     written_batches: list[tuple[int, float]] = []  # (frame id, score) of the last synthetic re-score batch per frame
 
-    with Project(root) as p:
+    with Workspace(root) as p:
         videos = [write_flight(tmp_path / f"f{i}.mp4", ortho, frames=400, size=(320, 240), step=5 + i) for i in range(3)]
-        ingest_source(p, videos[0], settings)
-        ScoreStore(p).save_policy("any", {"imagenet": 0.0}, created_by="soak")
-        store = ScoreStore(p)
+        ingest_source(p, videos[0])
+        p.policies.save("any", {"imagenet": 0.0}, created_by="soak")
+        store = p.scores
 
         def guard(name, fn):
             def run():
@@ -61,11 +56,11 @@ def test_scoring_reads_and_decisions_together(tmp_path: Path, ortho: np.ndarray,
         pending_videos = list(videos[1:])
 
         def scoring():
-            s = score_project(p, settings)
+            s = score_project(p)
             counts["score_runs"] += 1
             counts["frames_scored"] += s.frames_scored
             if pending_videos:  # new footage arrives while people review
-                ingest_source(p, pending_videos.pop(0), settings)
+                ingest_source(p, pending_videos.pop(0))
             else:  # then a re-score of one member's scores, as a retrain does, in batches
                 ids = store.score_table(["imagenet"])[0][:200]
                 vid = store.model_version("soak", "head", "v1")
@@ -78,12 +73,12 @@ def test_scoring_reads_and_decisions_together(tmp_path: Path, ortho: np.ndarray,
                     counts["score_batches"] += 1
 
         def gui_reads():
-            build_queue(p, cards, settings)
-            report(p, cards, settings)
-            source_overview(p, cards, settings)
+            build_queue(p)
+            report(p)
+            source_overview(p)
             counts["reads"] += 1
 
-        session = ReviewSession(p, cards, settings, reviewer="soak")
+        session = ReviewSession(p, reviewer="soak")
         acked: list[int] = []
 
         def analyst():
@@ -115,7 +110,7 @@ def test_scoring_reads_and_decisions_together(tmp_path: Path, ortho: np.ndarray,
         final = {}
         for f, v in written_batches:
             final[f] = v
-        soak_scores = {int(f): s for f, s in zip(*store.score_table(["soak"])[::2])}
+        soak_scores = {int(f): s for f, s in zip(*store.score_table(["soak"])[::2], strict=True)}
     locked = [e for e in errors if "locked" in e.lower()]
     lost_decisions = [i for i in acked if i not in stored]
     lost_scores = [f for f, v in final.items() if abs(soak_scores.get(f, [np.nan])[0] - v) > 1e-9]

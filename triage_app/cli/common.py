@@ -1,4 +1,5 @@
-"""What every ``triage`` command shares: the progress bar, the settings, list arguments."""
+"""What every ``triage`` command shares: the progress bar, opening the project with the
+command line's settings, list arguments."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import argparse
 import sys
 from pathlib import Path
 from typing import Any
+
+from triage_app.core.model.settings import Settings, load_settings
+from triage_app.core.store import Workspace
 
 
 class ProgressBar:
@@ -26,11 +30,15 @@ class ProgressBar:
         self._bar.close()
 
 
-def cli_settings(args: argparse.Namespace, overrides: dict[str, Any] | None = None):
-    from triage_app.core.model.settings import load_settings
-
+def cli_settings(args: argparse.Namespace, overrides: dict[str, Any] | None = None) -> Settings:
+    """The settings for this command: the project's (when it names one), then ``overrides``."""
     project = getattr(args, "project", None)
     return load_settings(Path(project) if project else None, overrides=overrides)
+
+
+def open_project(args: argparse.Namespace, overrides: dict[str, Any] | None = None, create: bool = False) -> Workspace:
+    """The project the command names, with the command line's settings."""
+    return Workspace(args.project, settings=cli_settings(args, overrides), create=create)
 
 
 def csv_list(text: str | None) -> list[str] | None:

@@ -1,24 +1,25 @@
-"""``triage`` commands about learning and label quality (retrain, finetune, labels,
-agreement) and about how well the process works (drift, evaluate)."""
+"""``triage`` commands about learning and label quality: retrain, finetune, labels,
+agreement, drift."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
+from pathlib import Path
 from typing import Any
 
-from triage_app.cli.common import ProgressBar, csv_list, cli_settings
+from triage_app.cli.common import ProgressBar, open_project
+from triage_app.core.learning.drift import flight_drift
+from triage_app.core.learning.finetune import finetune_comparison, retire_finetuned
+from triage_app.core.learning.head import retrain
+from triage_app.core.learning.label_check import queue_for_rereview, suspicious_decisions
+from triage_app.core.review.agreement import agreement, disagreements
+from triage_app.core.review.audit import refresh_audit
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
-    from triage_app.core.learning.head import retrain
-    from triage_app.core.model.cards import load_cards
-    from triage_app.core.store import Project
-
-    settings = cli_settings(args)
-    with Project(args.project, create=False) as project:
-        r = retrain(project, load_cards(settings.models_dir, project.root), settings)
+    with open_project(args) as ws:
+        r = retrain(ws)
     auc = "n/a" if r.cv_auc is None else f"{r.cv_auc:.3f}"
     print(f"head version {r.head_id}: trained on {r.positives} accepted and {r.negatives} rejected frames, "
           f"cross-validated ROC AUC {auc} ({r.cv_folds} folds); re-scored {r.rescored} frames from the cache "
@@ -34,22 +35,19 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from triage_app.core.learning.finetune import finetune_comparison, retire_finetuned
-    from triage_app.core.model.cards import load_cards
-    from triage_app.core.store import Project
-
-    settings = cli_settings(args)
     if args.retire:
-        with Project(args.project, create=False) as project:
-            done = retire_finetuned(project)
+        with open_project(args) as ws:
+            done = retire_finetuned(ws)
         print("the fine-tuned member is retired: its card and weights are in models/retired/, its scores removed"
               if done else "no fine-tuned member is deployed in this project")
         return 0
     bar = ProgressBar("fine-tune")
     try:
-        with Project(args.project, create=False) as project:
-            r = finetune_comparison(project, load_cards(settings.models_dir, project.root), settings, blocks=args.blocks,
-                                    epochs=args.epochs, max_frames=args.max_frames, progress=bar, deploy=args.deploy)
+        with open_project(args) as ws:
+            r = finetune_comparison(ws, blocks=args.blocks, epochs=args.epochs, max_frames=args.max_frames, progress=bar,
+                                    deploy=args.deploy)
+            if r.deployed:
+                refresh_audit(ws)
     finally:
         bar.close()
     if args.json:
@@ -72,18 +70,11 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_labels(args: argparse.Namespace) -> int:
-    from triage_app.core.learning.label_check import suspicious_decisions
-    from triage_app.core.model.cards import load_cards
-    from triage_app.core.store import Project
-
-    settings = cli_settings(args)
-    with Project(args.project, create=False) as project:
-        found = suspicious_decisions(project, load_cards(settings.models_dir, project.root))
-        rows = {r["id"]: r for r in project.frame_rows()}
+    with open_project(args) as ws:
+        found = suspicious_decisions(ws)
+        rows = {r["id"]: r for r in ws.frames.frame_rows()}
         if args.queue:
-            from triage_app.core.learning.label_check import queue_for_rereview
-
-            queue_for_rereview(project, found)
+            queue_for_rereview(ws, found)
     if args.json:
         print(json.dumps([dict(decision_id=f.decision_id, frame_id=f.frame_id, source_id=rows[f.frame_id]["source_id"], frame=rows[f.frame_id]["idx"],
                                label=f.label, reviewer=f.reviewer, label_probability=round(f.label_probability, 4))
@@ -100,11 +91,8 @@ def cmd_labels(args: argparse.Namespace) -> int:
 
 
 def cmd_agreement(args: argparse.Namespace) -> int:
-    from triage_app.core.review.agreement import agreement, disagreements
-    from triage_app.core.store import Project
-
-    with Project(args.project, create=False) as project:
-        pairs, disputed = agreement(project), disagreements(project)
+    with open_project(args) as ws:
+        pairs, disputed = agreement(ws), disagreements(ws)
     if args.json:
         print(json.dumps(dict(pairs=[dict(p, reviewers=list(p["reviewers"])) for p in pairs], disagreements=disputed)))
         return 0
@@ -119,13 +107,9 @@ def cmd_agreement(args: argparse.Namespace) -> int:
 
 
 def cmd_drift(args: argparse.Namespace) -> int:
-    from triage_app.core.learning.drift import flight_drift
-    from triage_app.core.model.cards import load_cards
-    from triage_app.core.store import Project
-
-    settings = cli_settings(args, {"drift": {"alert_psi": args.alert}} if args.alert else None)
-    with Project(args.project, create=False) as project:
-        flights = flight_drift(project, load_cards(settings.models_dir, project.root), settings)
+    with open_project(args, {"drift": {"alert_psi": args.alert}} if args.alert else None) as ws:
+        settings = ws.settings
+        flights = flight_drift(ws)
     if args.json:
         print(json.dumps([f.as_dict() for f in flights]))
         return 0
@@ -146,52 +130,37 @@ def cmd_drift(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    from triage_app.core.evaluation.replay import evaluate, plot_curves
-    from triage_app.core.evaluation.truth import read_truth
+def add_parsers(sub: Any) -> None:
+    rt = sub.add_parser("retrain", help="train the head member on the decisions and re-score every frame")
+    rt.add_argument("project", type=Path)
+    rt.set_defaults(func=cmd_retrain)
 
-    overrides: dict[str, Any] = {}
-    if args.members:
-        overrides["scoring"] = {"members": csv_list(args.members)}
-    if args.every:
-        overrides["ingest"] = {"every": args.every}
-    if args.order:
-        overrides.setdefault("review", {})["order"] = args.order
-    if args.confidence is not None:
-        overrides.setdefault("review", {})["recall_confidence"] = args.confidence
-    if not 0 < args.target_recall < 1:
-        print(f"error: --target-recall {args.target_recall} must lie between 0 and 1", file=sys.stderr)
-        return 2
-    settings = cli_settings(args, overrides)
-    truth = read_truth(args.truth, set(csv_list(args.truth_classes) or []) or None)
-    res = evaluate(args.sources, truth, settings, args.target_recall, args.retrain_every, args.project,
-                   args.max_decisions, progress_factory=ProgressBar)
-    out = res.as_dict()
-    if args.plots:
-        out["plots"] = [str(p) for p in plot_curves(res, args.plots)]
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(out, indent=1), encoding="utf-8")
+    ft = sub.add_parser("finetune", help="compare fine-tuning the backbone's last blocks with the head, on the same folds, "
+                        "and deploy the fine-tuned net as a member when it wins")
+    ft.add_argument("project", type=Path)
+    ft.add_argument("--blocks", type=int, default=2, help="last backbone blocks trained (0: the new output layer only)")
+    ft.add_argument("--epochs", type=int, default=6)
+    ft.add_argument("--max-frames", type=int, default=1000, help="at most this many decided frames (seeded sample)")
+    ft.add_argument("--deploy", choices=["auto", "always", "never"], default="auto",
+                    help="auto: when the evidence favours it, train on every decided frame, add it to the project's "
+                    "ensemble as the member 'finetuned' and score every frame with it (default auto)")
+    ft.add_argument("--retire", action="store_true", help="take a deployed fine-tuned member out of the project")
+    ft.add_argument("--json", action="store_true", help="print one JSON object")
+    ft.set_defaults(func=cmd_finetune)
 
-    def pct(v: float | None) -> str:
-        return "n/a" if v is None else f"{v:.1%}"
+    lb = sub.add_parser("labels", help="decisions that the evidence disagrees with (confident learning)")
+    lb.add_argument("project", type=Path)
+    lb.add_argument("--json", action="store_true", help="print one JSON list")
+    lb.add_argument("--queue", action="store_true", help="put these frames back into the review queue (re-review)")
+    lb.set_defaults(func=cmd_labels)
 
-    print(f"replayed {res.decisions} decisions on {res.frames} frames ({res.positives} positives), "
-          f"target recall {res.target_recall:.0%} at {res.confidence:.0%} confidence, retraining every {args.retrain_every}: {res.retrains} retrains")
-    print(f"  people were shown {res.shown} frames ({pct(res.workload_fraction)}) holding {res.shown_positives} "
-          f"positives: true recall {pct(res.true_recall)}")
-    lo, hi = res.estimated_recall_ci
-    print(f"  audit-estimated recall of the final policy {pct(res.estimated_recall)} (95 % interval {lo:.1%}-{hi:.1%}); "
-          f"its true recall {pct(res.policy_true_recall)} at {pct(res.policy_workload_fraction)} of frames")
-    if res.firing_tile_hits is not None:
-        print(f"  the firing tile held at least half a truth box on {res.firing_tile_hits} of "
-              f"{res.firing_tile_checked} positives shown")
-    for m in res.messages:
-        print(f"  note: {m}")
-    if args.json:
-        print(f"JSON written to {args.json}")
-    if args.plots:
-        print(f"curves written to {args.plots}")
-    if res.project:
-        print(f"the replayed project, with its decisions, is kept in {res.project}")
-    return 0
+    ag = sub.add_parser("agreement", help="Cohen's kappa per pair of reviewers, and the disagreements to resolve")
+    ag.add_argument("project", type=Path)
+    ag.add_argument("--json", action="store_true", help="print one JSON object")
+    ag.set_defaults(func=cmd_agreement)
+
+    dr = sub.add_parser("drift", help="how far each flight's scores and embeddings moved from the labelled flights")
+    dr.add_argument("project", type=Path)
+    dr.add_argument("--json", action="store_true", help="print one JSON list")
+    dr.add_argument("--alert", type=float, help="drift score past which a flight is flagged (default drift.alert_psi)")
+    dr.set_defaults(func=cmd_drift)

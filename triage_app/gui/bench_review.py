@@ -38,24 +38,22 @@ def make_review_project(root: Path, frames: int, width: int = 1920, height: int 
     synthetic: this measures the review path, not the models)."""
     from triage_app.core.evaluation.bench import make_h264_flight
     from triage_app.core.ingest.footage import ingest_source
-    from triage_app.core.model.settings import load_settings
-    from triage_app.core.ingest.sources import Sampling
-    from triage_app.core.store import Project
-    from triage_app.core.store.scores import ScoreStore
+    from triage_app.core.model.records import Sampling
+    from triage_app.core.store import Workspace
 
     video = make_h264_flight(root.parent / "review-flight.mp4", frames / 30.0 + 0.5, width, height, bitrate="20M")
-    with Project(root) as p:
-        ingest_source(p, video, load_settings(root), sampling=Sampling())
-        store = ScoreStore(p)
+    with Workspace(root) as ws:
+        ingest_source(ws, video, sampling=Sampling())
+        store = ws.scores
         v = store.model_version("imagenet", "imagenet", "bench")
         rng = np.random.default_rng(0)
         rows = []
-        for f in p.frame_rows():
+        for f in ws.frames.frame_rows():
             x0, y0 = int(rng.integers(0, width - 448)), int(rng.integers(0, height - 448))
             rows.append(dict(frame_id=f["id"], member="imagenet", model_version_id=v, score=float(rng.uniform(0.3, 1.0)),
                              tile=3, x0=x0, y0=y0, x1=x0 + 448, y1=y0 + 448, tiles=19))
         store.commit_scores(rows, {})
-        store.save_policy("any", {"imagenet": 0.25}, created_by="bench")
+        ws.policies.save("any", {"imagenet": 0.25}, created_by="bench")
     return root
 
 
@@ -102,7 +100,7 @@ def bench_review(decisions: int = 500, think_ms: float = 150.0, workdir: Path | 
         QTest.keyClick(view, Qt.Key.Key_A if i % 7 == 0 else Qt.Key.Key_R)
         if expected is None:
             break
-        wait_until(lambda: len(shown) > n and shown[-1][0] == expected)
+        wait_until(lambda n=n, expected=expected: len(shown) > n and shown[-1][0] == expected)
         latencies.append((shown[-1][1] - t0) * 1000.0)
     total = time.perf_counter() - t_start
     made = review.decisions_made

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QTimer, Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -24,13 +24,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from triage_app.gui.finds.finds_controller import FindsController
+from triage_app.gui.finds.finds_view import FindsView
 from triage_app.gui.project_controller import ProjectController
-from triage_app.gui.finds.finds_view import FindsController, FindsView
 from triage_app.gui.review.review_controller import ReviewController
 from triage_app.gui.review.review_view import ReviewView
 from triage_app.gui.sources.sources_view import SourcesView
 from triage_app.gui.supervisor.supervisor_controller import SupervisorController
 from triage_app.gui.supervisor.supervisor_view import SupervisorView
+from triage_app.gui.tasks import Change
 
 log = logging.getLogger(__name__)
 
@@ -78,35 +80,27 @@ class MainWindow(QMainWindow):
 
         c = self.controller
         c.project_did_open.connect(self._on_project_open)
+        c.project_did_change.connect(self._route_change)
         c.sources_did_change.connect(self.sources_view.show_sources)
         c.progress_did_change.connect(self._on_progress)
-        c.scores_did_commit.connect(self.review.refresh)
-        c.cards_did_change.connect(lambda: (self.review.set_cards(c.cards), self.supervisor.set_cards(c.cards)))
-        self.review.queue_did_change.connect(lambda n: self.tabs.setTabText(1, f"Review ({n})"))
+        self.review.queue_did_change.connect(self._show_queue_size)
         self.review.review_did_fail.connect(self._on_work_failed)
-        self.review.position_did_copy.connect(lambda text: self.statusBar().showMessage(text, 15000))
+        self.review.position_did_copy.connect(self._say)
+        self.review.decision_did_record.connect(self._on_decided)
+        self.review.decision_did_undo.connect(lambda _n: c.announce(Change.DECISIONS))
+        self.supervisor.policy_did_change.connect(lambda _pid: c.announce(Change.POLICY))
+        self.supervisor.supervisor_did_fail.connect(self._on_work_failed)
+        self.finds.finds_did_change.connect(self._show_finds_count)
+        self.finds.finds_did_fail.connect(self._on_work_failed)
+        self.finds.finds_did_update.connect(self.review.set_finds)
+        self.finds.message_did_post.connect(self._say)
+        self.tabs.currentChanged.connect(self._on_tab_changed)
         # The sources' counts are rebuilt from the whole project: never on every key press,
         # at most once per quiet second and only while they are on screen.
         self._sources_timer = QTimer(self)
         self._sources_timer.setSingleShot(True)
         self._sources_timer.setInterval(1000)
-        self._sources_timer.timeout.connect(lambda: c.refresh() if self.tabs.currentIndex() == 0 else None)
-        self.review.decision_did_record.connect(lambda _n: self._sources_timer.start())
-        self.review.decision_did_record.connect(self._maybe_retrain)
-        self.supervisor.policy_did_change.connect(lambda _pid: (self.review.refresh(), c.refresh()))
-        # Finds: rebuilt when shown, and a while after decisions (or undos) stop coming.
-        self.finds.finds_did_change.connect(lambda n: self.tabs.setTabText(self.tabs.indexOf(self.finds_view), f"Finds ({n})"))
-        self.finds.finds_did_fail.connect(self._on_work_failed)
-        self.finds.finds_did_update.connect(self.review.set_finds)
-        self.finds.message_did_post.connect(lambda text: self.statusBar().showMessage(text, 15000))
-        self.review.decision_did_record.connect(lambda _n: self.finds.refresh_soon())
-        self.review.decision_did_undo.connect(lambda _n: self.finds.refresh_soon())
-        self.tabs.currentChanged.connect(lambda i: self.finds.refresh() if self.tabs.widget(i) is self.finds_view else None)
-        self.supervisor.supervisor_did_fail.connect(self._on_work_failed)
-        self.tabs.currentChanged.connect(
-            lambda i: self.supervisor.refresh() if self.tabs.widget(i) is self.supervisor_view else None)
-        self.tabs.currentChanged.connect(lambda i: self.review_view.setFocus() if self.tabs.widget(i) is self.review_view else None)
-        self.tabs.currentChanged.connect(lambda i: c.refresh() if i == 0 else None)
+        self._sources_timer.timeout.connect(self._refresh_sources_if_shown)
         c.work_did_finish.connect(self._on_work_finished)
         c.work_did_fail.connect(self._on_work_failed)
 
@@ -184,14 +178,14 @@ class MainWindow(QMainWindow):
         """Ask how densely to sample these videos or this stream, then add them (the dialog is
         returned, for tests). The choice is offered again for the next footage."""
         c = self.controller
-        if c.project is None:
+        if c.ws is None:
             self._on_work_failed("Open or create a project first.")
             return None
-        from triage_app.core.ingest.sources import Sampling
+        from triage_app.core.model.records import Sampling
         from triage_app.gui.dialogs.ingest_dialog import AddFootageDialog
 
         default = self._last_sampling or Sampling(c.settings.ingest.every, c.settings.ingest.fps)
-        dialog = AddFootageDialog(uris, default, c.project, self)
+        dialog = AddFootageDialog(uris, default, c.ws, self)
 
         def accepted() -> None:
             self._last_sampling = dialog.sampling()
@@ -205,12 +199,12 @@ class MainWindow(QMainWindow):
     def open_export(self) -> None:
         """The export dialog (not modal: reviewing can go on beside it)."""
         c = self.controller
-        if c.project is None:
+        if c.ws is None:
             self._on_work_failed("Open a project first: export writes its decided frames.")
             return
         from triage_app.gui.dialogs.export_dialog import ExportDialog
 
-        self.export_dialog = ExportDialog(c.project, c.cards, c.settings, self)
+        self.export_dialog = ExportDialog(c.ws, self)
         self.export_dialog.export_did_finish.connect(
             lambda r: self.statusBar().showMessage(f"Exported {r.rows} frames to {r.outdir}", 15000))
         self.export_dialog.show()
@@ -230,7 +224,7 @@ class MainWindow(QMainWindow):
         returned; folders of stills and stills are added at once; anything else is named."""
         from triage_app.core.ingest.footage import sort_dropped
 
-        if self.controller.project is None:
+        if self.controller.ws is None:
             self._on_work_failed("Open or create a project first, then drop footage on the window.")
             return None
         dropped = sort_dropped(paths)
@@ -266,13 +260,53 @@ class MainWindow(QMainWindow):
             self._show_reviewer()
             return
         self.statusBar().showMessage(said, 15000)
-        if c.project is not None:  # second reviews depend on who is reviewing: the queue is built again
-            self.review.start(c.project, c.cards, c.settings, resolve=self.resolve_action.isChecked())
+        if c.ws is not None:  # second reviews depend on who is reviewing: the queue is built again
+            self.review.start(c.ws, resolve=self.resolve_action.isChecked())
 
     def _set_resolve_mode(self, on: bool) -> None:
         c = self.controller
-        if c.project is not None:
-            self.review.start(c.project, c.cards, c.settings, resolve=on)
+        if c.ws is not None:
+            self.review.start(c.ws, resolve=on)
+
+    # -- what changed, routed to the views that show it ------------------------------------
+    def _route_change(self, change: int) -> None:
+        what = Change(change)
+        if what & Change.CARDS:
+            self.supervisor.refresh_soon()
+        if what & (Change.SCORES | Change.POLICY | Change.CARDS | Change.QUEUE):
+            self.review.refresh()
+        if what & (Change.SOURCES | Change.SCORES | Change.POLICY | Change.DECISIONS):
+            self._sources_timer.start()
+        if what & Change.DECISIONS:
+            self.finds.refresh_soon()  # rebuilt a while after decisions (or undos) stop coming
+
+    def _on_decided(self, decisions: int) -> None:
+        self.controller.announce(Change.DECISIONS)
+        self._maybe_retrain(decisions)
+
+    def _on_tab_changed(self, index: int) -> None:
+        page = self.tabs.widget(index)
+        if page is self.finds_view:
+            self.finds.refresh()
+        elif page is self.supervisor_view:
+            self.supervisor.refresh()
+        elif page is self.review_view:
+            self.review_view.setFocus()
+        elif index == 0:
+            self.controller.refresh()
+
+    def _refresh_sources_if_shown(self) -> None:
+        if self.tabs.currentIndex() == 0:
+            self.controller.refresh()
+
+    def _show_queue_size(self, n: int) -> None:
+        self.tabs.setTabText(self.tabs.indexOf(self.review_view), f"Review ({n})")
+
+    def _show_finds_count(self, n: int) -> None:
+        self.tabs.setTabText(self.tabs.indexOf(self.finds_view), f"Finds ({n})")
+
+    def _say(self, text: str) -> None:
+        self.statusBar().showMessage(text, 15000)
 
     # -- controller events ----------------------------------------------------------
     def _on_project_open(self, path: str) -> None:
@@ -280,9 +314,9 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"Drone triage — {Path(path).name}")
         self._show_reviewer()
         c = self.controller
-        self.review.start(c.project, c.cards, c.settings, resolve=self.resolve_action.isChecked())
-        self.supervisor.start(c.project, c.cards, c.settings)
-        self.finds.start(c.project, c.cards, c.settings)
+        self.review.start(c.ws, resolve=self.resolve_action.isChecked())
+        self.supervisor.start(c.ws)
+        self.finds.start(c.ws)
 
     def _on_progress(self, what: str, done: int, total: int) -> None:
         self.progress.setVisible(True)

@@ -1,5 +1,6 @@
-"""The project controller: owns the open project, runs ingest and scoring in workers, and
-tells the views what changed through signals. Views never touch the store."""
+"""The project controller: owns the open project (a :class:`Workspace`), runs ingest,
+scoring and learning as background tasks, and says what each changed
+(``project_did_change``, a :class:`Change`). Views never touch the store."""
 
 from __future__ import annotations
 
@@ -8,61 +9,59 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QThreadPool, Signal
 
-from triage_app.gui.tasks import Worker, start
+from triage_app.core.model.errors import TriageError
+from triage_app.core.model.settings import load_settings, save_user_setting
+from triage_app.core.store import Workspace
+from triage_app.gui.tasks import Change, Task, run_task
 
 log = logging.getLogger(__name__)
 
 
 class ProjectController(QObject):
     project_did_open = Signal(str)
+    project_did_change = Signal(int)  # a Change: what the last piece of work changed
     sources_did_change = Signal(list)
     progress_did_change = Signal(str, int, int)  # what, done, total
-    scores_did_commit = Signal()
-    cards_did_change = Signal()  # a member joined or left the project's ensemble
     work_did_finish = Signal(str)
     work_did_fail = Signal(str)
     demo_did_open = Signal(str)
 
     def __init__(self) -> None:
         super().__init__()
-        self.project: Any = None
-        self.settings: Any = None
-        self.cards: dict = {}
-        self._workers: list[Worker] = []
+        self.ws: Workspace | None = None
+        self._tasks: list[Task] = []
         self._last_refresh = 0.0
 
     @property
+    def settings(self) -> Any:
+        return self.ws.settings if self.ws is not None else None
+
+    @property
     def busy(self) -> bool:
-        return bool(self._workers)
+        return bool(self._tasks)
 
     def open_project(self, path: Path) -> bool:
-        from triage_app.core.model.errors import TriageError
-        from triage_app.core.model.cards import load_cards
-        from triage_app.core.model.settings import load_settings
-        from triage_app.core.store import Project
-
         try:
-            project = Project(path)
-            settings = load_settings(path)
-            cards = load_cards(settings.models_dir, path)
+            ws = Workspace(path)
         except TriageError as exc:
             self.work_did_fail.emit(str(exc))
             return False
-        if self.project is not None:
-            self.project.close()
-        self.project, self.settings, self.cards = project, settings, cards
+        if self.ws is not None:
+            self.ws.close()
+        self.ws = ws
         self.project_did_open.emit(str(path))
         self.refresh()
         return True
 
+    def announce(self, change: Change) -> None:
+        """Tell the views that the project changed (decisions made in review, say)."""
+        self.project_did_change.emit(int(change))
+
     def set_reviewer(self, name: str) -> str | None:
         """Review as ``name`` from now on, and remember it in the user's settings file. Returns
         what to tell the user, or None (and ``work_did_fail``) when it cannot be done."""
-        from triage_app.core.model.errors import TriageError
-        from triage_app.core.model.settings import load_settings, save_user_setting
-
         name = name.strip()
         if not name:
             self.work_did_fail.emit("A reviewer needs a name: decisions record who made them.")
@@ -75,9 +74,9 @@ class ProjectController(QObject):
         if self.settings is not None:
             self.settings.review.reviewer = name
         said = f"Reviewing as {name}" + (f" (saved in {path})" if path else "") + "."
-        if self.project is not None and path is not None:
+        if self.ws is not None and path is not None:
             try:
-                wins = load_settings(self.project.root).review.reviewer
+                wins = load_settings(self.ws.root).review.reviewer
             except TriageError:
                 wins = name
             if wins != name:
@@ -85,58 +84,63 @@ class ProjectController(QObject):
         return said
 
     def refresh(self) -> None:
-        if self.project is not None:
-            from triage_app.core.outputs.overview import source_overview
+        if self.ws is not None:
+            from triage_app.core.outputs.reports import source_overview
 
-            self.sources_did_change.emit(source_overview(self.project, self.cards, self.settings))
+            self.sources_did_change.emit(source_overview(self.ws))
 
-    def _run(self, what: str, job, on_done) -> None:
-        worker = Worker(job)
-        worker.signals.progress_did_change.connect(lambda d, t: self._on_progress(what, d, t))
-        worker.signals.worker_did_finish.connect(lambda result: self._finish(worker, on_done, result))
-        worker.signals.worker_did_fail.connect(lambda msg: self._fail(worker, f"{what} failed: {msg}"))
-        self._workers.append(worker)
-        start(worker)
+    def _run(self, what: str, job: Any, on_done: Any) -> None:
+        box: list[Task] = []
 
-    def _finish(self, worker: Worker, on_done, result) -> None:
-        if worker in self._workers:
-            self._workers.remove(worker)
-        on_done(result)
+        def finished(result: Any) -> None:
+            self._forget(box)
+            on_done(result)
 
-    def _fail(self, worker: Worker, message: str) -> None:
-        if worker in self._workers:
-            self._workers.remove(worker)
-        self.work_did_fail.emit(message)
+        def failed(message: str) -> None:
+            self._forget(box)
+            self.work_did_fail.emit(f"{what} failed: {message}")
+
+        task = run_task(job, finished, failed, lambda d, t: self._on_progress(what, d, t))
+        box.append(task)
+        self._tasks.append(task)
+
+    def _forget(self, box: list[Task]) -> None:
+        if box and box[0] in self._tasks:
+            self._tasks.remove(box[0])
 
     def _on_progress(self, what: str, done: int, total: int) -> None:
         self.progress_did_change.emit(what, done, total)
         if what == "Scoring" and time.monotonic() - self._last_refresh > 2.0:
             self._last_refresh = time.monotonic()
-            self.scores_did_commit.emit()  # the review queue grows while scoring runs
+            self.announce(Change.SCORES)  # the review queue grows while scoring runs
 
     # -- ingest ----------------------------------------------------------------------------
-    def ingest(self, uris: list[str], then_score: bool = True, sampling=None) -> None:
-        """Add sources in a worker (``sampling``: a ``Sampling``; default from the settings),
-        then score what is new."""
-        if self.project is None:
+    def _open_or_say(self) -> Workspace | None:
+        if self.ws is None:
             self.work_did_fail.emit("Open or create a project first.")
+        return self.ws
+
+    def ingest(self, uris: list[str], then_score: bool = True, sampling: Any = None) -> None:
+        """Add sources as a background task (``sampling``: a ``Sampling``; default from the
+        settings), then score what is new."""
+        ws = self._open_or_say()
+        if ws is None:
             return
-        from triage_app.core.ingest.footage import ingest_source
+        from triage_app.core.ingest.footage import ingest_source  # heavy imports wait for the first use
 
-        project, settings = self.project, self.settings
-
-        def job(progress, cancel):
+        def job(progress: Any, cancel: Any) -> list[Any]:
             results = []
             for uri in uris:
                 if cancel.is_set():
                     break
-                results.append(ingest_source(project, uri, settings, sampling=sampling, progress=progress, cancel=cancel))
+                results.append(ingest_source(ws, uri, sampling=sampling, progress=progress, cancel=cancel))
             return results
 
         self._run("Ingest", job, lambda results: self._on_ingest_done(results, then_score))
 
-    def _on_ingest_done(self, results: list, then_score: bool) -> None:
+    def _on_ingest_done(self, results: list[Any], then_score: bool) -> None:
         self.refresh()
+        self.announce(Change.SOURCES)
         frames = sum(r.frames_total for r in results)
         failed = [r.error for r in results if r.error]
         self.work_did_finish.emit(f"Ingested {frames} frames from {len(results) - len(failed)} source(s).")
@@ -148,22 +152,28 @@ class ProjectController(QObject):
 
     # -- scoring ---------------------------------------------------------------------------
     def score(self) -> None:
-        if self.project is None:
-            self.work_did_fail.emit("Open or create a project first.")
+        ws = self._open_or_say()
+        if ws is None:
             return
+        from triage_app.core.review.audit import refresh_audit
         from triage_app.core.scoring.pipeline import score_project
 
-        project, settings, cards = self.project, self.settings, self.cards
-        self._run("Scoring", lambda progress, cancel: score_project(project, settings, progress=progress, cancel=cancel, cards=cards),
-                  self._on_score_done)
+        def job(progress: Any, cancel: Any) -> tuple[Any, int]:
+            summary = score_project(ws, progress=progress, cancel=cancel)
+            refresh_audit(ws)
+            _ids, _fused, cand = ws.candidates(members=summary.members)
+            return summary, int(cand.sum())
 
-    def _on_score_done(self, summary) -> None:
+        self._run("Scoring", job, self._on_score_done)
+
+    def _on_score_done(self, done: tuple[Any, int]) -> None:
+        summary, candidates = done
         self.refresh()
-        self.scores_did_commit.emit()
+        self.announce(Change.SCORES)
         left_out = "; ".join(f"{k} left out ({v})" for k, v in summary.unavailable.items())
         self.work_did_finish.emit(
             f"Scored {summary.frames_scored} frames on {summary.provider} ({summary.fps:.1f}/s): "
-            f"{summary.candidates} candidates." + (" Stopped early." if summary.cancelled else ""))
+            f"{candidates} candidates." + (" Stopped early." if summary.cancelled else ""))
         problems = list(summary.errors) + ([f"Members: {left_out}"] if left_out else [])
         if problems:
             self.work_did_fail.emit("\n".join(problems))
@@ -171,16 +181,14 @@ class ProjectController(QObject):
     # -- learning --------------------------------------------------------------------------
     def retrain(self) -> None:
         """Train a new head from the decisions and re-score every frame from the cache."""
-        if self.project is None:
-            self.work_did_fail.emit("Open or create a project first.")
+        ws = self._open_or_say()
+        if ws is None:
             return
         from triage_app.core.learning.head import retrain
 
-        project, settings, cards = self.project, self.settings, self.cards
-
-        def done(r) -> None:
+        def done(r: Any) -> None:
             self.refresh()
-            self.scores_did_commit.emit()
+            self.announce(Change.SCORES)
             auc = "n/a" if r.cv_auc is None else f"{r.cv_auc:.3f}"
             ctx = "" if r.cv_auc_context is None else f" (with context features {r.cv_auc_context:.3f})"
             self.work_did_finish.emit(f"Head version {r.head_id}: {r.positives} accepted / {r.negatives} rejected, "
@@ -188,35 +196,33 @@ class ProjectController(QObject):
                                       f"{'the whole frame' if r.features_used == 'whole_frame' else 'pooled tiles'}; "
                                       f"{r.rescored} frames re-scored.")
 
-        self._run("Retraining", lambda progress, cancel: retrain(project, cards, settings), done)
+        self._run("Retraining", lambda progress, cancel: retrain(ws), done)
 
     def finetune(self, blocks: int = 2, epochs: int = 6, deploy: str = "auto") -> None:
         """Compare fine-tuning the backbone with the head; deploy it as a member when it wins
         (``deploy``), then score every frame with it."""
-        if self.project is None:
-            self.work_did_fail.emit("Open or create a project first.")
+        ws = self._open_or_say()
+        if ws is None:
             return
         from triage_app.core.learning.finetune import FinetuneCancelled, finetune_comparison
-        from triage_app.core.model.cards import load_cards
+        from triage_app.core.review.audit import refresh_audit
 
-        project, settings, cards = self.project, self.settings, self.cards
-
-        def work(progress, cancel):
+        def work(progress: Any, cancel: Any) -> Any:
             try:
-                return finetune_comparison(project, cards, settings, blocks=blocks, epochs=epochs, progress=progress,
-                                           deploy=deploy, cancel=cancel)
+                r = finetune_comparison(ws, blocks=blocks, epochs=epochs, progress=progress, deploy=deploy, cancel=cancel)
             except FinetuneCancelled:
                 return None
+            if r.deployed:
+                refresh_audit(ws)
+            return r
 
-        def done(r) -> None:
+        def done(r: Any) -> None:
             if r is None:
                 self.work_did_finish.emit("Fine-tuning stopped; nothing was deployed.")
                 return
             if r.deployed:
-                self.cards = load_cards(settings.models_dir, project.root)
-                self.cards_did_change.emit()
                 self.refresh()
-                self.scores_did_commit.emit()
+                self.announce(Change.CARDS | Change.SCORES)
             verdict = (f"Fine-tuned backbone: cross-validated AUC {r.cv_auc_finetuned:.3f} against {r.cv_auc_head:.3f} "
                        f"for the head ({r.frames} decided frames, {r.device}); the evidence favours the {r.favoured}.")
             if r.deployed:
@@ -231,28 +237,26 @@ class ProjectController(QObject):
 
     def check_labels(self) -> None:
         """Find the decisions the evidence disagrees with and put their frames back in the queue."""
-        if self.project is None:
-            self.work_did_fail.emit("Open or create a project first.")
+        ws = self._open_or_say()
+        if ws is None:
             return
         from triage_app.core.learning.label_check import queue_for_rereview, suspicious_decisions
 
-        project, cards = self.project, self.cards
-
-        def work(progress, cancel) -> int:
-            return queue_for_rereview(project, suspicious_decisions(project, cards))
+        def work(progress: Any, cancel: Any) -> int:
+            return queue_for_rereview(ws, suspicious_decisions(ws))
 
         def done(n: int) -> None:
-            self.scores_did_commit.emit()  # the review queue picks the frames up
+            self.announce(Change.QUEUE)  # the review queue picks the frames up
             self.work_did_finish.emit(f"Label check: {n} decisions look wrong and are back in the review queue.")
 
         self._run("Checking labels", work, done)
 
     # -- demo ------------------------------------------------------------------------------
     def build_demo(self, root: Path) -> None:
-        """Build the demo project in a worker, then open it (the window is up meanwhile)."""
+        """Build the demo project as a background task, then open it (the window is up meanwhile)."""
         from triage_app.core.evaluation.demo import run_demo
 
-        def job(progress, cancel):
+        def job(progress: Any, cancel: Any) -> Any:
             class Bar:
                 def __init__(self, _what: str) -> None:
                     pass
@@ -262,9 +266,8 @@ class ProjectController(QObject):
 
             return run_demo(root, progress_factory=Bar)
 
-        def done(summary) -> None:
+        def done(summary: Any) -> None:
             self.open_project(root)
-            self.scores_did_commit.emit()
             self.work_did_finish.emit(f"Demo ready in {root}: {summary.candidates} frames flagged; the review queue "
                                       f"may also hold a few dropped frames, as a blind audit.")
             self.demo_did_open.emit(str(root))
@@ -272,14 +275,12 @@ class ProjectController(QObject):
         self._run("Building the demo", job, done)
 
     def cancel_work(self) -> None:
-        for worker in self._workers:
-            worker.cancel.set()
+        for task in self._tasks:
+            task.cancel.set()
 
     def close(self) -> None:
         self.cancel_work()
-        from PySide6.QtCore import QThreadPool
-
         QThreadPool.globalInstance().waitForDone(30000)
-        if self.project is not None:
-            self.project.close()
-            self.project = None
+        if self.ws is not None:
+            self.ws.close()
+            self.ws = None

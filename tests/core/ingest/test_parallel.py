@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from triage_app.core.ingest.parallel import ordered_map
-from triage_app.core.ingest.sources import Sampling, open_source
+from triage_app.core.ingest.sources import open_source
+from triage_app.core.model.records import Sampling
 
 
 @pytest.mark.parametrize("workers", [1, 4])
@@ -62,7 +63,7 @@ def test_a_survey_ingests_in_order_with_several_threads_and_names_a_broken_still
         cv2.imwrite(str(folder / f"IMG_{k}.jpg"), ortho[200 * k : 200 * k + 300, 150 * k : 150 * k + 400])
     (folder / "IMG_3.jpg").write_bytes(b"\xff\xd8 truncated")
     frames = {w: list(open_source(folder, decode_workers=w).frames(Sampling())) for w in (1, 3)}
-    for one, three in zip(frames[1], frames[3]):
+    for one, three in zip(frames[1], frames[3], strict=True):
         assert (one.idx, one.path, one.error) == (three.idx, three.path, three.error)
         assert (one.image is None and three.image is None) or np.array_equal(one.image, three.image)
     assert [f.path for f in frames[3]] == [f"IMG_{k}.jpg" for k in range(7)]

@@ -55,9 +55,9 @@ def test_ingest_measures_stills_decoded_reduced_as_it_would_in_full(tmp_path: Pa
     from PIL import Image
 
     from triage_app.core.ingest.footage import ingest_source
-    from triage_app.core.model.settings import load_settings
     from triage_app.core.ingest.sources import decode_image
-    from triage_app.core.store import Project
+    from triage_app.core.model.settings import load_settings
+    from triage_app.core.store import Workspace
 
     folder = tmp_path / "survey"
     folder.mkdir()
@@ -70,9 +70,9 @@ def test_ingest_measures_stills_decoded_reduced_as_it_would_in_full(tmp_path: Pa
     Image.fromarray(big[:, :, ::-1]).save(folder / "d_turned.jpg", quality=92, exif=exif)
     cv2.imwrite(str(folder / "e_small.jpg"), big[:1500, :2000])  # half of it under 4 x 640 px: decoded in full
     settings = load_settings(tmp_path)
-    with Project(tmp_path / "p") as p:
-        ingest_source(p, folder, settings)
-        rows = {r["path"]: r for r in p.frame_rows()}
+    with Workspace(tmp_path / "p") as p:
+        ingest_source(p, folder)
+        rows = {r["path"]: r for r in p.frames.frame_rows()}
     for name, row in rows.items():
         full = decode_image(folder / name, settings.quality.max_pixels)
         ref = measure(full, settings.quality)

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from triage_app.core.model.errors import SourceError
 from triage_app.core.ingest.footage import ingest_source
+from triage_app.core.ingest.sources import FrameReader, ImageFolderSource, open_source
+from triage_app.core.model.errors import SourceError
+from triage_app.core.model.records import Sampling
 from triage_app.core.model.settings import Settings
-from triage_app.core.ingest.sources import FrameReader, ImageFolderSource, Sampling, open_source
-from triage_app.core.store import Project
+from triage_app.core.store import Workspace
 
 
 def test_video_sampling_every_and_fps(flight_video: Path) -> None:
@@ -27,12 +28,12 @@ def test_video_sampling_every_and_fps(flight_video: Path) -> None:
 
 def test_stream_url_is_read_and_frames_kept_in_the_project(tmp_path: Path, flight_video: Path) -> None:
     url = flight_video.resolve().as_uri()  # file:///...: any URL cv2.VideoCapture opens
-    with Project(tmp_path / "p") as project:
-        res = ingest_source(project, url, Settings(), sampling=Sampling(every=3))
+    with Workspace(tmp_path / "p", settings=Settings()) as project:
+        res = ingest_source(project, url, sampling=Sampling(every=3))
         assert res.ok and res.frames_total == 10
-        src = project.source(res.source_id)
+        src = project.frames.source(res.source_id)
         assert src["kind"] == "stream"
-        frames = project.frame_rows(res.source_id)
+        frames = project.frames.frame_rows(res.source_id)
         reader = FrameReader(project.root)
         again = reader.read(src, frames[2])
         direct = list(open_source(flight_video).frames(Sampling(every=3)))[2].image
@@ -41,10 +42,10 @@ def test_stream_url_is_read_and_frames_kept_in_the_project(tmp_path: Path, fligh
 
 
 def test_frames_are_read_again_by_identity(tmp_path: Path, flight_video: Path) -> None:
-    with Project(tmp_path) as project:
-        res = ingest_source(project, flight_video, Settings(), sampling=Sampling(every=4))
-        rows = project.frame_rows(res.source_id)
-        src = project.source(res.source_id)
+    with Workspace(tmp_path, settings=Settings()) as project:
+        res = ingest_source(project, flight_video, sampling=Sampling(every=4))
+        rows = project.frames.frame_rows(res.source_id)
+        src = project.frames.source(res.source_id)
         originals = {f.idx: f.image for f in open_source(flight_video).frames(Sampling(every=4))}
         reader = FrameReader(project.root)
         for row in reversed(rows):  # out of order: forces seeks
@@ -80,12 +81,11 @@ def test_bad_images_in_a_folder_are_listed_with_a_reason(tmp_path: Path, ortho: 
     (folder / "02.png").write_bytes(good[: len(good) // 3])  # truncated
     (folder / "03.jpg").write_bytes(b"\xff\xd8\xff\xe0 garbage" * 10)  # corrupt
     Image.new("L", (30000, 30000)).save(folder / "04.png", optimize=False)  # 900 Mpx: a bomb
-    with Project(tmp_path / "p") as project:
-        settings = Settings()
-        settings.quality.max_pixels = 100_000_000
-        res = ingest_source(project, folder, settings)
+    with Workspace(tmp_path / "p", settings=Settings()) as project:
+        project.settings.quality.max_pixels = 100_000_000
+        res = ingest_source(project, folder)
         assert res.ok and res.frames_total == 4
-        rows = {r["path"]: r for r in project.frame_rows(res.source_id)}
+        rows = {r["path"]: r for r in project.frames.frame_rows(res.source_id)}
         assert rows["01.png"]["quality_flag"] is None
         for name in ("02.png", "03.jpg", "04.png"):
             assert rows[name]["quality_flag"] == "undecodable" and rows[name]["quality_note"]
@@ -117,22 +117,22 @@ def test_ingest_resumes_without_duplicates(tmp_path: Path, flight_video: Path) -
             self.n += 1
             return self.n > 12
 
-    with Project(tmp_path) as project:
-        first = ingest_source(project, flight_video, Settings(), cancel=StopAfter(), batch=5)
+    with Workspace(tmp_path, settings=Settings()) as project:
+        first = ingest_source(project, flight_video, cancel=StopAfter(), batch=5)
         assert first.cancelled and 0 < first.frames_total < 30
-        second = ingest_source(project, flight_video, Settings())
+        second = ingest_source(project, flight_video)
         assert second.frames_total == 30 and second.frames_new == 30 - first.frames_total
-        assert sorted(r["idx"] for r in project.frame_rows()) == list(range(30))
+        assert sorted(r["idx"] for r in project.frames.frame_rows()) == list(range(30))
 
 
 def test_sidecar_telemetry_is_matched_by_time(tmp_path: Path, flight_video: Path, shared_data: Path) -> None:
     video = tmp_path / "DJI_0001.mp4"
     shutil.copy(flight_video, video)
     shutil.copy(shared_data / "telemetry" / "juanirache" / "MAVIC3.srt", tmp_path / "DJI_0001.SRT")
-    with Project(tmp_path / "p") as project:
-        res = ingest_source(project, video, Settings(), sampling=Sampling(every=10))
+    with Workspace(tmp_path / "p", settings=Settings()) as project:
+        res = ingest_source(project, video, sampling=Sampling(every=10))
         assert res.telemetry_matched == res.frames_total == 3
-        rows = project.frame_rows(res.source_id)
+        rows = project.frames.frame_rows(res.source_id)
         # MAVIC3.srt has a cue every 20 ms; the frame at 1.0 s gets the cue starting at 1.0 s.
         assert rows[1]["timestamp_s"] == pytest.approx(1.0)
         assert rows[1]["captured_at"].startswith("2021-12-25T12:27:53.3")
@@ -153,5 +153,5 @@ def test_a_video_is_read_from_the_capture_its_check_opened_and_then_afresh(fligh
         first = [(f.idx, f.image) for f in source.frames(sampling, start_after=start_after)]
         again = [(f.idx, f.image) for f in source.frames(sampling, start_after=start_after)]
         assert [i for i, _ in first] == [i for i, _ in expected] == [i for i, _ in again]
-        assert all(np.array_equal(a[1], b[1]) and np.array_equal(a[1], c[1]) for a, b, c in zip(first, expected, again))
+        assert all(np.array_equal(a[1], b[1]) and np.array_equal(a[1], c[1]) for a, b, c in zip(first, expected, again, strict=True))
     assert [f.idx for f in VideoSource(flight_video).frames(Sampling(every=3), start_after=5)][:2] == [6, 9]

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from triage_app.core.model.errors import TelemetryParseError
 from triage_app.core.ingest.telemetry import parse_srt, parse_srt_text
 from triage_app.core.ingest.telemetry.exif import read_exif
 from triage_app.core.ingest.telemetry.srt import parse_srt_bytes
+from triage_app.core.model.errors import TelemetryParseError
 
 
 def _srt_files(shared: Path) -> list[Path]:

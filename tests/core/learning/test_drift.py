@@ -11,9 +11,8 @@ import pytest
 
 from triage_app.cli import main
 from triage_app.core.learning.drift import flight_drift, psi
-from triage_app.core.model.cards import load_cards
 from triage_app.core.model.settings import load_settings
-from triage_app.core.store import Project
+from triage_app.core.store import Workspace
 
 
 def test_psi_follows_its_definition() -> None:
@@ -32,8 +31,8 @@ def test_psi_follows_its_definition() -> None:
 
 def test_a_flight_over_other_terrain_is_flagged(three_flights: Path) -> None:
     settings = load_settings(three_flights)
-    with Project(three_flights) as p:
-        report = {d.name: d for d in flight_drift(p, load_cards(settings.models_dir), settings)}
+    with Workspace(three_flights) as p:
+        report = {d.name: d for d in flight_drift(p)}
     a, b, harbour = report["forest-a.mp4"], report["forest-b.mp4"], report["harbour.mp4"]
     print({k: (v.drift, v.member_psi, v.embedding_psi, v.centroid_distance) for k, v in report.items()})
     assert b.reference == "labelled flights" and harbour.reference == "labelled flights"
@@ -52,10 +51,9 @@ def test_without_labels_each_flight_is_compared_with_the_others(tmp_path: Path, 
 
     root = tmp_path / "p"
     shutil.copytree(three_flights, root)
-    with Project(root) as p:
+    with Workspace(root) as p:
         p.db.write(lambda conn: conn.exec_driver_sql("DELETE FROM decisions"))
-        settings = load_settings(root)
-        report = {d.name: d for d in flight_drift(p, load_cards(settings.models_dir), settings)}
+        report = {d.name: d for d in flight_drift(p)}
     assert all(d.reference.startswith("all other flights") for d in report.values())
     # The harbour stands out from the two forest flights more than either forest flight does.
     assert report["harbour.mp4"].drift > max(report["forest-a.mp4"].drift, report["forest-b.mp4"].drift)
@@ -90,27 +88,24 @@ def test_drift_is_computed_again_only_when_its_inputs_change(tmp_path: Path, thr
     import shutil
 
     from triage_app.core.learning import drift
-    from triage_app.core.review.queue import DecisionStore
 
     root = tmp_path / "p"
     shutil.copytree(three_flights, root)
     runs = []
     real = drift._flight_drift
     monkeypatch.setattr(drift, "_flight_drift", lambda *a: runs.append(1) or real(*a))
-    settings = load_settings(root)
-    cards = load_cards(settings.models_dir)
-    with Project(root) as p:
-        first = flight_drift(p, cards, settings)
-        again = flight_drift(p, cards, settings)  # the supervisor view refreshing: nothing changed
+    with Workspace(root) as p:
+        first = flight_drift(p)
+        again = flight_drift(p)  # the supervisor view refreshing: nothing changed
         assert len(runs) == 1 and [d.as_dict() for d in again] == [d.as_dict() for d in first]
         again[0].drift = 123.0  # a caller's copy: the cache keeps its own
-        assert flight_drift(p, cards, settings)[0].drift == first[0].drift and len(runs) == 1
+        assert flight_drift(p)[0].drift == first[0].drift and len(runs) == 1
         harbour = next(d.source_id for d in first if d.name == "harbour.mp4")
-        frame = next(f for f in p.frame_rows() if f["source_id"] == harbour)
-        DecisionStore(p).record([dict(frame_id=frame["id"], label="accept", reviewer="t", seconds_spent=1,
+        frame = next(f for f in p.frames.frame_rows() if f["source_id"] == harbour)
+        p.decisions.record([dict(frame_id=frame["id"], label="accept", reviewer="t", seconds_spent=1,
                                       policy="p", member_scores="{}")])
-        after = {d.name: d for d in flight_drift(p, cards, settings)}  # a new decision: computed again
+        after = {d.name: d for d in flight_drift(p)}  # a new decision: computed again
         assert len(runs) == 2 and after["harbour.mp4"].labelled
-        settings.drift.bins = 5
-        flight_drift(p, cards, settings)
+        p.settings.drift.bins = 5
+        flight_drift(p)
         assert len(runs) == 3  # other settings: computed again

@@ -12,14 +12,12 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from triage_app.cli import main
-from triage_app.core.learning.finetune import FinetuneCancelled, finetune_comparison, recall_threshold, retire_finetuned
 from triage_app.core.ingest.footage import ingest_source
+from triage_app.core.learning.finetune import FinetuneCancelled, finetune_comparison, recall_threshold, retire_finetuned
 from triage_app.core.model.cards import load_card, load_cards
-from triage_app.core.scoring.pipeline import build_ensemble, default_members, score_project
-from triage_app.core.review.queue import DecisionStore
 from triage_app.core.model.settings import Settings, load_settings
-from triage_app.core.store import Project
-from triage_app.core.store.scores import ScoreStore
+from triage_app.core.scoring.pipeline import build_ensemble, default_members, score_project
+from triage_app.core.store import Workspace
 
 
 def _forest_vs_harbour(tmp_path: Path, ortho: np.ndarray, shared_data: Path) -> tuple[Path, Settings]:
@@ -36,20 +34,20 @@ def _forest_vs_harbour(tmp_path: Path, ortho: np.ndarray, shared_data: Path) -> 
     root.mkdir()
     (root / "settings.toml").write_text('[scoring]\nmembers = ["imagenet"]\ndevice = "cpu"\n')
     settings = load_settings(root)
-    with Project(root) as p:
-        ingest_source(p, folder, settings)
-        score_project(p, settings)
-        DecisionStore(p).record([dict(frame_id=f["id"], label="accept" if f["path"].startswith("forest") else "reject",
+    with Workspace(root) as p:
+        ingest_source(p, folder)
+        score_project(p)
+        p.decisions.record([dict(frame_id=f["id"], label="accept" if f["path"].startswith("forest") else "reject",
                                       reviewer="t", seconds_spent=1, policy="p", member_scores="{}")
-                                 for f in p.frame_rows() if f["quality_flag"] is None])
+                                 for f in p.frames.frame_rows() if f["quality_flag"] is None])
     return root, settings
 
 
 def test_finetuning_learns_and_is_compared_with_the_head(tmp_path: Path, ortho: np.ndarray, shared_data: Path,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     root, settings = _forest_vs_harbour(tmp_path, ortho, shared_data)
-    with Project(root) as p:
-        r = finetune_comparison(p, load_cards(settings.models_dir), settings, blocks=1, epochs=3, folds=3)
+    with Workspace(root) as p:
+        r = finetune_comparison(p, blocks=1, epochs=3, folds=3)
     print(r)
     assert r.frames == r.positives + r.negatives >= 40 and r.folds == 3 and r.device == "cpu"
     # An easy task: both learn it; the fine-tuned net from 3 epochs on 30 frames per fold.
@@ -62,11 +60,11 @@ def test_finetuning_learns_and_is_compared_with_the_head(tmp_path: Path, ortho: 
 def test_deployed_finetuned_member_scores_every_frame_and_can_be_retired(tmp_path: Path, ortho: np.ndarray,
                                                                         shared_data: Path) -> None:
     root, settings = _forest_vs_harbour(tmp_path, ortho, shared_data)
-    with Project(root) as p:
-        store = ScoreStore(p)
+    with Workspace(root) as p:
+        store = p.scores
         ids_before, names_before, _, _ = store.score_table()
         assert names_before == ["imagenet"]
-        r = finetune_comparison(p, load_cards(settings.models_dir, root), settings, blocks=1, epochs=3, folds=3,
+        r = finetune_comparison(p, blocks=1, epochs=3, folds=3,
                                 deploy="always")
         # The member and its weights live in the project; its card loads and joins the ensemble.
         card_path = Path(r.deployed)
@@ -75,12 +73,12 @@ def test_deployed_finetuned_member_scores_every_frame_and_can_be_retired(tmp_pat
         assert card.kind == "finetuned" and card.threshold == r.threshold and 0.01 <= r.threshold <= 0.99
         assert (root / "models" / card.weights).is_file()
         assert "finetuned" in load_cards(settings.models_dir, root)
-        assert default_members(p, settings) == ["imagenet", "finetuned"]
+        assert default_members(p) == ["imagenet", "finetuned"]
         # Every scored frame now has its score, and it separates the two classes.
         ids, names, mat, _ = store.score_table()
         assert names == ["finetuned", "imagenet"] and list(ids) == list(ids_before)
         assert r.rescored == len(ids) and not np.isnan(mat).any()
-        labels = {f["id"]: f["path"].startswith("forest") for f in p.frame_rows()}
+        labels = {f["id"]: f["path"].startswith("forest") for f in p.frames.frame_rows()}
         y = np.array([labels[int(f)] for f in ids])
         assert roc_auc_score(y, mat[:, 0]) >= 0.95
         # Its threshold keeps the recall target on the out-of-fold scores, so under it the
@@ -90,16 +88,16 @@ def test_deployed_finetuned_member_scores_every_frame_and_can_be_retired(tmp_pat
         metas = [json.loads(m.read_text()) for m in (settings.cache_dir / "onnx").glob("finetuned-*.json")]
         assert metas and all(m["max_abs_diff"] < 1e-3 for m in metas)
         # A normal scoring run finds nothing left to score with it (never a frame twice).
-        again = score_project(p, settings)
+        again = score_project(p)
         assert "finetuned" in again.members and again.frames_pending == 0
         # Broken weights: the member is left out with a message naming the file; the rest carries on.
         (root / "models" / card.weights).write_bytes(b"not a state dict")
-        ens = build_ensemble(p, settings)
+        ens = build_ensemble(p)
         assert ens.names == ["imagenet"] and card.weights in ens.unavailable["finetuned"]
         # Retired: out of the ensemble and of the score table, files kept aside.
         assert retire_finetuned(p)
         assert not card_path.exists() and list((root / "models" / "retired").glob("finetuned*.toml"))
-        assert default_members(p, settings) == ["imagenet"]
+        assert default_members(p) == ["imagenet"]
         assert store.score_table()[1] == ["imagenet"]
         assert not retire_finetuned(p)
 
@@ -116,8 +114,8 @@ def test_cli_finetune_reports_and_deploys_only_when_favoured(tmp_path: Path, ort
         if done > 48:  # past reading the 48 frames: the first epoch of the first fold
             stop.set()
 
-    with Project(root) as p, pytest.raises(FinetuneCancelled, match="nothing was deployed"):
-        finetune_comparison(p, load_cards(settings.models_dir, root), settings, blocks=0, epochs=50, folds=2,
+    with Workspace(root) as p, pytest.raises(FinetuneCancelled, match="nothing was deployed"):
+        finetune_comparison(p, blocks=0, epochs=50, folds=2,
                             deploy="always", progress=progress, cancel=stop)
     assert max(seen) < 60 and not (root / "models").exists()  # stopped in the first fold
     assert main(["finetune", str(root), "--blocks", "0", "--epochs", "2", "--json"]) == 0

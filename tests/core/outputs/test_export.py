@@ -18,20 +18,16 @@ from sqlalchemy import update
 from tests.conftest import scored_project
 from triage_app.cli import main
 from triage_app.core.outputs.export import writer as export_mod
-from triage_app.core.outputs.export.writer import ExportError, export, safe_name
 from triage_app.core.outputs.export.plan import Options, Selection, plan_export
-from triage_app.core.model.cards import load_cards
-from triage_app.core.review.queue import DecisionStore
-from triage_app.core.model.settings import load_settings
-from triage_app.core.store import Project
-from triage_app.core.store.scores import ScoreStore
+from triage_app.core.outputs.export.writer import ExportError, export, safe_name
+from triage_app.core.store import Workspace
 
 
-def _decide(p: Project) -> dict[str, int]:
+def _decide(p: Workspace) -> dict[str, int]:
     """Decisions as a team makes them: two analysts, audit samples, an unsure frame, an undone
     decision, and one frame the analysts disagree on. Returns frame ids of note."""
-    frames = p.frame_rows()
-    store = DecisionStore(p)
+    frames = p.frames.frame_rows()
+    store = p.decisions
     rows = []
     for r in frames:
         label = "accept" if r["idx"] % 6 == 0 else "reject"
@@ -51,15 +47,14 @@ def _decide(p: Project) -> dict[str, int]:
 @pytest.fixture
 def decided(tmp_path: Path, ortho: np.ndarray) -> tuple[Path, dict[str, int]]:
     root = scored_project(tmp_path, ortho, frames=96, members=("imagenet",))
-    with Project(root) as p:
+    with Workspace(root) as p:
         marks = _decide(p)
     return root, marks
 
 
 def _run(root: Path, out: Path, selection: Selection | None = None, **opts):
-    settings = load_settings(root)
-    with Project(root) as p:
-        return export(p, load_cards(settings.models_dir), settings, out, selection or Selection(), Options(**opts))
+    with Workspace(root) as p:
+        return export(p, out, selection or Selection(), Options(**opts))
 
 
 def _tree_hashes(root: Path) -> dict[str, str]:
@@ -79,11 +74,11 @@ def test_export_loads_back_and_matches_the_database(decided: tuple[Path, dict[st
     assert len(table) == len(csv_rows) == report.rows
     assert [r["file"] for r in csv_rows] == [r["file"] for r in table]
 
-    with Project(root) as p:
-        frames = {r["id"]: r for r in p.frame_rows()}
-        source = p.source_summaries()[0]
-        standing = {d["frame_id"]: d for d in DecisionStore(p).current()}
-        scores = ScoreStore(p).frame_score_rows(list(frames))
+    with Workspace(root) as p:
+        frames = {r["id"]: r for r in p.frames.frame_rows()}
+        source = p.frames.source_summaries()[0]
+        standing = {d.frame_id: d for d in p.decisions.current()}
+        scores = p.scores.frame_score_rows(list(frames))
     # 48 frames decided; the unsure one is not asked for by default, the disputed one is held back.
     assert report.rows == 46 and report.held_back == {"disputed": 1, "doubted": 0}
     exported = {r["frame_id"] for r in table}
@@ -91,19 +86,19 @@ def test_export_loads_back_and_matches_the_database(decided: tuple[Path, dict[st
     assert marks["undone"] in exported  # its undone accept is gone: the first reject stands
     for r in table:
         d, f, s = standing[r["frame_id"]], frames[r["frame_id"]], scores[r["frame_id"]]["imagenet"]
-        assert r["decision"] == d["label"] and r["class"] == {"accept": "positive", "reject": "negative"}[d["label"]]
-        assert r["reviewer"] == d["reviewer"] and r["decided_at"] == d["decided_at"] and r["decision_id"] == d["id"]
+        assert r["decision"] == d.label and r["class"] == {"accept": "positive", "reject": "negative"}[d.label]
+        assert r["reviewer"] == d.reviewer and r["decided_at"] == d.decided_at and r["decision_id"] == d.id
         assert r["frame_index"] == f["idx"] and r["timestamp_s"] == pytest.approx(f["timestamp_s"])
         assert r["source_name"] == source["name"] and r["source_uri"] == source["uri"]
         assert r["score_imagenet"] == pytest.approx(s["score"]) and r["tile_imagenet"] == s["tile"]
         assert (r["tile_imagenet_x0"], r["tile_imagenet_y0"], r["tile_imagenet_x1"], r["tile_imagenet_y1"]) == (
             s["x0"], s["y0"], s["x1"], s["y1"])
-        assert r["score_at_decision_imagenet"] == pytest.approx(json.loads(d["member_scores"])["imagenet"])
+        assert r["score_at_decision_imagenet"] == pytest.approx(json.loads(d.member_scores)["imagenet"])
         assert r["audit_sample"] == (f["idx"] == 10)
         assert r["file"] == f"{r['split']}/{r['class']}/" + Path(r["file"]).name and (out / r["file"]).is_file()
         assert (out / r["crop_file"]).is_file()
     # The CSV says the same as the Parquet file.
-    for a, b in zip(csv_rows, table):
+    for a, b in zip(csv_rows, table, strict=True):
         assert a["reviewer"] == b["reviewer"] and int(a["frame_index"]) == b["frame_index"]
         assert float(a["score_imagenet"]) == pytest.approx(b["score_imagenet"])
 
@@ -145,33 +140,29 @@ def test_same_export_twice_gives_identical_files(decided: tuple[Path, dict[str, 
 
 def test_selection_filters(decided: tuple[Path, dict[str, int]]) -> None:
     root, marks = decided
-    settings = load_settings(root)
-    with Project(root) as p:
-        cards = load_cards(settings.models_dir)
-        only_ben = plan_export(p, cards, settings, Selection(reviewers=["ben"]), Options())
-        assert only_ben.items and {it.decision["reviewer"] for it in only_ben.items} == {"ben"}
-        positives = plan_export(p, cards, settings, Selection(labels=("accept",)), Options())
+    with Workspace(root) as p:
+        only_ben = plan_export(p, Selection(reviewers=["ben"]), Options())
+        assert only_ben.items and {it.decision.reviewer for it in only_ben.items} == {"ben"}
+        positives = plan_export(p, Selection(labels=("accept",)), Options())
         assert {it.cls for it in positives.items} == {"positive"} and len(positives.items) == 16
-        with_unsure = plan_export(p, cards, settings, Selection(labels=("accept", "reject", "unsure"), include_doubtful=True),
+        with_unsure = plan_export(p, Selection(labels=("accept", "reject", "unsure"), include_doubtful=True),
                                   Options())
         assert marks["unsure"] in {it.frame["id"] for it in with_unsure.items}
         assert marks["disputed"] in {it.frame["id"] for it in with_unsure.items}
         import datetime as dt
 
         future = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)
-        assert not plan_export(p, cards, settings, Selection(since=future), Options()).items
-        assert len(plan_export(p, cards, settings, Selection(until=future), Options()).items) == 46
-        assert not plan_export(p, cards, settings, Selection(sources=[999]), Options()).items
+        assert not plan_export(p, Selection(since=future), Options()).items
+        assert len(plan_export(p, Selection(until=future), Options()).items) == 46
+        assert not plan_export(p, Selection(sources=[999]), Options()).items
 
 
 def test_balancing_touches_the_training_split_only(decided: tuple[Path, dict[str, int]]) -> None:
     root, _ = decided
-    settings = load_settings(root)
-    with Project(root) as p:
-        cards = load_cards(settings.models_dir)
-        plain = plan_export(p, cards, settings, Selection(), Options())
-        under = plan_export(p, cards, settings, Selection(), Options(balance="under"))
-        over = plan_export(p, cards, settings, Selection(), Options(balance="over"))
+    with Workspace(root) as p:
+        plain = plan_export(p, Selection(), Options())
+        under = plan_export(p, Selection(), Options(balance="under"))
+        over = plan_export(p, Selection(), Options(balance="over"))
     assert plain.counts()["train"] == {"negative": 24, "positive": 13}
     assert under.counts()["train"] == {"negative": 13, "positive": 13} and under.dropped_by_balance == 11
     assert over.counts()["train"] == {"negative": 24, "positive": 24}
@@ -184,8 +175,8 @@ def test_balancing_touches_the_training_split_only(decided: tuple[Path, dict[str
 def test_names_are_sanitised_and_the_folder_is_written_whole_or_not_at_all(
         decided: tuple[Path, dict[str, int]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root, _ = decided
-    with Project(root) as p:
-        p.update_source(1, name="../../etc/ évil name?.mp4")
+    with Workspace(root) as p:
+        p.frames.update_source(1, name="../../etc/ évil name?.mp4")
     out = tmp_path / "exp"
     _run(root, out, formats=("imagefolder", "csv"))
     files = [f for f in out.rglob("*") if f.is_file()]
@@ -229,8 +220,8 @@ def test_names_are_sanitised_and_the_folder_is_written_whole_or_not_at_all(
 
 def test_accepted_frames_with_gps_become_map_points(decided: tuple[Path, dict[str, int]], tmp_path: Path) -> None:
     root, _ = decided
-    with Project(root) as p:
-        frames = p.frame_rows()
+    with Workspace(root) as p:
+        frames = p.frames.frame_rows()
         gps = {r["id"]: (47.0 + r["idx"] * 1e-4, 8.0 + r["idx"] * 2e-4) for r in frames if r["idx"] % 12 == 0}
 
         # Half of them also carry height and gimbal angles: their point is the firing tile's
@@ -240,11 +231,11 @@ def test_accepted_frames_with_gps_become_map_points(decided: tuple[Path, dict[st
         def fn(conn):
             for fid, (lat, lon) in gps.items():
                 extra = dict(rel_alt=100.0, gimbal_pitch=-45.0, gimbal_yaw=0.0) if fid in oblique else {}
-                conn.execute(update(p.frames).where(p.frames.c.id == fid).values(
+                conn.execute(update(p.frames.frames).where(p.frames.frames.c.id == fid).values(
                     lat=lat, lon=lon, captured_at="2026-05-01T10:00:00Z", telemetry_matched=1, **extra))
 
         p.db.write(fn)
-        accepted_gps = {d["frame_id"] for d in DecisionStore(p).current() if d["label"] == "accept" and d["frame_id"] in gps}
+        accepted_gps = {d.frame_id for d in p.decisions.current() if d.label == "accept" and d.frame_id in gps}
     out = tmp_path / "geo"
     report = _run(root, out, formats=("csv", "geojson", "kml"))
     assert report.geo_points == len(accepted_gps) == 8
@@ -327,14 +318,14 @@ def test_overwrite_replaces_only_an_earlier_export(decided: tuple[Path, dict[str
     (out / "my-notes.md").unlink()
 
     # An export folder that holds footage of the project, or a project, is kept.
-    with Project(root) as p:
-        src_id = int(p.source_summaries()[0]["id"])
-        old_uri = p.source(src_id)["uri"]
-        p.update_source(src_id, uri=str(out / "train" / "flight.mp4"))
+    with Workspace(root) as p:
+        src_id = int(p.frames.source_summaries()[0]["id"])
+        old_uri = p.frames.source(src_id)["uri"]
+        p.frames.update_source(src_id, uri=str(out / "train" / "flight.mp4"))
     with pytest.raises(ExportError, match="holds footage"):
         _run(root, out, formats=("csv",), overwrite=True)
-    with Project(root) as p:
-        p.update_source(src_id, uri=old_uri)
+    with Workspace(root) as p:
+        p.frames.update_source(src_id, uri=old_uri)
     (out / "train").mkdir(exist_ok=True)
     (out / "train" / "project.db").write_bytes(b"")
     with pytest.raises(ExportError, match="project database"):

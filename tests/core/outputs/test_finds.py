@@ -12,26 +12,23 @@ from sqlalchemy import update
 from tests.conftest import scored_project
 from triage_app.cli import main
 from triage_app.core.outputs.finds import finds, finds_csv, finds_geojson
-from triage_app.core.model.cards import load_cards
-from triage_app.core.review.queue import DecisionStore
-from triage_app.core.model.settings import load_settings
-from triage_app.core.store import Project
+from triage_app.core.store import Workspace
 
 
 def test_finds_are_the_standing_accepts_newest_first_placed_where_the_telemetry_allows(
         tmp_path: Path, ortho: np.ndarray, capsys: pytest.CaptureFixture[str]) -> None:
     root = scored_project(tmp_path, ortho, members=("imagenet",))
-    with Project(root) as p:
-        rows = p.frame_rows()
+    with Workspace(root) as p:
+        rows = p.frames.frame_rows()
         a, b, c, d = (r["id"] for r in rows[:4])
 
         def telemetry(conn):  # a: full telemetry; b: a position only; c, d: nothing
-            conn.execute(update(p.frames).where(p.frames.c.id == a).values(
+            conn.execute(update(p.frames.frames).where(p.frames.frames.c.id == a).values(
                 lat=45.0, lon=7.0, rel_alt=100.0, gimbal_pitch=-45.0, gimbal_yaw=90.0))
-            conn.execute(update(p.frames).where(p.frames.c.id == b).values(lat=45.1, lon=7.1))
+            conn.execute(update(p.frames.frames).where(p.frames.frames.c.id == b).values(lat=45.1, lon=7.1))
 
         p.db.write(telemetry)
-        store = DecisionStore(p)
+        store = p.decisions
 
         def decide(fid: int, label: str, who: str = "ana") -> int:
             return store.record([dict(frame_id=fid, label=label, reviewer=who, seconds_spent=1.0, policy="p",
@@ -42,8 +39,7 @@ def test_finds_are_the_standing_accepts_newest_first_placed_where_the_telemetry_
         decide(c, "reject")
         store.undo([decide(d, "accept")])  # taken back: not a find
         decide(c, "accept")  # decided again: its standing decision counts
-        cards, settings = load_cards(), load_settings(root)
-        found = finds(p, cards, settings)
+        found = finds(p)
     assert [f.frame_id for f in found] == [c, b, a]  # newest decision first
     by = {f.frame_id: f for f in found}
     assert by[a].placed == "ground" and by[a].distance_m is not None and 60 < by[a].distance_m < 200
@@ -78,8 +74,8 @@ def test_finds_are_the_standing_accepts_newest_first_placed_where_the_telemetry_
 
 
 def test_finds_whose_ground_discs_overlap_are_one_place() -> None:
-    from triage_app.core.outputs.finds import Find, group_places
     from triage_app.core.ingest.telemetry.geo import offset_to_latlon
+    from triage_app.core.outputs.finds import Find, group_places
 
     def find(fid: int, east: float, north: float, radius: float | None, placed: str = "ground") -> Find:
         lat, lon = offset_to_latlon(45.0, 7.0, east, north)
@@ -100,8 +96,8 @@ def test_finds_whose_ground_discs_overlap_are_one_place() -> None:
 
 
 def test_a_position_names_the_finds_it_overlaps_nearest_first() -> None:
-    from triage_app.core.outputs.finds import Find, near
     from triage_app.core.ingest.telemetry.geo import offset_to_latlon
+    from triage_app.core.outputs.finds import Find, near
 
     def find(fid: int, east: float, radius: float | None, placed: str = "ground") -> Find:
         lat, lon = offset_to_latlon(45.0, 7.0, east, 0.0)

@@ -7,36 +7,34 @@ import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from triage_app.cli import main
-from triage_app.core.review.agreement import RESOLVE, agreement, disagreements
-from triage_app.core.model.cards import load_cards
-from triage_app.core.review.queue import DecisionStore, build_queue
-from triage_app.core.model.settings import load_settings
-from triage_app.core.store import Project
 from tests.conftest import scored_project
+from triage_app.cli import main
+from triage_app.core.model.settings import load_settings
+from triage_app.core.review.agreement import RESOLVE, agreement, disagreements
+from triage_app.core.review.queue import build_queue
+from triage_app.core.store import Workspace
 
 
-def _decide(p: Project, frame_id: int, label: str, reviewer: str, kind: str = "candidate") -> None:
-    DecisionStore(p).record([dict(frame_id=frame_id, label=label, reviewer=reviewer, seconds_spent=1.0, policy="p",
+def _decide(p: Workspace, frame_id: int, label: str, reviewer: str, kind: str = "candidate") -> None:
+    p.decisions.record([dict(frame_id=frame_id, label=label, reviewer=reviewer, seconds_spent=1.0, policy="p",
                                   member_scores="{}", sample_kind=kind)])
 
 
 def test_second_review_kappa_and_resolve_queue(tmp_path: Path, ortho: np.ndarray, capsys: pytest.CaptureFixture[str]) -> None:
     root = scored_project(tmp_path, ortho, members=("imagenet",))
-    with Project(root) as p:
-        s = load_settings(root, overrides={"review": {"second_review_share": 0.5, "reviewer": "ann"}})
-        ids = [f["id"] for f in p.frame_rows()]
+    with Workspace(root) as p:
+        p.settings = load_settings(root, overrides={"review": {"second_review_share": 0.5, "reviewer": "ann"}})
+        ids = [f["id"] for f in p.frames.frame_rows()]
         first = ["accept" if k % 3 == 0 else "reject" for k in range(len(ids))]
-        for fid, label in zip(ids, first):
+        for fid, label in zip(ids, first, strict=True):
             _decide(p, fid, label, "ann")
         # Ann's own queue never shows her frames again; Bob's shows about half of them, blind.
-        ann_q, _, _ = build_queue(p, load_cards(), s)
+        ann_q, _ = build_queue(p)
         assert not {c.frame_id for c in ann_q.items} & set(ids)
-        bob = s.model_copy(update={"review": s.review.model_copy(update={"reviewer": "bob"})})
-        bob_q, _, _ = build_queue(p, load_cards(), bob)
+        bob_q, _ = build_queue(p, reviewer="bob")
         second = [c.frame_id for c in bob_q.items if c.kind == "second"]
         assert 2 <= len(second) <= len(ids) - 2
-        again, _, _ = build_queue(p, load_cards(), bob)
+        again, _ = build_queue(p, reviewer="bob")
         assert [c.frame_id for c in again.items if c.kind == "second"] == second  # stable choice
         # Bob flips every other label he sees.
         bob_labels = {}
@@ -51,12 +49,12 @@ def test_second_review_kappa_and_resolve_queue(tmp_path: Path, ortho: np.ndarray
         assert pair["kappa"] == pytest.approx(cohen_kappa_score(a, b))
         disputed = [f for f in second if bob_labels[f] != first[ids.index(f)]]
         assert disagreements(p) == sorted(disputed)
-        resolve_q, _, _ = build_queue(p, load_cards(), s, resolve=True)
+        resolve_q, _ = build_queue(p, resolve=True)
         assert {c.frame_id for c in resolve_q.items} == set(disputed) and {c.kind for c in resolve_q.items} == {"resolve"}
         # The supervisor settles one: it leaves the resolve queue, and its label is the standing one.
         _decide(p, disputed[0], "accept", "sue", RESOLVE)
         assert disagreements(p) == sorted(disputed[1:])
-        standing = {d["frame_id"]: d["label"] for d in DecisionStore(p).current()}
+        standing = {d.frame_id: d.label for d in p.decisions.current()}
         assert standing[disputed[0]] == "accept"
     assert main(["agreement", str(root), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)

@@ -6,31 +6,29 @@ from pathlib import Path
 
 import pytest
 
-from triage_app.core.model.cards import load_cards
-from triage_app.core.review.queue import DecisionStore, ReviewSession
 from triage_app.core.model.settings import load_settings
-from triage_app.core.store import Project
-from triage_app.core.store.scores import ScoreStore
+from triage_app.core.review.session import ReviewSession
+from triage_app.core.store import Workspace
 
 
-def make_scored_project(root: Path, scores: list[float], times: list[float] | None = None) -> Project:
+def make_scored_project(root: Path, scores: list[float], times: list[float] | None = None) -> Workspace:
     """A project whose frames carry the given imagenet scores (threshold 0.25 by card)."""
-    p = Project(root)
-    sid, _ = p.add_source("video", "/flight.mp4", "flight.mp4", {})
+    p = Workspace(root)
+    sid, _ = p.frames.add_source("video", "/flight.mp4", "flight.mp4", {})
     times = times or [float(i) for i in range(len(scores))]
-    p.add_frames([{"source_id": sid, "idx": i, "timestamp_s": t, "telemetry_matched": 0} for i, t in enumerate(times)])
-    store = ScoreStore(p)
+    p.frames.add_frames([{"source_id": sid, "idx": i, "timestamp_s": t, "telemetry_matched": 0} for i, t in enumerate(times)])
+    store = p.scores
     v = store.model_version("imagenet", "imagenet", "test")
-    ids = [r["id"] for r in p.frame_rows()]
+    ids = [r["id"] for r in p.frames.frame_rows()]
     store.commit_scores([dict(frame_id=f, member="imagenet", model_version_id=v, score=s, tile=0, x0=0, y0=0, x1=10, y1=10, tiles=1)
-                         for f, s in zip(ids, scores)], {})
+                         for f, s in zip(ids, scores, strict=True)], {})
     return p
 
 
-def _session(p: Project, **review) -> ReviewSession:
+def _session(p: Workspace, **review) -> ReviewSession:
     review = {"cold_start_share": 0.0, **review}
-    settings = load_settings(p.root, overrides={"review": {"reviewer": "ana", **review}})
-    return ReviewSession(p, load_cards(), settings)
+    p.settings = load_settings(p.root, overrides={"review": {"reviewer": "ana", **review}})
+    return ReviewSession(p)
 
 
 def test_queue_holds_candidates_in_events(tmp_path: Path) -> None:
@@ -76,9 +74,9 @@ def test_event_decisions_and_refresh_keep_position(tmp_path: Path) -> None:
         s.move(1)
         here = s.current.frame_id
         # Scoring goes on: a new candidate arrives; the analyst stays where they are.
-        store = ScoreStore(p)
+        store = p.scores
         v = store.model_version("imagenet", "imagenet", "test")
-        f5 = next(r["id"] for r in p.frame_rows() if r["idx"] == 5)
+        f5 = next(r["id"] for r in p.frames.frame_rows() if r["idx"] == 5)
         store.commit_scores([dict(frame_id=f5, member="imagenet", model_version_id=v, score=0.95, tile=0, x0=0, y0=0, x1=1, y1=1, tiles=1)], {})
         assert s.refresh() == 1 and s.current.frame_id == here and len(s.queue) == 5
         # A fresh session on the same project does not show decided frames again.
@@ -121,7 +119,7 @@ def test_cold_start_queue_carries_the_most_uncertain_dropped_frames(tmp_path: Pa
         raw = sqlite3.connect(p.root / "project.db")
         assert raw.execute("SELECT sample_kind FROM decisions").fetchone()[0] in ("uncertain", "candidate")
         # Once a head is trained the cold-start share stops.
-        ScoreStore(p).save_head("imagenet", None, np.zeros(4, np.float32), 0.0)
+        p.heads.save("imagenet", None, np.zeros(4, np.float32), 0.0)
         assert {c.kind for c in _session(p, cold_start_share=0.1).queue.items} == {"candidate"}
 
 
@@ -137,16 +135,16 @@ def test_learned_order_puts_the_informative_member_first(tmp_path: Path) -> None
     noise = rng.random(n)
     informative = np.clip(np.where(truth, rng.normal(0.75, 0.1, n), rng.normal(0.45, 0.1, n)), 0, 1)
     with make_scored_project(tmp_path, noise.tolist()) as p:
-        store = ScoreStore(p)
+        store = p.scores
         v = store.model_version("clip", "clip", "test")
-        ids = [r["id"] for r in p.frame_rows()]
+        ids = [r["id"] for r in p.frames.frame_rows()]
         store.commit_scores([dict(frame_id=f, member="clip", model_version_id=v, score=float(s), tile=0, tiles=1)
-                             for f, s in zip(ids, informative)], {})
-        store.save_policy("any", {"imagenet": 0.0, "clip": 0.0}, created_by="t")  # every frame a candidate
+                             for f, s in zip(ids, informative, strict=True)], {})
+        p.policies.save("any", {"imagenet": 0.0, "clip": 0.0}, created_by="t")  # every frame a candidate
         # The first 40 frames are decided (from the truth); the order of the rest is what counts.
-        DecisionStore(p).record([dict(frame_id=f, label="accept" if t else "reject", reviewer="ana", seconds_spent=1,
-                                      policy="p", member_scores="{}") for f, t in zip(ids[:40], truth[:40])])
-        by_id = dict(zip(ids, truth))
+        p.decisions.record([dict(frame_id=f, label="accept" if t else "reject", reviewer="ana", seconds_spent=1,
+                                      policy="p", member_scores="{}") for f, t in zip(ids[:40], truth[:40], strict=True)])
+        by_id = dict(zip(ids, truth, strict=True))
 
         def precision_at(order: str, k: int = 30) -> float:
             q = _session(p, order=order).queue.items
@@ -171,17 +169,17 @@ def test_learned_order_reads_a_memorising_member_through_its_out_of_fold_scores(
     truth = rng.random(n) < 0.3
     informative = np.clip(np.where(truth, rng.normal(0.75, 0.1, n), rng.normal(0.45, 0.1, n)), 0, 1)
     with make_scored_project(tmp_path, rng.random(n).tolist()) as p:
-        store = ScoreStore(p)
-        ids = [r["id"] for r in p.frame_rows()]
+        store = p.scores
+        ids = [r["id"] for r in p.frames.frame_rows()]
         head = np.where(np.arange(n) < 40, truth.astype(float), rng.random(n))  # memorised, then noise
         for member, values in (("clip", informative), ("head", head)):
             v = store.model_version(member, member, "test")
             store.commit_scores([dict(frame_id=f, member=member, model_version_id=v, score=float(s), tile=0, tiles=1)
-                                 for f, s in zip(ids, values)], {})
-        store.save_policy("any", {"imagenet": 0.0, "clip": 0.0, "head": 0.0}, created_by="t")
-        DecisionStore(p).record([dict(frame_id=f, label="accept" if t else "reject", reviewer="ana", seconds_spent=1,
-                                      policy="p", member_scores="{}") for f, t in zip(ids[:40], truth[:40])])
-        by_id = dict(zip(ids, truth))
+                                 for f, s in zip(ids, values, strict=True)], {})
+        p.policies.save("any", {"imagenet": 0.0, "clip": 0.0, "head": 0.0}, created_by="t")
+        p.decisions.record([dict(frame_id=f, label="accept" if t else "reject", reviewer="ana", seconds_spent=1,
+                                      policy="p", member_scores="{}") for f, t in zip(ids[:40], truth[:40], strict=True)])
+        by_id = dict(zip(ids, truth, strict=True))
 
         def precision(k: int = 30) -> float:
             q = _session(p, order="learned").queue.items

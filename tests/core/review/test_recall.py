@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from triage_app.core.evaluation.recall_sim import cold_start, simulate_flights
 from triage_app.core.model.policy import parse_rule
 from triage_app.core.review.recall import audit_rates, derive_thresholds, estimate_recall, recall_bounds
-from triage_app.core.evaluation.recall_sim import cold_start, replay
 
 
 def test_audit_rates_are_denser_below_the_threshold() -> None:
@@ -58,7 +58,7 @@ def test_estimate_with_nothing_reviewed_is_unknown() -> None:
 
 def test_simulated_replays_reach_the_target_and_cover_the_truth() -> None:
     """A smaller version of scripts/recall_coverage.py (200 replays there)."""
-    result = replay(30, seed=7, target=0.9, audit_share=0.2)
+    result = simulate_flights(30, seed=7, target=0.9, audit_share=0.2)
     assert result["target_reached_share"] >= 0.85
     assert result["audit_ci_coverage"] >= 0.9
     assert result["mean_workload"] < 0.9  # the policy does drop frames
@@ -67,7 +67,7 @@ def test_simulated_replays_reach_the_target_and_cover_the_truth() -> None:
 def test_lower_assurance_buys_less_work_at_more_risk_of_missing_the_target() -> None:
     """The supervisor's assurance: at 0.5 the thresholds meet the target on the point
     estimate, at 0.95 on a strict lower bound; less assurance, less work."""
-    runs = {c: replay(30, seed=11, target=0.9, audit_share=0.2, confidence=c) for c in (0.95, 0.8, 0.5)}
+    runs = {c: simulate_flights(30, seed=11, target=0.9, audit_share=0.2, confidence=c) for c in (0.95, 0.8, 0.5)}
     work = [runs[c]["mean_workload"] for c in (0.95, 0.8, 0.5)]
     reached = [runs[c]["target_reached_share"] for c in (0.95, 0.8, 0.5)]
     assert work[0] > work[1] > work[2]
@@ -109,7 +109,7 @@ def test_a_side_without_labels_borrows_the_nearest_labelled_frames() -> None:
 def test_the_supervisor_curve_never_falls_as_the_workload_grows() -> None:
     from types import SimpleNamespace
 
-    from triage_app.core.outputs.supervisor import recall_curve
+    from triage_app.core.outputs.reports import recall_curve
 
     rng = np.random.default_rng(6)
     n = 300
@@ -122,8 +122,8 @@ def test_the_supervisor_curve_never_falls_as_the_workload_grows() -> None:
     curve = recall_curve(snap)
     recall = [c["recall"] for c in curve if c["recall"] == c["recall"]]
     lower = [c["lower"] for c in curve]
-    assert len(recall) > 10 and all(b >= a for a, b in zip(recall, recall[1:]))
-    assert all(b >= a for a, b in zip(lower, lower[1:]))
+    assert len(recall) > 10 and all(b >= a for a, b in zip(recall, recall[1:], strict=False))
+    assert all(b >= a for a, b in zip(lower, lower[1:], strict=False))
 
 
 def test_report_estimates_dropped_frames_no_audit_considered(tmp_path) -> None:
@@ -131,30 +131,31 @@ def test_report_estimates_dropped_frames_no_audit_considered(tmp_path) -> None:
     recall 100 % measured. It estimates their positives from the reviewed frames nearest in score
     (here the lowest candidates, richer in positives than the dropped frames: the estimate errs
     on the safe side, below the true recall); once the audit considers them, it is measured."""
-    from triage_app.core.review.audit import refresh_audit, report
-    from triage_app.core.model.cards import load_cards
-    from triage_app.core.review.queue import ReviewSession
-    from triage_app.core.model.settings import load_settings
     from tests.core.review.test_queue import make_scored_project
+    from triage_app.core.model.settings import load_settings
+    from triage_app.core.outputs.reports import report
+    from triage_app.core.review.audit import refresh_audit
+    from triage_app.core.review.session import ReviewSession
 
     rng = np.random.default_rng(4)
     truth = rng.random(400) < 0.2
     scores = np.clip(np.where(truth, rng.normal(0.45, 0.15, 400), rng.normal(0.15, 0.08, 400)), 0, 1)
-    cards = load_cards()
     off = load_settings(tmp_path, overrides={"review": {"audit_share": 0.0, "cold_start_share": 0.0}})
     with make_scored_project(tmp_path, scores.tolist()) as p:
-        s = ReviewSession(p, cards, off)
-        idx = {r["id"]: r["idx"] for r in p.frame_rows()}
+        p.settings = off
+        s = ReviewSession(p)
+        idx = {r["id"]: r["idx"] for r in p.frames.frame_rows()}
         while s.current is not None:
             s.decide("accept" if truth[idx[s.current.frame_id]] else "reject")
         kept = scores >= 0.25  # the card's threshold
         true_recall = (truth & kept).sum() / truth.sum()
         assert true_recall < 0.95  # some positives were dropped
-        r = report(p, cards, off)
+        r = report(p)
         assert r["audit_sampled"] == 0 and r["unaudited_dropped"] == int((~kept).sum())
         assert r["unaudited_positives"] > 0 and r["recall_estimate"] < 1.0
         assert r["recall_ci_low"] <= r["recall_estimate"] <= true_recall and r["recall_ci_high"] - r["recall_ci_low"] > 0.05
         on = load_settings(tmp_path, overrides={"review": {"audit_share": 0.3}})
-        assert refresh_audit(p, cards, on) > 0
-        r = report(p, cards, on)
+        p.settings = on
+        assert refresh_audit(p) > 0
+        r = report(p)
         assert r["unaudited_dropped"] == 0

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from triage_app.core.scoring.batching import FrameTiles, TileBatcher
 from triage_app.core.model.cards import load_cards
+from triage_app.core.scoring.batching import FrameTiles, TileBatcher
 from triage_app.core.scoring.members.ensemble import TileOutput, build_members
 from triage_app.core.scoring.tiling import Tile, frame_tiles, tile_grid
 
@@ -48,7 +48,7 @@ def test_frames_share_full_batches_and_keep_their_own_outputs(batch: int) -> Non
     assert batcher.fill == pytest.approx(total / (len(member.calls) * batch))
     # Frames come out once, in order, each with its own tiles' outputs.
     assert [o.key for o in out] == list(range(len(counts)))
-    for f, o in zip(frames, out):
+    for f, o in zip(frames, out, strict=True):
         px = f.pixels[8].reshape(len(f.tiles), -1).astype(np.float32)
         assert np.allclose(o.scores["m"], px.mean(axis=1))
         assert np.array_equal(o.embeddings["m"], np.stack([px.min(axis=1), px.max(axis=1)], axis=1))
@@ -82,7 +82,7 @@ def test_real_member_scores_the_same_batched_across_frames(model_cache: Path, or
     batcher = TileBatcher([member], 32)
     out = [o for f in frames for o in batcher.add(f)] + batcher.finish()
     assert seen == [32, 32, 32] and batcher.calls == 3  # 95 tiles, the last batch padded
-    for f, o in zip(frames, out):
+    for f, o in zip(frames, out, strict=True):
         alone = member.run(f.pixels[224])
         assert np.abs(o.scores["imagenet"] - alone.scores).max() < 1e-5
         assert np.abs(o.embeddings["imagenet"] - alone.embedding).max() < 1e-4

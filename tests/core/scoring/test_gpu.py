@@ -80,11 +80,11 @@ def _torch_cuda() -> bool:
 def test_finetuning_runs_on_the_gpu_and_deploys(tmp_path: Path, ortho: np.ndarray, shared_data: Path) -> None:
     from tests.core.learning.test_finetune import _forest_vs_harbour
     from triage_app.core.learning.finetune import finetune_comparison
-    from triage_app.core.store import Project
+    from triage_app.core.store import Workspace
 
     root, settings = _forest_vs_harbour(tmp_path, ortho, shared_data)
     settings.scoring.device = "auto"
-    with Project(root) as p:
-        r = finetune_comparison(p, load_cards(settings.models_dir, root), settings, blocks=2, epochs=4, folds=3,
+    with Workspace(root) as p:
+        r = finetune_comparison(p, blocks=2, epochs=4, folds=3,
                                 deploy="always")
     assert r.device == "cuda" and r.cv_auc_finetuned >= 0.9 and r.rescored == r.frames

@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from triage_app.core.model.errors import ModelError
 from triage_app.core.model.cards import load_card, load_cards
+from triage_app.core.model.errors import ModelError
 from triage_app.core.scoring.members.ensemble import build_members
 from triage_app.core.scoring.members.onnx_build import MemberUnavailable, export_member
 from triage_app.core.scoring.members.runtime import OnnxSession
@@ -147,7 +147,7 @@ def test_bound_buffers_give_the_plain_outputs_and_hand_back_copies(model_cache: 
     ref_b = plain.session.run(None, {"images": b})
     for got, ref in ((first, ref_a), (second, ref_b)):
         assert [g.shape for g in got] == [(4, 1000), (4, 1280)]
-        assert all(np.allclose(g, r, atol=1e-5) for g, r in zip(got, ref))
+        assert all(np.allclose(g, r, atol=1e-5) for g, r in zip(got, ref, strict=True))
     assert not np.allclose(first[1], second[1])  # the first call's outputs were not overwritten
     with pytest.raises(ValueError, match="exactly 4"):
         runner.run(a[:3])
@@ -181,7 +181,7 @@ def test_a_graph_that_cannot_be_captured_leaves_the_plain_session(model_cache: P
         session._capture(ort.SessionOptions(), [("CUDAExecutionProvider", {})])
     assert session.graph is None and session.session is before
     assert "no CUDA graph" in caplog.text and "plain CUDA session runs" in caplog.text
-    assert all(np.allclose(a, b) for a, b in zip(session.run(tiles), expected))
+    assert all(np.allclose(a, b) for a, b in zip(session.run(tiles), expected, strict=True))
 
 
 def test_emulated_device_waits_without_holding_the_host_and_keeps_the_output_shapes(model_cache: Path, flight_video: Path,

@@ -6,46 +6,43 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from triage_app.core.store.embeddings import EmbeddingWriter, load_embeddings
-from triage_app.core.ingest.footage import ingest_source
-from triage_app.core.model.cards import load_cards
-from triage_app.core.scoring.pipeline import score_project
-from triage_app.core.model.settings import load_settings
-from triage_app.core.ingest.sources import Sampling
-from triage_app.core.store import Project
-from triage_app.core.store.scores import ScoreStore
 from tests.conftest import write_flight
+from triage_app.core.ingest.footage import ingest_source
+from triage_app.core.model.records import Sampling
+from triage_app.core.model.settings import load_settings
+from triage_app.core.scoring.pipeline import score_project
+from triage_app.core.store import Workspace
+from triage_app.core.store.embeddings import EmbeddingWriter, load_embeddings
 
 
 @pytest.fixture
-def project(tmp_path: Path, ortho: np.ndarray) -> Project:
+def project(tmp_path: Path, ortho: np.ndarray) -> Workspace:
     video = write_flight(tmp_path / "f.mp4", ortho, frames=40, size=(640, 360))
-    p = Project(tmp_path / "proj")
-    settings = load_settings(p.root)
-    ingest_source(p, video, settings, sampling=Sampling(every=2))
+    p = Workspace(tmp_path / "proj")
+    ingest_source(p, video, sampling=Sampling(every=2))
     yield p
     p.close()
 
 
-def _settings(p: Project, tile_workers: int = 1):
+def _settings(p: Workspace, tile_workers: int = 1):
     s = load_settings(p.root, overrides={"scoring": {"members": ["imagenet", "head"], "device": "cpu", "batch": 8,
                                                      "commit_every": 3, "tile_workers": tile_workers}})
     return s
 
 
 @pytest.mark.parametrize("tile_workers", [1, 3])
-def test_scores_every_frame_with_tile_and_embeddings(project: Project, tile_workers: int) -> None:
-    settings = _settings(project, tile_workers)
-    summary = score_project(project, settings)
+def test_scores_every_frame_with_tile_and_embeddings(project: Workspace, tile_workers: int) -> None:
+    project.settings = _settings(project, tile_workers)
+    summary = score_project(project)
     assert summary.frames_scored == 20 and summary.provider == "CPUExecutionProvider"
     assert "head" in summary.unavailable and summary.members == ["imagenet"]
-    store = ScoreStore(project)
+    store = project.scores
     ids, names, mat, extra = store.score_table()
     assert names == ["imagenet"] and len(ids) == 20 and np.all((mat >= 0) & (mat <= 1))
     row = store.frame_scores(int(ids[0]))[0]
     # 640x360 at downscale 0.5 -> 320x180: 2 grid tiles + the whole frame.
     assert row["tiles"] == 3 and 0 <= row["tile"] < 3 and row["x1"] > row["x0"]
-    sets = {s["member"]: s for s in store.embedding_sets()}
+    sets = {s["member"]: s for s in project.embeddings.sets()}
     emb_set = sets["imagenet"]
     arrays = load_embeddings(project.root, emb_set["file"], emb_set["dim"], emb_set["rows_committed"])
     assert arrays.vectors.shape == (60, 1280) and arrays.vectors.dtype == np.float16
@@ -54,12 +51,12 @@ def test_scores_every_frame_with_tile_and_embeddings(project: Project, tile_work
     p_arr = load_embeddings(project.root, pooled["file"], pooled["dim"], pooled["rows_committed"])
     assert p_arr.vectors.shape == (20, 2560) and (p_arr.tiles == -1).all()
     # Nothing is left: a second run scores no frame again.
-    assert score_project(project, settings).frames_scored == 0
+    assert score_project(project).frames_scored == 0
 
 
 @pytest.mark.parametrize("tile_workers", [1, 3])
-def test_stopped_run_resumes_without_scoring_a_frame_twice(project: Project, tile_workers: int) -> None:
-    settings = _settings(project, tile_workers)
+def test_stopped_run_resumes_without_scoring_a_frame_twice(project: Workspace, tile_workers: int) -> None:
+    project.settings = _settings(project, tile_workers)
 
     class StopLater:
         calls = 0
@@ -68,19 +65,19 @@ def test_stopped_run_resumes_without_scoring_a_frame_twice(project: Project, til
             StopLater.calls += 1
             return StopLater.calls > 8
 
-    first = score_project(project, settings, cancel=StopLater())
+    first = score_project(project, cancel=StopLater())
     assert first.cancelled and 0 < first.frames_scored < 20
-    second = score_project(project, settings)
+    second = score_project(project)
     assert first.frames_scored + second.frames_scored == 20
     raw = sqlite3.connect(project.root / "project.db")
     assert raw.execute("SELECT count(*), count(DISTINCT frame_id) FROM scores").fetchone() == (20, 20)
     runs = raw.execute("SELECT status, frames_scored FROM scoring_runs ORDER BY id").fetchall()
     assert runs == [("cancelled", first.frames_scored), ("done", second.frames_scored)]
-    sets = {s["member"]: s for s in ScoreStore(project).embedding_sets()}
+    sets = {s["member"]: s for s in project.embeddings.sets()}
     for member, rows in (("imagenet", 60), ("imagenet:pooled", 20)):
         s = sets[member]
         arrays = load_embeddings(project.root, s["file"], s["dim"], s["rows_committed"])
-        pairs = list(zip(arrays.frame_ids.tolist(), arrays.tiles.tolist()))
+        pairs = list(zip(arrays.frame_ids.tolist(), arrays.tiles.tolist(), strict=True))
         assert len(pairs) == len(set(pairs)) == rows
 
 
@@ -98,42 +95,39 @@ def test_uncommitted_embedding_rows_are_dropped(tmp_path: Path) -> None:
     assert arrays.frame_ids.tolist() == [1, 1] and (tmp_path / "embeddings" / "m.f16").stat().st_size == 16
 
 
-def test_retrained_head_rescores_from_cache_and_matches_the_pipeline(project: Project) -> None:
+def test_retrained_head_rescores_from_cache_and_matches_the_pipeline(project: Workspace) -> None:
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    from triage_app.core.learning.head import pooled_features, retrain
-    from triage_app.core.review.queue import DecisionStore
+    from triage_app.core.learning.head import retrain
 
-    settings = _settings(project)
-    score_project(project, settings)
-    rows = project.frame_rows()
+    project.settings = _settings(project)
+    score_project(project)
+    rows = project.frames.frame_rows()
     # Decisions: any labels will do to check the plumbing (every other frame accepted).
-    DecisionStore(project).record([dict(frame_id=r["id"], label="accept" if r["idx"] % 4 == 0 else "reject",
+    project.decisions.record([dict(frame_id=r["id"], label="accept" if r["idx"] % 4 == 0 else "reject",
                                         reviewer="t", seconds_spent=1.0, policy="p", member_scores="{}") for r in rows])
-    result = retrain(project, load_cards(), settings)
+    result = retrain(project)
     assert (result.positives, result.negatives) == (10, 10) and result.rescored == 20 and result.cv_folds == 5
-    store = ScoreStore(project)
+    store = project.scores
     ids, names, mat, _ = store.score_table()
     assert names == ["head", "imagenet"] and not np.isnan(mat).any()
     # The same model fitted by hand on the cached features it chose gives the same scores.
-    fids, feats, _ = pooled_features(project, "imagenet")
+    fids, feats, _ = project.embeddings.pooled("imagenet")
     if result.features_used == "whole_frame":
-        from triage_app.core.learning.head import whole_frame_features
-
-        feats = whole_frame_features(project, "imagenet", fids)
+        feats = project.embeddings.whole_frame("imagenet", fids)
     x = np.asarray(feats, np.float32)
     y = np.array([1 if next(r for r in rows if r["id"] == f)["idx"] % 4 == 0 else 0 for f in fids])
     sc = StandardScaler().fit(x)
     ref = LogisticRegression(class_weight="balanced", max_iter=2000).fit(sc.transform(x), y).predict_proba(sc.transform(x))[:, 1]
-    by_id = dict(zip(fids.tolist(), ref))
+    by_id = dict(zip(fids.tolist(), ref, strict=True))
     assert np.allclose(mat[:, 0], [by_id[int(f)] for f in ids], atol=1e-3)
     # New frames get the head's score from the live pipeline: the same number as the cache path.
     raw = sqlite3.connect(project.root / "project.db")
     cached = dict(raw.execute("SELECT frame_id, score FROM scores WHERE member='head'").fetchall())
     raw.execute("DELETE FROM scores WHERE member='head'")
     raw.commit()
-    summary = score_project(project, settings)
+    summary = score_project(project)
     assert summary.members == ["imagenet", "head"] and summary.frames_scored == 20
     live = dict(raw.execute("SELECT frame_id, score FROM scores WHERE member='head'").fetchall())
     assert live.keys() == cached.keys()
@@ -143,38 +137,40 @@ def test_retrained_head_rescores_from_cache_and_matches_the_pipeline(project: Pr
 def test_flagged_frames_are_not_scored(tmp_path: Path, ortho: np.ndarray) -> None:
     dark = (ortho * 0.03).astype(np.uint8)
     video = write_flight(tmp_path / "dark.mp4", dark, frames=6)
-    with Project(tmp_path / "p") as p:
-        res = ingest_source(p, video, load_settings(p.root))
+    with Workspace(tmp_path / "p") as p:
+        res = ingest_source(p, video)
         assert res.flagged["under_exposed"] == 6
-        summary = score_project(p, _settings(p))
+        p.settings = _settings(p)
+        summary = score_project(p)
         assert summary.frames_pending == 0 and summary.frames_scored == 0
 
 
-def test_fixed_batches_are_filled_across_frames_and_stages_report_their_load(project: Project) -> None:
+def test_fixed_batches_are_filled_across_frames_and_stages_report_their_load(project: Workspace) -> None:
     """With the fixed batch shapes a GPU session uses, 20 frames of 3 tiles (60 tiles) take 8
     calls of 8 tiles, not one padded call per frame; the summary says which stage worked most."""
     from triage_app.core.scoring.pipeline import build_ensemble
 
-    settings = _settings(project)
-    ens = build_ensemble(project, settings)
+    project.settings = _settings(project)
+    ens = build_ensemble(project)
     session = ens.backbones[0].session
     session.fixed_batch = True
     seen: list[int] = []
     raw_run = session.session.run
     session.session.run = lambda names, feed: seen.append(len(next(iter(feed.values())))) or raw_run(names, feed)
-    summary = score_project(project, settings, ensemble=ens)
+    summary = score_project(project, ensemble=ens)
     assert summary.frames_scored == 20 and seen == [8] * 8
     assert summary.batch_fill == pytest.approx(60 / 64)
     assert set(summary.stage_busy) == {"decode", "tile", "infer", "store"}
     assert all(0 < v <= 1.05 for v in summary.stage_busy.values()), summary.stage_busy
     # The same scores as frame-by-frame runs give (the plain CPU path, no padding).
-    store = ScoreStore(project)
+    store = project.scores
     ids, _, batched, _ = store.score_table()
     raw = sqlite3.connect(project.root / "project.db")
     raw.execute("DELETE FROM scores")
     raw.commit()
-    score_project(project, load_settings(project.root, overrides={"scoring": {"members": ["imagenet"], "device": "cpu",
-                                                                               "batch": 3, "tile_workers": 1}}))
+    project.settings = load_settings(project.root, overrides={"scoring": {"members": ["imagenet"], "device": "cpu",
+                                                                          "batch": 3, "tile_workers": 1}})
+    score_project(project)
     ids2, _, alone, _ = store.score_table()
     assert ids.tolist() == ids2.tolist() and np.abs(batched - alone).max() < 1e-5
 
@@ -191,14 +187,14 @@ def test_still_images_decode_in_parallel_in_order_and_a_broken_one_is_named(tmp_
         cv2.imwrite(str(folder / f"DJI_{k:04d}.JPG"), ortho[150 * k : 150 * k + 400, 100 * k : 100 * k + 600])
     scores = {}
     for workers in (1, 3):
-        with Project(tmp_path / f"p{workers}") as p:
-            ingest_source(p, folder, load_settings(p.root))
+        with Workspace(tmp_path / f"p{workers}") as p:
+            ingest_source(p, folder)
             if workers == 3:
                 (folder / "DJI_0004.JPG").write_bytes(b"\xff\xd8 not a jpeg any more")
-            s = load_settings(p.root, overrides={"scoring": {"members": ["imagenet"], "device": "cpu", "batch": 8,
+            p.settings = load_settings(p.root, overrides={"scoring": {"members": ["imagenet"], "device": "cpu", "batch": 8,
                                                              "decode_workers": workers},
                                                  "quality": {"gate_scoring": False}})
-            summary = score_project(p, s)
+            summary = score_project(p)
             raw = sqlite3.connect(p.root / "project.db")
             scores[workers] = dict(raw.execute(
                 "SELECT f.path, s.score FROM scores s JOIN frames f ON f.id = s.frame_id").fetchall())

@@ -8,20 +8,20 @@ import pytest
 from sqlalchemy import text
 
 from triage_app.core.model.errors import StoreError, StoreVersionError
-from triage_app.core.store import SCHEMA_VERSION, Project
+from triage_app.core.store import SCHEMA_VERSION, Workspace
 from triage_app.core.store import db as dbmod
 from triage_app.core.store.migrations import MIGRATIONS
 
 
 def test_new_project_is_wal_with_foreign_keys_and_version(tmp_path: Path) -> None:
-    with Project(tmp_path / "p") as project:
+    with Workspace(tmp_path / "p") as project:
         with project.db.read() as conn:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
-        sid, created = project.add_source("video", "/x.mp4", "x.mp4", {"every": 1})
-        assert created and project.add_source("video", "/x.mp4", "x.mp4", {"every": 1}) == (sid, False)
+        sid, created = project.frames.add_source("video", "/x.mp4", "x.mp4", {"every": 1})
+        assert created and project.frames.add_source("video", "/x.mp4", "x.mp4", {"every": 1}) == (sid, False)
         with pytest.raises(StoreError, match="FOREIGN KEY"):
-            project.add_frames([{"source_id": sid + 100, "idx": 0, "timestamp_s": 0.0}])
+            project.frames.add_frames([{"source_id": sid + 100, "idx": 0, "timestamp_s": 0.0}])
     raw = sqlite3.connect(tmp_path / "p" / "project.db")
     assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
@@ -35,20 +35,20 @@ def test_newer_database_is_refused_untouched(tmp_path: Path) -> None:
     raw.close()
     before = path.read_bytes()
     with pytest.raises(StoreVersionError, match=str(path)):
-        Project(tmp_path)
+        Workspace(tmp_path)
     assert path.read_bytes() == before
 
 
 def test_not_a_database_is_refused(tmp_path: Path) -> None:
     (tmp_path / "project.db").write_text("this is not a database\n" * 100)
     with pytest.raises(StoreError, match="not a triage project database"):
-        Project(tmp_path)
+        Workspace(tmp_path)
 
 
 def test_migration_keeps_data_and_makes_a_backup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with Project(tmp_path) as project:
-        sid, _ = project.add_source("video", "/x.mp4", "x.mp4", {})
-        project.add_frames([{"source_id": sid, "idx": i, "timestamp_s": i / 10} for i in range(20)])
+    with Workspace(tmp_path) as project:
+        sid, _ = project.frames.add_source("video", "/x.mp4", "x.mp4", {})
+        project.frames.add_frames([{"source_id": sid, "idx": i, "timestamp_s": i / 10} for i in range(20)])
     # A later version adds a step; opening the project must run it once, after a backup.
     calls: list[int] = []
 
@@ -58,21 +58,21 @@ def test_migration_keeps_data_and_makes_a_backup(tmp_path: Path, monkeypatch: py
 
     monkeypatch.setattr(dbmod, "MIGRATIONS", [*MIGRATIONS, step])
     monkeypatch.setattr(dbmod, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
-    with Project(tmp_path) as project:
+    with Workspace(tmp_path) as project:
         assert project.db.version == SCHEMA_VERSION + 1
-        assert len(project.frame_rows()) == 20 and "extra" in project.frames.c
+        assert len(project.frames.frame_rows()) == 20 and "extra" in project.frames.frames.c
         backup = project.db.backup_path
     assert backup is not None and backup.exists()
     old = sqlite3.connect(backup)
     assert old.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert old.execute("SELECT count(*) FROM frames").fetchone()[0] == 20
-    with Project(tmp_path):
+    with Workspace(tmp_path):
         pass
     assert calls == [1]
 
 
 def test_failed_migration_step_rolls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with Project(tmp_path):
+    with Workspace(tmp_path):
         pass
 
     def bad(conn) -> None:
@@ -82,7 +82,7 @@ def test_failed_migration_step_rolls_back(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(dbmod, "MIGRATIONS", [*MIGRATIONS, bad])
     monkeypatch.setattr(dbmod, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     with pytest.raises(RuntimeError):
-        Project(tmp_path)
+        Workspace(tmp_path)
     raw = sqlite3.connect(tmp_path / "project.db")
     assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert raw.execute("SELECT count(*) FROM sqlite_master WHERE name='half'").fetchone()[0] == 0
@@ -91,22 +91,22 @@ def test_failed_migration_step_rolls_back(tmp_path: Path, monkeypatch: pytest.Mo
 def test_writer_and_readers_never_see_locked(tmp_path: Path) -> None:
     """A scoring-like writer, a second process-like writer and GUI-like readers at once."""
     errors: list[BaseException] = []
-    with Project(tmp_path) as project, Project(tmp_path) as other:
-        sid, _ = project.add_source("video", "/x.mp4", "x.mp4", {})
-        sid2, _ = other.add_source("video", "/y.mp4", "y.mp4", {})
+    with Workspace(tmp_path) as project, Workspace(tmp_path) as other:
+        sid, _ = project.frames.add_source("video", "/x.mp4", "x.mp4", {})
+        sid2, _ = other.frames.add_source("video", "/y.mp4", "y.mp4", {})
         stop = threading.Event()
 
-        def writer(p: Project, source: int) -> None:
+        def writer(p: Workspace, source: int) -> None:
             try:
                 for i in range(0, 400, 4):
-                    p.add_frames([{"source_id": source, "idx": i + k, "timestamp_s": 0.0} for k in range(4)])
+                    p.frames.add_frames([{"source_id": source, "idx": i + k, "timestamp_s": 0.0} for k in range(4)])
             except BaseException as exc:  # noqa: BLE001
                 errors.append(exc)
 
         def reader() -> None:
             try:
                 while not stop.is_set():
-                    project.source_summaries()
+                    project.frames.source_summaries()
             except BaseException as exc:  # noqa: BLE001
                 errors.append(exc)
 
@@ -120,7 +120,7 @@ def test_writer_and_readers_never_see_locked(tmp_path: Path) -> None:
         for t in readers:
             t.join()
         assert not errors, errors
-        counts = {s["id"]: s["frames"] for s in project.source_summaries()}
+        counts = {s["id"]: s["frames"] for s in project.frames.source_summaries()}
         assert counts == {sid: 400, sid2: 400}
 
 
@@ -139,24 +139,22 @@ def _older_project(root: Path, version: int, *statements: str) -> None:
 
 
 def test_policies_set_before_the_assurance_existed_read_as_strict(tmp_path: Path) -> None:
-    from triage_app.core.store.scores import ScoreStore
 
     _older_project(tmp_path, 6, "INSERT INTO policies (created_at, created_by, rule, thresholds, target_recall) VALUES "
                                 "('2026-01-01T00:00:00', 'sam', 'any', '{\"imagenet\": 0.2}', 0.9)")
-    with Project(tmp_path) as p:
-        store = ScoreStore(p)
-        old = store.current_policy()
+    with Workspace(tmp_path) as p:
+        old = p.policies.current()
         assert old["target_recall"] == 0.9 and old["confidence"] == 0.95 and old["thresholds"] == {"imagenet": 0.2}
-        store.save_policy("any", {"imagenet": 0.1}, "sam", target_recall=0.9, confidence=0.8)
-        assert store.current_policy()["confidence"] == 0.8
+        p.policies.save("any", {"imagenet": 0.1}, "sam", target_recall=0.9, confidence=0.8)
+        assert p.policies.current()["confidence"] == 0.8
 
 
 def test_frames_of_an_older_project_gain_a_focal_length_left_empty(tmp_path: Path) -> None:
     _older_project(tmp_path, 7, "INSERT INTO sources (kind, uri, name, added_at, sampling) VALUES "
                                 "('video', '/f.mp4', 'f.mp4', '2026-01-01T00:00:00', '{}')",
                    "INSERT INTO frames (source_id, idx, timestamp_s, lat, lon) VALUES (1, 0, 0.0, 45.0, 7.0)")
-    with Project(tmp_path) as p:
-        old = p.frame_rows()[0]
+    with Workspace(tmp_path) as p:
+        old = p.frames.frame_rows()[0]
         assert old["lat"] == 45.0 and old["focal_35mm"] is None
-        p.add_frames([{"source_id": 1, "idx": 1, "timestamp_s": 1.0, "focal_35mm": 24.0}])
-        assert [r["focal_35mm"] for r in p.frame_rows()] == [None, 24.0]
+        p.frames.add_frames([{"source_id": 1, "idx": 1, "timestamp_s": 1.0, "focal_35mm": 24.0}])
+        assert [r["focal_35mm"] for r in p.frames.frame_rows()] == [None, 24.0]

@@ -22,6 +22,17 @@ from typing import Any
 import numpy as np
 
 from triage_app import REPO_ROOT
+from triage_app.core.ingest.footage import ingest_source
+from triage_app.core.ingest.sources import VideoSource
+from triage_app.core.learning.head import rescore_head
+from triage_app.core.model.records import Sampling
+from triage_app.core.model.settings import load_settings
+from triage_app.core.scoring.batching import FrameTiles, TileBatcher
+from triage_app.core.scoring.members.emulated import EmulatedDevice
+from triage_app.core.scoring.members.ensemble import HeadModel
+from triage_app.core.scoring.pipeline import build_ensemble, score_project
+from triage_app.core.scoring.tiling import frame_tiles
+from triage_app.core.store import Workspace
 
 ORTHO_CANDIDATES = [
     REPO_ROOT.parent / "shared" / "data" / "aerial" / "deepforest" / "5b90f92da0d7280005fab355_4310.tif",
@@ -67,36 +78,25 @@ def bench_pipeline(video: Path, sample_fps: float | None, device: str = "auto", 
     is the pipeline's own. With ``emulate_device`` (tiles per second) every member's device work
     is a timed wait that holds no core (:mod:`triage_app.core.scoring.members.emulated`): the stages'
     overlap as on a GPU, measured on a machine without one."""
-    import triage_app.core.review.audit  # noqa: F401 - imported once per process, not a per-run cost
-    from triage_app.core.scoring.batching import FrameTiles, TileBatcher
-    from triage_app.core.ingest.footage import ingest_source
-    from triage_app.core.scoring.pipeline import build_ensemble, score_project
-    from triage_app.core.model.settings import load_settings
-    from triage_app.core.ingest.sources import Sampling, VideoSource
-    from triage_app.core.store import Project
-    from triage_app.core.scoring.tiling import frame_tiles
-
     sampling = Sampling(fps=sample_fps) if sample_fps else Sampling()
     with tempfile.TemporaryDirectory(prefix="triage-bench-") as tmp:
         root = Path(tmp) / "project"
         overrides = {"scoring": {"device": device, "batch": batch, "precision": precision, **({"members": members} if members else {})}}
         settings = load_settings(None, overrides=overrides)
         settings.quality.gate_scoring = False  # every frame goes through every stage
-        with Project(root) as project:
-            ingest_source(project, video, settings, sampling=sampling)
-            ens = build_ensemble(project, settings)
+        with Workspace(root, settings=settings) as ws:
+            ingest_source(ws, video, sampling=sampling)
+            ens = build_ensemble(ws)
             if not ens.backbones:
                 raise RuntimeError("no member available to benchmark: " + "; ".join(ens.unavailable.values()))
             if emulate_device:
-                from triage_app.core.scoring.members.emulated import EmulatedDevice
-
                 for b in ens.backbones:
-                    b.session = EmulatedDevice(b.session, emulate_device, batch)
+                    b.session = EmulatedDevice(b.session, emulate_device, batch)  # type: ignore[assignment]  # stands in for it
 
             result: dict[str, Any] = {"input": str(video), "members": ens.names, "provider": ens.provider}
             if pipeline_only:
                 t0 = time.perf_counter()
-                summary = score_project(project, settings, ensemble=ens)
+                summary = score_project(ws, ensemble=ens)
                 pipe_s = time.perf_counter() - t0
                 result.update(frames=summary.frames_scored, pipeline_fps=round(summary.frames_scored / pipe_s, 2),
                               peak_rss_mb=round(peak_rss_mb(), 1), sample_fps=sample_fps)
@@ -105,7 +105,7 @@ def bench_pipeline(video: Path, sample_fps: float | None, device: str = "auto", 
             # 1. decode alone (nothing kept but a few frames for the inference measurement)
             t0 = time.perf_counter()
             n = 0
-            images = []
+            images: list[np.ndarray] = []
             reader = VideoSource(video)
             video_fps = reader.fps
             for f in reader.frames(sampling):
@@ -138,7 +138,7 @@ def bench_pipeline(video: Path, sample_fps: float | None, device: str = "auto", 
 
             # 3. the whole pipeline (decode, tiles, inference, store writes), same ensemble
             t0 = time.perf_counter()
-            summary = score_project(project, settings, ensemble=ens)
+            summary = score_project(ws, ensemble=ens)
             pipe_s = time.perf_counter() - t0
     decode_fps, infer_fps, pipe_fps = n / decode_s, n_infer / infer_s, summary.frames_scored / pipe_s
     return {
@@ -188,38 +188,28 @@ def bench_memory(workdir: Path, sample_fps: float, device: str) -> dict[str, Any
 def bench_rescore(frames: int = 100_000, dim: int = 1280, seed: int = 0) -> dict[str, Any]:
     """Re-score ``frames`` cached frames with a head: read the pooled features, score,
     write every score, as ``triage retrain`` does after training."""
-    from sqlalchemy import update
-
-    from triage_app.core.store.embeddings import EmbeddingWriter
-    from triage_app.core.learning.head import pooled_features, rescore_head
-    from triage_app.core.scoring.members.ensemble import HeadModel
-    from triage_app.core.store import Project
-    from triage_app.core.store.scores import ScoreStore
-
     rng = np.random.default_rng(seed)
     with tempfile.TemporaryDirectory(prefix="triage-rescore-") as tmp:
-        with Project(Path(tmp) / "p") as project:
-            sid, _ = project.add_source("video", "/bench.mp4", "bench.mp4", {})
+        with Workspace(Path(tmp) / "p") as ws:
+            sid, _ = ws.frames.add_source("video", "/bench.mp4", "bench.mp4", {})
             for start in range(0, frames, 20_000):
-                project.add_frames([{"source_id": sid, "idx": i, "timestamp_s": i / 30.0, "telemetry_matched": 0}
+                ws.frames.add_frames([{"source_id": sid, "idx": i, "timestamp_s": i / 30.0, "telemetry_matched": 0}
                                     for i in range(start, min(frames, start + 20_000))])
-            ids = np.array([r["id"] for r in project.frame_rows()], dtype=np.int64)
-            store = ScoreStore(project)
-            vid = store.model_version("imagenet", "imagenet", "bench")
-            meta = store.embedding_set("imagenet:pooled", vid, 2 * dim, "imagenet-pooled-bench")
-            writer = EmbeddingWriter(project.root, meta["file"], 2 * dim, 0)
+            ids = np.array([r["id"] for r in ws.frames.frame_rows()], dtype=np.int64)
+            vid = ws.scores.model_version("imagenet", "imagenet", "bench")
+            meta = ws.embeddings.open_set("imagenet:pooled", vid, 2 * dim, "imagenet-pooled-bench")
+            writer = ws.embeddings.writer(meta)
             for start in range(0, frames, 10_000):
                 chunk = ids[start : start + 10_000]
                 writer.append(chunk, np.full(len(chunk), -1), rng.random((len(chunk), 2 * dim), dtype=np.float32))
             rows = writer.flush()
             writer.close()
-            table = store.emb_sets
-            project.db.write(lambda c: c.execute(update(table).where(table.c.id == meta["id"]).values(rows_committed=rows)))
+            ws.embeddings.set_rows_committed(int(meta["id"]), rows)
             head = HeadModel(1, "imagenet", rng.normal(0, 0.01, 2 * dim).astype(np.float32), 0.0,
                              np.full(2 * dim, 0.5, np.float32), np.full(2 * dim, 0.29, np.float32))
             t0 = time.perf_counter()
-            fids, feats, _ = pooled_features(project, "imagenet")
-            n = rescore_head(project, head, fids, feats)  # read the cache, score, store every frame
+            fids, feats, _ = ws.embeddings.pooled("imagenet")
+            n = rescore_head(ws, head, fids, feats)  # read the cache, score, store every frame
             t1 = time.perf_counter()
             head.score(feats)  # scoring alone, for the split
             t2 = time.perf_counter()

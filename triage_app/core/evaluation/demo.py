@@ -11,14 +11,12 @@ import platformdirs
 
 from triage_app import REPO_ROOT
 from triage_app.core.ingest.footage import IngestResult, ingest_source
-from triage_app.core.model.cards import load_cards
+from triage_app.core.ingest.telemetry.geo import ground_position
+from triage_app.core.model.records import Sampling
+from triage_app.core.model.settings import APP_NAME
+from triage_app.core.review.audit import refresh_audit
 from triage_app.core.scoring.pipeline import score_project
-from triage_app.core.review.active_policy import active_policy, candidate_frames
-from triage_app.core.ingest.telemetry.geo import place
-from triage_app.core.store.scores import ScoreStore
-from triage_app.core.model.settings import APP_NAME, load_settings
-from triage_app.core.ingest.sources import Sampling
-from triage_app.core.store import Project
+from triage_app.core.store import Workspace
 
 DEMO_VIDEO = REPO_ROOT / "resources" / "demo" / "flight.mp4"
 DEMO_FPS = 2.0
@@ -50,11 +48,11 @@ def run_demo(project_dir: Path | None = None, progress_factory: Callable[[str], 
     """Build (or bring up to date) the demo project and return its summary."""
     root = Path(project_dir) if project_dir else default_demo_dir()
     summary = DemoSummary(project=root)
-    settings = load_settings(root)
-    with Project(root) as project:
+    with Workspace(root) as ws:
+        settings = ws.settings
         bar = progress_factory("demo ingest") if progress_factory else None
         try:
-            result: IngestResult = ingest_source(project, DEMO_VIDEO, settings, sampling=Sampling(fps=DEMO_FPS), progress=bar)
+            result: IngestResult = ingest_source(ws, DEMO_VIDEO, sampling=Sampling(fps=DEMO_FPS), progress=bar)
         finally:
             if bar is not None and hasattr(bar, "close"):
                 bar.close()
@@ -66,27 +64,27 @@ def run_demo(project_dir: Path | None = None, progress_factory: Callable[[str], 
         summary.telemetry_matched = result.telemetry_matched
         bar = progress_factory("demo scoring") if progress_factory else None
         try:
-            scored = score_project(project, settings, progress=bar)
+            scored = score_project(ws, progress=bar)
+            refresh_audit(ws)
         finally:
             if bar is not None and hasattr(bar, "close"):
                 bar.close()
         for name, why in scored.unavailable.items():
             summary.lines.append(f"  member {name} left out: {why}")
+        policy = ws.policy()
+        ids, fused, cand = ws.candidates(policy, scored.members)
+        summary.candidates = int(cand.sum())
         summary.lines.append(
             f"  scored with {', '.join(scored.members) or 'no member'} on {scored.provider}: "
-            f"{scored.frames_with_scores} frames, {scored.candidates} candidates for review ({scored.policy})"
+            f"{len(ids)} frames, {summary.candidates} candidates for review ({policy.describe(scored.members)})"
         )
-        summary.candidates = scored.candidates
-        store = ScoreStore(project)
-        policy = active_policy(store, load_cards(settings.models_dir, project.root), settings)
-        ids, fused, cand = candidate_frames(store, policy, scored.members)
         order = [i for i in fused.argsort()[::-1] if cand[i]][:5]
         if order:
             summary.lines.append("  strongest candidates:")
         for i in order:
-            frame = project.frame(int(ids[i]))
-            best = max(store.frame_scores(int(ids[i])), key=lambda r: r["score"])
-            placed = place(frame, (best["x0"], best["y0"], best["x1"], best["y1"]), settings.geo)
+            frame = ws.frames.frame(int(ids[i]))
+            best = max(ws.scores.frame_scores(int(ids[i])), key=lambda r: r["score"])
+            placed = ground_position(frame, (best["x0"], best["y0"], best["x1"], best["y1"]), settings.geo)
             if placed.point is not None:  # where the tile lies on the ground
                 p = placed.point
                 within = f" within {p.radius_m:.0f} m" if p.radius_m is not None else ""

@@ -89,7 +89,7 @@ def _summary(results: list[Trial], audited: bool) -> dict[str, float]:
     return out
 
 
-def replay(trials: int, seed: int = 0, **kw) -> dict[str, float]:
+def simulate_flights(trials: int, seed: int = 0, **kw) -> dict[str, float]:
     return _summary([one_trial(seed + i, **kw) for i in range(trials)], audited=True)
 
 

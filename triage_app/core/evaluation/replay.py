@@ -26,18 +26,18 @@ from typing import Any
 
 import numpy as np
 
-from triage_app.core.review.audit import propose_policy, refresh_audit, report
+from triage_app.core.evaluation.truth import Truth, box_inside_share
+from triage_app.core.ingest.footage import ingest_source
+from triage_app.core.learning.head import retrain
 from triage_app.core.model.errors import TriageError
 from triage_app.core.model.policy import firing_tile
-from triage_app.core.ingest.footage import ingest_source
-from triage_app.core.model.cards import ModelCard, load_cards
-from triage_app.core.scoring.pipeline import score_project
-from triage_app.core.review.active_policy import active_policy, candidate_frames
-from triage_app.core.review.queue import ReviewSession
+from triage_app.core.model.records import Frame, Source
 from triage_app.core.model.settings import Settings
-from triage_app.core.store import Project
-from triage_app.core.store.scores import ScoreStore
-from triage_app.core.evaluation.truth import Truth, box_inside_share
+from triage_app.core.outputs.reports import report
+from triage_app.core.review.audit import propose_policy, refresh_audit
+from triage_app.core.review.session import ReviewSession
+from triage_app.core.scoring.pipeline import score_project
+from triage_app.core.store import Workspace
 
 log = logging.getLogger(__name__)
 ORACLE = "oracle"
@@ -74,58 +74,53 @@ class ReplayResult:
         return out
 
 
-def frame_image_path(project: Project, source: dict[str, Any], frame: dict[str, Any]) -> str | None:
+def frame_image_path(ws: Workspace, source: Source, frame: Frame) -> str | None:
     if source["kind"] == "images" and frame.get("path"):
         base = Path(source["uri"])
         return str((base if base.is_dir() else base.parent) / str(frame["path"]))
     if source["kind"] == "stream" and frame.get("path"):
-        return str(project.root / str(frame["path"]))
+        return str(ws.root / str(frame["path"]))
     return None
 
 
-def truth_by_frame(project: Project, truth: Truth) -> dict[int, bool | None]:
-    sources = {s["id"]: s for s in project.source_summaries()}
+def truth_by_frame(ws: Workspace, truth: Truth) -> dict[int, bool | None]:
+    sources = {s["id"]: s for s in ws.frames.source_summaries()}
     out: dict[int, bool | None] = {}
-    for f in project.frame_rows():
+    for f in ws.frames.frame_rows():
         s = sources[f["source_id"]]
-        out[int(f["id"])] = truth.label(frame_image_path(project, s, f), str(s["name"]), str(s["uri"]), int(f["idx"]))
+        out[int(f["id"])] = truth.label(frame_image_path(ws, s, f), str(s["name"]), str(s["uri"]), int(f["idx"]))
     return out
 
 
-def replay(project: Project, settings: Settings, truth: Truth, target_recall: float = 0.95, retrain_every: int = 50,
-           cards: dict[str, ModelCard] | None = None, max_decisions: int | None = None,
-           progress: Callable[[int, int | None], None] | None = None) -> ReplayResult:
+def replay(ws: Workspace, truth: Truth, target_recall: float = 0.95, retrain_every: int = 50,
+           max_decisions: int | None = None, progress: Callable[[int, int | None], None] | None = None) -> ReplayResult:
     """Run the review with the oracle on a scored project (its decisions so far are kept)."""
-    from triage_app.core.learning.head import retrain
-
-    cards = cards if cards is not None else load_cards(settings.models_dir, project.root)
-    labels = truth_by_frame(project, truth)
+    settings = ws.settings
+    labels = truth_by_frame(ws, truth)
     known = {f: v for f, v in labels.items() if v is not None}
     positives = {f for f, v in known.items() if v}
     res = ReplayResult(frames=len(known), positives=len(positives), unknown=len(labels) - len(known),
-                       target_recall=target_recall, project=str(project.root),
+                       target_recall=target_recall, project=str(ws.root),
                        confidence=settings.review.recall_confidence)
     if res.unknown:
         res.messages.append(f"{res.unknown} frames have no ground truth: the oracle answers 'unsure' and they are left "
                             f"out of every rate")
-    store = ScoreStore(project)
-
     def supervise() -> None:
         try:
-            d, rule = propose_policy(project, cards, settings, target_recall)
+            d, rule = propose_policy(ws, target_recall)
         except ValueError as exc:
             res.messages.append(str(exc))
             return
         if d.enough_labels:
-            store.save_policy(rule.text, d.thresholds, ORACLE, target_recall=target_recall, note="replay",
+            ws.policies.save(rule.text, d.thresholds, ORACLE, target_recall=target_recall, note="replay",
                               confidence=d.confidence)
             res.policies_saved += 1
-        refresh_audit(project, cards, settings)
+        refresh_audit(ws)
 
     def learn() -> None:
         if retrain_every:
             try:
-                retrain(project, cards, settings)
+                retrain(ws)
                 res.retrains += 1
             except TriageError as exc:  # too few labels of one kind yet
                 log.info("replay: no retrain yet (%s)", exc)
@@ -135,9 +130,9 @@ def replay(project: Project, settings: Settings, truth: Truth, target_recall: fl
     checkpoint = max(1, retrain_every // 2 if retrain_every else 25)
 
     def point() -> None:
-        rep = report(project, cards, settings)
-        ids, _, cand = candidate_frames(store, active_policy(store, cards, settings))
-        cand_ids = {int(i) for i, c in zip(ids, cand) if c}
+        rep = report(ws)
+        ids, _, cand = ws.candidates()
+        cand_ids = {int(i) for i, c in zip(ids, cand, strict=True) if c}
         found = len(shown & positives)
         res.curve.append(dict(
             decisions=res.decisions, shown=len(shown), workload_fraction=len(shown) / max(res.frames, 1),
@@ -147,7 +142,7 @@ def replay(project: Project, settings: Settings, truth: Truth, target_recall: fl
             candidates=rep["candidates"]))
 
     supervise()
-    session = ReviewSession(project, cards, settings, reviewer=ORACLE)
+    session = ReviewSession(ws, reviewer=ORACLE)
     point()
     since_learn = 0
     while max_decisions is None or res.decisions < max_decisions:
@@ -184,28 +179,27 @@ def replay(project: Project, settings: Settings, truth: Truth, target_recall: fl
     res.estimated_recall_ci = (last["ci_low"], last["ci_high"])
     res.policy_true_recall = last["policy_true_recall"]
     res.policy_workload_fraction = last["candidates"] / max(res.frames, 1)
-    _tile_hits(project, cards, settings, truth, shown & positives, res)
+    _tile_hits(ws, truth, shown & positives, res)
     return res
 
 
-def _tile_hits(project: Project, cards: dict[str, ModelCard], settings: Settings, truth: Truth, frames: set[int],
-               res: ReplayResult) -> None:
+def _tile_hits(ws: Workspace, truth: Truth, frames: set[int], res: ReplayResult) -> None:
     """Where the truth has boxes: did the firing tile of each shown positive hold at least half
     of a truth box (the analyst was pointed at the object, not just at the frame)?"""
     if truth.boxes is None and truth.yolo is None or not frames:
         return
-    store = ScoreStore(project)
-    thresholds = active_policy(store, cards, settings).thresholds
-    rows = store.frame_score_rows(sorted(frames))
-    sources = {s["id"]: s for s in project.source_summaries()}
+    thresholds = ws.policy().thresholds
+    rows = ws.scores.frame_score_rows(sorted(frames))
+    sources = {s["id"]: s for s in ws.frames.source_summaries()}
     hits = checked = 0
     for fid in sorted(frames):
-        f = project.frame(fid)
-        path = frame_image_path(project, sources[f["source_id"]], f)
+        f = ws.frames.frame(fid)
+        path = frame_image_path(ws, sources[f["source_id"]], f)
         _, box = firing_tile(rows.get(fid, {}), thresholds)
-        if path is None or box is None or not f["width"]:
+        width, height = f.get("width"), f.get("height")
+        if path is None or box is None or not width or not height:
             continue
-        boxes = truth.boxes_for(path, int(f["width"]), int(f["height"]))
+        boxes = truth.boxes_for(path, int(width), int(height))
         checked += 1
         hits += bool(boxes) and bool((box_inside_share(np.array(boxes), box) >= 0.5).any())
     res.firing_tile_hits, res.firing_tile_checked = hits, checked
@@ -216,30 +210,31 @@ def evaluate(sources: list[str], truth: Truth, settings: Settings, target_recall
              progress_factory: Callable[[str], Any] | None = None) -> ReplayResult:
     """Ingest and score the sources in a fresh project (``project_dir`` keeps it; otherwise a
     temporary folder is used and removed), then replay the review."""
-    if project_dir is not None and Project.exists(project_dir):
+    if project_dir is not None and Workspace.exists(project_dir):
         raise TriageError(f"{project_dir}: already holds a project; a replay needs a new folder (its decisions would mix)")
     with tempfile.TemporaryDirectory(prefix="triage-replay-") as tmp:
         root = Path(project_dir) if project_dir is not None else Path(tmp) / "project"
-        with Project(root) as project:
+        with Workspace(root, settings=settings) as ws:
             messages = []
             for uri in sources:
                 bar = progress_factory(f"ingest {Path(uri).name}") if progress_factory else None
-                r = ingest_source(project, uri, settings, progress=bar)
+                r = ingest_source(ws, uri, progress=bar)
                 if bar is not None:
                     bar.close()
                 if r.error:
                     messages.append(r.error)
-            if not project.frame_rows():
+            if not ws.frames.frame_count():
                 raise TriageError("no frame could be ingested from the sources given: " + "; ".join(messages))
             bar = progress_factory("score") if progress_factory else None
-            summary = score_project(project, settings, progress=bar)
+            summary = score_project(ws, progress=bar)
+            refresh_audit(ws)
             if bar is not None:
                 bar.close()
             # The head is untrained before the first decisions: the replay trains it, no news there.
             messages += [f"member {m} left out: {why}" for m, why in summary.unavailable.items()
                          if not (m == "head" and retrain_every)] + summary.errors[:10]
             bar = progress_factory("replay") if progress_factory else None
-            res = replay(project, settings, truth, target_recall, retrain_every, max_decisions=max_decisions, progress=bar)
+            res = replay(ws, truth, target_recall, retrain_every, max_decisions=max_decisions, progress=bar)
             if bar is not None:
                 bar.close()
             res.messages = messages + res.messages

@@ -24,7 +24,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from triage_app.core.model.errors import InputError
+from triage_app.core.ingest.sources import decode_image
+from triage_app.core.model.errors import InputError, SourceError
 
 _TRUE = {"positive", "pos", "1", "true", "yes", "accept", "y", "t"}
 _FALSE = {"negative", "neg", "0", "false", "no", "reject", "n", "f"}
@@ -176,14 +177,16 @@ def read_voc(path: Path, classes: set[str] | None = None) -> list[tuple[float, f
 
 
 def _read_box_folder(folder: Path, classes: set[str] | None) -> Truth:
-    truth = Truth(boxes={}, yolo={}, origin=str(folder))
+    yolo: dict[str, list[tuple[float, float, float, float]]] = {}
+    boxes: dict[str, list[tuple[float, float, float, float]]] = {}
+    truth = Truth(boxes=boxes, yolo=yolo, origin=str(folder))
     found = 0
     for f in sorted(folder.iterdir()):
         if f.suffix.lower() == ".txt" and f.name != "classes.txt":
-            truth.yolo[f.stem] = read_yolo(f, classes)
+            yolo[f.stem] = read_yolo(f, classes)
             found += 1
         elif f.suffix.lower() == ".xml":
-            truth.boxes[f.stem] = read_voc(f, classes)
+            boxes[f.stem] = read_voc(f, classes)
             found += 1
     if not found:
         raise TruthError(folder, "holds no YOLO .txt or Pascal VOC .xml box file")
@@ -205,9 +208,6 @@ def crops_from_boxes(image_path: str | Path, boxes: list[tuple[float, float, flo
     """Cut an annotated image (an orthomosaic, say) into ``size`` px crops, written as PNG with
     a YOLO file each (boxes clipped to the crop, kept when at least ``min_inside`` of the box
     lies inside). Returns (crops, positive crops)."""
-    from triage_app.core.model.errors import SourceError
-    from triage_app.core.ingest.sources import decode_image
-
     try:
         image = decode_image(Path(image_path), 1_000_000_000)
     except SourceError:

@@ -13,12 +13,12 @@ from typing import Any, Protocol
 import cv2
 
 from triage_app.core.ingest import quality
-from triage_app.core.model.errors import SourceError, TelemetryParseError
-from triage_app.core.model.settings import Settings
 from triage_app.core.ingest.parallel import default_workers
-from triage_app.core.ingest.sources import Sampling, SourceFrame, VideoSource, is_stream_uri, open_source
-from triage_app.core.store import Project
+from triage_app.core.ingest.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, SourceFrame, VideoSource, is_stream_uri, open_source
 from triage_app.core.ingest.telemetry import Telemetry, find_sidecar_srt, parse_srt
+from triage_app.core.model.errors import SourceError, TelemetryParseError
+from triage_app.core.model.records import Sampling
+from triage_app.core.store import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +98,8 @@ def _frame_row(
 
 
 def ingest_source(
-    project: Project,
+    ws: Workspace,
     uri: str | Path,
-    settings: Settings,
     telemetry_path: Path | None = None,
     sampling: Sampling | None = None,
     progress: ProgressFn | None = None,
@@ -110,6 +109,7 @@ def ingest_source(
     """Ingest one source. Never raises for bad input: the problem is in ``result.error``
     (nothing usable) or ``result.warnings`` (some frames or telemetry unusable), and is
     recorded in the project's messages."""
+    settings = ws.settings
     sampling = sampling or Sampling(settings.ingest.every, settings.ingest.fps)
     result = IngestResult(uri=str(uri))
     try:
@@ -120,15 +120,15 @@ def ingest_source(
                              default_workers(settings.scoring.decode_workers), 4 * settings.quality.analysis_size)
     except SourceError as exc:
         result.error = str(exc)
-        project.add_message("error", str(exc), path=str(uri))
+        ws.frames.add_message("error", str(exc), path=str(uri))
         return result
     info = source.info()
     result.name = info.name
     sampling_key = sampling.as_dict() if source.kind != "images" else {}
-    source_id, _created = project.add_source(source.kind, info.uri, info.name, sampling_key)
+    source_id, _created = ws.frames.add_source(source.kind, info.uri, info.name, sampling_key)
     result.source_id = source_id
     telemetry = _telemetry_for(source.kind, info.uri, telemetry_path, result)
-    project.update_source(
+    ws.frames.update_source(
         source_id,
         fps=info.fps,
         frame_count=info.frame_count,
@@ -139,18 +139,27 @@ def ingest_source(
         status="ingesting",
     )
     result.warnings.extend(info.warnings)
-    existing = project.frame_indices(source_id)
+    _read_frames(ws, source, info, source_id, sampling, telemetry, result, progress, cancel, batch)
+    _conclude(ws, source, info, source_id, result)
+    return result
+
+
+def _read_frames(ws: Workspace, source: Any, info: Any, source_id: int, sampling: Sampling, telemetry: Telemetry | None,
+                 result: IngestResult, progress: ProgressFn | None, cancel: CancelToken | None, batch: int) -> None:
+    """Read the source's sampled frames after those already stored, gate and record them."""
+    settings = ws.settings
+    existing = ws.frames.frame_indices(source_id)
     start_after = max(existing) if existing else -1
     total = None
     if info.frame_count:
         total = info.frame_count if source.kind == "images" else expected_frames(info.frame_count, info.fps, sampling)
     rows: list[dict[str, Any]] = []
     done = len(existing)
-    stream_dir = project.stream_dir(source_id) if source.kind == "stream" else None
+    stream_dir = ws.frames.stream_dir(source_id) if source.kind == "stream" else None
 
     def flush() -> None:
         if rows:
-            result.frames_new += project.add_frames(rows)
+            result.frames_new += ws.frames.add_frames(rows)
             rows.clear()
 
     try:
@@ -165,12 +174,7 @@ def ingest_source(
             else:
                 report = quality.measure(frame.image, settings.quality)
             if stream_dir is not None and frame.image is not None:
-                stream_dir.mkdir(parents=True, exist_ok=True)
-                target = stream_dir / f"{frame.idx:08d}.jpg"
-                ok, buf = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, 95])
-                if ok:  # written by Python: OpenCV's own writer takes UTF-8 names only
-                    target.write_bytes(buf.tobytes())
-                frame.path = str(target.relative_to(project.root))
+                frame.path = _keep_stream_frame(ws, stream_dir, frame)
             rows.append(_frame_row(source_id, frame, report, telemetry, settings.ingest.telemetry_tolerance_s))
             done += 1
             if len(rows) >= batch:
@@ -184,25 +188,39 @@ def ingest_source(
         result.warnings.append(f"{info.uri}: reading stopped early ({exc})")
         result.incomplete = True
 
+
+def _keep_stream_frame(ws: Workspace, stream_dir: Path, frame: SourceFrame) -> str:
+    """A live stream cannot be read twice: its frame is kept in the project. Returns its
+    path relative to the project."""
+    assert frame.image is not None
+    stream_dir.mkdir(parents=True, exist_ok=True)
+    target = stream_dir / f"{frame.idx:08d}.jpg"
+    ok, buf = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    if ok:  # written by Python: OpenCV's own writer takes UTF-8 names only
+        target.write_bytes(buf.tobytes())
+    return str(target.relative_to(ws.root))
+
+
+def _conclude(ws: Workspace, source: Any, info: Any, source_id: int, result: IngestResult) -> None:
+    """The source's counts, status and messages once its frames are read."""
     if getattr(source, "truncated", False):
         result.incomplete = True
         result.warnings.append(
             f"{info.uri}: video ends after {getattr(source, 'frames_read', '?')} of the "
             f"{info.frame_count} frames its header announces (truncated file?)"
         )
-    summary = next(s for s in project.source_summaries() if s["id"] == source_id)
+    summary = next(s for s in ws.frames.source_summaries() if s["id"] == source_id)
     result.frames_total = summary["frames"]
     result.telemetry_matched = summary["telemetry_matched"]
-    result.flagged = Counter(project.flag_counts(source_id))
+    result.flagged = Counter(ws.frames.flag_counts(source_id))
     if result.frames_total == 0:
         result.error = f"{info.uri}: no frame could be read"
     status = "failed" if result.error else ("partial" if result.cancelled or result.incomplete else "ingested")
-    project.update_source(source_id, status=status, message="; ".join(result.warnings[:5]) or result.error)
+    ws.frames.update_source(source_id, status=status, message="; ".join(result.warnings[:5]) or result.error)
     for w in result.warnings:
-        project.add_message("warning", w, path=info.uri, source_id=source_id)
+        ws.frames.add_message("warning", w, path=info.uri, source_id=source_id)
     if result.error:
-        project.add_message("error", result.error, path=info.uri, source_id=source_id)
-    return result
+        ws.frames.add_message("error", result.error, path=info.uri, source_id=source_id)
 
 
 def expected_frames(frame_count: int, fps: float | None, sampling: Sampling) -> int:
@@ -236,7 +254,7 @@ class FootageProbe:
         return expected_frames(self.frame_count, self.fps, sampling) if self.frame_count else None
 
 
-def probe_footage(uri: str | Path, project: Project | None = None) -> FootageProbe:
+def probe_footage(uri: str | Path, ws: Workspace | None = None) -> FootageProbe:
     """Read a video's header and first frame (never its whole length); a stream is not
     opened, since connecting to one can take long. Never raises: the problem is in ``error``."""
     text = str(uri)
@@ -255,8 +273,8 @@ def probe_footage(uri: str | Path, project: Project | None = None) -> FootagePro
             probe.width, probe.height = info.width, info.height
             srt = find_sidecar_srt(Path(text))
             probe.telemetry = str(srt) if srt else None
-    if project is not None:
-        for row in project.source_summaries():
+    if ws is not None:
+        for row in ws.frames.source_summaries():
             if row["uri"] == probe.uri and row["kind"] in ("video", "stream"):
                 probe.in_project.append(Sampling.stored(row["sampling"]).describe())
     return probe
@@ -275,8 +293,6 @@ def sort_dropped(paths: list[str | Path]) -> DroppedFootage:
     """Videos, image sources and the rest among dropped paths. A folder adds its videos (a
     camera card's DCIM folder: clips with their .SRT files) and, if it holds stills, itself as
     a folder of images; its subfolders are not searched."""
-    from triage_app.core.ingest.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-
     out = DroppedFootage()
     for raw in paths:
         p = Path(raw)

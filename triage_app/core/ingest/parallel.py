@@ -43,10 +43,10 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int,
     try:
         while True:
             while len(ahead) < workers:
-                item = next(todo, _DONE)
-                if item is _DONE:
+                nxt: Any = next(todo, _DONE)
+                if nxt is _DONE:
                     break
-                ahead.append((item, pool.submit(fn, item)))
+                ahead.append((nxt, pool.submit(fn, nxt)))
             if not ahead or (stop is not None and stop()):
                 return
             item, job = ahead.popleft()

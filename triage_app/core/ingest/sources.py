@@ -23,10 +23,11 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from triage_app.core.model.errors import SourceError
 from triage_app.core.ingest.parallel import ordered_map
 from triage_app.core.ingest.telemetry.exif import read_exif
 from triage_app.core.ingest.telemetry.model import TelemetryPoint
+from triage_app.core.model.errors import SourceError
+from triage_app.core.model.records import Frame, Sampling, Source
 
 log = logging.getLogger(__name__)
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # errors only: FFmpeg and libtiff chatter would drown the user's messages
@@ -38,30 +39,6 @@ VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".ts", ".m4v", ".mts"}
 VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".m4v", ".mts", ".ts", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp"}
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 Image.MAX_IMAGE_PIXELS = None  # size is checked by us with a clear message instead
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """Which frames of a video to keep: all, every Nth, or N per second of video time."""
-
-    every: int = 1
-    fps: float | None = None
-
-    def as_dict(self) -> dict[str, float | int | None]:
-        return {"every": self.every, "fps": self.fps}
-
-    @classmethod
-    def stored(cls, text: str | None) -> Sampling:
-        """The sampling a source was added with, from its stored form (``as_dict`` as JSON)."""
-        import json
-
-        data = json.loads(text or "{}")
-        return cls(int(data.get("every") or 1), data.get("fps"))
-
-    def describe(self) -> str:
-        if self.fps:
-            return f"{self.fps:g} frame{'' if self.fps == 1 else 's'} per second of video"
-        return "every frame" if self.every == 1 else f"1 frame in {self.every}"
 
 
 class _Sampler:
@@ -296,10 +273,11 @@ class ImageFolderSource:
         if not files:
             raise SourceError(self.path, "folder holds no jpg, png or tif images")
         entries = [_ImageEntry(p, read_exif(p)) for p in files]
-        timed = sorted((e for e in entries if e.telemetry and e.telemetry.captured_at), key=lambda e: (e.telemetry.captured_at, e.path.name))  # type: ignore[union-attr]
-        untimed = sorted((e for e in entries if not (e.telemetry and e.telemetry.captured_at)), key=lambda e: _natural(e.path.name))
+        stamps = {e.path: e.telemetry.captured_at for e in entries if e.telemetry and e.telemetry.captured_at}
+        timed = sorted((e for e in entries if e.path in stamps), key=lambda e: (stamps[e.path], e.path.name))
+        untimed = sorted((e for e in entries if e.path not in stamps), key=lambda e: _natural(e.path.name))
         self.entries = timed + untimed
-        self._t0 = _parse_iso(timed[0].telemetry.captured_at) if timed else None  # type: ignore[union-attr]
+        self._t0 = _parse_iso(stamps[timed[0].path]) if timed else None
 
     @property
     def base(self) -> Path:
@@ -331,6 +309,7 @@ class ImageFolderSource:
                     raise error
                 yield SourceFrame(index, t, None, path=rel, error=error.problem, telemetry=entry.telemetry)
                 continue
+            assert decoded is not None
             image, size = decoded
             yield SourceFrame(index, t, image, path=rel, telemetry=entry.telemetry, size=size)
 
@@ -388,11 +367,11 @@ class StreamSource:
             cap.release()
 
 
-Source = VideoSource | ImageFolderSource | StreamSource
+SourceReader = VideoSource | ImageFolderSource | StreamSource
 
 
 def open_source(uri: str | Path, max_pixels: int = 250_000_000, stream_max_frames: int = 100_000,
-                decode_workers: int = 1, min_long_side: int | None = None) -> Source:
+                decode_workers: int = 1, min_long_side: int | None = None) -> SourceReader:
     """Open a source by what it is: a URL is a stream, a folder or image file is an
     image source (decoded by ``decode_workers`` threads, JPEGs reduced down to
     ``min_long_side`` when given), anything else is tried as a video. Raises ``SourceError``."""
@@ -415,15 +394,17 @@ class FrameReader:
         self.max_pixels = max_pixels
         self._caps: OrderedDict[str, tuple[cv2.VideoCapture, int]] = OrderedDict()
 
-    def read(self, source: dict, frame: dict) -> np.ndarray:
+    def read(self, source: Source, frame: Frame) -> np.ndarray:
         """BGR pixels of a frame; raises ``SourceError`` naming the file if gone or broken."""
         kind = source["kind"]
-        if kind == "images":
-            base = Path(source["uri"])
-            base = base if base.is_dir() else base.parent
-            return decode_image(base / frame["path"], self.max_pixels)
-        if kind == "stream":
-            return decode_image(self.project_root / frame["path"], self.max_pixels)
+        if kind in ("images", "stream"):
+            path = frame.get("path")
+            if not path:
+                raise SourceError(source["uri"], f"frame {frame['idx']} names no file")
+            base = Path(source["uri"]) if kind == "images" else self.project_root
+            if kind == "images" and not base.is_dir():
+                base = base.parent
+            return decode_image(base / path, self.max_pixels)
         return self._read_video(source["uri"], int(frame["idx"]))
 
     def _read_video(self, uri: str, idx: int) -> np.ndarray:

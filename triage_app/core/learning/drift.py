@@ -33,10 +33,8 @@ from typing import Any
 import numpy as np
 
 from triage_app.core.model.errors import TriageError
-from triage_app.core.model.cards import ModelCard
-from triage_app.core.model.settings import Settings
-from triage_app.core.store import Project
-from triage_app.core.store.scores import ScoreStore
+from triage_app.core.model.records import Source
+from triage_app.core.store import Workspace
 
 _FLOOR = 1e-4
 
@@ -107,14 +105,13 @@ class FlightDrift:
         return [f"{what} PSI {v:.2f}" for what, v in sorted(parts, key=lambda x: -x[1]) if v == v]
 
 
-def _embeddings(project: Project, cards: dict[str, ModelCard]) -> tuple[np.ndarray, np.ndarray] | None:
-    from triage_app.core.learning.head import pooled_features
-
+def _embeddings(ws: Workspace) -> tuple[np.ndarray, np.ndarray] | None:
+    cards = ws.cards
     backbones = [c.backbone for c in cards.values() if c.kind == "head" and c.backbone] or \
         [n for n, c in cards.items() if c.kind != "head"]
     for b in backbones:
         try:
-            ids, vectors, _ = pooled_features(project, b)
+            ids, vectors, _ = ws.embeddings.pooled(b)
         except TriageError:
             continue
         if len(ids):
@@ -144,55 +141,39 @@ _cache: dict[str, tuple[tuple[Any, ...], list[FlightDrift]]] = {}
 _cache_lock = threading.Lock()
 
 
-def _state(project: Project, cards: dict[str, ModelCard], settings: Settings) -> tuple[Any, ...]:
-    """Everything drift depends on, cheaply: scores written, decisions made or undone,
-    embeddings cached, frames flagged, the drift settings and the members."""
-    with project.db.read() as conn:
-        rows = [tuple(conn.exec_driver_sql(sql).one()) for sql in (
-            "SELECT count(*), max(scored_at) FROM scores",
-            "SELECT count(*), max(id), count(undone_at) FROM decisions",
-            "SELECT group_concat(id || ':' || rows_committed) FROM embedding_sets",
-            "SELECT count(*), count(quality_flag), max(source_id) FROM frames",
-        )]
-    return (*rows, settings.drift.model_dump_json(), tuple(sorted(cards)))
-
-
-def flight_drift(project: Project, cards: dict[str, ModelCard], settings: Settings) -> list[FlightDrift]:
+def flight_drift(ws: Workspace) -> list[FlightDrift]:
     """The drift of every flight (source) against the labelled flights; computed again only
     when something it depends on has changed (the supervisor view asks on every refresh)."""
-    key = _state(project, cards, settings)
-    where = str(project.root)
+    key = (*ws.change_marks(), ws.settings.drift.model_dump_json(), tuple(sorted(ws.cards)))
+    where = str(ws.root)
     with _cache_lock:
         hit = _cache.get(where)
     if hit is not None and hit[0] == key:
         return copy.deepcopy(hit[1])
-    result = _flight_drift(project, cards, settings)
+    result = _flight_drift(ws)
     with _cache_lock:
         _cache[where] = (key, copy.deepcopy(result))
     return result
 
 
-def _flight_drift(project: Project, cards: dict[str, ModelCard], settings: Settings) -> list[FlightDrift]:
-    from triage_app.core.review.queue import DecisionStore
-
-    cfg = settings.drift
+def _flight_drift(ws: Workspace) -> list[FlightDrift]:
+    cfg = ws.settings.drift
     rng = np.random.default_rng(0)
-    sources = project.source_summaries()
-    source_of = project.frame_sources()
+    sources = ws.frames.source_summaries()
+    source_of = ws.frames.frame_sources()
     flagged = {int(s["id"]): int(s["flagged"]) for s in sources}
     counts = {int(s["id"]): int(s["frames"]) for s in sources}
-    standing = DecisionStore(project).current()
+    standing = ws.decisions.current()
     accepts: dict[int, list[int]] = {}
     for d in standing:
-        if d["label"] in ("accept", "reject"):
-            accepts.setdefault(source_of[int(d["frame_id"])], []).append(1 if d["label"] == "accept" else 0)
-    decided_sources = {source_of[int(d["frame_id"])] for d in standing}
+        if d.label.target is not None:
+            accepts.setdefault(source_of[d.frame_id], []).append(d.label.target)
+    decided_sources = {source_of[d.frame_id] for d in standing}
 
-    store = ScoreStore(project)
-    ids, names, mat, _ = store.score_table()
-    mat = store.with_oof(ids, names, mat, {int(d["frame_id"]) for d in standing if d["label"] in ("accept", "reject")})
+    ids, names, mat, _ = ws.scores.score_table()
+    mat = ws.scores.with_oof(ids, names, mat, {d.frame_id for d in standing if d.label.target is not None})
     score_src = np.array([source_of.get(int(f), -1) for f in ids], dtype=np.int64)
-    emb = _embeddings(project, cards)
+    emb = _embeddings(ws)
     if emb is not None:
         emb_ids, vectors = emb
         emb_src = np.array([source_of.get(int(f), -1) for f in emb_ids], dtype=np.int64)
@@ -203,49 +184,59 @@ def _flight_drift(project: Project, cards: dict[str, ModelCard], settings: Setti
             rows = np.sort(rng.choice(rows, cfg.sample, replace=False))
         return rows
 
-    out = []
-    for s in sources:
-        sid = int(s["id"])
-        labelled = sid in decided_sources
-        others_labelled = decided_sources - {sid}
-        if others_labelled:
-            ref_ids, ref_text = others_labelled, "labelled flights" + (" (others)" if labelled else "")
-        elif labelled:
-            ref_ids, ref_text = set(), "itself: the only labelled flight is the reference"
-        else:
-            ref_ids, ref_text = {int(x["id"]) for x in sources} - {sid}, "all other flights (no labels yet)"
-        in_ref = np.isin(score_src, list(ref_ids))
-        mine = score_src == sid
-        fd = FlightDrift(source_id=sid, name=str(s["name"]), frames=counts[sid], scored=int(mine.sum()), labelled=labelled,
-                         reference=ref_text, drift=None, alert=False,
-                         flag_rate=flagged[sid] / counts[sid] if counts[sid] else 0.0)
-        ref_frames = sum(counts[r] for r in ref_ids)
-        fd.reference_flag_rate = sum(flagged[r] for r in ref_ids) / ref_frames if ref_frames else None
-        own = accepts.get(sid, [])
-        fd.decisions = len(own)
-        fd.accept_rate = float(np.mean(own)) if own else None
-        ref_acc = [v for r in ref_ids for v in accepts.get(r, [])]
-        fd.reference_accept_rate = float(np.mean(ref_acc)) if ref_acc else None
-        if not ref_ids:
-            fd.note = "the reference itself" if labelled else "no other flight to compare with"
-        elif fd.scored < cfg.min_frames or int(in_ref.sum()) < cfg.min_frames:
-            fd.note = f"too few scored frames (this flight {fd.scored}, reference {int(in_ref.sum())}; need {cfg.min_frames})"
-        else:
-            for j, m in enumerate(names):
-                v = corrected_psi(mat[in_ref, j], mat[mine, j], cfg.bins)
-                if v == v:
-                    fd.member_psi[m] = round(v, 4)
-            if emb is not None:
-                ra, ca = sample_rows(np.isin(emb_src, list(ref_ids))), sample_rows(emb_src == sid)
-                if len(ra) >= cfg.min_frames and len(ca) >= cfg.min_frames:
-                    ref_v = np.asarray(vectors[ra], np.float32)
-                    cur_v = np.asarray(vectors[ca], np.float32)
-                    fd.embedding_psi = round(_pca_psi(ref_v, cur_v, cfg.components, cfg.bins), 4)
-                    fd.centroid_distance = round(_cosine(ref_v, cur_v), 5)
-            parts = list(fd.member_psi.values()) + ([fd.embedding_psi] if fd.embedding_psi is not None else [])
-            parts = [p for p in parts if p == p]
-            if parts:
-                fd.drift = round(max(parts), 4)
-                fd.alert = fd.drift > cfg.alert_psi
-        out.append(fd)
-    return out
+    emb_rows = None
+    if emb is not None:
+        emb_rows = (emb_src, vectors)
+    return [_one_flight(s, sources, decided_sources, accepts, flagged, counts, score_src, names, mat, emb_rows,
+                        sample_rows, cfg) for s in sources]
+
+
+def _one_flight(s: Source, sources: list[Source], decided_sources: set[int], accepts: dict[int, list[int]],
+                flagged: dict[int, int], counts: dict[int, int], score_src: np.ndarray, names: list[str], mat: np.ndarray,
+                emb: tuple[np.ndarray, np.ndarray] | None, sample_rows: Any, cfg: Any) -> FlightDrift:
+    """One flight's drift against its reference (the labelled flights, else all the others)."""
+    sid = int(s["id"])
+    labelled = sid in decided_sources
+    others_labelled = decided_sources - {sid}
+    if others_labelled:
+        ref_ids, ref_text = others_labelled, "labelled flights" + (" (others)" if labelled else "")
+    elif labelled:
+        ref_ids, ref_text = set(), "itself: the only labelled flight is the reference"
+    else:
+        ref_ids, ref_text = {int(x["id"]) for x in sources} - {sid}, "all other flights (no labels yet)"
+    in_ref = np.isin(score_src, list(ref_ids))
+    mine = score_src == sid
+    fd = FlightDrift(source_id=sid, name=str(s["name"]), frames=counts[sid], scored=int(mine.sum()), labelled=labelled,
+                     reference=ref_text, drift=None, alert=False,
+                     flag_rate=flagged[sid] / counts[sid] if counts[sid] else 0.0)
+    ref_frames = sum(counts[r] for r in ref_ids)
+    fd.reference_flag_rate = sum(flagged[r] for r in ref_ids) / ref_frames if ref_frames else None
+    own = accepts.get(sid, [])
+    fd.decisions = len(own)
+    fd.accept_rate = float(np.mean(own)) if own else None
+    ref_acc = [v for r in ref_ids for v in accepts.get(r, [])]
+    fd.reference_accept_rate = float(np.mean(ref_acc)) if ref_acc else None
+    if not ref_ids:
+        fd.note = "the reference itself" if labelled else "no other flight to compare with"
+        return fd
+    if fd.scored < cfg.min_frames or int(in_ref.sum()) < cfg.min_frames:
+        fd.note = f"too few scored frames (this flight {fd.scored}, reference {int(in_ref.sum())}; need {cfg.min_frames})"
+        return fd
+    for j, m in enumerate(names):
+        v = corrected_psi(mat[in_ref, j], mat[mine, j], cfg.bins)
+        if v == v:
+            fd.member_psi[m] = round(v, 4)
+    if emb is not None:
+        emb_src, vectors = emb
+        ra, ca = sample_rows(np.isin(emb_src, list(ref_ids))), sample_rows(emb_src == sid)
+        if len(ra) >= cfg.min_frames and len(ca) >= cfg.min_frames:
+            ref_v = np.asarray(vectors[ra], np.float32)
+            cur_v = np.asarray(vectors[ca], np.float32)
+            fd.embedding_psi = round(_pca_psi(ref_v, cur_v, cfg.components, cfg.bins), 4)
+            fd.centroid_distance = round(_cosine(ref_v, cur_v), 5)
+    parts = list(fd.member_psi.values()) + ([fd.embedding_psi] if fd.embedding_psi is not None else [])
+    parts = [p for p in parts if p == p]
+    if parts:
+        fd.drift = round(max(parts), 4)
+        fd.alert = fd.drift > cfg.alert_psi
+    return fd

@@ -31,11 +31,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from triage_app.core.model.errors import TriageError
-from triage_app.core.model.cards import ModelCard, load_card, project_models_dir
-from triage_app.core.model.settings import Settings
 from triage_app.core.ingest.sources import FrameReader
-from triage_app.core.store import Project
+from triage_app.core.model.cards import ModelCard, load_card, project_models_dir
+from triage_app.core.model.errors import TriageError
+from triage_app.core.model.records import Source
+from triage_app.core.model.settings import Settings
+from triage_app.core.scoring.members.onnx_build import finetuned_net
+from triage_app.core.scoring.pipeline import score_project
+from triage_app.core.store import Workspace
 
 MARGIN = 0.02
 MEMBER = "finetuned"
@@ -95,18 +98,18 @@ def _augment(x: "Any", rng: np.random.Generator) -> "Any":
     return x
 
 
-def _labelled_images(project: Project, card: ModelCard, chosen: list[int],
+def _labelled_images(ws: Workspace, card: ModelCard, chosen: list[int],
                      progress: Callable[[int, int | None], None] | None, total: int,
                      cancel: Any = None) -> tuple[list[np.ndarray], list[int]]:
     """Pixels of each labelled frame, whole, at the card's input size (RGB)."""
-    reader = FrameReader(project.root)
-    sources: dict[int, dict[str, Any]] = {}
+    reader = FrameReader(ws.root)
+    sources: dict[int, Source] = {}
     images, keep = [], []
     try:
         for n, fid in enumerate(chosen):
             _check(cancel)
-            frame = project.frame(fid)
-            src = sources.setdefault(frame["source_id"], project.source(frame["source_id"]))
+            frame = ws.frames.frame(fid)
+            src = sources.setdefault(frame["source_id"], ws.frames.source(frame["source_id"]))
             try:
                 bgr = reader.read(src, frame)
             except TriageError:
@@ -129,7 +132,6 @@ def _train(card: ModelCard, x_img: "Any", y: np.ndarray, train: np.ndarray, bloc
     ``blocks`` blocks and that layer trained on the frames ``train``."""
     import torch
 
-    from triage_app.core.scoring.members.onnx_build import finetuned_net
 
     net = finetuned_net(card)
     for p in net.parameters():
@@ -183,7 +185,7 @@ def recall_threshold(scores: np.ndarray, positive: np.ndarray, target: float) ->
     return float(np.clip(pos[min(k, len(pos) - 1)], 0.01, 0.99))
 
 
-def finetune_comparison(project: Project, cards: dict[str, ModelCard], settings: Settings, blocks: int = 2,
+def finetune_comparison(ws: Workspace, blocks: int = 2,
                         epochs: int = 6, folds: int = 5, max_frames: int = 1000, batch: int = 16, seed: int = 0,
                         progress: Callable[[int, int | None], None] | None = None,
                         deploy: str = "never", cancel: Any = None) -> FinetuneReport:
@@ -196,38 +198,38 @@ def finetune_comparison(project: Project, cards: dict[str, ModelCard], settings:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from triage_app.core.learning.head import _labels, pooled_features
 
     if deploy not in ("never", "auto", "always"):
         raise ValueError(f"deploy must be never, auto or always, not {deploy!r}")
     t0 = time.perf_counter()
+    cards = ws.cards
     head = cards.get("head")
     if head is None or head.backbone not in cards:
         raise TriageError("fine-tuning needs the 'head' card and its backbone's card in the models folder")
     card = cards[head.backbone]
     if card.kind != "imagenet" or card.architecture != "efficientnet-lite0":
         raise TriageError(f"fine-tuning is built for the EfficientNet-Lite0 backbone; '{card.name}' is {card.architecture or card.kind}")
-    frame_ids, feats, _ = pooled_features(project, card.name)
-    labels = _labels(project)
+    frame_ids, feats, _ = ws.embeddings.pooled(card.name)
+    labels = ws.decisions.labels()
     row_of = {int(f): i for i, f in enumerate(frame_ids.tolist())}
     chosen = [f for f in labels if f in row_of]
     rng = np.random.default_rng(seed)
     if len(chosen) > max_frames:
         chosen = sorted(rng.choice(chosen, max_frames, replace=False).tolist())
     steps = len(chosen) * (3 if deploy != "never" else 2)
-    images, keep = _labelled_images(project, card, chosen, progress, steps, cancel)
+    images, keep = _labelled_images(ws, card, chosen, progress, steps, cancel)
     y = np.array([labels[f] for f in keep], dtype=np.int64)
     pos, neg = int(y.sum()), int(len(y) - y.sum())
     k = min(folds, pos, neg)
     if k < 2:
-        raise TriageError(f"{project.root}: fine-tuning needs at least 2 accepted and 2 rejected frames whose pixels "
+        raise TriageError(f"{ws.root}: fine-tuning needs at least 2 accepted and 2 rejected frames whose pixels "
                           f"can be read (has {pos} and {neg})")
     x_img = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float()
     mean = torch.tensor(card.mean).view(1, 3, 1, 1)
     std = torch.tensor(card.std).view(1, 3, 1, 1)
     x_img = (x_img - mean) / std
     x_head = np.asarray(feats[[row_of[f] for f in keep]], dtype=np.float32)
-    device = _device(settings)
+    device = _device(ws.settings)
     torch.manual_seed(seed)
     cv = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     ft_scores = np.zeros(len(y))
@@ -249,9 +251,7 @@ def finetune_comparison(project: Project, cards: dict[str, ModelCard], settings:
     report = FinetuneReport(len(y), pos, neg, k, round(ft_auc, 4), round(head_auc, 4), favoured, blocks, epochs, device,
                             0.0, skipped=len(chosen) - len(keep))
     if deploy == "always" or (deploy == "auto" and favoured == "fine-tuned backbone"):
-        from triage_app.core.store.scores import ScoreStore
-
-        saved = ScoreStore(project).current_policy()
+        saved = ws.policies.current()
         target = float(saved["target_recall"]) if saved and saved.get("target_recall") else DEFAULT_TARGET_RECALL
         probs = 1.0 / (1.0 + np.exp(-np.clip(ft_scores, -50, 50)))
         report.threshold = round(recall_threshold(probs, y == 1, target), 4)
@@ -261,21 +261,21 @@ def finetune_comparison(project: Project, cards: dict[str, ModelCard], settings:
         _check(cancel)
         if progress:
             progress(steps, steps)
-        report.deployed = str(_deploy(project, card, net, report))
-        ScoreStore(project).replace_oof(MEMBER, keep, probs.tolist())  # each decided frame, unseen by its fold's net
+        report.deployed = str(_deploy(ws, card, net, report))
+        ws.scores.replace_oof(MEMBER, keep, probs.tolist())  # each decided frame, unseen by its fold's net
         t1 = time.perf_counter()
-        report.rescored, report.rescore_stopped = _score_with(project, settings, progress, cancel)
+        report.rescored, report.rescore_stopped = _score_with(ws, progress, cancel)
         report.rescore_seconds = round(time.perf_counter() - t1, 1)
     report.seconds = round(time.perf_counter() - t0, 1)
     return report
 
 
-def _deploy(project: Project, base: ModelCard, net: "Any", report: FinetuneReport) -> Path:
+def _deploy(ws: Workspace, base: ModelCard, net: "Any", report: FinetuneReport) -> Path:
     """Write the net's weights and its card into the project's models folder, atomically
     (card last, so a half-written deployment is never picked up)."""
     import torch
 
-    folder = project_models_dir(project.root)
+    folder = project_models_dir(ws.root)
     folder.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     weights = folder / f"{MEMBER}-{stamp}.pt"
@@ -323,26 +323,21 @@ def _toml_str(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
 
 
-def _score_with(project: Project, settings: Settings, progress: Callable[[int, int | None], None] | None,
+def _score_with(ws: Workspace, progress: Callable[[int, int | None], None] | None,
                 cancel: Any = None) -> tuple[int, bool]:
     """Score every frame with the deployed member (its embeddings are cached like any backbone's)."""
-    from triage_app.core.model.cards import load_cards
-    from triage_app.core.scoring.pipeline import score_project
-
-    cards = load_cards(settings.models_dir, project.root)
-    summary = score_project(project, settings, [MEMBER], progress=progress, cards=cards, cancel=cancel)
+    ws.reload_cards()
+    summary = score_project(ws, [MEMBER], progress=progress, cancel=cancel)
     if MEMBER in summary.unavailable:
-        raise TriageError(f"{project_models_dir(project.root) / (MEMBER + '.toml')}: the deployed member cannot be built: "
+        raise TriageError(f"{project_models_dir(ws.root) / (MEMBER + '.toml')}: the deployed member cannot be built: "
                           f"{summary.unavailable[MEMBER]}")
     return summary.frames_scored, summary.cancelled
 
 
-def retire_finetuned(project: Project) -> bool:
+def retire_finetuned(ws: Workspace) -> bool:
     """Take the deployed fine-tuned member out of the project: its card and weights move to
     ``models/retired/`` and its scores leave the score table. False if none was deployed."""
-    from triage_app.core.store.scores import ScoreStore
-
-    folder = project_models_dir(project.root)
+    folder = project_models_dir(ws.root)
     card = folder / f"{MEMBER}.toml"
     if not card.is_file():
         return False
@@ -351,5 +346,6 @@ def retire_finetuned(project: Project) -> bool:
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     for path in [*folder.glob(f"{MEMBER}-*.pt"), card]:
         os.replace(path, retired / f"{path.stem}.{stamp}{path.suffix}")
-    ScoreStore(project).drop_member(MEMBER)
+    ws.scores.drop_member(MEMBER)
+    ws.reload_cards()
     return True

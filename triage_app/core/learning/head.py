@@ -22,14 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from triage_app.core.store.embeddings import load_embeddings
 from triage_app.core.model.errors import TriageError
-from triage_app.core.model.cards import ModelCard
+from triage_app.core.model.records import Frame
 from triage_app.core.scoring.members.ensemble import HeadModel
-from triage_app.core.scoring.pipeline import pooled_set
-from triage_app.core.model.settings import Settings
-from triage_app.core.store import Project
-from triage_app.core.store.scores import ScoreStore
+from triage_app.core.store import Workspace
 
 
 @dataclass
@@ -53,62 +49,29 @@ class RetrainResult:
 WHOLE_FRAME_MARGIN = 0.02
 
 
-def pooled_features(project: Project, backbone: str) -> tuple[np.ndarray, np.ndarray, int]:
-    """(frame ids, pooled features float16 memory-mapped, model version) of the newest
-    pooled set of a backbone."""
-    sets = [s for s in ScoreStore(project).embedding_sets() if s["member"] == pooled_set(backbone)]
-    if not sets:
-        raise TriageError(f"{project.root}: no cached embeddings for '{backbone}': score the project first")
-    s = max(sets, key=lambda r: r["model_version_id"])
-    arrays = load_embeddings(project.root, s["file"], s["dim"], s["rows_committed"])
-    return arrays.frame_ids, arrays.vectors, int(s["model_version_id"])
-
-
-def _labels(project: Project) -> dict[int, int]:
-    from triage_app.core.review.queue import DecisionStore
-
-    return {int(d["frame_id"]): 1 if d["label"] == "accept" else 0
-            for d in DecisionStore(project).current() if d["label"] in ("accept", "reject")}
-
-
-def whole_frame_features(project: Project, backbone: str, frame_ids: np.ndarray) -> np.ndarray | None:
-    """The whole-frame tile's embedding (tile 0, when tiling keeps the whole frame) of each
-    frame, from the newest tile set of a backbone; None where any frame lacks one."""
-    sets = [s for s in ScoreStore(project).embedding_sets() if s["member"] == backbone]
-    if not sets:
-        return None
-    s = max(sets, key=lambda r: r["model_version_id"])
-    arrays = load_embeddings(project.root, s["file"], s["dim"], s["rows_committed"])
-    at = {int(f): i for i, (f, t) in enumerate(zip(arrays.frame_ids.tolist(), arrays.tiles.tolist())) if t == 0}
-    if any(int(f) not in at for f in frame_ids.tolist()):
-        return None
-    return np.asarray(arrays.vectors[[at[int(f)] for f in frame_ids.tolist()]], dtype=np.float32)
-
-
 CONTEXT_FEATURES = ("capture_order", "rel_alt", "alt_missing", "gimbal_pitch", "pitch_missing",
                     "prev_score", "next_score")
 
 
-def context_features(project: Project, frame_ids: np.ndarray) -> np.ndarray:
+def context_features(ws: Workspace, frame_ids: np.ndarray) -> np.ndarray:
     """Per frame: capture order within its source (0..1), relative altitude and gimbal pitch
     (missing values take the source's median, with a flag), and the highest backbone-member
     score of the previous and of the next frame of the same source. Columns follow
     ``CONTEXT_FEATURES``."""
-    rows = project.frame_rows()
-    store = ScoreStore(project)
-    ids, names, mat, _ = store.score_table()
+    rows = ws.frames.frame_rows()
+    ids, names, mat, _ = ws.scores.score_table()
     backbone_cols = [j for j, n in enumerate(names) if n != "head"]
     best = {int(f): float(np.nanmax(mat[i, backbone_cols])) if backbone_cols and not np.all(np.isnan(mat[i, backbone_cols]))
             else 0.0 for i, f in enumerate(ids.tolist())}
-    by_source: dict[int, list[dict[str, Any]]] = {}
+    by_source: dict[int, list[Frame]] = {}
     for r in rows:
         by_source.setdefault(int(r["source_id"]), []).append(r)
     ctx: dict[int, list[float]] = {}
     for frames in by_source.values():
         n = len(frames)
         cols = {}
-        for key in ("rel_alt", "gimbal_pitch"):
-            vals = np.array([np.nan if f[key] is None else float(f[key]) for f in frames])
+        for key, column in (("rel_alt", [f.get("rel_alt") for f in frames]), ("gimbal_pitch", [f.get("gimbal_pitch") for f in frames])):
+            vals = np.array([np.nan if v is None else float(v) for v in column])
             med = float(np.nanmedian(vals)) if not np.all(np.isnan(vals)) else 0.0
             cols[key] = (np.where(np.isnan(vals), med, vals), np.isnan(vals).astype(float))
         for k, f in enumerate(frames):
@@ -120,12 +83,11 @@ def context_features(project: Project, frame_ids: np.ndarray) -> np.ndarray:
     return np.array([ctx.get(int(f), zero) for f in frame_ids.tolist()], dtype=np.float32).reshape(-1, len(CONTEXT_FEATURES))
 
 
-def rescore_head(project: Project, model: HeadModel, frame_ids: np.ndarray, features: np.ndarray) -> int:
+def rescore_head(ws: Workspace, model: HeadModel, frame_ids: np.ndarray, features: np.ndarray) -> int:
     """Score every frame with the head from its pooled features; one transaction."""
-    store = ScoreStore(project)
-    version = store.model_version("head", "head", f"head-{model.id}")
+    version = ws.scores.model_version("head", "head", f"head-{model.id}")
     scores = model.score(features)
-    store.replace_member_scores("head", version, frame_ids.tolist(), scores.astype(np.float64).tolist())
+    ws.scores.replace_member_scores("head", version, frame_ids.tolist(), scores.astype(np.float64).tolist())
     return len(scores)
 
 
@@ -141,7 +103,7 @@ def _cross_validated(make: Callable[[], Any], x: np.ndarray, y: np.ndarray, cv: 
     return oof, float(np.mean(aucs))
 
 
-def retrain(project: Project, cards: dict[str, ModelCard], settings: Settings) -> RetrainResult:
+def retrain(ws: Workspace) -> RetrainResult:
     """Train a new head version from the decisions and re-score every frame with it."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
@@ -149,17 +111,17 @@ def retrain(project: Project, cards: dict[str, ModelCard], settings: Settings) -
     from sklearn.preprocessing import StandardScaler
 
     t0 = time.perf_counter()
-    card = cards.get("head")
+    card = ws.cards.get("head")
     if card is None:
         raise TriageError("no model card named 'head' in the models folder")
-    frame_ids, feats, backbone_version = pooled_features(project, card.backbone)
-    labels = _labels(project)
+    frame_ids, feats, backbone_version = ws.embeddings.pooled(card.backbone)
+    labels = ws.decisions.labels()
     row_of = {int(f): i for i, f in enumerate(frame_ids.tolist())}
     rows = [row_of[f] for f in labels if f in row_of]
     y = np.array([labels[int(frame_ids[r])] for r in rows])
     pos, neg = int(y.sum()), int(len(y) - y.sum())
     if pos < 2 or neg < 2:
-        raise TriageError(f"{project.root}: the head needs at least 2 accepted and 2 rejected frames "
+        raise TriageError(f"{ws.root}: the head needs at least 2 accepted and 2 rejected frames "
                           f"with cached embeddings (has {pos} and {neg})")
     x = np.asarray(feats[rows], dtype=np.float32)
 
@@ -172,25 +134,24 @@ def retrain(project: Project, cards: dict[str, ModelCard], settings: Settings) -
     # label) give both the fold AUCs and the scores recall estimates read for decided frames.
     oof, cv_auc = _cross_validated(make, x, y, cv)
     labelled = frame_ids[rows]
-    cv_auc_context = _cross_validated(make, np.hstack([x, context_features(project, labelled)]), y, cv)[1]
+    cv_auc_context = _cross_validated(make, np.hstack([x, context_features(ws, labelled)]), y, cv)[1]
     cv_auc_whole = oof_whole = None
-    if settings.tiling.whole_frame:
-        whole = whole_frame_features(project, card.backbone, labelled)
+    if ws.settings.tiling.whole_frame:
+        whole = ws.embeddings.whole_frame(card.backbone, labelled)
         if whole is not None:
             oof_whole, cv_auc_whole = _cross_validated(make, whole, y, cv)
     # Keep what the evidence favours: the whole-frame embedding replaces the pooled tiles only
     # when it cross-validates clearly better on these labels (and every frame has one).
     used, all_feats = "pooled", feats
     if cv_auc_whole is not None and cv_auc_whole > cv_auc + WHOLE_FRAME_MARGIN:
-        whole_all = whole_frame_features(project, card.backbone, frame_ids)
-        if whole_all is not None:
+        whole_all = ws.embeddings.whole_frame(card.backbone, frame_ids)
+        if whole_all is not None and oof_whole is not None:
             used, all_feats, x, oof = "whole_frame", whole_all, whole_all[rows], oof_whole
     model = make().fit(x, y)
     scaler, clf = model.steps[0][1], model.steps[1][1]
-    store = ScoreStore(project)
-    store.replace_oof("head", labelled.tolist(), oof.tolist())
+    ws.scores.replace_oof("head", labelled.tolist(), oof.tolist())
     described = {"pooled": "mean+max of tile embeddings", "whole_frame": "whole-frame embedding"}[used]
-    head_id = store.save_head(card.backbone, backbone_version, clf.coef_[0], float(clf.intercept_[0]),
+    head_id = ws.heads.save(card.backbone, backbone_version, clf.coef_[0], float(clf.intercept_[0]),
                               mean=scaler.mean_, scale=scaler.scale_,
                               metrics={"cv_auc": cv_auc, "folds": folds, "features": described, "features_used": used,
                                        "cv_auc_with_context": cv_auc_context, "context_features": list(CONTEXT_FEATURES),
@@ -199,7 +160,7 @@ def retrain(project: Project, cards: dict[str, ModelCard], settings: Settings) -
     head = HeadModel(head_id, card.backbone, clf.coef_[0].astype(np.float32), float(clf.intercept_[0]),
                      scaler.mean_.astype(np.float32), scaler.scale_.astype(np.float32), features=used)
     t1 = time.perf_counter()
-    n = rescore_head(project, head, frame_ids, all_feats)
+    n = rescore_head(ws, head, frame_ids, all_feats)
     t2 = time.perf_counter()
     return RetrainResult(head_id, pos, neg, cv_auc, folds, n, t2 - t0, t2 - t1, cv_auc_context, CONTEXT_FEATURES, cv_auc_whole,
                          used)

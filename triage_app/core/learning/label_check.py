@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from triage_app.core.model.errors import TriageError
-from triage_app.core.model.cards import ModelCard
-from triage_app.core.store import Project
+from triage_app.core.model.records import Decision
+from triage_app.core.store import Workspace
+from triage_app.core.store.decisions import LabelFlag
 
 
 def out_of_fold_probabilities(x: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0) -> np.ndarray:
@@ -58,55 +58,22 @@ class SuspiciousLabel:
     decision_id: int = 0
 
 
-def suspicious_decisions(project: Project, cards: dict[str, ModelCard]) -> list[SuspiciousLabel]:
+def suspicious_decisions(ws: Workspace) -> list[SuspiciousLabel]:
     """The accept/reject decisions that confident learning flags, most doubtful first."""
-    from triage_app.core.learning.head import pooled_features
-    from triage_app.core.review.queue import DecisionStore
-
-    card = cards.get("head")
+    card = ws.cards.get("head")
     if card is None:
         raise TriageError("no model card named 'head' in the models folder")
-    frame_ids, feats, _ = pooled_features(project, card.backbone)
+    frame_ids, feats, _ = ws.embeddings.pooled(card.backbone)
     row_of = {int(f): i for i, f in enumerate(frame_ids.tolist())}
-    decisions: list[dict[str, Any]] = [d for d in DecisionStore(project).current()
-                                       if d["label"] in ("accept", "reject") and int(d["frame_id"]) in row_of]
-    y = np.array([1 if d["label"] == "accept" else 0 for d in decisions])
-    x = np.asarray(feats[[row_of[int(d["frame_id"])] for d in decisions]], dtype=np.float32)
+    decisions: list[Decision] = [d for d in ws.decisions.current() if d.label.target is not None and d.frame_id in row_of]
+    y = np.array([d.label.target for d in decisions], dtype=int)
+    x = np.asarray(feats[[row_of[d.frame_id] for d in decisions]], dtype=np.float32)
     probs = out_of_fold_probabilities(x, y)
-    return [SuspiciousLabel(int(decisions[i]["frame_id"]), decisions[i]["label"], str(decisions[i].get("reviewer", "")),
-                            float(probs[i, y[i]]), int(decisions[i]["id"])) for i in label_issues(y, probs)]
+    return [SuspiciousLabel(decisions[i].frame_id, decisions[i].label.value, decisions[i].reviewer,
+                            float(probs[i, y[i]]), decisions[i].id) for i in label_issues(y, probs)]
 
 
-def queue_for_rereview(project: Project, found: list[SuspiciousLabel]) -> int:
+def queue_for_rereview(ws: Workspace, found: list[SuspiciousLabel]) -> int:
     """Put the doubted decisions' frames back into the review queue (replacing the last
     check's list); returns how many."""
-    from sqlalchemy import delete, insert
-
-    from triage_app.core.store.project import now_iso
-
-    table = project.db.table("label_flags")
-    stamp = now_iso()
-
-    def fn(conn: Any) -> int:
-        conn.execute(delete(table))
-        if found:
-            conn.execute(insert(table), [dict(frame_id=f.frame_id, decision_id=f.decision_id, probability=f.label_probability,
-                                              flagged_at=stamp) for f in found])
-        return len(found)
-
-    return project.db.write(fn)
-
-
-def rereview_frames(project: Project) -> set[int]:
-    """Frames whose doubted decision still stands (no newer decision since the check)."""
-    from sqlalchemy import select
-
-    from triage_app.core.review.queue import DecisionStore
-
-    table = project.db.table("label_flags")
-    with project.db.read() as conn:
-        flags = {int(r[0]): int(r[1]) for r in conn.execute(select(table.c.frame_id, table.c.decision_id))}
-    if not flags:
-        return set()
-    standing = {int(d["frame_id"]): int(d["id"]) for d in DecisionStore(project).current()}
-    return {f for f, d in flags.items() if standing.get(f) == d}
+    return ws.decisions.replace_flags([LabelFlag(f.frame_id, f.decision_id, f.label_probability) for f in found])

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, fields
-from enum import Enum
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypedDict
 
 
-class Label(str, Enum):
+class Label(StrEnum):
     """An analyst's verdict on a frame. ``accept`` means the target is there."""
 
     ACCEPT = "accept"
@@ -32,7 +32,7 @@ class Label(str, Enum):
 LABELS = tuple(m.value for m in Label)
 
 
-class Why(str, Enum):
+class Why(StrEnum):
     """Why a frame is in the review queue (recorded with its decision as ``sample_kind``)."""
 
     CANDIDATE = "candidate"  # the policy flags it
@@ -63,6 +63,69 @@ class Sampling:
         if self.fps:
             return f"{self.fps:g} frame{'' if self.fps == 1 else 's'} per second of video"
         return "every frame" if self.every == 1 else f"1 frame in {self.every}"
+
+
+class Source(TypedDict, total=False):
+    """A source as the store holds it: one video, folder of stills or stream (usually one
+    flight), with how it was sampled and read."""
+
+    id: int
+    kind: str  # video, images, stream
+    uri: str
+    name: str
+    added_at: str
+    sampling: str  # Sampling.as_dict() as JSON (see Sampling.stored)
+    fps: float | None
+    frame_count: int | None
+    width: int | None
+    height: int | None
+    telemetry_path: str | None
+    telemetry_points: int
+    status: str  # new, ingesting, ingested, partial, failed
+    message: str | None
+    # with the source summaries: its frames, flagged frames and frames with telemetry
+    frames: int
+    flagged: int
+    telemetry_matched: int
+    last_idx: int | None
+    # with the sources list's overview: candidates under the policy in force, frames reviewed
+    candidates: int
+    reviewed: int
+
+
+class Frame(TypedDict, total=False):
+    """A sampled frame as the store holds it: where it comes from (source, index, time, the
+    still's path), its telemetry, and what the quality gate measured."""
+
+    id: int
+    source_id: int
+    idx: int
+    timestamp_s: float
+    path: str | None
+    width: int | None
+    height: int | None
+    captured_at: str | None
+    lat: float | None
+    lon: float | None
+    rel_alt: float | None
+    abs_alt: float | None
+    gimbal_pitch: float | None
+    gimbal_yaw: float | None
+    gimbal_roll: float | None
+    aircraft_pitch: float | None
+    aircraft_yaw: float | None
+    aircraft_roll: float | None
+    iso: float | None
+    shutter_s: float | None
+    fnum: float | None
+    focal_35mm: float | None
+    telemetry_matched: int
+    brightness: float | None
+    dark_fraction: float | None
+    bright_fraction: float | None
+    sharpness: float | None
+    quality_flag: str | None
+    quality_note: str | None
 
 
 def _from_row(cls: Any, row: Any) -> Any:

@@ -11,14 +11,10 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from triage_app.core.ingest.telemetry.geo import ground_position, latlon_to_offset
 from triage_app.core.model.policy import firing_tile
-from triage_app.core.ingest.telemetry.geo import latlon_to_offset, place
-from triage_app.core.model.cards import ModelCard
-from triage_app.core.review.active_policy import active_policy
-from triage_app.core.review.queue import DecisionStore
-from triage_app.core.model.settings import Settings
-from triage_app.core.store import Project
-from triage_app.core.store.scores import ScoreStore
+from triage_app.core.model.records import Label
+from triage_app.core.store import Workspace
 
 
 @dataclass
@@ -39,23 +35,24 @@ class Find:
     place: int | None = None  # finds whose ground discs overlap share a place (1 = the newest); None: no position
 
 
-def finds(project: Project, cards: dict[str, ModelCard], settings: Settings) -> list[Find]:
+def finds(ws: Workspace) -> list[Find]:
     """Accepted frames, newest decision first."""
-    accepted = [d for d in DecisionStore(project).current() if d["label"] == "accept"]
+    accepted = [d for d in ws.decisions.current() if d.label is Label.ACCEPT]
     if not accepted:
         return []
-    accepted.sort(key=lambda d: (d["decided_at"], d["id"]), reverse=True)
-    store = ScoreStore(project)
-    thresholds = active_policy(store, cards, settings).thresholds
-    scores = store.frame_score_rows([d["frame_id"] for d in accepted])
-    sources = {s["id"]: s for s in project.source_summaries()}
-    frames = project.frames_by_id([d["frame_id"] for d in accepted])
+    accepted.sort(key=lambda d: (d.decided_at, d.id), reverse=True)
+    thresholds = ws.policy().thresholds
+    scores = ws.scores.frame_score_rows([d.frame_id for d in accepted])
+    sources = {s["id"]: s for s in ws.frames.source_summaries()}
+    frames = ws.frames.frames_by_id([d.frame_id for d in accepted])
     out = []
-    geo = settings.geo
+    geo = ws.settings.geo
     for d in accepted:
-        fr = frames[int(d["frame_id"])]
-        _member, box = firing_tile(scores.get(int(d["frame_id"]), {}), thresholds)
-        placed = place(fr, box, geo)
+        fr = frames[d.frame_id]
+        _member, box = firing_tile(scores.get(d.frame_id, {}), thresholds)
+        placed = ground_position(fr, box, geo)
+        lat: float | None
+        lon: float | None
         if placed.point is not None:
             p = placed.point
             lat, lon, how, dist, radius, note = p.lat, p.lon, "ground", p.distance_m, p.radius_m, ""
@@ -63,7 +60,7 @@ def finds(project: Project, cards: dict[str, ModelCard], settings: Settings) -> 
             lat, lon, how, dist, radius, note = fr["lat"], fr["lon"], "aircraft", None, None, placed.reason
         else:
             lat, lon, how, dist, radius, note = None, None, "none", None, None, "no position for this frame"
-        out.append(Find(int(d["frame_id"]), str(d["decided_at"]), str(d["reviewer"]), sources[fr["source_id"]]["name"],
+        out.append(Find(d.frame_id, d.decided_at, d.reviewer, sources[fr["source_id"]]["name"],
                         int(fr["idx"]), float(fr["timestamp_s"]), fr.get("captured_at"), lat, lon, how, dist, radius,
                         note))
     group_places(out)
@@ -75,7 +72,7 @@ def near(items: list[Find], lat: float, lon: float, radius_m: float, exclude: in
     first; ``exclude``: a frame id left out (the frame itself)."""
     hits = []
     for f in items:
-        if f.placed != "ground" or f.radius_m is None or f.frame_id == exclude:
+        if f.placed != "ground" or f.radius_m is None or f.lat is None or f.lon is None or f.frame_id == exclude:
             continue
         gap = math.hypot(*latlon_to_offset(lat, lon, f.lat, f.lon))
         if gap <= radius_m + f.radius_m:
@@ -87,7 +84,7 @@ def group_places(items: list[Find]) -> int:
     """Number the places the finds point to (:func:`place_numbers`; items come newest first, so
     a place is numbered by its newest find) into ``Find.place``. Returns the number of places."""
     numbers = place_numbers([(f.lat, f.lon, f.radius_m if f.placed == "ground" else None) for f in items])
-    for f, n in zip(items, numbers):
+    for f, n in zip(items, numbers, strict=True):
         f.place = n
     return len({n for n in numbers if n is not None})
 
@@ -102,12 +99,13 @@ def place_numbers(points: list[tuple[float | None, float | None, float | None]])
     from scipy.sparse.csgraph import connected_components
     from scipy.spatial import cKDTree
 
-    located = [i for i, (lat, lon, _r) in enumerate(points) if lat is not None and lon is not None]
+    placed = {i: (lat, lon) for i, (lat, lon, _r) in enumerate(points) if lat is not None and lon is not None}
+    located = list(placed)
     out: list[int | None] = [None] * len(points)
     if not located:
         return out
-    lat0, lon0 = points[located[0]][0], points[located[0]][1]
-    xy = np.array([latlon_to_offset(lat0, lon0, points[i][0], points[i][1]) for i in located])
+    lat0, lon0 = placed[located[0]]
+    xy = np.array([latlon_to_offset(lat0, lon0, *placed[i]) for i in located])
     radius = np.array([points[i][2] if points[i][2] is not None else 0.0 for i in located])
     pairs = cKDTree(xy).query_pairs(r=2 * float(radius.max()) if radius.max() > 0 else 0.0, output_type="ndarray")
     if len(pairs):

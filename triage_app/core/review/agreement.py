@@ -13,11 +13,10 @@ import hashlib
 from itertools import combinations
 from typing import Any
 
-from sqlalchemy import select
+from triage_app.core.model.records import Why
+from triage_app.core.store import Workspace
 
-from triage_app.core.store import Project
-
-RESOLVE = "resolve"
+RESOLVE = Why.RESOLVE.value
 
 
 def selected_for_second_review(frame_id: int, share: float, seed: int = 0) -> bool:
@@ -25,39 +24,20 @@ def selected_for_second_review(frame_id: int, share: float, seed: int = 0) -> bo
     return int.from_bytes(digest[:8], "big") / 2**64 < share
 
 
-def _standing(project: Project) -> tuple[dict[int, dict[str, str]], dict[int, str]]:
-    """(per frame, each reviewer's latest label outside resolutions; per frame, the sample
-    kind of the decision that stands)."""
-    from triage_app.core.review.queue import DecisionStore
-
-    store = DecisionStore(project)
-    with project.db.read() as conn:
-        t = store.table
-        rows = conn.execute(select(t.c.frame_id, t.c.reviewer, t.c.label, t.c.sample_kind)
-                            .where(t.c.undone_at.is_(None)).order_by(t.c.id)).all()
-    labels: dict[int, dict[str, str]] = {}
-    last_kind: dict[int, str] = {}
-    for fid, reviewer, label, kind in rows:
-        last_kind[int(fid)] = kind or ""
-        if kind != RESOLVE:
-            labels.setdefault(int(fid), {})[str(reviewer)] = str(label)
-    return labels, last_kind
-
-
-def second_review_frames(project: Project, reviewer: str, share: float, seed: int = 0) -> set[int]:
+def second_review_frames(ws: Workspace, reviewer: str, share: float, seed: int = 0) -> set[int]:
     """Frames decided by one other reviewer only, chosen for a second look by ``reviewer``."""
     if share <= 0:
         return set()
-    labels, _ = _standing(project)
+    labels, _ = ws.decisions.by_reviewer()
     return {f for f, by in labels.items()
             if len(by) == 1 and reviewer not in by and selected_for_second_review(f, share, seed)}
 
 
-def agreement(project: Project) -> list[dict[str, Any]]:
+def agreement(ws: Workspace) -> list[dict[str, Any]]:
     """Cohen's kappa for each pair of reviewers over the frames both decided."""
     from sklearn.metrics import cohen_kappa_score
 
-    labels, _ = _standing(project)
+    labels, _ = ws.decisions.by_reviewer()
     reviewers = sorted({r for by in labels.values() for r in by})
     out = []
     for a, b in combinations(reviewers, 2):
@@ -71,7 +51,7 @@ def agreement(project: Project) -> list[dict[str, Any]]:
     return out
 
 
-def disagreements(project: Project) -> list[int]:
+def disagreements(ws: Workspace) -> list[int]:
     """Frames whose reviewers disagree and that no supervisor has resolved since."""
-    labels, last_kind = _standing(project)
+    labels, last_kind = ws.decisions.by_reviewer()
     return sorted(f for f, by in labels.items() if len(set(by.values())) > 1 and last_kind.get(f) != RESOLVE)

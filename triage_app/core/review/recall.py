@@ -205,7 +205,7 @@ def derive_thresholds(
     stratum = np.asarray(stratum)
     positives = int((labels == 1).sum())
     taus = np.linspace(0.999, 0.0, levels)
-    for tau, th in zip(taus, quantile_levels(scores, names, taus)):
+    for tau, th in zip(taus, quantile_levels(scores, names, taus), strict=True):
         fused, cand = fuse(scores, np.array([th[n] for n in names]), rule)
         if cand.all():
             break  # reviewing every frame proves nothing about the labels: fall back
@@ -219,7 +219,7 @@ def derive_thresholds(
     tau = 1.0 - fallback_workload
     pos_rows = np.flatnonzero(labels == 1)
     tries = np.linspace(tau, 0.0, levels)
-    for tau_try, th in zip(tries, quantile_levels(scores, names, tries)):
+    for tau_try, th in zip(tries, quantile_levels(scores, names, tries), strict=True):
         _, cand = fuse(scores, np.array([th[n] for n in names]), rule)
         if cand[pos_rows].all():
             tau = float(tau_try)

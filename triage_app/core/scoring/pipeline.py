@@ -24,18 +24,17 @@ from typing import Any
 
 import numpy as np
 
-from triage_app.core.scoring.batching import FrameOutputs, FrameTiles, TileBatcher
-from triage_app.core.store.embeddings import EmbeddingWriter
-from triage_app.core.model.errors import SourceError
-from triage_app.core.model.cards import ModelCard, load_cards, project_members
-from triage_app.core.scoring.members.ensemble import Ensemble, HeadMember, HeadModel, OnnxMember, build_members, pool_tiles
 from triage_app.core.ingest.parallel import default_workers, ordered_map
-from triage_app.core.review.active_policy import active_policy, candidate_frames
-from triage_app.core.model.settings import Settings
-from triage_app.core.ingest.sources import Sampling, VideoSource, decode_image
-from triage_app.core.store import Project
-from triage_app.core.store.scores import ScoreStore
+from triage_app.core.ingest.sources import VideoSource, decode_image
+from triage_app.core.model.cards import project_members
+from triage_app.core.model.errors import SourceError
+from triage_app.core.model.records import Frame, Sampling, Source
+from triage_app.core.scoring.batching import FrameOutputs, FrameTiles, TileBatcher
+from triage_app.core.scoring.members.ensemble import Ensemble, HeadMember, HeadModel, OnnxMember, build_members, pool_tiles
 from triage_app.core.scoring.tiling import Tile, frame_tiles
+from triage_app.core.store import Workspace
+from triage_app.core.store.embeddings import EmbeddingWriter, pooled_set
+from triage_app.core.store.scores import ScoreStore
 
 log = logging.getLogger(__name__)
 _END = object()
@@ -45,8 +44,6 @@ _END = object()
 class ScoreSummary:
     frames_scored: int = 0
     frames_pending: int = 0
-    candidates: int = 0
-    frames_with_scores: int = 0
     provider: str = "none"
     seconds: float = 0.0
     stream_seconds: float = 0.0  # from the stages' start to the last commit (no set-up, no audit refresh)
@@ -54,8 +51,6 @@ class ScoreSummary:
     unavailable: dict[str, str] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     cancelled: bool = False
-    policy: str = ""
-    audit_sampled: int = 0
     # Share of the stream time each stage spent working rather than waiting on its queues
     # (tiles: per worker); the stage near 1.0 is the one holding the others back.
     stage_busy: dict[str, float] = field(default_factory=dict)
@@ -69,13 +64,13 @@ class ScoreSummary:
 
 @dataclass
 class _Decoded:
-    frame: dict[str, Any]
+    frame: Frame
     image: np.ndarray
 
 
 @dataclass
 class _Result:
-    frame: dict[str, Any]
+    frame: Frame
     tiles: list[Tile]
     scores: dict[str, np.ndarray]  # member -> per-tile scores
     embeddings: dict[str, np.ndarray]  # backbone -> (n, dim)
@@ -86,39 +81,32 @@ class _Failed:
         self.exc = exc
 
 
-def pooled_set(backbone: str) -> str:
-    """The name of the embedding set holding a backbone's pooled per-frame features."""
-    return f"{backbone}:pooled"
-
-
-def load_head(store: ScoreStore) -> HeadModel | None:
-    row = store.latest_head()
+def load_head(ws: Workspace) -> HeadModel | None:
+    row = ws.heads.latest()
     if row is None:
         return None
     return HeadModel(int(row["id"]), row["backbone"], row["coef"], float(row["intercept"]), row["feature_mean"], row["feature_scale"],
                      features=row["metrics"].get("features_used", "pooled"))
 
 
-def default_members(project: Project, settings: Settings) -> list[str]:
+def default_members(ws: Workspace) -> list[str]:
     """The settings' members, then those deployed into the project (a fine-tuned backbone)."""
-    names = list(settings.scoring.members)
-    return names + [n for n in project_members(project.root) if n not in names]
+    names = list(ws.settings.scoring.members)
+    return names + [n for n in project_members(ws.root) if n not in names]
 
 
-def build_ensemble(project: Project, settings: Settings, names: list[str] | None = None,
-                   cards: dict[str, ModelCard] | None = None) -> Ensemble:
-    cards = cards if cards is not None else load_cards(settings.models_dir, project.root)
+def build_ensemble(ws: Workspace, names: list[str] | None = None) -> Ensemble:
+    s = ws.settings.scoring
     return build_members(
-        names or default_members(project, settings), cards, settings.cache_dir, settings.scoring.device,
-        settings.scoring.batch, head=load_head(ScoreStore(project)), precision=settings.scoring.precision,
-        cuda_graph=settings.scoring.cuda_graph,
+        names or default_members(ws), ws.cards, ws.settings.cache_dir, s.device, s.batch, head=load_head(ws),
+        precision=s.precision, cuda_graph=s.cuda_graph,
     )
 
 
 class _Stages:
-    def __init__(self, project: Project, settings: Settings, ens: Ensemble, pending: list[dict[str, Any]],
-                 errors: list[str]) -> None:
-        self.project, self.settings, self.ens, self.pending, self.errors = project, settings, ens, pending, errors
+    def __init__(self, ws: Workspace, ens: Ensemble, pending: list[Frame], errors: list[str]) -> None:
+        settings = ws.settings
+        self.ws, self.settings, self.ens, self.pending, self.errors = ws, settings, ens, pending, errors
         size = max(1, settings.scoring.queue_frames)
         self.q_decoded: queue.Queue[Any] = queue.Queue(size)
         self.q_tiled: queue.Queue[Any] = queue.Queue(size)
@@ -162,18 +150,18 @@ class _Stages:
 
     # -- stage 1: decode ------------------------------------------------------------
     def frames(self) -> Iterator[_Decoded]:
-        by_source: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        by_source: dict[int, list[Frame]] = defaultdict(list)
         for f in self.pending:
             by_source[f["source_id"]].append(f)
         for source_id, frames in by_source.items():
-            source = self.project.source(source_id)
+            source = self.ws.frames.source(source_id)
             try:
                 yield from self._decode_source(source, frames)
             except SourceError as exc:
                 self.errors.append(str(exc))
-                self.project.add_message("error", f"scoring skipped frames: {exc}", path=source["uri"], source_id=source_id)
+                self.ws.frames.add_message("error", f"scoring skipped frames: {exc}", path=source["uri"], source_id=source_id)
 
-    def _decode_source(self, source: dict[str, Any], frames: list[dict[str, Any]]) -> Iterator[_Decoded]:
+    def _decode_source(self, source: Source, frames: list[Frame]) -> Iterator[_Decoded]:
         max_px = self.settings.quality.max_pixels
         if source["kind"] == "video":
             wanted = {f["idx"]: f for f in frames}
@@ -188,10 +176,10 @@ class _Stages:
                 self.errors.append(f"{source['uri']}: {len(wanted)} frames could not be decoded again for scoring")
             return
         base = Path(source["uri"])
-        base = (base if base.is_dir() else base.parent) if source["kind"] == "images" else self.project.root
-        yield from self._decode_images([(f, base / f["path"]) for f in frames], max_px)
+        base = (base if base.is_dir() else base.parent) if source["kind"] == "images" else self.ws.root
+        yield from self._decode_images([(f, base / str(f["path"])) for f in frames], max_px)
 
-    def _decode_images(self, files: list[tuple[dict[str, Any], Path]], max_px: int) -> Iterator[_Decoded]:
+    def _decode_images(self, files: list[tuple[Frame, Path]], max_px: int) -> Iterator[_Decoded]:
         """Still images decoded by ``decode_workers`` threads (:func:`ordered_map`), in order."""
         decoded = ordered_map(lambda fp: decode_image(fp[1], max_px), files, self.decode_workers, self.stop.is_set)
         for (f, _path), image, error in decoded:
@@ -199,7 +187,7 @@ class _Stages:
                 self.errors.append(str(error))
             elif error is not None:
                 raise error
-            else:
+            elif image is not None:
                 yield _Decoded(f, image)
 
     def decode_stage(self) -> None:
@@ -275,107 +263,129 @@ class _Stages:
 
 
 def score_project(
-    project: Project, settings: Settings, member_names: list[str] | None = None,
+    ws: Workspace, member_names: list[str] | None = None,
     progress: Callable[[int, int | None], None] | None = None, cancel: Any = None,
-    ensemble: Ensemble | None = None, cards: dict[str, ModelCard] | None = None,
+    ensemble: Ensemble | None = None,
 ) -> ScoreSummary:
-    """Score every frame that lacks a score from the current members. Never raises for a
-    member that cannot be had (listed in ``summary.unavailable``) or a frame that cannot be
-    decoded (``summary.errors``)."""
+    """Score every frame that lacks a score from the current members, and return what was
+    scored. Never raises for a member that cannot be had (listed in ``summary.unavailable``)
+    or a frame that cannot be decoded (``summary.errors``). What depends on the scores (the
+    audit, the review queue) is brought up to date by the caller."""
     t0 = time.perf_counter()
-    cards = cards if cards is not None else load_cards(settings.models_dir, project.root)
-    ens = ensemble or build_ensemble(project, settings, member_names, cards)
+    ens = ensemble or build_ensemble(ws, member_names)
     summary = ScoreSummary(members=ens.names, unavailable=dict(ens.unavailable), provider=ens.provider)
-    store = ScoreStore(project)
     if not ens.members:
         summary.errors.append("no ensemble member is available: nothing can be scored")
         return summary
+    store = ws.scores
     versions = {m.name: store.model_version(m.name, m.card.kind, m.version_key) for m in ens.members}
-    backbone_versions = {b.name: store.model_version(b.name, b.kind, b.version_key) for b in ens.backbones}
-    pending = store.pending_frames(versions, include_flagged=not settings.quality.gate_scoring)
+    pending = store.pending_frames(versions, include_flagged=not ws.settings.quality.gate_scoring)
     summary.frames_pending = len(pending)
-    writers: dict[str, tuple[int, EmbeddingWriter]] = {}
     if pending:
-        run_id = store.start_run(ens.names, ens.provider, settings.scoring.device)
-        stages = _Stages(project, settings, ens, pending, summary.errors)
-        stage_fns = [stages.decode_stage, *[stages.tile_stage] * stages.tile_workers, stages.infer_stage]
-        threads = [threading.Thread(target=fn, name=f"score-{fn.__name__}", daemon=True) for fn in stage_fns]
-        t_stream = time.perf_counter()
-        for th in threads:
-            th.start()
-        status = "done"
-        try:
-            for b in ens.backbones:
-                vid = backbone_versions[b.name]
-                dim = int(b.meta.get("embedding_dim", 0)) or _dim(b)
-                # Every tile's embedding, and per frame the pooled features the head reads.
-                for name, file, d in ((b.name, f"{b.name}-v{vid}", dim), (pooled_set(b.name), f"{b.name}-pooled-v{vid}", 2 * dim)):
-                    meta = store.embedding_set(name, vid, d, file)
-                    writers[name] = (int(meta["id"]), EmbeddingWriter(project.root, meta["file"], int(meta["dim"]), int(meta["rows_committed"])))
-            rows: list[dict[str, Any]] = []
-            frames_in_batch = 0
-            while True:
-                if cancel is not None and cancel.is_set():
-                    summary.cancelled = True
-                    status = "cancelled"
-                    break
-                item = stages._get(stages.q_results)
-                if item is _END:
-                    break
-                if isinstance(item, _Failed):
-                    raise item.exc
-                t_work = time.perf_counter()
-                if summary.first_result_s is None:
-                    summary.first_result_s = t_work - t_stream
-                for name, emb in item.embeddings.items():
-                    if name in writers:
-                        writers[name][1].append(np.full(len(item.tiles), item.frame["id"]), np.arange(len(item.tiles)), emb)
-                        writers[pooled_set(name)][1].append(np.array([item.frame["id"]]), np.array([-1]), pool_tiles(emb)[None])
-                for name, tile_scores in item.scores.items():
-                    best = int(np.argmax(tile_scores))
-                    t = item.tiles[best]
-                    rows.append(dict(frame_id=item.frame["id"], member=name, model_version_id=versions[name],
-                                     score=float(tile_scores[best]), tile=best, x0=t.x0, y0=t.y0, x1=t.x1, y1=t.y1,
-                                     tiles=len(item.tiles)))
-                frames_in_batch += 1
-                if frames_in_batch >= settings.scoring.commit_every:
-                    _commit(store, rows, writers)
-                    summary.frames_scored += frames_in_batch
-                    rows, frames_in_batch = [], 0
-                    if progress:
-                        progress(summary.frames_scored, len(pending))
-                stages.busy["store"] += time.perf_counter() - t_work
-            t_work = time.perf_counter()
-            _commit(store, rows, writers)
-            stages.busy["store"] += time.perf_counter() - t_work
-            summary.frames_scored += frames_in_batch
-            summary.stream_seconds = time.perf_counter() - t_stream
-            summary.stage_busy = stages.busy_shares(summary.stream_seconds)
-            summary.batch_fill = stages.batcher.fill
-            log.info("scored %d frames in %.1f s; stage busy %s; batch fill %.2f", summary.frames_scored,
-                     summary.stream_seconds, summary.stage_busy, summary.batch_fill)
-            if progress:
-                progress(summary.frames_scored, len(pending))
-        except BaseException:
-            status = "failed"
-            raise
-        finally:
-            stages.stop.set()
-            for th in threads:
-                th.join(timeout=30)
-            for _, w in writers.values():
-                w.close()
-            store.finish_run(run_id, summary.frames_scored, status)
+        _stream(ws, ens, pending, versions, summary, progress, cancel)
     summary.seconds = time.perf_counter() - t0
-    from triage_app.core.review.audit import refresh_audit
-
-    summary.audit_sampled = refresh_audit(project, cards, settings)
-    policy = active_policy(store, cards, settings)
-    ids, _fused, cand = candidate_frames(store, policy, [m for m in ens.names])
-    summary.candidates = int(cand.sum())
-    summary.frames_with_scores = len(ids)
-    summary.policy = policy.describe(ens.names)
     return summary
+
+
+def _stream(ws: Workspace, ens: Ensemble, pending: list[Frame], versions: dict[str, int], summary: ScoreSummary,
+            progress: Callable[[int, int | None], None] | None, cancel: Any) -> None:
+    """Run the stages over the pending frames and commit their results as they come."""
+    store = ws.scores
+    run_id = store.start_run(ens.names, ens.provider, ws.settings.scoring.device)
+    stages = _Stages(ws, ens, pending, summary.errors)
+    stage_fns = [stages.decode_stage, *[stages.tile_stage] * stages.tile_workers, stages.infer_stage]
+    threads = [threading.Thread(target=fn, name=f"score-{fn.__name__}", daemon=True) for fn in stage_fns]
+    t_stream = time.perf_counter()
+    for th in threads:
+        th.start()
+    status = "done"
+    writer = _StoreWriter(ws, versions)
+    try:
+        writer.open_embeddings(ens)
+        while True:
+            if cancel is not None and cancel.is_set():
+                summary.cancelled = True
+                status = "cancelled"
+                break
+            item = stages._get(stages.q_results)
+            if item is _END:
+                break
+            if isinstance(item, _Failed):
+                raise item.exc
+            t_work = time.perf_counter()
+            if summary.first_result_s is None:
+                summary.first_result_s = t_work - t_stream
+            writer.add(item)
+            if writer.frames >= ws.settings.scoring.commit_every:
+                summary.frames_scored += writer.commit()
+                if progress:
+                    progress(summary.frames_scored, len(pending))
+            stages.busy["store"] += time.perf_counter() - t_work
+        t_work = time.perf_counter()
+        summary.frames_scored += writer.commit()
+        stages.busy["store"] += time.perf_counter() - t_work
+        summary.stream_seconds = time.perf_counter() - t_stream
+        summary.stage_busy = stages.busy_shares(summary.stream_seconds)
+        summary.batch_fill = stages.batcher.fill
+        log.info("scored %d frames in %.1f s; stage busy %s; batch fill %.2f", summary.frames_scored,
+                 summary.stream_seconds, summary.stage_busy, summary.batch_fill)
+        if progress:
+            progress(summary.frames_scored, len(pending))
+    except BaseException:
+        status = "failed"
+        raise
+    finally:
+        stages.stop.set()
+        for th in threads:
+            th.join(timeout=30)
+        writer.close()
+        store.finish_run(run_id, summary.frames_scored, status)
+
+
+class _StoreWriter:
+    """The store stage's side: score rows and embedding rows gathered per frame, committed
+    together (embeddings made durable first, then the scores and the embedding sets' row
+    counts in one transaction)."""
+
+    def __init__(self, ws: Workspace, versions: dict[str, int]) -> None:
+        self.ws, self.versions = ws, versions
+        self.writers: dict[str, tuple[int, EmbeddingWriter]] = {}
+        self.rows: list[dict[str, Any]] = []
+        self.frames = 0
+
+    def open_embeddings(self, ens: Ensemble) -> None:
+        """Every tile's embedding, and per frame the pooled features the head reads, for each
+        backbone."""
+        for b in ens.backbones:
+            vid = self.ws.scores.model_version(b.name, b.kind, b.version_key)
+            dim = int(b.meta.get("embedding_dim", 0)) or _dim(b)
+            for name, file, d in ((b.name, f"{b.name}-v{vid}", dim), (pooled_set(b.name), f"{b.name}-pooled-v{vid}", 2 * dim)):
+                meta = self.ws.embeddings.open_set(name, vid, d, file)
+                self.writers[name] = (int(meta["id"]), self.ws.embeddings.writer(meta))
+
+    def add(self, item: _Result) -> None:
+        fid = item.frame["id"]
+        for name, emb in item.embeddings.items():
+            if name in self.writers:
+                self.writers[name][1].append(np.full(len(item.tiles), fid), np.arange(len(item.tiles)), emb)
+                self.writers[pooled_set(name)][1].append(np.array([fid]), np.array([-1]), pool_tiles(emb)[None])
+        for name, tile_scores in item.scores.items():
+            best = int(np.argmax(tile_scores))
+            t = item.tiles[best]
+            self.rows.append(dict(frame_id=fid, member=name, model_version_id=self.versions[name],
+                                  score=float(tile_scores[best]), tile=best, x0=t.x0, y0=t.y0, x1=t.x1, y1=t.y1,
+                                  tiles=len(item.tiles)))
+        self.frames += 1
+
+    def commit(self) -> int:
+        """Commit what was gathered; returns how many frames that was."""
+        _commit(self.ws.scores, self.rows, self.writers)
+        done, self.rows, self.frames = self.frames, [], 0
+        return done
+
+    def close(self) -> None:
+        for _, w in self.writers.values():
+            w.close()
 
 
 def _dim(member: OnnxMember) -> int:

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, event
+from sqlalchemy import Connection, CursorResult, Engine, MetaData, Table, create_engine, event
 from sqlalchemy.exc import DatabaseError, OperationalError
 
 from triage_app.core.model.errors import StoreError, StoreVersionError
@@ -29,6 +29,14 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = len(MIGRATIONS)
 T = TypeVar("T")
+
+
+def inserted_id(result: CursorResult[Any]) -> int:
+    """The primary key of the row an INSERT just wrote."""
+    key = result.inserted_primary_key
+    if key is None:
+        raise StoreError("the database gave no key for the row just written")
+    return int(key[0])
 
 
 def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:

@@ -105,7 +105,7 @@ class EmbeddingStore:
             row = conn.execute(q).mappings().first()
             if row is None:
                 conn.execute(insert(t).values(member=member, model_version_id=version_id, dim=dim, file=file))
-                row = conn.execute(q).mappings().first()
+                row = conn.execute(q).mappings().one()
             return dict(row)
 
         return self.db.write(fn)

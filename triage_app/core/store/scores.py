@@ -1,26 +1,28 @@
-"""Store functions for scoring: model versions, scores, runs, embedding sets, head models,
-policies. Every SQL statement about scores lives here."""
+"""Scores: model versions, scoring runs, each frame's score per member (with the tile that
+drove it) and the trained members' out-of-fold scores. Every statement about the
+``model_versions``, ``scoring_runs``, ``scores`` and ``oof_scores`` tables lives here."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from sqlalchemy import Connection, and_, func, insert, select, update
 
-from triage_app.core.store.project import Project, now_iso, path_from_db
+from triage_app.core.model.records import Frame
+from triage_app.core.store.db import Database, inserted_id
+from triage_app.core.store.frames import now_iso, path_from_db
 
 
 class ScoreStore:
-    def __init__(self, project: Project) -> None:
-        self.project = project
-        self.db = project.db
+    def __init__(self, db: Database) -> None:
+        self.db = db
         t = self.db.table
         self.versions, self.scores, self.runs = t("model_versions"), t("scores"), t("scoring_runs")
-        self.emb_sets, self.heads, self.policies = t("embedding_sets"), t("head_models"), t("policies")
+        self.frames, self.emb_sets, self.oof = t("frames"), t("embedding_sets"), t("oof_scores")
 
     # -- versions -------------------------------------------------------------------
     def model_version(self, member: str, kind: str, key: str, details: dict[str, Any] | None = None) -> int:
@@ -34,15 +36,14 @@ class ScoreStore:
                 return int(row[0])
             res = conn.execute(insert(self.versions).values(
                 member=member, kind=kind, version_key=key, created_at=now_iso(), details=json.dumps(details or {})))
-            return int(res.inserted_primary_key[0])
+            return inserted_id(res)
 
         return self.db.write(fn)
 
     # -- runs -----------------------------------------------------------------------
     def start_run(self, members: Sequence[str], provider: str, device: str) -> int:
-        return self.db.write(lambda c: int(c.execute(insert(self.runs).values(
-            started_at=now_iso(), members=",".join(members), provider=provider, device=device, status="running"
-        )).inserted_primary_key[0]))
+        return self.db.write(lambda c: inserted_id(c.execute(insert(self.runs).values(
+            started_at=now_iso(), members=",".join(members), provider=provider, device=device, status="running"))))
 
     def finish_run(self, run_id: int, frames: int, status: str) -> None:
         self.db.write(lambda c: c.execute(update(self.runs).where(self.runs.c.id == run_id).values(
@@ -66,10 +67,10 @@ class ScoreStore:
         return None
 
     # -- what is left to score ---------------------------------------------------------
-    def pending_frames(self, versions: dict[str, int], include_flagged: bool = False) -> list[dict[str, Any]]:
+    def pending_frames(self, versions: dict[str, int], include_flagged: bool = False) -> list[Frame]:
         """Frames lacking a score from the current version of any of the members, in
         source and index order."""
-        f, s = self.project.frames, self.scores
+        f, s = self.frames, self.scores
         done = (
             select(s.c.frame_id)
             .where(s.c.member.in_(list(versions)))
@@ -82,7 +83,7 @@ class ScoreStore:
             q = q.where(f.c.quality_flag.is_(None))
         q = q.order_by(f.c.source_id, f.c.idx)
         with self.db.read() as conn:
-            return [dict(r, path=path_from_db(r["path"])) for r in conn.execute(q).mappings()]
+            return [cast(Frame, dict(r, path=path_from_db(r["path"]))) for r in conn.execute(q).mappings()]
 
     # -- writing results -----------------------------------------------------------------
     _SCORE_COLS = ("frame_id", "member", "model_version_id", "score", "tile", "x0", "y0", "x1", "y1", "tiles", "scored_at")
@@ -122,7 +123,7 @@ class ScoreStore:
         tile attribution), in one transaction: a delete and a plain insert."""
         sql = self._insert_scores_sql(upsert=False)
         stamp = now_iso()
-        params = [(f, member, version_id, s, 0, None, None, None, None, 1, stamp) for f, s in zip(frame_ids, scores)]
+        params = [(f, member, version_id, s, 0, None, None, None, None, 1, stamp) for f, s in zip(frame_ids, scores, strict=True)]
 
         def fn(conn: Connection) -> None:
             conn.execute(self.scores.delete().where(self.scores.c.member == member))
@@ -133,8 +134,8 @@ class ScoreStore:
 
     def replace_oof(self, member: str, frame_ids: Sequence[int], scores: Sequence[float]) -> None:
         """Replace a trained member's out-of-fold scores of the decided frames, at once."""
-        t = self.project.db.table("oof_scores")
-        rows = [dict(member=member, frame_id=int(f), score=float(s)) for f, s in zip(frame_ids, scores)]
+        t = self.oof
+        rows = [dict(member=member, frame_id=int(f), score=float(s)) for f, s in zip(frame_ids, scores, strict=True)]
 
         def fn(conn: Connection) -> None:
             conn.execute(t.delete().where(t.c.member == member))
@@ -145,7 +146,7 @@ class ScoreStore:
 
     def oof_scores(self) -> dict[str, dict[int, float]]:
         """Out-of-fold scores by member and frame."""
-        t = self.project.db.table("oof_scores")
+        t = self.oof
         out: dict[str, dict[int, float]] = {}
         with self.db.read() as conn:
             for member, fid, score in conn.execute(select(t.c.member, t.c.frame_id, t.c.score)):
@@ -174,7 +175,7 @@ class ScoreStore:
 
     def drop_member(self, member: str) -> int:
         """Remove every score of a member taken out of the ensemble; the number removed."""
-        t = self.project.db.table("oof_scores")
+        t = self.oof
 
         def fn(conn: Connection) -> int:
             conn.execute(t.delete().where(t.c.member == member))
@@ -216,62 +217,4 @@ class ScoreStore:
                 q = select(self.scores).where(self.scores.c.frame_id.in_(ids[k : k + 900]))
                 for r in conn.execute(q).mappings():
                     out.setdefault(int(r["frame_id"]), {})[str(r["member"])] = dict(r)
-        return out
-
-    # -- embedding sets ---------------------------------------------------------------------
-    def embedding_set(self, member: str, version_id: int, dim: int, file: str) -> dict[str, Any]:
-        def fn(conn: Connection) -> dict[str, Any]:
-            q = select(self.emb_sets).where(and_(self.emb_sets.c.member == member, self.emb_sets.c.model_version_id == version_id))
-            row = conn.execute(q).mappings().first()
-            if row is None:
-                conn.execute(insert(self.emb_sets).values(member=member, model_version_id=version_id, dim=dim, file=file))
-                row = conn.execute(q).mappings().first()
-            return dict(row)
-
-        return self.db.write(fn)
-
-    def embedding_sets(self) -> list[dict[str, Any]]:
-        with self.db.read() as conn:
-            return [dict(r) for r in conn.execute(select(self.emb_sets)).mappings()]
-
-    # -- head models -------------------------------------------------------------------------
-    def save_head(self, backbone: str, backbone_version_id: int | None, coef: np.ndarray, intercept: float,
-                  mean: np.ndarray | None = None, scale: np.ndarray | None = None, metrics: dict[str, Any] | None = None,
-                  n_pos: int = 0, n_neg: int = 0) -> int:
-        values = dict(
-            created_at=now_iso(), backbone=backbone, backbone_version_id=backbone_version_id, dim=int(coef.size),
-            coef=np.asarray(coef, np.float32).tobytes(), intercept=float(intercept),
-            feature_mean=None if mean is None else np.asarray(mean, np.float32).tobytes(),
-            feature_scale=None if scale is None else np.asarray(scale, np.float32).tobytes(),
-            metrics=json.dumps(metrics or {}), n_pos=n_pos, n_neg=n_neg,
-        )
-        return self.db.write(lambda c: int(c.execute(insert(self.heads).values(**values)).inserted_primary_key[0]))
-
-    def latest_head(self) -> dict[str, Any] | None:
-        with self.db.read() as conn:
-            row = conn.execute(select(self.heads).order_by(self.heads.c.id.desc()).limit(1)).mappings().first()
-        if row is None:
-            return None
-        out = dict(row)
-        for k in ("coef", "feature_mean", "feature_scale"):
-            out[k] = None if out[k] is None else np.frombuffer(out[k], dtype=np.float32)
-        out["metrics"] = json.loads(out["metrics"] or "{}")
-        return out
-
-    # -- policies ------------------------------------------------------------------------------
-    def save_policy(self, rule: str, thresholds: dict[str, float], created_by: str, target_recall: float | None = None,
-                    note: str | None = None, confidence: float | None = None) -> int:
-        values = dict(created_at=now_iso(), created_by=created_by, rule=rule, thresholds=json.dumps(thresholds),
-                      target_recall=target_recall, note=note, confidence=confidence)
-        return self.db.write(lambda c: int(c.execute(insert(self.policies).values(**values)).inserted_primary_key[0]))
-
-    def current_policy(self) -> dict[str, Any] | None:
-        with self.db.read() as conn:
-            row = conn.execute(select(self.policies).order_by(self.policies.c.id.desc()).limit(1)).mappings().first()
-        if row is None:
-            return None
-        out = dict(row)
-        out["thresholds"] = json.loads(out["thresholds"])
-        if out.get("confidence") is None and out.get("target_recall") is not None:
-            out["confidence"] = 0.95  # set before the assurance could be chosen
         return out

@@ -34,9 +34,10 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from triage_app.core.model.records import Label
+from triage_app.core.outputs.export.plan import SPLITS, ExportReport, Options, Selection, plan_export
 from triage_app.core.outputs.export.writer import export
-from triage_app.core.outputs.export.plan import SPLITS, ExportReport, Options, Selection, plan_export, reviewers_and_policies
-from triage_app.gui.tasks import Worker, start
+from triage_app.gui.tasks import Task, run_task
 
 log = logging.getLogger(__name__)
 
@@ -72,17 +73,17 @@ class ExportDialog(QDialog):
     export_did_finish = Signal(object)  # ExportReport
     export_did_fail = Signal(str)
 
-    def __init__(self, project: Any, cards: dict, settings: Any, parent=None) -> None:
+    def __init__(self, ws: Any, parent: Any = None) -> None:
         super().__init__(parent)
-        self.project, self.cards, self.settings = project, cards, settings
+        self.ws = ws
         self.setWindowTitle("Export labelled frames")
         self.resize(980, 620)
         self._generation = 0
-        self._worker: Worker | None = None
-        self._preview_worker: Worker | None = None
+        self._worker: Task | None = None
+        self._preview_worker: Task | None = None
 
-        sources = [(f"{s['name']}  ({s['kind']}, {s['frames']} frames)", int(s["id"])) for s in project.source_summaries()]
-        reviewers, policies = reviewers_and_policies(project)
+        sources = [(f"{s['name']}  ({s['kind']}, {s['frames']} frames)", int(s["id"])) for s in ws.frames.source_summaries()]
+        reviewers, policies = ws.decisions.reviewers_and_policies()
         self.sources = _checklist(sources)
         self.reviewers = _checklist([(r, r) for r in reviewers])
         self.policies = _checklist([(f"policy {p}", p) for p in policies] + [("card defaults (no saved policy)", None)])
@@ -142,7 +143,7 @@ class ExportDialog(QDialog):
             grid.addWidget(b, i // 2, i % 2)
         hl.addRow("Formats", grid)
         split_row = QHBoxLayout()
-        for name, s in zip(("train", "val", "test"), self.split_spins):
+        for name, s in zip(("train", "val", "test"), self.split_spins, strict=True):
             split_row.addWidget(QLabel(name))
             split_row.addWidget(s)
         hl.addRow("Split (stratified)", split_row)
@@ -235,16 +236,10 @@ class ExportDialog(QDialog):
             return
         self._generation += 1
         gen = self._generation
-        project, cards, settings = self.project, self.cards, self.settings
-
-        def job(progress, cancel):
-            return plan_export(project, cards, settings, selection, options)
-
-        worker = Worker(job)
-        worker.signals.worker_did_finish.connect(lambda plan: self._show_plan(gen, plan))
-        worker.signals.worker_did_fail.connect(lambda msg: self._show_problem(msg) if gen == self._generation else None)
-        self._preview_worker = worker
-        start(worker)
+        ws = self.ws
+        self._preview_worker = run_task(lambda progress, cancel: plan_export(ws, selection, options),
+                                        lambda plan: self._show_plan(gen, plan),
+                                        lambda msg: self._show_problem(msg) if gen == self._generation else None)
 
     def _show_problem(self, message: str) -> None:
         self.preview_note.setText(f"<span style='color:#b00020'>{message}</span>")
@@ -273,7 +268,7 @@ class ExportDialog(QDialog):
         if held["disputed"] or held["doubted"]:
             notes.append(f"Held back: {held['disputed']} frames with an unresolved disagreement, "
                          f"{held['doubted']} decisions the label check doubts.")
-        gps = sum(1 for it in plan.items if not it.copy and it.decision["label"] == "accept" and it.frame["lat"] is not None)
+        gps = sum(1 for it in plan.items if not it.copy and it.decision.label is Label.ACCEPT and it.frame["lat"] is not None)
         notes.append(f"{gps} accepted frames have GPS (map points).")
         if not plan.items:
             notes.insert(0, "Nothing matches this selection.")
@@ -295,21 +290,16 @@ class ExportDialog(QDialog):
         out = Path(text)
         if out.is_dir() and any(out.iterdir()) and not options.overwrite and not (out / "export.json").exists():
             out = out / f"export-{dt.datetime.now():%Y%m%d-%H%M%S}"  # a folder of other things: export beside them
-        project, cards, settings = self.project, self.cards, self.settings
+        ws = self.ws
 
-        def job(progress, cancel):
-            return export(project, cards, settings, out, selection, options, progress=progress, cancel=cancel)
+        def job(progress: Any, cancel: Any) -> ExportReport:
+            return export(ws, out, selection, options, progress=progress, cancel=cancel)
 
-        worker = Worker(job)
-        worker.signals.progress_did_change.connect(self._on_progress)
-        worker.signals.worker_did_finish.connect(self._on_done)
-        worker.signals.worker_did_fail.connect(self._on_fail)
-        self._worker = worker
+        self._worker = run_task(job, self._on_done, self._on_fail, self._on_progress)
         self.export_button.setEnabled(False)
         self.close_button.setText("Cancel")
         self.progress.setVisible(True)
         self.progress.setRange(0, 0)
-        start(worker)
 
     def _on_progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, max(total, 0))

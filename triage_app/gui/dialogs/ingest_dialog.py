@@ -26,8 +26,9 @@ from PySide6.QtWidgets import (
 )
 
 from triage_app.core.ingest.footage import FootageProbe, probe_footage
-from triage_app.core.ingest.sources import Sampling, is_stream_uri
-from triage_app.gui.tasks import Worker, start
+from triage_app.core.ingest.sources import is_stream_uri
+from triage_app.core.model.records import Sampling
+from triage_app.gui.tasks import run_task
 
 COLUMNS = ("Footage", "Length", "Frame rate", "Size", "Telemetry", "Note")
 
@@ -53,7 +54,7 @@ class AddFootageDialog(QDialog):
 
     probes_did_finish = Signal()
 
-    def __init__(self, uris: list[str], default: Sampling, project: Any = None, parent=None) -> None:
+    def __init__(self, uris: list[str], default: Sampling, ws: Any = None, parent: Any = None) -> None:
         super().__init__(parent)
         self.uris = list(uris)
         self.probes: list[FootageProbe] = []
@@ -125,17 +126,12 @@ class AddFootageDialog(QDialog):
         uris_copy = list(self.uris)
         self.speed: tuple[float, str] | None = None  # this project's last scoring speed
 
-        def probe(progress, cancel) -> tuple[tuple[float, str] | None, list[FootageProbe]]:
-            from triage_app.core.store.scores import ScoreStore
+        def probe(progress: Any, cancel: Any) -> tuple[tuple[float, str] | None, list[FootageProbe]]:
+            speed = ws.scores.recent_speed() if ws is not None else None
+            return speed, [probe_footage(u, ws) for u in uris_copy]
 
-            speed = ScoreStore(project).recent_speed() if project is not None else None
-            return speed, [probe_footage(u, project) for u in uris_copy]
-
-        worker = Worker(probe)
-        worker.signals.worker_did_finish.connect(self._show_probes)
-        worker.signals.worker_did_fail.connect(lambda m: self.estimate.setText(f"The footage could not be read: {m}"))
-        self._worker = worker
-        start(worker)
+        self._task = run_task(probe, self._show_probes,
+                              lambda m: self.estimate.setText(f"The footage could not be read: {m}"))
 
     # -- the choice ---------------------------------------------------------------------
     def set_sampling(self, sampling: Sampling) -> None:

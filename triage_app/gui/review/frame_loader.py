@@ -35,12 +35,12 @@ class FrameLoader(QObject):
     frame_did_load = Signal(int, QImage)  # frame id, picture
     frame_did_fail = Signal(int, str)
 
-    def __init__(self, project: Any, capacity: int = 32, thumb_size: int = 0) -> None:
+    def __init__(self, ws: Any, capacity: int = 32, thumb_size: int = 0) -> None:
         super().__init__()
-        from triage_app.core.ingest.sources import FrameReader
+        from triage_app.core.ingest.sources import FrameReader  # OpenCV loads with the first project
 
-        self.project = project
-        self.reader = FrameReader(project.root)
+        self.ws = ws
+        self.reader = FrameReader(ws.root)
         self.capacity = capacity
         self.thumb_size = thumb_size
         self._cache: OrderedDict[int, QImage] = OrderedDict()
@@ -73,10 +73,10 @@ class FrameLoader(QObject):
         if self._closed:
             return
         try:
-            frame = self.project.frame(frame_id)
+            frame = self.ws.frames.frame(frame_id)
             source = self._sources.get(frame["source_id"])
             if source is None:
-                source = self._sources[frame["source_id"]] = self.project.source(frame["source_id"])
+                source = self._sources[frame["source_id"]] = self.ws.frames.source(frame["source_id"])
             bgr = self.reader.read(source, frame)
             if self.thumb_size:
                 h, w = bgr.shape[:2]

@@ -9,9 +9,10 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 
+from triage_app.core.store import Workspace
 from triage_app.gui.review.frame_loader import FrameLoader
 from triage_app.gui.review.review_view import MEMBER_COLOURS, ReviewView
-from triage_app.gui.tasks import Worker, start
+from triage_app.gui.tasks import Task, run_task
 
 log = logging.getLogger(__name__)
 PREFETCH_AHEAD = 6
@@ -33,13 +34,12 @@ class ReviewController(QObject):
         self.session: Any = None
         self.loader: FrameLoader | None = None
         self.thumbs: FrameLoader | None = None
-        self.project: Any = None
-        self.settings: Any = None
+        self.ws: Workspace | None = None
         self._current_info: dict[str, Any] | None = None
         self.finds: list[Any] = []  # the accepted frames so far, for naming a candidate's neighbours
         self.decisions_made = 0
         self._film: dict[int, int] = {}
-        self._refreshing: Worker | None = None
+        self._refreshing: Task | None = None
         self._refresh_again = False
         view.user_did_decide.connect(self.decide)
         view.user_did_decide_event.connect(self.decide_event)
@@ -50,18 +50,17 @@ class ReviewController(QObject):
         view.user_did_copy_position.connect(self.copy_position)
 
     # -- set-up ---------------------------------------------------------------------------
-    def start(self, project: Any, cards: dict, settings: Any, resolve: bool = False) -> None:
+    def start(self, ws: Workspace, resolve: bool = False) -> None:
         """Open the queue; with ``resolve``, the supervisor's queue of disagreements."""
-        from triage_app.core.review.queue import ReviewSession
+        from triage_app.core.review.session import ReviewSession
 
         self.stop()
-        self.project = project
-        self.settings = settings
-        self.session = ReviewSession(project, cards, settings, resolve=resolve)
-        self.loader = FrameLoader(project, capacity=48)
+        self.ws = ws
+        self.session = ReviewSession(ws, resolve=resolve)
+        self.loader = FrameLoader(ws, capacity=48)
         self.loader.frame_did_load.connect(self._on_frame_loaded)
         self.loader.frame_did_fail.connect(self._on_frame_failed)
-        self.thumbs = FrameLoader(project, capacity=128, thumb_size=480)  # the grid's thumbnails grow with the window
+        self.thumbs = FrameLoader(ws, capacity=128, thumb_size=480)  # the grid's thumbnails grow with the window
         self.thumbs.frame_did_load.connect(self._on_thumb_loaded)
         self.show_current()
 
@@ -72,12 +71,6 @@ class ReviewController(QObject):
         self.loader = self.thumbs = None
         self.session = None
 
-    def set_cards(self, cards: dict) -> None:
-        """The project's members changed (a deployed or retired member): the next queue
-        build uses the new cards."""
-        if self.session is not None:
-            self.session.cards = cards
-
     def refresh(self) -> None:
         """New scores or a new policy: rebuild the queue on a worker (the analyst keeps
         deciding meanwhile), then put it in place keeping the analyst's place."""
@@ -87,11 +80,9 @@ class ReviewController(QObject):
             self._refresh_again = True  # one more rebuild once this one lands
             return
         session = self.session
-        worker = Worker(lambda progress, cancel, build=session.begin_refresh(): build())
-        worker.signals.worker_did_finish.connect(lambda built: self._refreshed(session, built))
-        worker.signals.worker_did_fail.connect(self._refresh_failed)
-        self._refreshing = worker
-        start(worker)
+        build = session.begin_refresh()
+        self._refreshing = run_task(lambda progress, cancel: build(), lambda built: self._refreshed(session, built),
+                                    self._refresh_failed)
 
     def _refreshed(self, session: Any, built: Any) -> None:
         self._refreshing = None
@@ -130,12 +121,11 @@ class ReviewController(QObject):
 
     # -- showing -------------------------------------------------------------------------------
     def _info(self, c: Any) -> dict[str, Any]:
-        from triage_app.core.store.scores import ScoreStore
-
         s = self.session
-        frame = self.project.frame(c.frame_id)
-        source = self.project.source(c.source_id)
-        rows = sorted(ScoreStore(self.project).frame_scores(c.frame_id), key=lambda r: -r["score"])
+        ws = self.ws
+        frame = ws.frames.frame(c.frame_id)
+        source = ws.frames.source(c.source_id)
+        rows = sorted(ws.scores.frame_scores(c.frame_id), key=lambda r: -r["score"])
         tiles, bars = [], []
         # Neutral on purpose: audit samples (dropped frames) are mixed in blindly, so the
         # panel never says whether a frame passed the policy.
@@ -162,16 +152,16 @@ class ReviewController(QObject):
         position = None
         if frame.get("lat") is not None:
             position = (f"{frame['lat']:.6f}, {frame['lon']:.6f}", "the aircraft's position")
-            geo = self.settings.geo if self.settings is not None else None
+            geo = ws.settings.geo
             if geo is not None:
+                from triage_app.core.ingest.telemetry.geo import ground_position
                 from triage_app.core.model.policy import firing_tile
-                from triage_app.core.ingest.telemetry.geo import place
 
                 # The tile of the member that fired most clearly against its threshold, as
                 # the finds list and the export place it.
                 member, box = firing_tile({r["member"]: r for r in rows}, s.policy.thresholds if s.policy else {})
                 which = "outlined tile" if len(tiles) == 1 else f"{member}'s tile"
-                placed = place(frame, box, geo)
+                placed = ground_position(frame, box, geo)
                 if placed.point is not None:
                     p = placed.point
                     text = f"{p.lat:.6f}, {p.lon:.6f}"
@@ -199,8 +189,8 @@ class ReviewController(QObject):
             "scores_html": "best tile per member (outlined)<br><br>" + "".join(bars),
             "telemetry": "\n".join(tele),
             "position": position,
-            "header": (f"{'Disagreement to resolve' if s.resolve else 'Candidate'} {s.position + 1} of {len(s.queue)}  ·  event {c.event + 1} ({event_size} frame"
-                       f"{'s' if event_size != 1 else ''})  ·  {source['name']} frame {frame['idx']}  ·  "
+            "header": (f"{'Disagreement to resolve' if s.resolve else 'Candidate'} {s.position + 1} of {len(s.queue)}  ·  "
+                       f"event {c.event + 1} ({event_size} frame{'s' if event_size != 1 else ''})  ·  {source['name']} frame {frame['idx']}  ·  "
                        f"{self.decisions_made} decided  ·  undo {s.undo_depth}"),
         }
 
@@ -256,7 +246,7 @@ class ReviewController(QObject):
         self._show_filmstrip(c)
 
     def _show_filmstrip(self, c: Any) -> None:
-        near = self.project.neighbour_frames(c.source_id, c.idx, FILM_RADIUS)
+        near = self.ws.frames.neighbour_frames(c.source_id, c.idx, FILM_RADIUS)
         self.view.show_filmstrip([(r["id"], f"t={r['timestamp_s']:.1f}s", r["id"] == c.frame_id) for r in near])
         for r in near:
             img = self.thumbs.cached(r["id"])

@@ -231,36 +231,36 @@ class ReviewView(QWidget):
             self.help.hide()
         elif key == K.Key_G:
             self.user_did_toggle_grid.emit(not self.grid_mode)
-        elif self.grid_mode:
-            if K.Key_1 <= key <= K.Key_9:
-                self.grid.toggle(key - K.Key_1)
-            elif key == K.Key_R or key in (K.Key_Return, K.Key_Enter):
-                self.user_did_decide_grid.emit(self.grid.labels())
-            elif key == K.Key_Z:
-                self.user_did_undo.emit()
-            else:
-                super().keyPressEvent(event)
-        elif key == K.Key_A:
-            (self.user_did_decide_event if shift else self.user_did_decide).emit("accept")
-        elif key == K.Key_R:
-            (self.user_did_decide_event if shift else self.user_did_decide).emit("reject")
-        elif key == K.Key_U:
-            self.user_did_decide.emit("unsure")
+        elif not (self._grid_key(key) if self.grid_mode else self._frame_key(key, shift)):
+            super().keyPressEvent(event)
+
+    def _grid_key(self, key: int) -> bool:
+        K = Qt.Key
+        if K.Key_1 <= key <= K.Key_9:
+            self.grid.toggle(key - K.Key_1)
+        elif key == K.Key_R or key in (K.Key_Return, K.Key_Enter):
+            self.user_did_decide_grid.emit(self.grid.labels())
         elif key == K.Key_Z:
             self.user_did_undo.emit()
-        elif key in (K.Key_Right, K.Key_J, K.Key_Space):
-            self.user_did_move.emit(1)
-        elif key in (K.Key_Left, K.Key_K):
-            self.user_did_move.emit(-1)
-        elif key == K.Key_F:
-            self.canvas.zoom_to_focus()
-        elif key == K.Key_C:
-            self.user_did_copy_position.emit()
-        elif key == K.Key_0:
-            self.canvas.fit()
-        elif key in (K.Key_Plus, K.Key_Equal):
-            self.canvas.zoom(1.25)
-        elif key == K.Key_Minus:
-            self.canvas.zoom(0.8)
         else:
-            super().keyPressEvent(event)
+            return False
+        return True
+
+    def _frame_key(self, key: int, shift: bool) -> bool:
+        K = Qt.Key
+        decide = self.user_did_decide_event if shift else self.user_did_decide
+        actions = {
+            K.Key_A: lambda: decide.emit("accept"), K.Key_R: lambda: decide.emit("reject"),
+            K.Key_U: lambda: self.user_did_decide.emit("unsure"), K.Key_Z: self.user_did_undo.emit,
+            K.Key_Right: lambda: self.user_did_move.emit(1), K.Key_J: lambda: self.user_did_move.emit(1),
+            K.Key_Space: lambda: self.user_did_move.emit(1),
+            K.Key_Left: lambda: self.user_did_move.emit(-1), K.Key_K: lambda: self.user_did_move.emit(-1),
+            K.Key_F: self.canvas.zoom_to_focus, K.Key_C: self.user_did_copy_position.emit, K.Key_0: self.canvas.fit,
+            K.Key_Plus: lambda: self.canvas.zoom(1.25), K.Key_Equal: lambda: self.canvas.zoom(1.25),
+            K.Key_Minus: lambda: self.canvas.zoom(0.8),
+        }
+        action = actions.get(key)
+        if action is None:
+            return False
+        action()
+        return True

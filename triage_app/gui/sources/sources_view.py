@@ -40,7 +40,7 @@ class SourcesView(QTableWidget):
 
 
 def _sampling_text(row: dict[str, Any]) -> str:
-    from triage_app.core.ingest.sources import Sampling
+    from triage_app.core.model.records import Sampling
 
     if row["kind"] == "images":
         return "every still"

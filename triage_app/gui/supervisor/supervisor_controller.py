@@ -1,14 +1,16 @@
-"""Feeds the supervisor view: charts refreshed in a worker, policy previews before any
-change is saved, and the change itself (versioned, with who and when)."""
+"""Feeds the supervisor view: charts refreshed as a background task, policy previews before
+any change is saved, and the change itself (versioned, with who and when)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from triage_app.core.store import Workspace
 from triage_app.gui.supervisor.supervisor_view import SupervisorView, assurance_text
-from triage_app.gui.tasks import Worker, start
+from triage_app.gui.tasks import Task, run_task
 
 
 class SupervisorController(QObject):
@@ -18,50 +20,53 @@ class SupervisorController(QObject):
     def __init__(self, view: SupervisorView) -> None:
         super().__init__()
         self.view = view
-        self.project: Any = None
-        self.cards: dict = {}
-        self.settings: Any = None
-        self._workers: list[Worker] = []
+        self.ws: Workspace | None = None
+        self._tasks: list[Task] = []
         view.user_did_preview.connect(self.preview)
         view.user_did_apply.connect(self.apply)
 
-    def start(self, project: Any, cards: dict, settings: Any) -> None:
-        self.project, self.cards, self.settings = project, cards, settings
-        from triage_app.core.store.scores import ScoreStore
-
-        saved = ScoreStore(project).current_policy()
+    def start(self, ws: Workspace) -> None:
+        self.ws = ws
+        saved = ws.policies.current()
         self.view.set_confidence(float(saved["confidence"]) if saved and saved.get("confidence")
-                                 else settings.review.recall_confidence)
+                                 else ws.settings.review.recall_confidence)
         self.refresh()
 
-    def set_cards(self, cards: dict) -> None:
-        self.cards = cards
+    def refresh_soon(self) -> None:
+        """The members changed: the charts are drawn again."""
         self.refresh()
 
-    def _run(self, job, done) -> None:
-        worker = Worker(lambda progress, cancel: job())
-        worker.signals.worker_did_finish.connect(lambda r: (self._workers.remove(worker), done(r)))
-        worker.signals.worker_did_fail.connect(lambda m: (self._workers.remove(worker), self.supervisor_did_fail.emit(m)))
-        self._workers.append(worker)
-        start(worker)
+    def _run(self, job: Callable[[], Any], done: Callable[[Any], None]) -> None:
+        box: list[Task] = []
+
+        def finished(result: Any) -> None:
+            self._tasks.remove(box[0])
+            done(result)
+
+        def failed(message: str) -> None:
+            self._tasks.remove(box[0])
+            self.supervisor_did_fail.emit(message)
+
+        box.append(run_task(lambda progress, cancel: job(), finished, failed))
+        self._tasks.append(box[0])
 
     def refresh(self) -> None:
-        if self.project is None:
+        ws = self.ws
+        if ws is None:
             return
-        from triage_app.core.outputs.supervisor import supervisor_data
+        from triage_app.core.outputs.reports import supervisor_data  # scikit-learn and scipy load on first use
 
-        project, cards, settings = self.project, self.cards, self.settings
-        self._run(lambda: supervisor_data(project, cards, settings), self.view.show_data)
+        self._run(lambda: supervisor_data(ws), self.view.show_data)
 
     def preview(self, target: float) -> None:
-        if self.project is None:
+        ws = self.ws
+        if ws is None:
             return
         from triage_app.core.review.audit import propose_policy
 
-        project, cards, settings = self.project, self.cards, self.settings
         confidence = self.view.confidence
 
-        def done(result) -> None:
+        def done(result: Any) -> None:
             d, rule = result
             lo, hi = d.recall_ci
             est = "unknown" if d.estimated_recall != d.estimated_recall else f"{d.estimated_recall:.1%}"
@@ -74,22 +79,21 @@ class SupervisorController(QObject):
                 text += f"\n{d.note}"
             self.view.show_preview(text)
 
-        self._run(lambda: propose_policy(project, cards, settings, target, confidence=confidence), done)
+        self._run(lambda: propose_policy(ws, target, confidence=confidence), done)
 
     def apply(self, target: float) -> None:
-        if self.project is None:
+        ws = self.ws
+        if ws is None:
             return
         from triage_app.core.review.audit import propose_policy, refresh_audit
-        from triage_app.core.store.scores import ScoreStore
 
-        project, cards, settings = self.project, self.cards, self.settings
         confidence = self.view.confidence
 
-        def job():
-            d, rule = propose_policy(project, cards, settings, target, confidence=confidence)
-            pid = ScoreStore(project).save_policy(rule.text, d.thresholds, settings.review.reviewer, target_recall=target,
-                                                  note=d.note or None, confidence=confidence)
-            refresh_audit(project, cards, settings)
+        def job() -> int:
+            d, rule = propose_policy(ws, target, confidence=confidence)
+            pid = ws.policies.save(rule.text, d.thresholds, ws.settings.review.reviewer, target_recall=target,
+                                   note=d.note or None, confidence=confidence)
+            refresh_audit(ws)
             return pid
 
         def done(pid: int) -> None:

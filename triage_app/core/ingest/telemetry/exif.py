@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
@@ -28,7 +29,7 @@ _XMP = {
 }
 
 
-def _rational(value: object) -> float | None:
+def _rational(value: Any) -> float | None:
     if isinstance(value, tuple):
         value = value[0] if value else None
     if value is None:
@@ -39,9 +40,9 @@ def _rational(value: object) -> float | None:
         return None
 
 
-def _dms(values: object, ref: object) -> float | None:
+def _dms(values: Any, ref: object) -> float | None:
     try:
-        d, m, s = (_rational(v) for v in values)  # type: ignore[union-attr]
+        d, m, s = (_rational(v) for v in values)
     except (TypeError, ValueError):
         return None
     if d is None or m is None or s is None:

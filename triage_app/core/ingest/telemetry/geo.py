@@ -203,9 +203,10 @@ def _radius(view: _View, x: float, y: float, point: tuple[float, float], errors:
     spread = math.sqrt(moved[0] ** 2 + pitch**2 + sum(m * m for m in moved[3:]))
     if extent is not None:
         corners = [view.ground(cx, cy) for cx in (extent[0], extent[2]) for cy in (extent[1], extent[3])]
-        if any(c is None for c in corners):
+        placed = [c for c in corners if c is not None]
+        if len(placed) < len(corners):
             return None
-        spread += max(math.hypot(c[0] - point[0], c[1] - point[1]) for c in corners)
+        spread += max(math.hypot(c[0] - point[0], c[1] - point[1]) for c in placed)
     return spread
 
 
@@ -223,7 +224,7 @@ def locate_box(frame: Mapping[str, Any], box: tuple[float, float, float, float] 
     return locate(frame, (x0 + x1) / 2, (y0 + y1) / 2, hfov_deg, max_distance_m, errors, (x0, y0, x1, y1))
 
 
-def place(frame: Mapping[str, Any], box: tuple[float, float, float, float] | None, geo: Any) -> Located:
-    """A find's place on the ground as the settings' ``geo`` section has it: the centre of its
+def ground_position(frame: Mapping[str, Any], box: tuple[float, float, float, float] | None, geo: Any) -> Located:
+    """A find's ground position as the settings' ``geo`` section has it: the centre of its
     box, with the radius the telemetry's errors and the box allow."""
     return locate_box(frame, box, geo.hfov_deg, geo.max_distance_m, errors_from(geo))

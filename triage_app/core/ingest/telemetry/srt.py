@@ -20,8 +20,8 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from triage_app.core.model.errors import TelemetryParseError
 from triage_app.core.ingest.telemetry.model import Telemetry, TelemetryPoint
+from triage_app.core.model.errors import TelemetryParseError
 
 MAX_SRT_BYTES = 256 * 1024 * 1024
 
@@ -195,27 +195,39 @@ def _parse_gps(body: str, fields: dict[str, float | None]) -> None:
     fields["lat"], fields["lon"] = lat, lon
 
 
+_VALUE_READERS = {"shutter": ("shutter_s", _shutter), "fnum": ("fnum", _fnum), "focal_35mm": ("focal_35mm", _focal)}
+
+
 def _parse_fields(text: str) -> dict[str, float | None]:
     """Every telemetry field found in one cue's text. A key present with value ``None``
     means the aircraft wrote the field but had no value (``N/A``)."""
     fields: dict[str, float | None] = {}
-    for key, fprefix, value in _KV.findall(text):
+    for key, _prefix, value in _KV.findall(text):
         name = _KEY_ALIASES.get(key.lower())
         if name is None or name in fields:
             continue
         if value.upper() == "N/A":
             fields[name] = None
-        elif name == "shutter":
-            fields["shutter_s"] = _shutter(value)
-        elif name == "fnum":
-            fields["fnum"] = _fnum(value)
-        elif name == "focal_35mm":
-            fields["focal_35mm"] = _focal(value)
+        elif name in _VALUE_READERS:
+            column, read = _VALUE_READERS[name]
+            fields[column] = read(value)
         else:
             fields[name] = _f(value)
     for m in _GPS.finditer(text):
         _parse_gps(m.group(1), fields)
         break
+    _parse_loose_fields(text, fields)
+    lat, lon = fields.get("lat"), fields.get("lon")
+    if lat is not None and lon is not None and (abs(lat) > 90 or abs(lon) > 180):
+        fields["lat"] = fields["lon"] = None
+    elif lat == 0 and lon == 0:
+        fields["lat"] = fields["lon"] = None  # "no fix" as some aircraft write it
+    return fields
+
+
+def _parse_loose_fields(text: str, fields: dict[str, float | None]) -> None:
+    """The fields older formats write without ``key: value`` pairs (``H 12.3m``, ``SS 1/500``,
+    ``ISO 100``, ``F/2.8``, ``G.PRY (p, r, y)``), where no pair gave them."""
     if "rel_alt" not in fields:
         for rx in (_BARO_PAREN, _HEIGHT):
             m = rx.search(text)
@@ -233,12 +245,6 @@ def _parse_fields(text: str) -> dict[str, float | None]:
         parts = [_f(p) for p in _triple(m.group(2))]
         if len(parts) == 3:
             fields[f"{prefix}_pitch"], fields[f"{prefix}_roll"], fields[f"{prefix}_yaw"] = parts
-    lat, lon = fields.get("lat"), fields.get("lon")
-    if lat is not None and lon is not None and (abs(lat) > 90 or abs(lon) > 180):
-        fields["lat"] = fields["lon"] = None
-    elif lat == 0 and lon == 0:
-        fields["lat"] = fields["lon"] = None  # "no fix" as some aircraft write it
-    return fields
 
 
 def _blocks(text: str) -> list[tuple[int, list[str]]]:
@@ -317,6 +323,6 @@ def parse_srt_text(text: str, name: str = "<srt>") -> Telemetry:
     if not points:
         raise TelemetryParseError(name, "no usable telemetry cue: " + "; ".join(warnings or ["all cues malformed"]))
     times = [p.t for p in points]
-    if any(b < a for a, b in zip(times, times[1:])):
+    if any(b < a for a, b in zip(times, times[1:], strict=False)):
         warnings.append(f"{name}: cue times go backwards; cues were re-ordered by time")
     return Telemetry(path=name, points=points, warnings=warnings)

@@ -7,14 +7,16 @@ import csv
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from triage_app import __version__
-from triage_app.core.review.agreement import RESOLVE
+from triage_app.core.ingest.telemetry.geo import ground_position
+from triage_app.core.model.records import Label, Why
+from triage_app.core.model.settings import GeoSettings
 from triage_app.core.outputs.export.plan import Item
 from triage_app.core.outputs.finds import place_numbers
-from triage_app.core.ingest.telemetry.geo import place
-from triage_app.core.model.settings import GeoSettings
+
+RESOLVE = Why.RESOLVE.value
 
 _FRAME_COLS = ("lat", "lon", "rel_alt", "abs_alt", "gimbal_pitch", "gimbal_yaw", "gimbal_roll", "aircraft_pitch",
                "aircraft_yaw", "aircraft_roll", "iso", "shutter_s", "fnum", "focal_35mm")
@@ -41,14 +43,14 @@ def manifest_columns(members: list[str]) -> list[tuple[str, str]]:
 
 def manifest_row(it: Item, members: list[str], file: str, crop: str | None, thumb: str | None) -> dict[str, Any]:
     d, fr, src = it.decision, it.frame, it.source
-    at_decision = json.loads(d["member_scores"] or "{}")
+    at_decision = json.loads(d.member_scores or "{}")
     row: dict[str, Any] = dict(
-        file=file, split=it.split, **{"class": it.cls}, decision=d["label"], copy=it.copy, source_id=src["id"],
+        file=file, split=it.split, **{"class": it.cls}, decision=d.label.value, copy=it.copy, source_id=src["id"],
         source_name=src["name"], source_uri=src["uri"], source_kind=src["kind"], frame_id=fr["id"], frame_index=fr["idx"],
         timestamp_s=fr["timestamp_s"], captured_at=fr["captured_at"], frame_path=fr["path"], width=fr["width"],
         height=fr["height"], telemetry_matched=bool(fr["telemetry_matched"]), quality_flag=fr["quality_flag"],
     )
-    row.update({c: fr[c] for c in _FRAME_COLS})
+    row.update({c: fr.get(c) for c in _FRAME_COLS})
     for m in members:
         s = it.scores.get(m)
         row[f"score_{m}"] = None if s is None else s["score"]
@@ -58,10 +60,10 @@ def manifest_row(it: Item, members: list[str], file: str, crop: str | None, thum
             row[f"tile_{m}_{k}"] = None if s is None else s[k]
     box = it.box or (None, None, None, None)
     row.update(firing_member=it.firing_member, firing_x0=box[0], firing_y0=box[1], firing_x1=box[2], firing_y1=box[3],
-               fused_score_at_decision=d["fused_score"], policy_id=d["policy_id"], policy=d["policy"], reviewer=d["reviewer"],
-               sample_kind=d["sample_kind"], audit_sample=d["sample_kind"] == "audit", second_review=it.second_review,
-               resolved_by_supervisor=d["sample_kind"] == RESOLVE, decision_id=d["id"], decided_at=d["decided_at"],
-               seconds_spent=d["seconds_spent"], decided_via=d["via"], crop_file=crop, thumbnail_file=thumb)
+               fused_score_at_decision=d.fused_score, policy_id=d.policy_id, policy=d.policy, reviewer=d.reviewer,
+               sample_kind=d.sample_kind, audit_sample=d.sample_kind == Why.AUDIT.value, second_review=it.second_review,
+               resolved_by_supervisor=d.sample_kind == RESOLVE, decision_id=d.id, decided_at=d.decided_at,
+               seconds_spent=d.seconds_spent, decided_via=d.via, crop_file=crop, thumbnail_file=thumb)
     return row
 
 
@@ -92,14 +94,14 @@ def geo_points(items: list[Item], rows: dict[int, dict[str, Any]], members: list
     pts = []
     for it in items:
         fr = it.frame
-        if it.copy or it.decision["label"] != "accept" or fr["lat"] is None or fr["lon"] is None:
+        if it.copy or it.decision.label is not Label.ACCEPT or fr["lat"] is None or fr["lon"] is None:
             continue
         r = rows[int(fr["id"])]
         props = dict(time=fr["captured_at"], timestamp_s=fr["timestamp_s"], source=it.source["name"], source_id=it.source["id"],
-                     frame=fr["idx"], thumbnail=r["thumbnail_file"], image=r["file"], reviewer=it.decision["reviewer"],
-                     decided_at=it.decision["decided_at"], fused_score_at_decision=it.decision["fused_score"],
+                     frame=fr["idx"], thumbnail=r["thumbnail_file"], image=r["file"], reviewer=it.decision.reviewer,
+                     decided_at=it.decision.decided_at, fused_score_at_decision=it.decision.fused_score,
                      aircraft_lat=float(fr["lat"]), aircraft_lon=float(fr["lon"]))
-        placed = place(fr, it.box, geo)
+        placed = ground_position(fr, it.box, geo)
         if placed.point is not None:
             lat, lon = placed.point.lat, placed.point.lon
             props.update(position="firing tile on the ground (estimated, flat ground assumed)",
@@ -114,10 +116,11 @@ def geo_points(items: list[Item], rows: dict[int, dict[str, Any]], members: list
         pts.append(dict(lon=lon, lat=lat, alt=fr["abs_alt"], props=props))
     # Places, as the finds list numbers them: overlapping ground discs are one place, the
     # newest decision naming it first.
-    order = sorted(range(len(pts)), key=lambda i: str(pts[i]["props"]["decided_at"]), reverse=True)
-    numbers = place_numbers([(pts[i]["lat"], pts[i]["lon"], pts[i]["props"].get("radius_m")) for i in order])
-    for i, n in zip(order, numbers):
-        pts[i]["props"]["place"] = n
+    props_of = [cast(dict[str, Any], p["props"]) for p in pts]
+    order = sorted(range(len(pts)), key=lambda i: str(props_of[i]["decided_at"]), reverse=True)
+    numbers = place_numbers([(cast(float, pts[i]["lat"]), cast(float, pts[i]["lon"]), props_of[i].get("radius_m")) for i in order])
+    for i, n in zip(order, numbers, strict=True):
+        props_of[i]["place"] = n
     return pts
 
 
@@ -156,7 +159,8 @@ def write_kml(path: Path, pts: list[dict[str, Any]]) -> None:
 def coco(items: list[Item], rows: dict[tuple[int, int], dict[str, Any]], split: str) -> dict[str, Any]:
     cats = [dict(id=i + 1, name=c) for i, c in enumerate(("positive", "negative", "unsure"))]
     cat_id = {c["name"]: c["id"] for c in cats}
-    images, anns = [], []
+    images: list[dict[str, Any]] = []
+    anns: list[dict[str, Any]] = []
     for it in items:
         if it.split != split:
             continue

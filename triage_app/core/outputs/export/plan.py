@@ -10,17 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
 
-from triage_app.core.review.agreement import RESOLVE, disagreements
 from triage_app.core.model.policy import firing_tile
-from triage_app.core.learning.label_check import rereview_frames
-from triage_app.core.model.cards import ModelCard
-from triage_app.core.review.active_policy import active_policy
-from triage_app.core.review.queue import LABELS, DecisionStore
-from triage_app.core.model.settings import Settings
-from triage_app.core.store import Project
-from triage_app.core.store.scores import ScoreStore
+from triage_app.core.model.records import LABELS, Decision, Frame, Source, Why
+from triage_app.core.review.agreement import disagreements
+from triage_app.core.store import Workspace
 
 FORMATS = ("imagefolder", "csv", "parquet", "coco", "crops", "geojson", "kml")
 DEFAULT_FORMATS = ("imagefolder", "csv", "parquet")
@@ -89,9 +83,9 @@ class Options:
 class Item:
     """One file to export: a standing decision on a frame, with its split."""
 
-    decision: dict[str, Any]
-    frame: dict[str, Any]
-    source: dict[str, Any]
+    decision: Decision
+    frame: Frame
+    source: Source
     scores: dict[str, dict[str, Any]]
     firing_member: str | None
     box: tuple[int, int, int, int] | None
@@ -101,7 +95,7 @@ class Item:
 
     @property
     def cls(self) -> str:
-        return CLASS_OF[self.decision["label"]]
+        return CLASS_OF[self.decision.label.value]
 
 
 @dataclass
@@ -146,63 +140,50 @@ def _hash_unit(seed: int, frame_id: int, salt: str = "split") -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def reviewers_and_policies(project: Project) -> tuple[list[str], list[int]]:
-    """Everyone who decided something, and every policy a decision was made under."""
-    t = DecisionStore(project).table
-    with project.db.read() as conn:
-        rows = conn.execute(select(t.c.reviewer, t.c.policy_id).where(t.c.undone_at.is_(None)).distinct()).all()
-    return sorted({str(r[0]) for r in rows}), sorted({int(r[1]) for r in rows if r[1] is not None})
-
-
-def plan_export(project: Project, cards: dict[str, ModelCard], settings: Settings, selection: Selection,
-                options: Options) -> Plan:
+def plan_export(ws: Workspace, selection: Selection, options: Options) -> Plan:
     """What would be exported, split and balanced: the preview and the export share it."""
-    store = ScoreStore(project)
-    t = DecisionStore(project).table
-    with project.db.read() as conn:  # one read gives the standing decisions and who decided each frame
-        rows = conn.execute(select(t).where(t.c.undone_at.is_(None)).order_by(t.c.id)).mappings().all()
-    latest: dict[int, dict[str, Any]] = {}
+    history = ws.decisions.history()  # one read gives the standing decisions and who decided each frame
+    latest: dict[int, Decision] = {}
     reviewers_of: dict[int, set[str]] = {}
-    for r in rows:
-        latest[int(r["frame_id"])] = dict(r)
-        if r["sample_kind"] != RESOLVE:
-            reviewers_of.setdefault(int(r["frame_id"]), set()).add(str(r["reviewer"]))
+    for d in history:
+        latest[d.frame_id] = d
+        if d.sample_kind != Why.RESOLVE.value:
+            reviewers_of.setdefault(d.frame_id, set()).add(d.reviewer)
     standing = list(latest.values())
     held: dict[str, int] = {"disputed": 0, "doubted": 0}
     disputed: set[int] = set()
     doubted: set[int] = set()
     if not selection.include_doubtful:
-        disputed, doubted = set(disagreements(project)), rereview_frames(project)
-    frames = {r["id"]: r for r in project.frame_rows()} if standing else {}
+        disputed, doubted = set(disagreements(ws)), ws.decisions.doubted_frames()
+    frames = {r["id"]: r for r in ws.frames.frame_rows()} if standing else {}
     chosen = []
     for d in standing:
-        if selection.sources is not None and frames[d["frame_id"]]["source_id"] not in selection.sources:
+        if selection.sources is not None and frames[d.frame_id]["source_id"] not in selection.sources:
             continue
-        if d["label"] not in selection.labels:
+        if d.label.value not in selection.labels:
             continue
-        if selection.reviewers is not None and d["reviewer"] not in selection.reviewers:
+        if selection.reviewers is not None and d.reviewer not in selection.reviewers:
             continue
-        if selection.policies is not None and d["policy_id"] not in selection.policies:
+        if selection.policies is not None and d.policy_id not in selection.policies:
             continue
-        when = dt.datetime.fromisoformat(d["decided_at"])
+        when = dt.datetime.fromisoformat(d.decided_at)
         if (selection.since and when < selection.since) or (selection.until and when >= selection.until):
             continue
-        fid = int(d["frame_id"])
-        if fid in disputed or fid in doubted:
-            held["disputed" if fid in disputed else "doubted"] += 1
+        if d.frame_id in disputed or d.frame_id in doubted:
+            held["disputed" if d.frame_id in disputed else "doubted"] += 1
             continue
         chosen.append(d)
-    sources = {s["id"]: s for s in project.source_summaries()}
-    score_rows = store.frame_score_rows([int(d["frame_id"]) for d in chosen])
-    thresholds = active_policy(store, cards, settings).thresholds
+    sources = {s["id"]: s for s in ws.frames.source_summaries()}
+    score_rows = ws.scores.frame_score_rows([d.frame_id for d in chosen])
+    thresholds = ws.policy().thresholds
     items = []
     for d in chosen:
-        fr = frames[d["frame_id"]]
-        sc = score_rows.get(int(d["frame_id"]), {})
+        fr = frames[d.frame_id]
+        sc = score_rows.get(d.frame_id, {})
         member, box = firing_tile(sc, thresholds)
         items.append(Item(decision=d, frame=fr, source=sources[fr["source_id"]], scores=sc, firing_member=member, box=box,
-                          second_review=len(reviewers_of.get(int(d["frame_id"]), ())) > 1 or d["sample_kind"] == "second"))
-    members = sorted({m for it in items for m in it.scores} | set(cards))
+                          second_review=len(reviewers_of.get(d.frame_id, ())) > 1 or d.sample_kind == Why.SECOND.value))
+    members = sorted({m for it in items for m in it.scores} | set(ws.cards))
     _assign_splits(items, options)
     before = counts(items)
     dropped = 0
@@ -226,7 +207,7 @@ def _assign_splits(items: list[Item], options: Options) -> None:
         for i in sorted(range(3), key=lambda i: -(exact[i] - quota[i]))[: n - sum(quota)]:
             quota[i] += 1
         k = 0
-        for split, q in zip(SPLITS, quota):
+        for split, q in zip(SPLITS, quota, strict=False):
             for it in group[k : k + q]:
                 it.split = split
             k += q

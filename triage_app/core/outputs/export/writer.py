@@ -42,7 +42,9 @@ import cv2
 import numpy as np
 
 from triage_app import __version__
+from triage_app.core.ingest.sources import FrameReader
 from triage_app.core.model.errors import InputError, TriageError
+from triage_app.core.model.records import Label
 from triage_app.core.outputs.export.formats import (
     coco,
     geo_points,
@@ -65,10 +67,7 @@ from triage_app.core.outputs.export.plan import (
     counts,
     plan_export,
 )
-from triage_app.core.model.cards import ModelCard
-from triage_app.core.model.settings import Settings
-from triage_app.core.ingest.sources import FrameReader
-from triage_app.core.store import Project
+from triage_app.core.store import Workspace
 
 
 class ExportError(InputError):
@@ -137,7 +136,7 @@ def _thumb(image: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA) if s < 1 else image
 
 
-def export(project: Project, cards: dict[str, ModelCard], settings: Settings, outdir: str | Path, selection: Selection,
+def export(ws: Workspace, outdir: str | Path, selection: Selection,
            options: Options, progress: Callable[[int, int], None] | None = None,
            cancel: threading.Event | None = None) -> ExportReport:
     """Write the export to ``outdir`` atomically. Raises ``ExportError`` (naming the folder
@@ -148,8 +147,8 @@ def export(project: Project, cards: dict[str, ModelCard], settings: Settings, ou
     if out.exists() and any(out.iterdir()):
         if not options.overwrite:
             raise ExportError(out, "folder exists and is not empty (choose another, or overwrite it)")
-        check_replaceable(out, project)
-    plan = plan_export(project, cards, settings, selection, options)
+        check_replaceable(out, ws)
+    plan = plan_export(ws, selection, options)
     if not plan.items:
         raise ExportError(out, "nothing to export: no standing decision matches the selection")
     try:
@@ -161,7 +160,7 @@ def export(project: Project, cards: dict[str, ModelCard], settings: Settings, ou
     except OSError as exc:
         raise ExportError(out.parent, f"cannot create the export there ({exc.strerror or exc})") from exc
     try:
-        report = _write_all(project, plan, tmp, out, options, progress, cancel, settings)
+        report = _write_all(ws, plan, tmp, out, options, progress, cancel)
         _replace(tmp, out)
     except ExportCancelled:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -181,12 +180,12 @@ _EXPORT_ENTRIES = re.compile(r"(train|val|test|crops|thumbnails|manifest\.csv|ma
                              r"|accepted\.geojson|accepted\.kml|balance\.json|export\.json)")
 
 
-def check_replaceable(out: Path, project: Project) -> None:
+def check_replaceable(out: Path, ws: Workspace) -> None:
     """Raise ``ExportError`` unless ``out`` is an earlier export and nothing else: its
     ``export.json`` says so, it holds only what an export writes, and neither the project nor
     any of its footage lies inside it. ``--overwrite`` replaces such a folder only."""
     out = out.resolve()
-    root = project.root.resolve()
+    root = ws.root.resolve()
     if out == root or out in root.parents:
         raise ExportError(out, "holds this project; an export never replaces it (choose another folder)")
     info_file = out / "export.json"
@@ -201,7 +200,7 @@ def check_replaceable(out: Path, project: Project) -> None:
         raise ExportError(out, f"holds files an export did not write ({', '.join(strays[:3])}); it is not replaced")
     if next(out.rglob("project.db"), None) is not None:
         raise ExportError(out, "holds a project database; it is not replaced")
-    for src in project.source_summaries():
+    for src in ws.frames.source_summaries():
         uri = str(src["uri"])
         if "://" in uri:
             continue
@@ -222,12 +221,49 @@ def _replace(tmp: Path, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _write_all(project: Project, plan: Plan, tmp: Path, out: Path, options: Options,
-               progress: Callable[[int, int], None] | None, cancel: threading.Event | None,
-               settings: Settings) -> ExportReport:
+def _write_item(ws: Workspace, plan: Plan, it: Item, reader: FrameReader, tmp: Path, options: Options, fmt: set[str],
+                geo: bool) -> tuple[int, dict[str, Any]]:
+    """Write one item's files (the frame, its crop, its map thumbnail); returns how many
+    files were written and its manifest row. Raises TriageError when its pixels cannot be read."""
+    stem = file_stem(it)
+    copy_from = _source_image(it, ws.root)
+    suffix = copy_from.suffix.lower() if copy_from is not None else f".{options.image_format}"
+    rel = f"{it.split}/{it.cls}/{stem}{suffix}"
+    accepted_original = it.decision.label is Label.ACCEPT and it.copy == 0
+    need_pixels = (it.copy == 0 and ("crops" in fmt or (geo and accepted_original))) or (
+        options.writes_images and copy_from is None)
+    image = None
+    if need_pixels or (options.writes_images and copy_from is not None and not copy_from.is_file()):
+        image = reader.read(it.source, it.frame)
+    written = 0
+    if options.writes_images:
+        target = tmp / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if copy_from is not None:
+            shutil.copyfile(copy_from, target)
+        elif image is not None:
+            target.write_bytes(_encode(image, suffix, options.jpeg_quality))
+        written += 1
+    crop_rel = thumb_rel = None
+    if "crops" in fmt and image is not None:
+        crop_rel = f"crops/{it.split}/{it.cls}/{stem}.{options.image_format}"
+        (tmp / crop_rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp / crop_rel).write_bytes(_encode(_crop(image, it.box, options.crop_margin), f".{options.image_format}",
+                                             options.jpeg_quality))
+        written += 1
+    if geo and image is not None and accepted_original:
+        thumb_rel = f"thumbnails/{stem}.jpg"
+        (tmp / thumb_rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp / thumb_rel).write_bytes(_encode(_thumb(image, options.thumb_size), ".jpg", 85))
+        written += 1
+    return written, manifest_row(it, plan.members, rel if options.writes_images else "", crop_rel, thumb_rel)
+
+
+def _write_all(ws: Workspace, plan: Plan, tmp: Path, out: Path, options: Options,
+               progress: Callable[[int, int], None] | None, cancel: threading.Event | None) -> ExportReport:
     fmt = set(options.formats)
     geo = bool(fmt & {"geojson", "kml"})
-    reader = FrameReader(project.root)
+    reader = FrameReader(ws.root)
     rows: list[dict[str, Any]] = []
     by_key: dict[tuple[int, int], dict[str, Any]] = {}
     skipped: list[str] = []
@@ -237,40 +273,12 @@ def _write_all(project: Project, plan: Plan, tmp: Path, out: Path, options: Opti
         for n, it in enumerate(plan.items):
             if cancel is not None and cancel.is_set():
                 raise ExportCancelled("export stopped; nothing was written")
-            stem = file_stem(it)
-            copy_from = _source_image(it, project.root)
-            suffix = copy_from.suffix.lower() if copy_from is not None else f".{options.image_format}"
-            rel = f"{it.split}/{it.cls}/{stem}{suffix}"
-            need_pixels = (it.copy == 0 and ("crops" in fmt or (geo and it.decision["label"] == "accept"))) or (
-                options.writes_images and copy_from is None)
-            image = None
-            if need_pixels or (options.writes_images and copy_from is not None and not copy_from.is_file()):
-                try:
-                    image = reader.read(it.source, it.frame)
-                except TriageError as exc:
-                    skipped.append(str(exc))
-                    continue
-            if options.writes_images:
-                target = tmp / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if copy_from is not None:
-                    shutil.copyfile(copy_from, target)
-                else:
-                    target.write_bytes(_encode(image, suffix, options.jpeg_quality))
-                written += 1
-            crop_rel = thumb_rel = None
-            if "crops" in fmt and image is not None:
-                crop_rel = f"crops/{it.split}/{it.cls}/{stem}.{options.image_format}"
-                (tmp / crop_rel).parent.mkdir(parents=True, exist_ok=True)
-                (tmp / crop_rel).write_bytes(_encode(_crop(image, it.box, options.crop_margin), f".{options.image_format}",
-                                                     options.jpeg_quality))
-                written += 1
-            if geo and image is not None and it.decision["label"] == "accept" and it.copy == 0:
-                thumb_rel = f"thumbnails/{stem}.jpg"
-                (tmp / thumb_rel).parent.mkdir(parents=True, exist_ok=True)
-                (tmp / thumb_rel).write_bytes(_encode(_thumb(image, options.thumb_size), ".jpg", 85))
-                written += 1
-            row = manifest_row(it, plan.members, rel if options.writes_images else "", crop_rel, thumb_rel)
+            try:
+                files, row = _write_item(ws, plan, it, reader, tmp, options, fmt, geo)
+            except TriageError as exc:  # its pixels cannot be read: named, and the rest goes on
+                skipped.append(str(exc))
+                continue
+            written += files
             rows.append(row)
             by_key[(int(it.frame["id"]), it.copy)] = row
             if progress:
@@ -289,7 +297,7 @@ def _write_all(project: Project, plan: Plan, tmp: Path, out: Path, options: Opti
     pts: list[dict[str, Any]] = []
     if geo:
         originals = {int(it.frame["id"]): by_key[(int(it.frame["id"]), 0)] for it in kept if it.copy == 0}
-        pts = geo_points([it for it in kept if it.copy == 0], originals, plan.members, settings.geo)
+        pts = geo_points([it for it in kept if it.copy == 0], originals, plan.members, ws.settings.geo)
         if "geojson" in fmt:
             write_geojson(tmp / "accepted.geojson", pts)
         if "kml" in fmt:
@@ -299,7 +307,7 @@ def _write_all(project: Project, plan: Plan, tmp: Path, out: Path, options: Opti
                    dropped_by_undersampling=plan.dropped_by_balance,
                    duplicated_by_oversampling=sum(1 for it in kept if it.copy))
     (tmp / "balance.json").write_text(json.dumps(balance, indent=1, sort_keys=True), encoding="utf-8")
-    info = dict(triage_app=__version__, project=str(project.root), selection=plan.selection, options=dict(asdict(options), overwrite=None),
+    info = dict(triage_app=__version__, project=str(ws.root), selection=plan.selection, options=dict(asdict(options), overwrite=None),
                 rows=len(rows), held_back=plan.held_back, skipped=skipped, classes=CLASS_OF)
     (tmp / "export.json").write_text(json.dumps(info, indent=1, sort_keys=True, default=str), encoding="utf-8")
     return ExportReport(out, written, len(rows), split_counts, plan.before_balance, plan.held_back, skipped, len(pts),

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from triage_app.core.model.errors import ModelError
 from triage_app.core.model.cards import ModelCard
+from triage_app.core.model.errors import ModelError
+from triage_app.core.scoring.members import onnx_build as exporter  # torch itself is imported only on a cache miss
 from triage_app.core.scoring.members.runtime import OnnxSession, gpu_will_run
 
 log = logging.getLogger(__name__)
@@ -167,7 +168,6 @@ def build_members(
     head: HeadModel | None = None, precision: str | None = None, cuda_graph: bool = True,
 ) -> Ensemble:
     """Build the named members. Missing ones are listed in ``Ensemble.unavailable``."""
-    from triage_app.core.scoring.members import onnx_build as exporter  # torch is imported only on a cache miss
 
     ens = Ensemble()
     onnx: dict[str, OnnxMember] = {}

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from triage_app.core.model.errors import ModelError
 from triage_app.core.model.cards import ModelCard
+from triage_app.core.model.errors import ModelError
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +102,10 @@ def _imagenet_backbone(card: ModelCard):
         net.load_state_dict(_load_state_dict(_weights_path(card)))  # type: ignore[arg-type]
         net.eval()
 
-        def features(x: "torch.Tensor") -> "torch.Tensor":
+        def lite_features(x: "torch.Tensor") -> "torch.Tensor":
             return net.extract_features(x).mean(dim=(2, 3))
 
-        return net, features, net._fc
+        return net, lite_features, net._fc
     import torchvision
 
     net = torchvision.models.resnet50()
@@ -221,6 +221,9 @@ def _wrap(card: ModelCard, body, precision: str):
     dtype = torch.float16 if precision == "fp16" else torch.float32
 
     class Wrapped(torch.nn.Module):
+        mean: torch.Tensor
+        inv_std: torch.Tensor
+
         def __init__(self) -> None:
             super().__init__()
             self.register_buffer("mean", torch.tensor(card.mean, dtype=dtype).view(1, 3, 1, 1))
@@ -274,7 +277,7 @@ def _build(card: ModelCard, precision: str):
             text = model.encode_text(tokenizer(prompts), normalize=True).float().numpy()
             scale = float(model.logit_scale.exp().item())
 
-        class Body(torch.nn.Module):
+        class ClipBody(torch.nn.Module):
             def __init__(self) -> None:
                 super().__init__()
                 self.model = model
@@ -286,7 +289,7 @@ def _build(card: ModelCard, precision: str):
         size = size[0] if isinstance(size, (tuple, list)) else int(size)
         if size != card.input_size:
             raise ModelError(card.card_path, f"input_size {card.input_size} but {card.model} takes {size} px")
-        module = _wrap(card, Body(), precision)
+        module = _wrap(card, ClipBody(), precision)
         meta = {"text_embeddings": text.tolist(), "logit_scale": scale, "n_target_prompts": len(card.target_prompts),
                 "embedding_dim": int(text.shape[1])}
         return module, ["embedding"], meta
@@ -366,7 +369,7 @@ def _verify(module, path: Path, size: int, outputs: list[str], precision: str) -
     got = sess.run(outputs, {"images": x})
     tol = 2e-2 if precision == "fp16" else 1e-3
     worst = 0.0
-    for name, a, b in zip(outputs, ref, got):
+    for name, a, b in zip(outputs, ref, got, strict=False):
         diff = float(np.max(np.abs(a - b.astype(np.float32))))
         worst = max(worst, diff)
         if diff > tol * max(1.0, float(np.max(np.abs(a)))):

@@ -164,7 +164,7 @@ def replays_faithfully(graph_run: Callable[[np.ndarray], list[np.ndarray]],
     first_a, first_b, again_a = graph_run(a), graph_run(b), graph_run(a)
     ref_a, ref_b = plain_run(a), plain_run(b)
     close = all(np.allclose(np.asarray(x, np.float32), np.asarray(y, np.float32), atol=2e-2)
-                for got, ref in ((first_a, ref_a), (first_b, ref_b), (again_a, ref_a)) for x, y in zip(got, ref))
+                for got, ref in ((first_a, ref_a), (first_b, ref_b), (again_a, ref_a)) for x, y in zip(got, ref, strict=False))
     differs = not np.allclose(np.asarray(first_a[-1], np.float32), np.asarray(first_b[-1], np.float32), atol=1e-3)
     return close and differs
 
@@ -212,7 +212,7 @@ class OnnxSession:
         shape = inputs[0].shape
         expected = [input_size, input_size, 3]
         dims = [d if isinstance(d, int) else None for d in shape[1:]]
-        if len(shape) != 4 or any(d is not None and d != e for d, e in zip(dims, expected)):
+        if len(shape) != 4 or any(d is not None and d != e for d, e in zip(dims, expected, strict=False)):
             raise ModelError(self.path, f"input shape {shape} disagrees with the card (N, {input_size}, {input_size}, 3)")
         if inputs[0].type != "tensor(uint8)":
             raise ModelError(self.path, f"input type {inputs[0].type}, expected uint8 tiles")

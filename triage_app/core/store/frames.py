@@ -1,22 +1,22 @@
-"""A project: a folder with ``project.db`` and, beside it, cached arrays and stream frames.
-
-These are the only functions that touch the sources/frames/messages tables."""
+"""Sources, frames and messages: what footage a project holds and what went wrong reading
+it. Every statement about the ``sources``, ``frames`` and ``messages`` tables lives here."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import os
-from urllib.parse import quote_from_bytes, unquote_to_bytes
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 from sqlalchemy import Connection, and_, case, func, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from triage_app.core.model.errors import StoreError, printable
-from triage_app.core.store.db import Database
+from triage_app.core.model.records import Frame, Source
+from triage_app.core.store.db import Database, inserted_id
 
 DB_NAME = "project.db"
 _FS_BYTES = "fs-bytes:"
@@ -49,59 +49,45 @@ def _paths_from_db(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def _frame(row: Any) -> Frame:
+    return cast(Frame, _paths_from_db(dict(row)))
+
+
+def _source(row: Any) -> Source:
+    return cast(Source, _paths_from_db(dict(row)))
+
+
 def now_iso() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
-class Project:
-    """A triage project on disk."""
+class FrameStore:
+    """The project's sources, their frames, and the messages recorded while reading them."""
 
-    def __init__(self, root: str | Path, create: bool = True) -> None:
-        self.root = Path(root)
-        if self.root.exists() and not self.root.is_dir():
-            raise StoreError(f"{self.root}: exists and is not a folder, cannot hold a project")
-        if not self.root.exists():
-            if not create:
-                raise StoreError(f"{self.root}: no such project folder")
-            try:
-                self.root.mkdir(parents=True)
-            except OSError as exc:
-                raise StoreError(f"{self.root}: cannot create project folder ({exc.strerror})") from exc
-        self.db = Database(self.root / DB_NAME)
-        self.sources = self.db.table("sources")
-        self.frames = self.db.table("frames")
-        self.messages = self.db.table("messages")
-
-    @staticmethod
-    def exists(root: str | Path) -> bool:
-        return (Path(root) / DB_NAME).is_file()
-
-    def close(self) -> None:
-        self.db.close()
-
-    def __enter__(self) -> "Project":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __init__(self, db: Database, root: Path) -> None:
+        self.db = db
+        self.root = root
+        self.sources = db.table("sources")
+        self.frames = db.table("frames")
+        self.messages = db.table("messages")
 
     # -- sources --------------------------------------------------------------------
     def add_source(self, kind: str, uri: str, name: str, sampling: dict[str, Any]) -> tuple[int, bool]:
         """The id of the source with this uri and sampling, creating it if new.
         Returns ``(id, created)``."""
         key = json.dumps(sampling, sort_keys=True)
-        uri, name = path_to_db(uri), printable(name)
+        db_uri, name = path_to_db(uri), printable(name)
 
         def fn(conn: Connection) -> tuple[int, bool]:
             row = conn.execute(
-                select(self.sources.c.id).where(and_(self.sources.c.uri == uri, self.sources.c.sampling == key))
+                select(self.sources.c.id).where(and_(self.sources.c.uri == db_uri, self.sources.c.sampling == key))
             ).first()
             if row is not None:
                 return int(row[0]), False
             res = conn.execute(
-                insert(self.sources).values(kind=kind, uri=uri, name=name, sampling=key, added_at=now_iso())
+                insert(self.sources).values(kind=kind, uri=db_uri, name=name, sampling=key, added_at=now_iso())
             )
-            return int(res.inserted_primary_key[0]), True
+            return inserted_id(res), True
 
         return self.db.write(fn)
 
@@ -110,14 +96,14 @@ class Project:
                   for k, v in values.items()}
         self.db.write(lambda conn: conn.execute(update(self.sources).where(self.sources.c.id == source_id).values(**values)))
 
-    def source(self, source_id: int) -> dict[str, Any]:
+    def source(self, source_id: int) -> Source:
         with self.db.read() as conn:
             row = conn.execute(select(self.sources).where(self.sources.c.id == source_id)).mappings().first()
         if row is None:
             raise StoreError(f"{self.root}: no source with id {source_id}")
-        return _paths_from_db(dict(row))
+        return _source(row)
 
-    def source_summaries(self) -> list[dict[str, Any]]:
+    def source_summaries(self) -> list[Source]:
         """Each source with its frame counts (frames, flagged, telemetry matched)."""
         f = self.frames
         counts = (
@@ -135,10 +121,11 @@ class Project:
             counts, counts.c.source_id == self.sources.c.id, isouter=True
         ).order_by(self.sources.c.id)
         with self.db.read() as conn:
-            rows = [_paths_from_db(dict(r)) for r in conn.execute(q).mappings()]
+            rows = [_source(r) for r in conn.execute(q).mappings()]
         for r in rows:
-            for k in ("frames", "flagged", "telemetry_matched"):
-                r[k] = int(r[k] or 0)
+            r["frames"] = int(r.get("frames") or 0)
+            r["flagged"] = int(r.get("flagged") or 0)
+            r["telemetry_matched"] = int(r.get("telemetry_matched") or 0)
         return rows
 
     # -- frames ---------------------------------------------------------------------
@@ -170,7 +157,7 @@ class Project:
         with self.db.read() as conn:
             return {int(f): int(s) for f, s in conn.execute(select(self.frames.c.id, self.frames.c.source_id))}
 
-    def frame_rows(self, source_id: int | None = None, flagged: bool | None = None) -> list[dict[str, Any]]:
+    def frame_rows(self, source_id: int | None = None, flagged: bool | None = None) -> list[Frame]:
         q = select(self.frames).order_by(self.frames.c.source_id, self.frames.c.idx)
         if source_id is not None:
             q = q.where(self.frames.c.source_id == source_id)
@@ -179,33 +166,51 @@ class Project:
         elif flagged is False:
             q = q.where(self.frames.c.quality_flag.is_(None))
         with self.db.read() as conn:
-            return [_paths_from_db(dict(r)) for r in conn.execute(q).mappings()]
+            return [_frame(r) for r in conn.execute(q).mappings()]
 
-    def neighbour_frames(self, source_id: int, idx: int, radius: int) -> list[dict[str, Any]]:
+    def neighbour_frames(self, source_id: int, idx: int, radius: int) -> list[Frame]:
         """Up to ``radius`` frames either side of frame ``idx`` of a source, in order."""
         f = self.frames
         base = select(f.c.id, f.c.idx, f.c.timestamp_s).where(f.c.source_id == source_id)
         with self.db.read() as conn:
             before = conn.execute(base.where(f.c.idx < idx).order_by(f.c.idx.desc()).limit(radius)).mappings().all()
             after = conn.execute(base.where(f.c.idx >= idx).order_by(f.c.idx).limit(radius + 1)).mappings().all()
-        return [dict(r) for r in reversed(before)] + [dict(r) for r in after]
+        return [_frame(r) for r in reversed(before)] + [_frame(r) for r in after]
 
-    def frames_by_id(self, frame_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    def frames_by_id(self, frame_ids: Sequence[int]) -> dict[int, Frame]:
         """The rows of these frames, by id (absent ids are left out)."""
         ids = [int(f) for f in frame_ids]
-        out: dict[int, dict[str, Any]] = {}
+        out: dict[int, Frame] = {}
         with self.db.read() as conn:
             for k in range(0, len(ids), 900):  # SQLite's bound-parameter limit
                 q = select(self.frames).where(self.frames.c.id.in_(ids[k : k + 900]))
-                out.update({int(r["id"]): _paths_from_db(dict(r)) for r in conn.execute(q).mappings()})
+                out.update({int(r["id"]): _frame(r) for r in conn.execute(q).mappings()})
         return out
 
-    def frame(self, frame_id: int) -> dict[str, Any]:
+    def frame_positions(self, frame_ids: Sequence[int]) -> dict[int, tuple[int, int, float]]:
+        """(source id, index, timestamp) of these frames, by id."""
+        ids = [int(f) for f in frame_ids]
+        f = self.frames
+        out: dict[int, tuple[int, int, float]] = {}
+        with self.db.read() as conn:
+            for k in range(0, len(ids), 900):  # SQLite's bound-parameter limit
+                q = select(f.c.id, f.c.source_id, f.c.idx, f.c.timestamp_s).where(f.c.id.in_(ids[k : k + 900]))
+                out.update({int(i): (int(s), int(x), float(t)) for i, s, x, t in conn.execute(q)})
+        return out
+
+    def sources_of(self, frame_ids: Sequence[int]) -> dict[int, int]:
+        """Frames per source among these frames."""
+        out: dict[int, int] = {}
+        for source_id, _idx, _t in self.frame_positions(frame_ids).values():
+            out[source_id] = out.get(source_id, 0) + 1
+        return out
+
+    def frame(self, frame_id: int) -> Frame:
         with self.db.read() as conn:
             row = conn.execute(select(self.frames).where(self.frames.c.id == frame_id)).mappings().first()
         if row is None:
             raise StoreError(f"{self.root}: no frame with id {frame_id}")
-        return _paths_from_db(dict(row))
+        return _frame(row)
 
     def flag_counts(self, source_id: int | None = None) -> dict[str, int]:
         q = select(self.frames.c.quality_flag, func.count()).where(self.frames.c.quality_flag.is_not(None))

@@ -1,0 +1,324 @@
+"""``triage`` commands that fill a project and read it out: ingest, score, policy, report,
+finds, export."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any, TextIO
+
+from triage_app.cli.common import ProgressBar, csv_list, open_project
+from triage_app.core.ingest.footage import IngestResult, ingest_source
+from triage_app.core.model.records import Sampling
+from triage_app.core.outputs.export.plan import Options, Selection, parse_time
+from triage_app.core.outputs.export.writer import export
+from triage_app.core.outputs.finds import finds, finds_csv, finds_geojson, finds_gpx
+from triage_app.core.outputs.reports import report
+from triage_app.core.review.audit import propose_policy, refresh_audit
+from triage_app.core.scoring.pipeline import ScoreSummary, score_project
+from triage_app.core.store import Workspace
+
+
+def _print_ingest(results: list[IngestResult], out: TextIO | None = None) -> None:
+    out = out or sys.stdout
+    flagged: Counter[str] = Counter()
+    for r in results:
+        if r.error:
+            print(f"  FAILED  {r.error}", file=out)
+            continue
+        flagged.update(r.flagged)
+        flags = ", ".join(f"{k} {v}" for k, v in sorted(r.flagged.items())) or "none"
+        tele = f"telemetry matched {r.telemetry_matched}/{r.frames_total}" if r.telemetry_path or r.telemetry_matched else "no telemetry"
+        print(f"  {r.name}: {r.frames_total} frames ({r.frames_new} new), flagged: {flags}, {tele}", file=out)
+        for w in r.warnings[:5]:
+            print(f"    warning: {w}", file=out)
+        if len(r.warnings) > 5:
+            print(f"    ... and {len(r.warnings) - 5} more warnings (see the project's messages)", file=out)
+    total = sum(r.frames_total for r in results)
+    print(f"{total} frames from {sum(1 for r in results if r.ok)} of {len(results)} sources; flagged by reason: "
+          + (", ".join(f"{k} {v}" for k, v in sorted(flagged.items())) or "none"), file=out)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {}
+    if args.every:
+        overrides.setdefault("ingest", {})["every"] = args.every
+    if args.fps:
+        overrides.setdefault("ingest", {})["fps"] = args.fps
+    results = []
+    with open_project(args, overrides, create=True) as ws:
+        sampling = Sampling(ws.settings.ingest.every, ws.settings.ingest.fps)
+        for uri in args.sources:
+            bar = ProgressBar(Path(uri).name or uri)
+            try:
+                results.append(ingest_source(ws, uri, args.telemetry, sampling, progress=bar))
+            finally:
+                bar.close()
+    print(f"ingested into {args.project} ({sampling.describe()}):")
+    _print_ingest(results)
+    return 0 if any(r.ok and r.frames_total for r in results) else 1
+
+
+def after_scoring(ws: Workspace, summary: ScoreSummary) -> tuple[int, int, str]:
+    """What scoring changed for review: the audit considers the newly scored frames.
+    Returns (candidates, scored frames, the policy in words)."""
+    refresh_audit(ws)
+    policy = ws.policy()
+    ids, _fused, cand = ws.candidates(policy, summary.members)
+    return int(cand.sum()), len(ids), policy.describe(summary.members)
+
+
+def _print_score(summary: ScoreSummary, candidates: int, scored: int, policy: str, out: TextIO | None = None) -> None:
+    out = out or sys.stdout
+    for name, why in summary.unavailable.items():
+        print(f"  member {name} left out: {why}", file=out)
+    for err in summary.errors[:10]:
+        print(f"  problem: {err}", file=out)
+    print(
+        f"scored {summary.frames_scored} frames ({summary.frames_pending} were waiting) with "
+        f"{', '.join(summary.members) or 'no member'} on {summary.provider} at {summary.fps:.1f} frames/s; "
+        f"{candidates} candidates of {scored} scored frames ({policy})"
+        + ("; stopped early, run again to resume" if summary.cancelled else ""),
+        file=out,
+    )
+    if summary.stage_busy and summary.frames_scored:
+        names = {"decode": "decode", "tile": "tiles", "infer": "inference", "store": "store"}
+        busy = ", ".join(f"{names[k]} {v:.0%}" for k, v in summary.stage_busy.items())
+        slowest = max(summary.stage_busy, key=lambda k: summary.stage_busy[k])
+        print(f"  stages busy: {busy} (the {names[slowest]} stage set the pace)", file=out)
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {"scoring": {}}
+    if args.device:
+        overrides["scoring"]["device"] = args.device
+    if args.batch:
+        overrides["scoring"]["batch"] = args.batch
+    if args.members:
+        overrides["scoring"]["members"] = [m.strip() for m in args.members.split(",") if m.strip()]
+    with open_project(args, overrides) as ws:
+        bar = ProgressBar("scoring")
+        try:
+            summary = score_project(ws, progress=bar)
+        finally:
+            bar.close()
+        candidates, scored, policy = after_scoring(ws, summary)
+    _print_score(summary, candidates, scored, policy)
+    return 0 if summary.frames_scored or (scored and not summary.errors) else 1
+
+
+def cmd_policy(args: argparse.Namespace) -> int:
+    with open_project(args) as ws:
+        try:
+            derived, rule = propose_policy(ws, args.target_recall, args.rule, confidence=args.confidence)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        frames = len(ws.scores.score_table()[0])
+        print(f"target recall {args.target_recall:.1%} at {derived.confidence:.0%} confidence with rule {rule.text}:")
+        print(f"  people review {derived.candidates} of {frames} scored frames ({derived.workload_fraction:.1%})")
+        lo, hi = derived.recall_ci
+        est = "n/a" if derived.estimated_recall != derived.estimated_recall else f"{derived.estimated_recall:.1%}"
+        print(f"  estimated recall {est} ({derived.confidence:.0%} bounds {lo:.1%} to {hi:.1%}) from "
+              f"{derived.positives_used:g} labelled positives")
+        if not derived.enough_labels:
+            print(f"  note: {derived.note}")
+        print("  thresholds: " + ", ".join(f"{k} {v:.4g}" for k, v in derived.thresholds.items()))
+        if args.dry_run:
+            print("dry run: nothing saved")
+            return 0
+        pid = ws.policies.save(rule.text, derived.thresholds, args.by or ws.settings.review.reviewer,
+                               target_recall=args.target_recall, note=derived.note or None, confidence=derived.confidence)
+        sampled = refresh_audit(ws)
+        print(f"saved as policy {pid}; {sampled} dropped frames sampled for the blind audit")
+    return 0
+
+
+def cmd_finds(args: argparse.Namespace) -> int:
+    with open_project(args) as ws:
+        items = finds(ws)
+    for target, text, what in ((args.geojson, finds_geojson, "finds"), (args.gpx, finds_gpx, "places")):
+        if not target:
+            continue
+        try:
+            Path(target).write_text(text(items), encoding="utf-8")
+        except OSError as exc:
+            print(f"{target}: cannot be written ({exc.strerror or exc})", file=sys.stderr)
+            return 2
+        count = sum(f.lat is not None for f in items) if what == "finds" else len({f.place for f in items if f.place})
+        print(f"wrote {count} {what} to {target}", file=sys.stderr)
+    if args.csv:
+        sys.stdout.write(finds_csv(items))
+        return 0
+    if not items:
+        print("no accepted frame yet")
+        return 0
+    places = len({f.place for f in items if f.place is not None})
+    print(f"{len(items)} finds at {places} places, newest first (position on the ground where the telemetry allows, "
+          "else the aircraft's; finds whose ground discs overlap share a place):")
+    for f in items:
+        where = (f"{f.lat:.6f}, {f.lon:.6f}" if f.lat is not None else "no position") + (
+            f"  on the ground{'' if f.radius_m is None else f' within {f.radius_m:.0f} m'}, "
+            f"{f.distance_m:.0f} m from the aircraft" if f.placed == "ground" else
+            f"  aircraft ({f.note})" if f.placed == "aircraft" else "")
+        place = f"place {f.place:<3}" if f.place is not None else "         "
+        print(f"  {place} {f.decided_at[:19].replace('T', ' ')} UTC  {f.reviewer:<10} {f.source} frame {f.frame} "
+              f"(t={f.timestamp_s:.1f} s)  {where}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    with open_project(args) as ws:
+        data = report(ws)
+    if args.json:
+        print(json.dumps(data))
+        return 0
+    rec = data["recall_estimate"]
+    print(f"{data['frames']} frames, {data['scored']} scored, {data['candidates']} candidates "
+          f"({data['workload_fraction']:.1%} of scored), {data['reviewed']} reviewed, {data['accepted']} accepted")
+    print(f"audit: {data['audit_sampled']} dropped frames checked, {data['audit_positives']} positive, "
+          f"{data['audit_waiting']} waiting in the queue")
+    unaudited = data["unaudited_dropped"]
+    print(f"{'estimated' if unaudited else 'measured'} recall: {'n/a' if rec is None else f'{rec:.1%}'} "
+          f"(95% interval {data['recall_ci_low']:.1%} to {data['recall_ci_high']:.1%})")
+    if unaudited:
+        print(f"  {unaudited} dropped frames were never considered for the audit: about "
+              f"{data['unaudited_positives']:g} positives among them, estimated from reviewed frames of similar score")
+    p = data["policy"]
+    print(f"policy {p['id'] or '(card defaults)'}: rule {p['rule']}, thresholds "
+          + ", ".join(f"{k} {v:.4g}" for k, v in p["thresholds"].items()))
+    return 0
+
+
+def _export_options(args: argparse.Namespace) -> tuple[Options, tuple[str, ...], Any, Any, list[int] | None]:
+    split = tuple(float(x) for x in args.split.split(","))
+    options = Options(formats=tuple(csv_list(args.format) or ()), split=split, balance=args.balance,  # type: ignore[arg-type]
+                      seed=args.seed, image_format=args.image_format, overwrite=args.overwrite)
+    since = parse_time(args.since) if args.since else None
+    until = parse_time(args.until) if args.until else None
+    labels = tuple(csv_list(args.labels) or ())
+    Selection(labels=labels)  # checked before the project is opened
+    policies = None
+    if args.policies:
+        try:
+            policies = [int(x) for x in csv_list(args.policies) or []]
+        except ValueError:
+            raise ValueError(f"--policies {args.policies}: policy ids are numbers (see triage report)") from None
+    return options, labels, since, until, policies
+
+
+def _sources_named(ws: Workspace, text: str | None) -> list[int] | None:
+    """Source ids for ``--sources`` (ids or names); a ValueError names an unknown one."""
+    if not text:
+        return None
+    known = ws.frames.source_summaries()
+    sources: list[int] = []
+    for token in csv_list(text) or []:
+        hit = [s["id"] for s in known if str(s["id"]) == token or s["name"] == token]
+        if not hit:
+            names = ", ".join(f"{s['id']} {s['name']}" for s in known)
+            raise ValueError(f"{ws.root}: no source named or numbered '{token}' (sources: {names})")
+        sources += hit
+    return sources
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    try:
+        options, labels, since, until, policies = _export_options(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with open_project(args) as ws:
+        try:
+            sources = _sources_named(ws, args.sources)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        selection = Selection(sources=sources, reviewers=csv_list(args.reviewers), labels=labels, since=since, until=until,
+                              policies=policies,
+                              include_doubtful=args.include_doubtful)
+        bar = ProgressBar("export")
+        try:
+            done = export(ws, args.outdir, selection, options, progress=bar)
+        finally:
+            bar.close()
+    print(f"exported {done.rows} decided frames to {done.outdir} ({done.files} image files)")
+    for split, counts in done.counts.items():
+        before = done.before_balance.get(split, {})
+        text = ", ".join(f"{c} {n}" + (f" (was {before.get(c, 0)})" if before.get(c, 0) != n else "")
+                         for c, n in sorted(counts.items())) or "empty"
+        print(f"  {split}: {text}")
+    if any(done.held_back.values()):
+        print(f"held back: {done.held_back['disputed']} frames with an unresolved disagreement, "
+              f"{done.held_back['doubted']} decisions the label check doubts (--include-doubtful to export them)")
+    if done.geo_points:
+        print(f"{done.geo_points} accepted frames with GPS written as map points")
+    for msg in done.skipped:
+        print(f"  skipped: {msg}")
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    ing = sub.add_parser("ingest", help="add videos, image folders or streams to a project")
+    ing.add_argument("project", type=Path)
+    ing.add_argument("sources", nargs="+", help="video files, image folders, or stream URLs")
+    g = ing.add_mutually_exclusive_group()
+    g.add_argument("--every", type=int, help="keep every Nth frame")
+    g.add_argument("--fps", type=float, help="keep N frames per second of video time")
+    ing.add_argument("--telemetry", type=Path, help="DJI .SRT file (default: the one beside each video)")
+    ing.set_defaults(func=cmd_ingest)
+
+    sc = sub.add_parser("score", help="score the ingested frames with the ensemble")
+    sc.add_argument("project", type=Path)
+    sc.add_argument("--members", help="comma-separated members (default from settings: imagenet,clip,head)")
+    sc.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    sc.add_argument("--batch", type=int, help="tiles per inference batch")
+    sc.set_defaults(func=cmd_score)
+
+    po = sub.add_parser("policy", help="derive thresholds for a target recall and save them as the policy")
+    po.add_argument("project", type=Path)
+    po.add_argument("--target-recall", type=float, required=True, help="for example 0.98")
+    po.add_argument("--rule", help="any, all, or K-of-N (default: the rule in force)")
+    po.add_argument("--confidence", type=float, help="assurance of reaching the target: the one-sided confidence of "
+                    "the recall bound (0.95 strict ... 0.5 the point estimate; default review.recall_confidence)")
+    po.add_argument("--by", help="who sets the policy (default: the reviewer name in settings)")
+    po.add_argument("--dry-run", action="store_true", help="show the effect, save nothing")
+    po.set_defaults(func=cmd_policy)
+
+    ex = sub.add_parser("export", help="export decided frames with their provenance (image folders, manifests, COCO, maps)")
+    ex.add_argument("project", type=Path)
+    ex.add_argument("outdir", type=Path)
+    ex.add_argument("--format", default="imagefolder,csv,parquet",
+                    help="comma-separated: imagefolder, csv, parquet, coco, crops, geojson, kml")
+    ex.add_argument("--split", default="0.8,0.1,0.1", help="train,val,test shares (stratified by class, seeded)")
+    ex.add_argument("--balance", choices=["none", "under", "over"], default="none",
+                    help="balance the classes of the training split (a report is written either way)")
+    ex.add_argument("--seed", type=int, default=0)
+    ex.add_argument("--sources", help="comma-separated source ids or names")
+    ex.add_argument("--reviewers", help="comma-separated reviewer names")
+    ex.add_argument("--labels", default="accept,reject", help="comma-separated: accept, reject, unsure")
+    ex.add_argument("--since", help="decided at or after (ISO date or date-time; local time unless a zone is given)")
+    ex.add_argument("--until", help="decided before (ISO date or date-time)")
+    ex.add_argument("--policies", help="comma-separated policy ids the decisions were made under")
+    ex.add_argument("--include-doubtful", action="store_true",
+                    help="also export unresolved disagreements and decisions the label check doubts")
+    ex.add_argument("--image-format", choices=["jpg", "png"], default="jpg", help="for video frames (image files are copied)")
+    ex.add_argument("--overwrite", action="store_true",
+                    help="replace an earlier export in that folder (only once the new one is complete; never a folder "
+                    "that holds anything else)")
+    ex.set_defaults(func=cmd_export)
+
+    fi = sub.add_parser("finds", help="accepted frames, newest first, with where they are on the ground")
+    fi.add_argument("project", type=Path)
+    fi.add_argument("--csv", action="store_true", help="print them as CSV")
+    fi.add_argument("--geojson", metavar="FILE", help="also write them as GeoJSON points")
+    fi.add_argument("--gpx", metavar="FILE", help="also write their places as GPX waypoints (for handheld receivers)")
+    fi.set_defaults(func=cmd_finds)
+
+    rp = sub.add_parser("report", help="workload, reviews, audit and the measured recall")
+    rp.add_argument("project", type=Path)
+    rp.add_argument("--json", action="store_true")
+    rp.set_defaults(func=cmd_report)

@@ -1,0 +1,144 @@
+"""One analyst's pass through the review queue: what is on screen, decisions, undo, and
+the queue rebuilt while scoring or learning goes on.
+
+A decision is written (and committed, durably) before ``decide`` returns, with the
+reviewer, the time spent, the policy in force and every member's score at that moment.
+Undo marks the latest decision undone (history is kept) and puts the frame back.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from triage_app.core.model.policy import Policy
+from triage_app.core.model.records import Label, QueueItem
+from triage_app.core.review.queue import ReviewQueue, build_queue, review_order
+from triage_app.core.store import Workspace
+
+Built = tuple[ReviewQueue, Policy]
+
+
+class ReviewSession:
+    """One analyst's pass through the queue: decisions, undo, live refresh."""
+
+    def __init__(self, ws: Workspace, reviewer: str | None = None, resolve: bool = False) -> None:
+        self.ws = ws
+        self.reviewer = reviewer or ws.settings.review.reviewer
+        self.resolve = resolve  # the supervisor's queue of disagreements
+        self.queue, self.policy = build_queue(ws, resolve=resolve, reviewer=self.reviewer)
+        self.position = 0
+        self._shown_at = time.monotonic()
+        self._undo: list[tuple[list[int], list[QueueItem], int]] = []
+        self._during: dict[str, Any] | None = None  # what changed while a rebuild runs
+
+    # -- navigation -------------------------------------------------------------------
+    @property
+    def current(self) -> QueueItem | None:
+        if not self.queue.items:
+            return None
+        self.position = min(max(self.position, 0), len(self.queue.items) - 1)
+        return self.queue.items[self.position]
+
+    def move(self, step: int) -> QueueItem | None:
+        if self.queue.items:
+            self.position = min(max(self.position + step, 0), len(self.queue.items) - 1)
+            self._shown_at = time.monotonic()
+        return self.current
+
+    def mark_shown(self) -> None:
+        self._shown_at = time.monotonic()
+
+    def refresh(self) -> int:
+        """Rebuild the queue from the store (new scores, new policy); keep the analyst on
+        the frame they are looking at. Returns how many queue items joined."""
+        return self.apply_refresh(self.begin_refresh()())
+
+    def begin_refresh(self) -> Callable[[], Built]:
+        """Start a rebuild that may run on another thread: returns the function that builds
+        the queue (reads only). Decisions and undos made meanwhile are remembered, so that
+        ``apply_refresh`` can put the built queue in place without losing them."""
+        self._during = {"decided": set(), "undone": False}
+        ws, resolve, reviewer = self.ws, self.resolve, self.reviewer
+        return lambda: build_queue(ws, resolve=resolve, reviewer=reviewer)
+
+    def apply_refresh(self, built: Built) -> int:
+        """Put a queue built by ``begin_refresh``'s function in place; returns how many
+        queue items joined, or -1 when an undo meanwhile made it stale (build again)."""
+        during, self._during = self._during, None
+        if during is None or during["undone"]:
+            return -1
+        here = self.current.frame_id if self.current else None
+        before = {c.frame_id for c in self.queue.items}
+        queue, self.policy = built
+        queue.items = [c for c in queue.items if c.frame_id not in during["decided"]]
+        self.queue = queue
+        if here is not None:
+            i = self.queue.index_of(here)
+            if i is not None:
+                self.position = i
+        return len({c.frame_id for c in self.queue.items} - before)
+
+    # -- decisions ---------------------------------------------------------------------
+    def _row(self, c: QueueItem, label: Label, spent: float, via: str) -> dict[str, Any]:
+        return dict(
+            frame_id=c.frame_id, label=label.value, reviewer=self.reviewer, seconds_spent=round(spent, 3),
+            policy_id=self.policy.id, policy=self.policy.describe(), member_scores=json.dumps(c.scores),
+            fused_score=c.fused, via=via, sample_kind=c.kind,
+        )
+
+    def decide(self, label: str | Label) -> list[int]:
+        """Decide the current frame; committed before this returns."""
+        c = self.current
+        if c is None:
+            return []
+        return self._decide_many([c], {c.frame_id: label}, "single")
+
+    def decide_event(self, label: str | Label) -> list[int]:
+        """Decide every remaining queue item of the current frame's event."""
+        c = self.current
+        if c is None:
+            return []
+        members = self.queue.event_members(c.event)
+        return self._decide_many(members, {m.frame_id: label for m in members}, "event")
+
+    def decide_frames(self, labels: dict[int, str | Label], via: str = "grid") -> list[int]:
+        members = [c for c in self.queue.items if c.frame_id in labels]
+        return self._decide_many(members, labels, via)
+
+    def _decide_many(self, members: list[QueueItem], labels: dict[int, str | Label], via: str) -> list[int]:
+        parsed = {f: Label.parse(label) for f, label in labels.items()}
+        spent = time.monotonic() - self._shown_at
+        per = spent / max(len(members), 1)
+        ids = self.ws.decisions.record([self._row(m, parsed[m.frame_id], per, via) for m in members])
+        if self._during is not None:
+            self._during["decided"].update(m.frame_id for m in members)
+        first = min(self.queue.items.index(m) for m in members)
+        gone = {m.frame_id for m in members}
+        self._undo.append((ids, members, self.position))
+        self.queue.items = [c for c in self.queue.items if c.frame_id not in gone]
+        self.position = min(first, max(len(self.queue.items) - 1, 0))
+        self._shown_at = time.monotonic()
+        return ids
+
+    def undo(self) -> int:
+        """Take the last decision (or event/grid batch) back and show its frame again.
+        Returns how many decisions were taken back (0 when there is nothing to undo)."""
+        if not self._undo:
+            return 0
+        ids, members, _position = self._undo.pop()
+        self.ws.decisions.undo(ids)
+        if self._during is not None:
+            self._during["undone"] = True
+        present = {c.frame_id for c in self.queue.items}
+        restored = self.queue.items + [m for m in members if m.frame_id not in present]
+        self.queue.items = sorted(restored, key=review_order(self.ws.settings.review.order))
+        self.position = self.queue.index_of(members[0].frame_id) or 0
+        self._shown_at = time.monotonic()
+        return len(ids)
+
+    @property
+    def undo_depth(self) -> int:
+        return len(self._undo)

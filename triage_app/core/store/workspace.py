@@ -1,0 +1,102 @@
+"""A workspace: one open project with its settings and model cards, and one store per kind
+of record. Everything above the store layer reaches the project through it.
+
+    with Workspace(root) as ws:
+        ws.frames.frame_rows()      # sources, frames, messages
+        ws.scores.score_table()     # model versions, scores, runs, out-of-fold scores
+        ws.decisions.current()      # decisions, the label check's doubts
+        ws.policies.save(...)       # policies
+        ws.heads.latest()           # head models
+        ws.embeddings.pooled(...)   # the embedding cache beside the database
+        ws.audit.sampled(key)       # audit samples
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from triage_app.core.model.cards import ModelCard, load_cards
+from triage_app.core.model.errors import StoreError
+from triage_app.core.model.policy import Policy
+from triage_app.core.model.settings import Settings, load_settings
+from triage_app.core.store.audit import AuditStore
+from triage_app.core.store.db import Database
+from triage_app.core.store.decisions import DecisionStore
+from triage_app.core.store.embeddings import EmbeddingStore
+from triage_app.core.store.frames import DB_NAME, FrameStore
+from triage_app.core.store.heads import HeadStore
+from triage_app.core.store.policies import PolicyStore
+from triage_app.core.store.scores import ScoreStore
+
+
+class Workspace:
+    """An open project. ``settings`` default to the project's (user file, project file,
+    environment); ``cards`` to the settings' models folder plus members deployed into the
+    project."""
+
+    def __init__(self, root: str | Path, settings: Settings | None = None, cards: dict[str, ModelCard] | None = None,
+                 create: bool = True) -> None:
+        self.root = Path(root)
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"{self.root}: exists and is not a folder, cannot hold a project")
+        if not self.root.exists():
+            if not create:
+                raise StoreError(f"{self.root}: no such project folder")
+            try:
+                self.root.mkdir(parents=True)
+            except OSError as exc:
+                raise StoreError(f"{self.root}: cannot create project folder ({exc.strerror})") from exc
+        self.settings = settings if settings is not None else load_settings(self.root)
+        self.cards = cards if cards is not None else load_cards(self.settings.models_dir, self.root)
+        self.db = Database(self.root / DB_NAME)
+        self.frames = FrameStore(self.db, self.root)
+        self.scores = ScoreStore(self.db)
+        self.decisions = DecisionStore(self.db)
+        self.policies = PolicyStore(self.db)
+        self.heads = HeadStore(self.db)
+        self.embeddings = EmbeddingStore(self.db, self.root)
+        self.audit = AuditStore(self.db)
+
+    @staticmethod
+    def exists(root: str | Path) -> bool:
+        return (Path(root) / DB_NAME).is_file()
+
+    def reload_cards(self) -> None:
+        """Read the cards again (a member was deployed into the project or retired)."""
+        self.cards = load_cards(self.settings.models_dir, self.root)
+
+    def policy(self) -> Policy:
+        """The policy in force."""
+        return self.policies.active(self.cards, self.settings.scoring.rule)
+
+    def candidates(self, policy: Policy | None = None, members: list[str] | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(frame ids, fused scores, candidate mask) under a policy (default: the one in
+        force), from stored scores only."""
+        policy = policy if policy is not None else self.policy()
+        ids, names, mat, _ = self.scores.score_table(members)
+        fused, cand = policy.fuse(mat, names)
+        return ids, fused, cand
+
+    def change_marks(self) -> tuple[tuple[object, ...], ...]:
+        """Cheap marks of everything derived numbers depend on (scores written, decisions
+        made or undone, embeddings cached, frames added or flagged): equal marks, nothing
+        changed."""
+        with self.db.read() as conn:
+            return tuple(tuple(conn.exec_driver_sql(sql).one()) for sql in (
+                "SELECT count(*), max(scored_at) FROM scores",
+                "SELECT count(*), max(id), count(undone_at) FROM decisions",
+                "SELECT group_concat(id || ':' || rows_committed) FROM embedding_sets",
+                "SELECT count(*), count(quality_flag), max(source_id) FROM frames",
+            ))
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,100 @@
+"""Builds the finds as a background task, keeps them up to date while reviewing goes on, and
+acts on the finds view's buttons (copy, save as GeoJSON or GPX)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtGui import QGuiApplication
+
+from triage_app.core.outputs.finds import finds, finds_csv, finds_geojson, finds_gpx
+from triage_app.gui.finds.finds_view import FindsView
+from triage_app.gui.tasks import Task, run_task
+
+
+class FindsController(QObject):
+    """Builds the finds as a background task and acts on the view's buttons."""
+
+    finds_did_change = Signal(int)  # how many
+    finds_did_update = Signal(object)  # the finds themselves (the review panel names a candidate's neighbours)
+    finds_did_fail = Signal(str)
+    message_did_post = Signal(str)
+
+    def __init__(self, view: FindsView) -> None:
+        super().__init__(view)  # goes with its view: a late worker's result then reaches no dead widget
+        self.view = view
+        self.items: list[Any] = []
+        self._ws: Any = None
+        self._task: Task | None = None
+        self._again = False
+        view.user_did_copy_all.connect(self.copy_csv)
+        view.user_did_save.connect(lambda path: self.save_geojson(Path(path)))
+        view.user_did_save_gpx.connect(lambda path: self.save_gpx(Path(path)))
+        view.user_did_copy_row.connect(self.copy_position)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(2000)  # decisions come fast: one rebuild once they pause
+        self._timer.timeout.connect(self.refresh)
+
+    def start(self, ws: Any) -> None:
+        self._ws = ws
+        self.refresh()
+
+    def refresh_soon(self) -> None:
+        self._timer.start()
+
+    def refresh(self) -> None:
+        ws = self._ws
+        if ws is None:
+            return
+        if self._task is not None:
+            self._again = True
+            return
+        self._task = run_task(lambda progress, cancel: finds(ws), self._show, self._failed)
+
+    def _failed(self, message: str) -> None:
+        self._task = None
+        self.finds_did_fail.emit(f"The finds could not be listed: {message}")
+
+    def _show(self, items: list[Any]) -> None:
+        self._task = None
+        self.items = items
+        self.view.show_finds(items)
+        self.finds_did_change.emit(len(items))
+        self.finds_did_update.emit(items)
+        if self._again:
+            self._again = False
+            self.refresh()
+
+    def copy_position(self, row: int) -> None:
+        f = self.items[row] if 0 <= row < len(self.items) else None
+        if f is None or f.lat is None:
+            self.message_did_post.emit("This find has no position to copy.")
+            return
+        text = f"{f.lat:.6f}, {f.lon:.6f}"
+        QGuiApplication.clipboard().setText(text)
+        where = "on the ground" if f.placed == "ground" else "the aircraft's position"
+        self.message_did_post.emit(f"Copied {text}: {f.source} frame {f.frame}, {where}.")
+
+    def copy_csv(self) -> None:
+        QGuiApplication.clipboard().setText(finds_csv(self.items))
+        self.message_did_post.emit(f"Copied {len(self.items)} finds as CSV.")
+
+    def save_geojson(self, path: Path) -> None:
+        if self._write(path, finds_geojson(self.items)):
+            self.message_did_post.emit(f"Saved {sum(f.lat is not None for f in self.items)} finds to {path}.")
+
+    def save_gpx(self, path: Path) -> None:
+        if self._write(path, finds_gpx(self.items)):
+            places = len({f.place for f in self.items if f.place is not None})
+            self.message_did_post.emit(f"Saved {places} places as GPX waypoints to {path}.")
+
+    def _write(self, path: Path, text: str) -> bool:
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            self.finds_did_fail.emit(f"{path}: cannot be written ({exc.strerror or exc})")
+            return False
+        return True
