@@ -86,7 +86,8 @@ def scored_project(tmp_path: Path, ortho: np.ndarray, frames: int = 24, members:
     root = tmp_path / "p"
     root.mkdir()
     names = ", ".join(f'"{m}"' for m in members)
-    (root / "settings.toml").write_text(f'[scoring]\nmembers = [{names}]\ndevice = "cpu"\n')
+    # Frames 0.2 s apart: events (what cross-validation folds keep together) of half a second.
+    (root / "settings.toml").write_text(f'[scoring]\nmembers = [{names}]\ndevice = "cpu"\n[review]\nevent_gap_s = 0.5\n')
     with Workspace(root, settings=load_settings(root, overrides=overrides)) as ws:
         ingest_source(ws, video, sampling=Sampling(every=2))
         score_project(ws)

@@ -22,7 +22,7 @@ def test_policy_preview_save_and_report(tmp_path: Path, capsys: pytest.CaptureFi
     scores = np.clip(np.where(truth, rng.normal(0.7, 0.15, 400), rng.normal(0.2, 0.15, 400)), 0, 1).tolist()
     root = tmp_path / "p"
     with make_scored_project(root, scores) as p:
-        (root / "settings.toml").write_text('[review]\nreviewer = "sam"\naudit_share = 0.3\n')
+        (root / "settings.toml").write_text('[review]\nreviewer = "sam"\naudit_share = 0.3\norder = "time"\n')
         p.settings = load_settings(root)
         s = ReviewSession(p)
         frame_idx = {r["id"]: r["idx"] for r in p.frames.frame_rows()}
@@ -64,7 +64,7 @@ def test_policy_assurance_trades_work_for_certainty_and_is_stored(tmp_path: Path
     scores = np.clip(np.where(truth, rng.normal(0.7, 0.15, 400), rng.normal(0.2, 0.15, 400)), 0, 1).tolist()
     root = tmp_path / "p"
     with make_scored_project(root, scores):
-        (root / "settings.toml").write_text('[review]\naudit_share = 0.3\n')
+        (root / "settings.toml").write_text('[review]\naudit_share = 0.3\norder = "time"\n')
     assert main(["policy", str(root), "--target-recall", "0.9"]) == 0  # a first policy starts the blind audit
     with Workspace(root) as p:
         p.settings = load_settings(root)

@@ -28,6 +28,7 @@ def _reviewed_project(root: Path) -> Path:
     truth = rng.random(300) < 0.15
     scores = np.clip(np.where(truth, rng.normal(0.7, 0.15, 300), rng.normal(0.2, 0.15, 300)), 0, 1).tolist()
     with make_scored_project(root, scores) as p:
+        (root / "settings.toml").write_text('[review]\norder = "time"\n')  # the policy's candidate queue
         p.settings = load_settings(root)
         s = ReviewSession(p)
         idx = {r["id"]: r["idx"] for r in p.frames.frame_rows()}

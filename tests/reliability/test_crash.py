@@ -50,7 +50,7 @@ def test_kill_at_random_moments_loses_nothing(tmp_path: Path, ortho: np.ndarray,
     with Workspace(root) as p:
         ingest_source(p, video)
         p.policies.save("any", {"imagenet": 0.0}, created_by="test")  # every scored frame is a candidate
-        frames = len(p.frames.frame_rows(flagged=False))  # the quality gate keeps flagged frames out of scoring
+        frames = p.frames.frame_count()  # flagged frames are scored too
 
     from triage_app.core.model.cards import load_cards
     from triage_app.core.scoring.members.onnx_build import export_member

@@ -26,35 +26,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         overrides.setdefault("review", {})["order"] = args.order
     if args.confidence is not None:
         overrides.setdefault("review", {})["recall_confidence"] = args.confidence
+    if args.target:
+        overrides["target"] = {"name": args.target}
     if not 0 < args.target_recall < 1:
         print(f"error: --target-recall {args.target_recall} must lie between 0 and 1", file=sys.stderr)
         return 2
     settings = cli_settings(args, overrides)
     truth = read_truth(args.truth, set(csv_list(args.truth_classes) or []) or None)
-    res = evaluate(args.sources, truth, settings, args.target_recall, args.retrain_every, args.project,
-                   args.max_decisions, progress_factory=ProgressBar)
+    every = settings.review.retrain_every if args.retrain_every is None else args.retrain_every
+    res = evaluate(args.sources, truth, settings, args.target_recall, every, args.project,
+                   args.max_decisions, progress_factory=ProgressBar, until_stop=args.until_stop)
     out = res.as_dict()
     if args.plots:
         out["plots"] = [str(p) for p in plot_curves(res, args.plots)]
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=1), encoding="utf-8")
-
-    def pct(v: float | None) -> str:
-        return "n/a" if v is None else f"{v:.1%}"
-
-    print(f"replayed {res.decisions} decisions on {res.frames} frames ({res.positives} positives), "
-          f"target recall {res.target_recall:.0%} at {res.confidence:.0%} confidence, retraining every {args.retrain_every}: {res.retrains} retrains")
-    print(f"  people were shown {res.shown} frames ({pct(res.workload_fraction)}) holding {res.shown_positives} "
-          f"positives: true recall {pct(res.true_recall)}")
-    lo, hi = res.estimated_recall_ci
-    print(f"  audit-estimated recall of the final policy {pct(res.estimated_recall)} (95 % interval {lo:.1%}-{hi:.1%}); "
-          f"its true recall {pct(res.policy_true_recall)} at {pct(res.policy_workload_fraction)} of frames")
-    if res.firing_tile_hits is not None:
-        print(f"  the firing tile held at least half a truth box on {res.firing_tile_hits} of "
-              f"{res.firing_tile_checked} positives shown")
-    for m in res.messages:
-        print(f"  note: {m}")
+    _print_replay(res, every)
     if args.json:
         print(f"JSON written to {args.json}")
     if args.plots:
@@ -62,6 +50,39 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if res.project:
         print(f"the replayed project, with its decisions, is kept in {res.project}")
     return 0
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.1%}"
+
+
+def _print_replay(res: Any, retrain_every: int) -> None:
+    print(f"replayed {res.decisions} decisions on {res.frames} frames ({res.positives} positives), {res.order} review for "
+          f"'{res.target}', target recall {res.target_recall:.0%} at {res.confidence:.0%} assurance, retraining every "
+          f"{retrain_every}: {res.retrains} retrains")
+    if res.order == "active":
+        if res.stop:
+            st = res.stop
+            print(f"  stopped by itself after {st['shown']} frames ({_pct(st['shown_fraction'])}): true recall then "
+                  f"{_pct(st['true_recall'])}; its estimate {_pct(st['estimated_recall'])} (interval "
+                  f"{st['ci_low']:.1%}-{st['ci_high']:.1%}{', covers the truth' if st['covered'] else ', MISSES the truth'})")
+        else:
+            print("  never stopped by itself: the estimate did not reach the target")
+        for name, shares in (("review", res.shares), ("random order", res.random_shares)):
+            print(f"  {name:<12} share of frames shown at 90/95/98/100 % of positives: "
+                  + " / ".join(_pct(shares.get(k)) for k in ("90", "95", "98", "100")))
+        print(f"  work saved over sampling at 95 % recall (WSS@95): review {_pct(res.wss95)}, random {_pct(res.random_wss95)}")
+    else:
+        print(f"  people were shown {res.shown} frames ({_pct(res.workload_fraction)}) holding {res.shown_positives} "
+              f"positives: true recall {_pct(res.true_recall)}")
+        lo, hi = res.estimated_recall_ci
+        print(f"  audit-estimated recall of the final policy {_pct(res.estimated_recall)} (95 % interval {lo:.1%}-{hi:.1%}); "
+              f"its true recall {_pct(res.policy_true_recall)} at {_pct(res.policy_workload_fraction)} of frames")
+    if res.firing_tile_hits is not None:
+        print(f"  the firing tile held at least half a truth box on {res.firing_tile_hits} of "
+              f"{res.firing_tile_checked} positives shown")
+    for m in res.messages:
+        print(f"  note: {m}")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -107,13 +128,18 @@ def add_parsers(sub: Any) -> None:
     ev.add_argument("--truth", type=Path, required=True,
                     help="a CSV (path,label or source,frame,label) or a folder of YOLO .txt / Pascal VOC .xml boxes")
     ev.add_argument("--truth-classes", help="comma-separated box classes that count (YOLO ids or VOC names; default all)")
-    ev.add_argument("--target-recall", type=float, default=0.95)
+    ev.add_argument("--target-recall", type=float, default=0.95, help="the recall review should reach before it stops")
     ev.add_argument("--confidence", type=float, help="assurance of the supervisor's policies (default review.recall_confidence)")
-    ev.add_argument("--retrain-every", type=int, default=50, help="retrain the head after every N decisions (0: never)")
+    ev.add_argument("--retrain-every", type=int, help="learn after every N decisions (default review.retrain_every, 25; "
+                    "0: never)")
     ev.add_argument("--max-decisions", type=int, help="stop after this many decisions")
     ev.add_argument("--members", help="comma-separated members (default from settings)")
+    ev.add_argument("--target", help="what the footage is searched for (person, vehicle, boat, ...; default from settings)")
     ev.add_argument("--every", type=int, help="keep every Nth video frame")
-    ev.add_argument("--order", choices=["time", "score", "learned"], help="review order (default from settings: review.order)")
+    ev.add_argument("--order", choices=["active", "time", "score"], help="review order (default from settings: review.order, "
+                    "active)")
+    ev.add_argument("--until-stop", action="store_true", help="end where review stops by itself (default: go on until "
+                    "every positive is shown, for the whole curve)")
     ev.add_argument("--json", type=Path, metavar="OUT", help="write the results as JSON to this file")
     ev.add_argument("--plots", type=Path, metavar="DIR", help="write the curves (PNG and CSV) into this folder")
     ev.add_argument("--project", type=Path, metavar="DIR", help="keep the replayed project here (a new folder)")

@@ -13,12 +13,16 @@ from triage_app.core.learning.drift import flight_drift
 from triage_app.core.learning.finetune import finetune_comparison, retire_finetuned
 from triage_app.core.learning.head import retrain
 from triage_app.core.learning.label_check import queue_for_rereview, suspicious_decisions
+from triage_app.core.learning.ranker import train_ranking
 from triage_app.core.review.agreement import agreement, disagreements
 from triage_app.core.review.audit import refresh_audit
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
     with open_project(args) as ws:
+        ranking = train_ranking(ws)
+        if ranking is not None:
+            print(f"active review: {ranking.describe()}")
         r = retrain(ws)
     auc = "n/a" if r.cv_auc is None else f"{r.cv_auc:.3f}"
     print(f"head version {r.head_id}: trained on {r.positives} accepted and {r.negatives} rejected frames, "
@@ -131,7 +135,8 @@ def cmd_drift(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Any) -> None:
-    rt = sub.add_parser("retrain", help="train the head member on the decisions and re-score every frame")
+    rt = sub.add_parser("retrain", help="learn from the decisions: the ranking of active review, and the head member "
+                        "(every frame re-scored from the cache)")
     rt.add_argument("project", type=Path)
     rt.set_defaults(func=cmd_retrain)
 

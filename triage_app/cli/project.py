@@ -13,6 +13,7 @@ from typing import Any, TextIO
 from triage_app.cli.common import ProgressBar, csv_list, open_project
 from triage_app.core.ingest.footage import IngestResult, ingest_source
 from triage_app.core.model.records import Sampling
+from triage_app.core.model.targets import load_targets
 from triage_app.core.outputs.export.plan import Options, Selection, parse_time
 from triage_app.core.outputs.export.writer import export
 from triage_app.core.outputs.finds import finds, finds_csv, finds_geojson, finds_gpx
@@ -50,6 +51,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         overrides.setdefault("ingest", {})["fps"] = args.fps
     results = []
     with open_project(args, overrides, create=True) as ws:
+        if args.target:
+            print(f"looking for {ws.set_target(args.target).describe()}")
         sampling = Sampling(ws.settings.ingest.every, ws.settings.ingest.fps)
         for uri in args.sources:
             bar = ProgressBar(Path(uri).name or uri)
@@ -60,6 +63,29 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     print(f"ingested into {args.project} ({sampling.describe()}):")
     _print_ingest(results)
     return 0 if any(r.ok and r.frames_total for r in results) else 1
+
+
+def cmd_target(args: argparse.Namespace) -> int:
+    with open_project(args) as ws:
+        if args.name:
+            target = ws.set_target(args.name, csv_list(args.classes), _prompts(args.prompts), _prompts(args.background),
+                                   args.size)
+            print(f"{args.project} now looks for {target.describe()}; scoring again gives its members' new scores")
+        else:
+            target = ws.target
+            print(f"{args.project} looks for {target.describe()}")
+        print(f"  ImageNet classes: {', '.join(target.imagenet_classes) or '(none)'}")
+        print(f"  CLIP prompts: {'; '.join(target.prompts) or '(none)'}")
+        if not args.name:
+            table = load_targets()
+            print("targets in the table (" + ", ".join(str(f) for f in table.files) + "):")
+            for t in table.targets.values():
+                print(f"  {t.name:<16} {t.describe()}")
+    return 0
+
+
+def _prompts(text: str | None) -> list[str] | None:
+    return None if text is None else [p.strip() for p in text.split(";") if p.strip()]
 
 
 def after_scoring(ws: Workspace, summary: ScoreSummary) -> tuple[int, int, str]:
@@ -84,6 +110,9 @@ def _print_score(summary: ScoreSummary, candidates: int, scored: int, policy: st
         + ("; stopped early, run again to resume" if summary.cancelled else ""),
         file=out,
     )
+    for sid, (lo, med, hi, why) in summary.tiling.items():
+        spread = "" if lo == hi else f" ({lo:.2f}-{hi:.2f})"
+        print(f"  source {sid}: tiles cut at scale {med:.2f}{spread}: {why}", file=out)
     if summary.stage_busy and summary.frames_scored:
         names = {"decode": "decode", "tile": "tiles", "infer": "inference", "store": "store"}
         busy = ", ".join(f"{names[k]} {v:.0%}" for k, v in summary.stage_busy.items())
@@ -269,7 +298,18 @@ def add_parsers(sub: Any) -> None:
     g.add_argument("--every", type=int, help="keep every Nth frame")
     g.add_argument("--fps", type=float, help="keep N frames per second of video time")
     ing.add_argument("--telemetry", type=Path, help="DJI .SRT file (default: the one beside each video)")
+    ing.add_argument("--target", help="what the project looks for: person, vehicle, boat, animal, building_damage, ... "
+                     "(see triage target; changeable later)")
     ing.set_defaults(func=cmd_ingest)
+
+    tg = sub.add_parser("target", help="what the project looks for: show it and the targets table, or change it")
+    tg.add_argument("project", type=Path)
+    tg.add_argument("name", nargs="?", help="a target of the table, or a name of your own with --classes or --prompts")
+    tg.add_argument("--classes", help="comma-separated ImageNet class names standing for the target")
+    tg.add_argument("--prompts", help="CLIP prompts for the target, separated by semicolons")
+    tg.add_argument("--background", help="CLIP prompts for what is not the target, separated by semicolons")
+    tg.add_argument("--size", type=float, help="the target's size on the ground, metres across")
+    tg.set_defaults(func=cmd_target)
 
     sc = sub.add_parser("score", help="score the ingested frames with the ensemble")
     sc.add_argument("project", type=Path)

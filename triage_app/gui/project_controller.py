@@ -180,23 +180,34 @@ class ProjectController(QObject):
 
     # -- learning --------------------------------------------------------------------------
     def retrain(self) -> None:
-        """Train a new head from the decisions and re-score every frame from the cache."""
+        """Learn from the decisions: the ranking of active review and a new head (every frame
+        re-scored from the cache), in the background."""
         ws = self._open_or_say()
         if ws is None:
             return
-        from triage_app.core.learning.head import retrain
+        from triage_app.core.learning.loop import learn
 
-        def done(r: Any) -> None:
+        def done(out: Any) -> None:
             self.refresh()
             self.announce(Change.SCORES)
-            auc = "n/a" if r.cv_auc is None else f"{r.cv_auc:.3f}"
-            ctx = "" if r.cv_auc_context is None else f" (with context features {r.cv_auc_context:.3f})"
-            self.work_did_finish.emit(f"Head version {r.head_id}: {r.positives} accepted / {r.negatives} rejected, "
-                                      f"cross-validated AUC {auc}{ctx}; reads "
-                                      f"{'the whole frame' if r.features_used == 'whole_frame' else 'pooled tiles'}; "
-                                      f"{r.rescored} frames re-scored.")
+            said = []
+            if out.ranking is not None:
+                said.append(f"Review order: {out.ranking.describe()}.")
+            r = out.head
+            if r is not None:
+                auc = "n/a" if r.cv_auc is None else f"{r.cv_auc:.3f}"
+                ctx = "" if r.cv_auc_context is None else f" (with context features {r.cv_auc_context:.3f})"
+                said.append(f"Head version {r.head_id}: {r.positives} accepted / {r.negatives} rejected, "
+                            f"cross-validated AUC {auc}{ctx}; reads "
+                            f"{'the whole frame' if r.features_used == 'whole_frame' else 'pooled tiles'}; "
+                            f"{r.rescored} frames re-scored.")
+                if r.cv_auc is not None and r.cv_auc < 0.5:
+                    self.work_did_fail.emit(f"The head's cross-validated AUC is {r.cv_auc:.2f}, worse than chance: "
+                                            "its scores say nothing about these decisions yet (check the labels, or "
+                                            "the target the project looks for).")
+            self.work_did_finish.emit(" ".join(said) or f"Nothing learnt yet: {out.note}.")
 
-        self._run("Retraining", lambda progress, cancel: retrain(ws), done)
+        self._run("Learning", lambda progress, cancel: learn(ws), done)
 
     def finetune(self, blocks: int = 2, epochs: int = 6, deploy: str = "auto") -> None:
         """Compare fine-tuning the backbone with the head; deploy it as a member when it wins

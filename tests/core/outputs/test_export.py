@@ -8,6 +8,7 @@ import errno
 import hashlib
 import json
 import math
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -102,28 +103,36 @@ def test_export_loads_back_and_matches_the_database(decided: tuple[Path, dict[st
         assert a["reviewer"] == b["reviewer"] and int(a["frame_index"]) == b["frame_index"]
         assert float(a["score_imagenet"]) == pytest.approx(b["score_imagenet"])
 
-    # Stratified: each split holds its share of each class (16 positives, 30 negatives).
-    by = {(r["split"], r["class"]): 0 for r in table}
+    # Grouped: each event (frames within half a second) lies in one split, so no split holds
+    # a near duplicate of another's frame; stratified: each split holds about its share of
+    # each class (16 positives, 30 negatives; split 0.5 / 0.25 / 0.25).
+    events: dict[tuple[int, int], set[str]] = {}
+    for r in table:
+        events.setdefault((r["source_id"], int(r["timestamp_s"] // 0.5)), set()).add(r["split"])
+    assert len(events) > 10 and all(len(splits) == 1 for splits in events.values())
+    by = {(split, c): 0 for split in ("train", "val", "test") for c in ("positive", "negative")}
     for r in table:
         by[(r["split"], r["class"])] += 1
-    assert (by[("train", "positive")], by[("val", "positive")], by[("test", "positive")]) == (8, 4, 4)
-    assert (by[("train", "negative")], by[("val", "negative")], by[("test", "negative")]) == (15, 8, 7)
+    for c, n in (("positive", 16), ("negative", 30)):
+        for split, share in (("train", 0.5), ("val", 0.25), ("test", 0.25)):
+            assert abs(by[(split, c)] - share * n) <= 3, (split, c, by)
+    n_train = by[("train", "positive")] + by[("train", "negative")]
 
     # torchvision loads each split as it is, with the decoded frames at full size.
     ds = ImageFolder(str(out / "train"))
-    assert ds.classes == ["negative", "positive"] and len(ds) == 23
+    assert ds.classes == ["negative", "positive"] and len(ds) == n_train
     image, target = ds[0]
     assert image.size == (480, 270) and ds.classes[target] in ("negative", "positive")
-    assert len(ImageFolder(str(out / "crops" / "train"))) == 23
+    assert len(ImageFolder(str(out / "crops" / "train"))) == n_train
 
     coco = json.loads((out / "coco_train.json").read_text())
-    assert len(coco["images"]) == 23 and len(coco["annotations"]) == 23
+    assert len(coco["images"]) == n_train and len(coco["annotations"]) == n_train
     for ann in coco["annotations"]:
         x, y, w, h = ann["bbox"]
         assert 0 <= x and 0 <= y and x + w <= 480 and y + h <= 270 and w > 0 and h > 0
     assert all((out / im["file_name"]).is_file() for im in coco["images"])
     balance = json.loads((out / "balance.json").read_text())
-    assert balance["after"]["train"] == {"negative": 15, "positive": 8}
+    assert balance["after"]["train"] == {"negative": by[("train", "negative")], "positive": by[("train", "positive")]}
 
 
 def test_same_export_twice_gives_identical_files(decided: tuple[Path, dict[str, int]], tmp_path: Path) -> None:
@@ -163,10 +172,13 @@ def test_balancing_touches_the_training_split_only(decided: tuple[Path, dict[str
         plain = plan_export(p, Selection(), Options())
         under = plan_export(p, Selection(), Options(balance="under"))
         over = plan_export(p, Selection(), Options(balance="over"))
-    assert plain.counts()["train"] == {"negative": 24, "positive": 13}
-    assert under.counts()["train"] == {"negative": 13, "positive": 13} and under.dropped_by_balance == 11
-    assert over.counts()["train"] == {"negative": 24, "positive": 24}
-    assert sum(1 for it in over.items if it.copy) == 11
+    neg, pos = plain.counts()["train"]["negative"], plain.counts()["train"]["positive"]
+    assert neg > pos > 0
+    assert under.counts()["train"] == {"negative": pos, "positive": pos} and under.dropped_by_balance == neg - pos
+    assert over.counts()["train"] == {"negative": neg, "positive": neg}
+    assert sum(1 for it in over.items if it.copy) == neg - pos
+    # Validation and test keep the natural mix.
+    assert under.counts()["val"] == plain.counts()["val"] and over.counts()["test"] == plain.counts()["test"]
     for plan in (under, over):
         assert plan.counts()["val"] == plain.counts()["val"] and plan.counts()["test"] == plain.counts()["test"]
         assert plan.before_balance == plain.counts()
@@ -273,7 +285,11 @@ def test_cli_export(decided: tuple[Path, dict[str, int]], tmp_path: Path, capsys
     assert main(["export", str(root), str(out), "--format", "imagefolder,parquet", "--split", "0.8,0.1,0.1",
                  "--balance", "under", "--reviewers", "ana,ben"]) == 0
     text = capsys.readouterr().out
-    assert "exported 35 decided frames" in text and "train: negative 13 (was 24), positive 13" in text
+    m = re.search(r"exported (\d+) decided frames", text)
+    train = re.search(r"train: negative (\d+) \(was (\d+)\), positive (\d+)\n", text)
+    assert m and train, text
+    neg, was, pos = (int(g) for g in train.groups())
+    assert neg == pos and was > neg and int(m.group(1)) == 46 - (was - neg)
     assert "held back: 1 frames with an unresolved disagreement" in text
     assert main(["export", str(root), str(tmp_path / "x"), "--format", "tiff"]) == 2
     assert "unknown export format tiff" in capsys.readouterr().err

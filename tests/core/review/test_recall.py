@@ -140,7 +140,7 @@ def test_report_estimates_dropped_frames_no_audit_considered(tmp_path) -> None:
     rng = np.random.default_rng(4)
     truth = rng.random(400) < 0.2
     scores = np.clip(np.where(truth, rng.normal(0.45, 0.15, 400), rng.normal(0.15, 0.08, 400)), 0, 1)
-    off = load_settings(tmp_path, overrides={"review": {"audit_share": 0.0, "cold_start_share": 0.0}})
+    off = load_settings(tmp_path, overrides={"review": {"audit_share": 0.0, "cold_start_share": 0.0, "order": "time"}})
     with make_scored_project(tmp_path, scores.tolist()) as p:
         p.settings = off
         s = ReviewSession(p)
@@ -154,7 +154,7 @@ def test_report_estimates_dropped_frames_no_audit_considered(tmp_path) -> None:
         assert r["audit_sampled"] == 0 and r["unaudited_dropped"] == int((~kept).sum())
         assert r["unaudited_positives"] > 0 and r["recall_estimate"] < 1.0
         assert r["recall_ci_low"] <= r["recall_estimate"] <= true_recall and r["recall_ci_high"] - r["recall_ci_low"] > 0.05
-        on = load_settings(tmp_path, overrides={"review": {"audit_share": 0.3}})
+        on = load_settings(tmp_path, overrides={"review": {"audit_share": 0.3, "order": "time"}})
         p.settings = on
         assert refresh_audit(p) > 0
         r = report(p)

@@ -26,7 +26,8 @@ def project(tmp_path: Path, ortho: np.ndarray) -> Workspace:
 
 def _settings(p: Workspace, tile_workers: int = 1):
     s = load_settings(p.root, overrides={"scoring": {"members": ["imagenet", "head"], "device": "cpu", "batch": 8,
-                                                     "commit_every": 3, "tile_workers": tile_workers}})
+                                                     "commit_every": 3, "tile_workers": tile_workers},
+                                         "review": {"event_gap_s": 0.5}})
     return s
 
 
@@ -134,15 +135,20 @@ def test_retrained_head_rescores_from_cache_and_matches_the_pipeline(project: Wo
     assert max(abs(live[k] - cached[k]) for k in live) < 5e-3  # float16 cache vs float32 live
 
 
-def test_flagged_frames_are_not_scored(tmp_path: Path, ortho: np.ndarray) -> None:
+def test_flagged_frames_are_scored_unless_the_gate_keeps_them_out(tmp_path: Path, ortho: np.ndarray) -> None:
+    """A frame the quality gate flags may still hold the target: by default it is scored
+    (and so reviewed and counted) with its flag kept; ``quality.gate_scoring`` keeps it out."""
     dark = (ortho * 0.03).astype(np.uint8)
     video = write_flight(tmp_path / "dark.mp4", dark, frames=6)
-    with Workspace(tmp_path / "p") as p:
-        res = ingest_source(p, video)
-        assert res.flagged["under_exposed"] == 6
-        p.settings = _settings(p)
-        summary = score_project(p)
-        assert summary.frames_pending == 0 and summary.frames_scored == 0
+    for gate, scored in ((True, 0), (False, 6)):
+        with Workspace(tmp_path / f"p{gate}") as p:
+            res = ingest_source(p, video)
+            assert res.flagged["under_exposed"] == 6  # six frames are too few for a norm of their own
+            p.settings = _settings(p)
+            p.settings.quality.gate_scoring = gate
+            summary = score_project(p)
+            assert summary.frames_pending == scored and summary.frames_scored == scored
+            assert {r["quality_flag"] for r in p.frames.frame_rows()} == {"under_exposed"}
 
 
 def test_fixed_batches_are_filled_across_frames_and_stages_report_their_load(project: Workspace) -> None:

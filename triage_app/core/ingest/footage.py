@@ -201,8 +201,21 @@ def _keep_stream_frame(ws: Workspace, stream_dir: Path, frame: SourceFrame) -> s
     return str(target.relative_to(ws.root))
 
 
+def _judge_against_source(ws: Workspace, source_id: int) -> None:
+    """Flag the source's frames against its own norm (see :func:`quality.relative_flags`)."""
+    rows = ws.frames.frame_rows(source_id)
+    verdicts = quality.relative_flags(rows, ws.settings.quality)  # type: ignore[arg-type]
+    if verdicts is None:
+        return
+    changed = {int(r["id"]): (v.flag, v.note) for r, v in zip(rows, verdicts, strict=True)
+               if (v.flag, v.note) != (r.get("quality_flag"), r.get("quality_note")) and v.flag != quality.UNDECODABLE}
+    ws.frames.set_quality_flags(changed)
+
+
 def _conclude(ws: Workspace, source: Any, info: Any, source_id: int, result: IngestResult) -> None:
-    """The source's counts, status and messages once its frames are read."""
+    """The source's flags against its own norm, its counts, status and messages once its
+    frames are read."""
+    _judge_against_source(ws, source_id)
     if getattr(source, "truncated", False):
         result.incomplete = True
         result.warnings.append(

@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from triage_app.core.ingest.sources import FrameReader
+from triage_app.core.learning.folds import fold_groups, grouped_folds
 from triage_app.core.model.cards import ModelCard, load_card, project_models_dir
 from triage_app.core.model.errors import TriageError
 from triage_app.core.model.records import Source
@@ -194,7 +195,6 @@ def finetune_comparison(ws: Workspace, blocks: int = 2,
     import torch
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import StratifiedKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -231,10 +231,13 @@ def finetune_comparison(ws: Workspace, blocks: int = 2,
     x_head = np.asarray(feats[[row_of[f] for f in keep]], dtype=np.float32)
     device = _device(ws.settings)
     torch.manual_seed(seed)
-    cv = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    cv = grouped_folds(y, fold_groups(ws, np.array(keep)), k, seed)  # an event on one side of every fold
+    if len(cv) < 2:
+        raise TriageError(f"{ws.root}: fine-tuning needs accepted and rejected frames from at least 2 events each")
+    k = len(cv)
     ft_scores = np.zeros(len(y))
     head_scores = np.zeros(len(y))
-    for fold, (train, test) in enumerate(cv.split(x_head, y)):
+    for fold, (train, test) in enumerate(cv):
         lr = make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=2000))
         head_scores[test] = lr.fit(x_head[train], y[train]).predict_proba(x_head[test])[:, 1]
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from triage_app.core.learning.folds import fold_groups, grouped_folds
 from triage_app.core.model.errors import TriageError
 from triage_app.core.model.records import Frame
 from triage_app.core.scoring.members.ensemble import HeadModel
@@ -91,22 +92,22 @@ def rescore_head(ws: Workspace, model: HeadModel, frame_ids: np.ndarray, feature
     return len(scores)
 
 
-def _cross_validated(make: Callable[[], Any], x: np.ndarray, y: np.ndarray, cv: Any) -> tuple[np.ndarray, float]:
-    """(out-of-fold probabilities, mean ROC AUC over the folds) of a fresh model per fold."""
+def _cross_validated(make: Callable[[], Any], x: np.ndarray, y: np.ndarray,
+                     cv: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, float]:
+    """(out-of-fold probabilities, ROC AUC of them all) of a fresh model per fold. One AUC
+    over the pooled out-of-fold scores: with folds that keep events whole, a fold may hold
+    frames of one kind only, where an AUC of its own says nothing."""
     from sklearn.metrics import roc_auc_score
 
     oof = np.zeros(len(y))
-    aucs = []
-    for train, test in cv.split(x, y):
+    for train, test in cv:
         oof[test] = make().fit(x[train], y[train]).predict_proba(x[test])[:, 1]
-        aucs.append(roc_auc_score(y[test], oof[test]))
-    return oof, float(np.mean(aucs))
+    return oof, float(roc_auc_score(y, oof))
 
 
 def retrain(ws: Workspace) -> RetrainResult:
     """Train a new head version from the decisions and re-score every frame with it."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -128,12 +129,17 @@ def retrain(ws: Workspace) -> RetrainResult:
     def make() -> Any:
         return make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=2000))
 
-    folds = min(5, pos, neg)  # at least 2: checked above
-    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
+    labelled = frame_ids[rows]
+    # Folds keep each event (near duplicates) on one side, so no fold is judged on a frame's
+    # neighbour of a fraction of a second after learning from the frame.
+    cv = grouped_folds(y, fold_groups(ws, labelled), 5, seed=0)
+    if len(cv) < 2:
+        raise TriageError(f"{ws.root}: the head needs decided frames from at least 2 events of each kind "
+                          f"(has {pos} accepted and {neg} rejected frames)")
+    folds = len(cv)
     # Out-of-fold probabilities (each decided frame scored by a head that did not see its
     # label) give both the fold AUCs and the scores recall estimates read for decided frames.
     oof, cv_auc = _cross_validated(make, x, y, cv)
-    labelled = frame_ids[rows]
     cv_auc_context = _cross_validated(make, np.hstack([x, context_features(ws, labelled)]), y, cv)[1]
     cv_auc_whole = oof_whole = None
     if ws.settings.tiling.whole_frame:

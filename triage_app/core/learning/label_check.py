@@ -14,29 +14,34 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from triage_app.core.learning.folds import fold_groups, grouped_folds
 from triage_app.core.model.errors import TriageError
 from triage_app.core.model.records import Decision
 from triage_app.core.store import Workspace
 from triage_app.core.store.decisions import LabelFlag
 
 
-def out_of_fold_probabilities(x: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0) -> np.ndarray:
-    """(n, 2) probabilities of reject/accept for each row, each from a model that did not see it."""
+def out_of_fold_probabilities(x: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0,
+                              groups: np.ndarray | None = None) -> np.ndarray:
+    """(n, 2) probabilities of reject/accept for each row, each from a model that saw neither
+    it nor the rest of its group (its event: near duplicates)."""
     from sklearn.linear_model import LogisticRegressionCV
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.model_selection import cross_val_predict
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     pos, neg = int(y.sum()), int(len(y) - y.sum())
-    k = min(folds, pos, neg)
+    groups = np.arange(len(y)) if groups is None else groups
+    cv = grouped_folds(y, groups, folds, seed)
+    k = len(cv)
     if k < 2:
-        raise TriageError(f"label check needs at least 2 accepted and 2 rejected frames (has {pos} and {neg})")
+        raise TriageError(f"label check needs at least 2 accepted and 2 rejected frames, from 2 events each "
+                          f"(has {pos} and {neg})")
     # The regularisation is chosen by an inner cross-validation: a weakly regularised model
     # on many embedding dimensions learns the wrong labels too and then cannot flag them.
     inner = min(3, k)
     model = make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=np.logspace(-4, 1, 6), cv=inner, class_weight="balanced",
                                                                  scoring="neg_log_loss", max_iter=2000))
-    cv = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # scikit-learn's notices of changing defaults
         return cross_val_predict(model, np.asarray(x, dtype=np.float32), y, cv=cv, method="predict_proba")
@@ -68,7 +73,7 @@ def suspicious_decisions(ws: Workspace) -> list[SuspiciousLabel]:
     decisions: list[Decision] = [d for d in ws.decisions.current() if d.label.target is not None and d.frame_id in row_of]
     y = np.array([d.label.target for d in decisions], dtype=int)
     x = np.asarray(feats[[row_of[d.frame_id] for d in decisions]], dtype=np.float32)
-    probs = out_of_fold_probabilities(x, y)
+    probs = out_of_fold_probabilities(x, y, groups=fold_groups(ws, np.array([d.frame_id for d in decisions])))
     return [SuspiciousLabel(decisions[i].frame_id, decisions[i].label.value, decisions[i].reviewer,
                             float(probs[i, y[i]]), decisions[i].id) for i in label_issues(y, probs)]
 

@@ -54,11 +54,8 @@ class ModelCard(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> "ModelCard":
-        if self.kind == "imagenet":
-            if not self.architecture:
-                raise ValueError("an imagenet card needs 'architecture'")
-            if not self.target_classes:
-                raise ValueError("an imagenet card needs 'target_classes'")
+        if self.kind == "imagenet" and not self.architecture:
+            raise ValueError("an imagenet card needs 'architecture'")
         if self.kind == "clip":
             if not self.model:
                 raise ValueError("a clip card needs 'model' (an open_clip model name)")
@@ -95,9 +92,16 @@ class ModelCard(BaseModel):
         return out
 
     def content_hash(self) -> str:
-        """Hash of everything in the card that changes what the exported model computes."""
-        data = self.model_dump(exclude={"card_path", "description", "threshold", "target"})
+        """Hash of everything in the card that changes what the exported model computes (an
+        ImageNet member's classes are chosen after the model runs: not in it)."""
+        data = self.model_dump(exclude={"card_path", "description", "threshold", "target", "target_classes"})
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+    def scoring_key(self) -> str:
+        """What, beyond the exported model, changes the member's scores: the target's classes."""
+        if self.kind != "imagenet":
+            return ""
+        return hashlib.sha256(json.dumps(sorted(c.lower() for c in self.target_classes)).encode()).hexdigest()[:8]
 
 
 def load_card(path: str | Path) -> ModelCard:

@@ -4,6 +4,7 @@ decisions and queue items. They hold data and small derived values, never a conn
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any, TypedDict
@@ -182,3 +183,18 @@ class QueueItem:
     def kind(self) -> str:
         """The ``sample_kind`` its decision records."""
         return self.why.value
+
+
+def event_groups(frames: Sequence[Frame], gap_s: float) -> dict[int, int]:
+    """Frame id -> group for anything that must keep near-duplicates together (cross-
+    validation folds, export splits): frames of one source within the same window of
+    ``gap_s`` seconds of capture time share a group. Consecutive frames of a flight, a
+    fraction of a second apart, look alike; a model judged on one of them after learning
+    from its neighbour would look better than it is."""
+    width = max(float(gap_s), 1e-6)
+    keys: dict[tuple[int, int], int] = {}
+    out: dict[int, int] = {}
+    for f in frames:
+        key = (int(f["source_id"]), int(float(f["timestamp_s"]) // width))
+        out[int(f["id"])] = keys.setdefault(key, len(keys))
+    return out

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from triage_app.core.model.errors import SettingsError
 
@@ -28,15 +28,29 @@ class _Section(BaseModel):
 class QualitySettings(_Section):
     """Thresholds of the quality gate. Measured on a copy of the frame scaled so its
     long side is ``analysis_size`` pixels, which makes the blur measure comparable
-    across resolutions."""
+    across resolutions.
+
+    A source with at least ``relative_min_frames`` frames is also judged against itself:
+    thermal and night footage is smooth and dark by nature, so a frame is flagged only when
+    it is poor by the absolute thresholds and also far from its own flight's median. A source
+    too short to have a norm (a few stills) is judged by the absolute thresholds alone, grey
+    (thermal) pictures being allowed less texture.
+    Flagged frames are still scored and reviewed (``gate_scoring`` keeps them out instead)."""
 
     analysis_size: int = Field(640, ge=64)
     under_exposed_mean: float = Field(28.0, description="mean luminance (0-255) below which a frame is too dark")
     over_exposed_mean: float = Field(230.0, description="mean luminance above which a frame is washed out")
     clipped_fraction: float = Field(0.6, gt=0, le=1, description="share of pixels at 0-8 or 247-255 that flags exposure")
     blur_min_sharpness: float = Field(12.0, description="variance of the Laplacian below which a frame is blurred")
+    grey_blur_factor: float = Field(0.25, gt=0, le=1, description="grey (thermal) pictures: the blur threshold times this")
+    relative_min_frames: int = Field(8, ge=2, description="a source with this many frames is judged against its own median")
+    blur_relative: float = Field(0.125, gt=0, lt=1, description="blurred: sharpness also below this share of the source's median")
+    dark_relative: float = Field(0.35, gt=0, lt=1, description="under-exposed: brightness also below this share of the source's median")
+    bright_relative: float = Field(0.65, gt=0, lt=1, description="over-exposed: brightness also this share of the way "
+                                   "from the source's median to white")
     max_pixels: int = Field(250_000_000, description="images larger than this are refused as unsafe to decode")
-    gate_scoring: bool = Field(True, description="keep flagged frames out of scoring")
+    gate_scoring: bool = Field(False, description="keep flagged frames out of scoring (by default they are scored and "
+                               "reviewed like any other: a frame the gate flags may still hold the target)")
 
 
 class IngestSettings(_Section):
@@ -47,9 +61,18 @@ class IngestSettings(_Section):
 
 
 class TilingSettings(_Section):
+    """How frames are cut into tiles. Where the telemetry gives the height (and the field of
+    view), the scale is chosen from the ground sampling distance so that the project's
+    target spans ``target_pixels`` at the members' input: never shrunk below that (people
+    from 100 m are a few pixels), shrunk further where the target is large in the frame (fewer
+    tiles, same view of it). Elsewhere ``downscale``."""
+
     overlap: float = Field(0.2, ge=0, lt=0.9)
-    downscale: float = Field(0.5, gt=0, le=1, description="scale a frame by this before cutting tiles")
+    downscale: float = Field(0.5, gt=0, le=1, description="scale a frame by this before cutting tiles (no telemetry)")
     whole_frame: bool = Field(True, description="also score the whole frame squeezed to one tile")
+    from_telemetry: bool = Field(True, description="choose the scale from the height and the field of view where known")
+    target_pixels: float = Field(32.0, gt=0, description="pixels the target should span at the members' input")
+    min_downscale: float = Field(0.2, gt=0, le=1, description="the most a frame is shrunk for a large target")
 
 
 class ScoringSettings(_Section):
@@ -72,21 +95,45 @@ class ScoringSettings(_Section):
 class ReviewSettings(_Section):
     reviewer: str = Field(default_factory=lambda: os.environ.get("USER", "analyst"))
     event_gap_s: float = Field(5.0, ge=0)
-    order: Literal["time", "score", "learned"] = Field(
-        "time", description="time: events in capture order; score: highest fused score first; learned: most likely "
-        "positive first, by a model of the members' scores fitted on the decisions so far (fused score until then)")
+    order: Literal["active", "time", "score"] = Field(
+        "active", description="active: every unreviewed frame, the most likely to hold the target first, ranked by a "
+        "model of the decisions so far and retrained as they come (continuous active learning), with the blind audit "
+        "mixed in and a stopping point for the target recall; time: the policy's candidates, events in capture order; "
+        "score: the policy's candidates, highest fused score first")
+    target_recall: float = Field(0.95, gt=0, lt=1, description="the share of the targets review should reach before it "
+                                 "stops offering frames (the supervisor's policy sets it for the project)")
     recall_confidence: float = Field(
-        0.95, ge=0.5, lt=1, description="how sure a policy must be of reaching its target recall: thresholds are set "
-        "where this one-sided confidence bound of the recall meets the target (0.95 strict; 0.5 the point estimate: "
-        "far less work while labels are few, and about even odds of falling short)")
-    audit_share: float = Field(0.05, ge=0, le=1, description="share of dropped frames mixed blindly into the queue")
+        0.95, ge=0.5, lt=1, description="assurance: how sure the recall estimate must be of the target before review "
+        "stops (the one-sided confidence of its lower bound; 0.5 is the point estimate), and the confidence of the "
+        "policy's thresholds")
+    retrain_every: int = Field(25, ge=0, description="retrain the ranking (and the head) after every N decisions, in the "
+                               "background (0: only when asked)")
+    random_share: float = Field(0.1, ge=0, le=1, description="until decisions give the ranking both kinds of label, this "
+                                "share of the frames offered is drawn at random (the first labels are not all of one kind)")
+    audit_share: float = Field(0.05, ge=0, le=1, description="share of the frames offered that are a blind random audit "
+                               "of the frames not yet reviewed (active order), or of the frames the policy drops")
     audit_strata: int = Field(4, ge=1, le=10)
     audit_seed: int = 0
     second_review_share: float = Field(0.05, ge=0, le=1, description="share of decided frames shown blindly to a "
                                        "second reviewer (a different reviewer name)")
-    retrain_every: int = Field(0, ge=0, description="retrain the head after every N decisions in the window (0: off)")
-    cold_start_share: float = Field(0.02, ge=0, le=1, description="until a head is trained, this share of the dropped "
-                                    "frames closest to the threshold joins the queue")
+    cold_start_share: float = Field(0.02, ge=0, le=1, description="time and score orders: until a head is trained, this "
+                                    "share of the dropped frames closest to the threshold joins the queue")
+
+    @field_validator("order", mode="before")
+    @classmethod
+    def _learned_is_active(cls, value: object) -> object:
+        return "active" if value == "learned" else value  # the name this order had before
+
+
+class TargetSettings(_Section):
+    """What the project looks for: a name from the targets table (``resources/targets.toml``,
+    and the user's own ``targets.toml``), or the project's own ImageNet classes and CLIP prompts."""
+
+    name: str = Field("boat", description="person, vehicle, boat, animal, building_damage, ... or a name of your own")
+    imagenet_classes: list[str] = Field(default_factory=list, description="replace the table's ImageNet classes")
+    prompts: list[str] = Field(default_factory=list, description="replace the table's CLIP prompts for the target")
+    background_prompts: list[str] = Field(default_factory=list, description="replace the table's background prompts")
+    size_m: float | None = Field(None, gt=0, description="the target's size on the ground, metres across")
 
 
 class DriftSettings(_Section):
@@ -119,6 +166,7 @@ class Settings(_Section):
     review: ReviewSettings = Field(default_factory=ReviewSettings)
     drift: DriftSettings = Field(default_factory=DriftSettings)
     geo: GeoSettings = Field(default_factory=GeoSettings)
+    target: TargetSettings = Field(default_factory=TargetSettings)
     cache_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_cache_dir(APP_NAME)))
     models_dir: Path | None = None
 
@@ -203,6 +251,14 @@ def save_user_setting(section: str, key: str, value: Any, path: Path | None = No
     platform's config folder), keeping the rest of the file, its comments included; the
     result is checked like any settings file before it replaces the old one. Returns the
     file; raises ``SettingsError`` naming it."""
+    return save_section(section, {key: value}, path, environ, replace=False)
+
+
+def save_section(section: str, values: dict[str, Any], path: Path | None = None, environ: dict[str, str] | None = None,
+                 replace: bool = True) -> Path:
+    """Write ``[section]`` of a settings file (the user's by default): with ``replace`` the
+    section holds exactly ``values`` (keys set to None are left out), otherwise they are set
+    in it; the rest of the file stays as it was, comments included."""
     import tomlkit
 
     environ = dict(os.environ if environ is None else environ)
@@ -212,14 +268,17 @@ def save_user_setting(section: str, key: str, value: Any, path: Path | None = No
         doc = tomlkit.parse(path.read_text(encoding="utf-8")) if path.is_file() else tomlkit.document()
     except (OSError, tomlkit.exceptions.TOMLKitError) as exc:
         raise SettingsError(f"{path}: cannot be read as TOML ({exc})") from exc
-    if section not in doc:
+    if section not in doc or replace:
         doc[section] = tomlkit.table()
-    doc[section][key] = value
+    for key, value in values.items():
+        if value is not None:
+            doc[section][key] = value
+    said = ", ".join(f"{section}.{k} = {v!r}" for k, v in values.items() if v is not None)
     try:
         Settings.model_validate(_merge({}, doc.unwrap()))
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise SettingsError(f"{path}: {section}.{key} = {value!r} is not a valid setting ({problems})") from exc
+        raise SettingsError(f"{path}: {said} is not a valid setting ({problems})") from exc
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

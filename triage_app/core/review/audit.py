@@ -8,6 +8,7 @@ analysts' queue blindly, among the candidates; their verdicts measure the recall
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,10 +18,17 @@ from triage_app.core.review.recall import Derived, audit_rates, audit_strata, de
 from triage_app.core.store import Workspace
 
 
-def _uniform(frame_ids: np.ndarray, seed: int) -> np.ndarray:
-    """A fixed pseudo-random number in [0, 1) per frame: the same frame, the same draw."""
-    x = (frame_ids.astype(np.uint64) * np.uint64(2654435761) + np.uint64(seed) * np.uint64(40503)) % np.uint64(2**32)
-    return x.astype(np.float64) / 2**32
+def seeded_uniform(frame_ids: np.ndarray, seed: int, stream: str = "audit") -> np.ndarray:
+    """A random number in [0, 1) per frame from a generator keyed by the seed: counter-based
+    (BLAKE2b of seed, stream and frame id), so the same frame always gets the same draw
+    whenever it is first considered, and the draws of different frames are independent (no
+    lattice: a sequence such as the golden ratio's would sample every 13th or 21st frame)."""
+    key = f"{stream}:{seed}".encode()
+    out = np.empty(len(frame_ids), dtype=np.float64)
+    for i, f in enumerate(np.asarray(frame_ids).tolist()):
+        digest = hashlib.blake2b(int(f).to_bytes(8, "little", signed=True), digest_size=8, key=key).digest()
+        out[i] = int.from_bytes(digest, "little") / 2**64
+    return out
 
 
 @dataclass
@@ -80,7 +88,7 @@ def refresh_audit(ws: Workspace) -> int:
     where = {int(i): s for i, s in zip(all_dropped, strata_all, strict=True)}
     rates = audit_rates(settings.review.audit_share, settings.review.audit_strata)
     st = np.array([where[int(i)] for i in dropped])
-    u = _uniform(snap.ids[dropped], settings.review.audit_seed)
+    u = seeded_uniform(snap.ids[dropped], settings.review.audit_seed, f"audit:{snap.policy.key}")
     pick = u < rates[st]
     rows = [dict(frame_id=int(snap.ids[i]), stratum=int(s), rate=float(rates[s]), sampled=int(p))
             for i, s, p in zip(dropped, st, pick, strict=True)]

@@ -1,17 +1,26 @@
 """The review queue: the frames waiting for an analyst, in review order, grouped into events.
 
-It holds the candidates under the policy in force that nobody has decided yet, the audit's
-blind samples, the cold-start share, and the frames that need another look (second
-reviews, the label check's doubts), grouped into *events* (runs of queue items from one
-source no more than ``event_gap_s`` apart) and ordered by time within events, by fused
-score, or by a model of the members' scores fitted on the decisions so far
-(``review.order``). It can be rebuilt while scoring runs: new items join without moving
-the analyst.
+By default (``review.order = "active"``) it holds every scored frame nobody has decided yet,
+the most likely to hold the target first: ranked by what was learnt from the decisions so
+far (:mod:`triage_app.core.learning.ranker`), before that by the zero-shot members for the
+project's target with a random share mixed in, so the first labels are not all of one kind.
+A blind audit of the frames not yet reviewed, drawn at random and stratified by the current
+ranking, is mixed in at ``review.audit_share`` of the places; each draw's chance is
+recorded, for the estimate of the targets left (:mod:`triage_app.core.review.progress`).
+
+With ``order = "time"`` or ``"score"`` it holds the candidates under the policy in force, the
+audit's blind samples of what the policy drops and the cold-start share, in capture order
+within events or by fused score. Either way the frames that need another look (second
+reviews, the label check's doubts) are in it, and queue items are grouped into *events*
+(runs from one source no more than ``event_gap_s`` apart). It can be rebuilt while scoring
+runs: new items join without moving the analyst.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -19,6 +28,7 @@ from triage_app.core.model.policy import Policy
 from triage_app.core.model.records import QueueItem, Why
 from triage_app.core.review.agreement import disagreements, second_review_frames
 from triage_app.core.store import Workspace
+from triage_app.core.store.rankings import AuditDraw
 
 
 @dataclass
@@ -40,9 +50,9 @@ class ReviewQueue:
         return [c for c in self.items if c.event == event]
 
 
-def review_order(order: str):
+def review_order(order: str) -> Callable[[QueueItem], Any]:
     """The sort key of queue items for the settings' ``review.order``."""
-    if order in ("score", "learned"):
+    if order in ("score", "active"):
         return lambda c: -c.rank
     return lambda c: (c.source_id, c.timestamp_s, c.idx)
 
@@ -59,6 +69,10 @@ def build_queue(ws: Workspace, exclude: set[int] | None = None, resolve: bool = 
     if len(ids) == 0:
         return queue, policy
     fused, cand = policy.fuse(mat, names)
+    if r.order == "active" and not resolve:
+        queue.items = _active_items(ws, ids, names, mat, fused, reviewer or r.reviewer, exclude or set())
+        _mark_events(queue.items, r.event_gap_s)
+        return queue, policy
     decided = ws.decisions.decided_frames() | (exclude or set())
     audit = ws.audit.sampled(policy.key)
     uncertain = _cold_start(ws, fused, cand, r.cold_start_share)
@@ -75,7 +89,7 @@ def build_queue(ws: Workspace, exclude: set[int] | None = None, resolve: bool = 
                 or int(ids[i]) in rereview or int(ids[i]) in second]
     if not keep:
         return queue, policy
-    rank = learned_rank(ws, ids, mat, fused, names) if r.order == "learned" else fused
+    rank = fused
     meta = ws.frames.frame_positions([int(ids[i]) for i in keep])
     items = []
     for i in keep:
@@ -85,48 +99,21 @@ def build_queue(ws: Workspace, exclude: set[int] | None = None, resolve: bool = 
                else Why.CANDIDATE if cand[i] else Why.AUDIT if fid in audit else Why.UNCERTAIN)
         scores = {n: float(mat[i, j]) for j, n in enumerate(names) if not np.isnan(mat[i, j])}
         items.append(QueueItem(fid, source_id, idx, t, float(fused[i]), why=why, rank=float(rank[i]), scores=scores))
-    items.sort(key=lambda c: (c.source_id, c.timestamp_s, c.idx))
-    event = -1
-    prev: QueueItem | None = None
-    for c in items:
-        if prev is None or c.source_id != prev.source_id or c.timestamp_s - prev.timestamp_s > r.event_gap_s:
-            event += 1
-        c.event = event
-        prev = c
+    _mark_events(items, r.event_gap_s)
     items.sort(key=review_order(r.order))
     queue.items = items
     return queue, policy
 
 
-def learned_rank(ws: Workspace, ids: np.ndarray, mat: np.ndarray, fused: np.ndarray,
-                 names: list[str] | None = None) -> np.ndarray:
-    """How likely each frame is a positive, from a class-balanced logistic regression on the
-    members' scores (missing ones filled with the member's median and flagged) fitted on the
-    accept/reject decisions so far. Until there are two of each, the fused score. A member
-    that does not know the target gets a small weight here, where the fused score ("any")
-    would let it crowd the ranking. The decided frames enter the fit with the trained
-    members' out-of-fold scores (given ``names``): their own scores there are memorised,
-    and would make those members look all-knowing."""
-    labels = ws.decisions.labels()
-    pos = {int(f): i for i, f in enumerate(ids)}
-    rows = [pos[f] for f in labels if f in pos]
-    y = np.array([labels[int(ids[r])] for r in rows], dtype=int)
-    if len(rows) < 4 or y.sum() < 2 or (1 - y).sum() < 2 or mat.shape[1] == 0:
-        return fused
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    if names:
-        mat = ws.scores.with_oof(ids, names, mat, set(labels))
-    missing = np.isnan(mat)
-    filled = np.where(missing.all(axis=0), 0.0, mat)  # a member that scored nothing: a constant column
-    x = np.where(missing, np.nanmedian(filled, axis=0), filled)
-    if missing.any():
-        x = np.hstack([x, missing[:, missing.any(axis=0)].astype(float)])
-    model = make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=1000))
-    model.fit(x[rows], y)
-    return model.predict_proba(x)[:, 1]
+def _mark_events(items: list[QueueItem], gap_s: float) -> None:
+    """Number the events: the queue items of one source within one window of ``gap_s``
+    seconds of capture time (the items keep their order). A window, not a chain: a flight
+    sampled every half second is many events, and Shift+A decides a few seconds of it, never
+    the whole flight."""
+    width = max(float(gap_s), 1e-6)
+    keys: dict[tuple[int, int], int] = {}
+    for c in sorted(items, key=lambda c: (c.source_id, c.timestamp_s, c.idx)):
+        c.event = keys.setdefault((c.source_id, int(c.timestamp_s // width)), len(keys))
 
 
 def _cold_start(ws: Workspace, fused: np.ndarray, cand: np.ndarray, share: float) -> set[int]:
@@ -140,3 +127,112 @@ def _cold_start(ws: Workspace, fused: np.ndarray, cand: np.ndarray, share: float
     if n == 0:
         return set()
     return set(dropped[np.argsort(-fused[dropped])[:n]].tolist())
+
+
+#: How many audit places are drawn ahead when the queue is built (they wait their turn).
+AUDIT_AHEAD = 80
+#: Shares of the audit's draws from the top 10 %, the next 30 % and the rest of the frames
+#: not yet reviewed, in the current ranking's order: most where the targets left most
+#: likely are, some everywhere, so that no part of the footage goes unchecked.
+AUDIT_STRATA = ((0.10, 0.5), (0.30, 0.3), (0.60, 0.2))
+
+
+def _active_items(ws: Workspace, ids: np.ndarray, names: list[str], mat: np.ndarray, fused: np.ndarray, reviewer: str,
+                  exclude: set[int]) -> list[QueueItem]:
+    """Every scored frame nobody has decided, most likely first, with the audit's draws at
+    their places and the frames that need another look."""
+    r = ws.settings.review
+    decided = ws.decisions.decided_frames() | exclude
+    rereview = ws.decisions.doubted_frames()
+    second = second_review_frames(ws, reviewer, r.second_review_share, r.audit_seed)
+    ranked = ws.rankings.rank_scores()
+    rank = np.where(np.isnan(fused), -np.inf, fused)
+    learnt = ranked.ranking_id is not None
+    if learnt:
+        at = {int(f): i for i, f in enumerate(ranked.frame_ids.tolist())}
+        rank = np.array([ranked.scores[at[int(f)]] if int(f) in at else -np.inf for f in ids.tolist()])
+    rng = np.random.default_rng(_seed(r.audit_seed, len(decided)))
+    rank = rank + rng.random(len(ids)) * 1e-9  # ties (scores of 0 before any learning) in random order
+    pool = np.array([i for i in range(len(ids)) if int(ids[i]) not in decided], dtype=np.int64)
+    pool = pool[np.argsort(-rank[pool], kind="stable")]
+    draws = _audit_places(ws, ids, pool, len(decided), ranked.ranking_id, rng)
+    drawn = {i for _place, i, _why in draws}
+    meta = ws.frames.frame_positions([int(ids[i]) for i in pool] + [int(f) for f in rereview | second])
+    by_id = {int(ids[i]): i for i in range(len(ids))}
+
+    def item(i: int, why: Why, at_rank: float) -> QueueItem:
+        fid = int(ids[i])
+        source_id, idx, t = meta[fid]
+        scores = {n: float(mat[i, j]) for j, n in enumerate(names) if not np.isnan(mat[i, j])}
+        return QueueItem(fid, source_id, idx, t, float(fused[i]), why=why, rank=at_rank, scores=scores)
+
+    extra = [(f, Why.REREVIEW if f in rereview else Why.SECOND) for f in sorted(rereview | second) if f in by_id]
+    ordered = [i for i in pool if i not in drawn]
+    out: list[QueueItem] = []
+    places = {place: (i, why) for place, i, why in draws}
+    k = 0
+    for place in range(len(pool)):  # every frame once: the ranking's order, the audit's draws at their places
+        if place in places:
+            i, why = places[place]
+        else:
+            i, why = ordered[k], Why.CANDIDATE
+            k += 1
+        out.append(item(i, why, -float(place)))
+    for f, why in extra:  # another look first: they wait on nobody's ranking
+        out.insert(0, item(by_id[f], why, 1.0))
+    return out
+
+
+def _seed(seed: int, decided: int) -> list[int]:
+    return [int(seed), int(decided), 7919]
+
+
+def _audit_places(ws: Workspace, ids: np.ndarray, pool: np.ndarray, reviewed: int, ranking_id: int | None,
+                  rng: np.random.Generator) -> list[tuple[int, int, Why]]:
+    """(place in the queue, frame row, why) of the blind audit's draws for the next places:
+    one place in ``1 / audit_share`` from the frames not yet reviewed (``pool``, in ranking
+    order), stratified by the current ranking (uniform before a ranking is learnt, when
+    ``random_share`` of the places are random draws); each draw's chance is recorded when it
+    is made. Draws made earlier and not yet decided keep their places first."""
+    r = ws.settings.review
+    learnt = ranking_id is not None
+    share = r.audit_share if learnt else max(r.audit_share, r.random_share)
+    out: list[tuple[int, int, Why]] = []
+    if share <= 0 or len(pool) == 0:
+        return out
+    pos_of = {int(ids[i]): k for k, i in enumerate(pool.tolist())}
+    waiting = [pos_of[d.frame_id] for d in ws.rankings.audit_draws() if d.frame_id in pos_of]
+    every = max(1, int(round(1.0 / share)))
+    places = [p for p in range(min(AUDIT_AHEAD, len(pool))) if (reviewed + p + 1) % every == 0]
+    free = np.ones(len(pool), bool)
+    free[waiting] = False
+    new: list[AuditDraw] = []
+    for place in places:
+        if waiting:
+            out.append((place, int(pool[waiting.pop(0)]), Why.AUDIT))
+            continue
+        open_ = np.flatnonzero(free)
+        if len(open_) == 0:
+            break
+        bounds = _strata(len(open_)) if learnt else [(0, len(open_), 1.0)]
+        weights = np.array([w for _a, _b, w in bounds])
+        h = int(rng.choice(len(bounds), p=weights / weights.sum()))
+        lo, hi, w = bounds[h]
+        k = int(open_[lo + int(rng.integers(hi - lo))])
+        free[k] = False
+        prob = float(w / weights.sum()) / (hi - lo)
+        new.append(AuditDraw(int(ids[pool[k]]), reviewed, len(open_), h, hi - lo, prob, ranking_id))
+        out.append((place, int(pool[k]), Why.AUDIT))
+    ws.rankings.record_draws(new)
+    return out
+
+
+def _strata(n: int) -> list[tuple[int, int, float]]:
+    """(start, end, weight) of the audit's strata over ``n`` ranked frames (empty ones left out)."""
+    out, start = [], 0
+    for i, (share, weight) in enumerate(AUDIT_STRATA):
+        end = n if i == len(AUDIT_STRATA) - 1 else min(n, start + max(1, int(round(share * n))))
+        if end > start:
+            out.append((start, end, weight))
+        start = end
+    return out

@@ -14,11 +14,20 @@ from collections.abc import Callable
 from typing import Any
 
 from triage_app.core.model.policy import Policy
-from triage_app.core.model.records import Label, QueueItem
+from triage_app.core.model.records import Label, QueueItem, Why
+from triage_app.core.review.progress import Progress, review_progress
 from triage_app.core.review.queue import ReviewQueue, build_queue, review_order
 from triage_app.core.store import Workspace
 
-Built = tuple[ReviewQueue, Policy]
+Built = tuple[ReviewQueue, Policy, Progress | None]
+
+
+def build(ws: Workspace, resolve: bool, reviewer: str) -> Built:
+    """The queue, the policy in force and, in active review, where review stands (reads the
+    store; the audit's new draws are recorded)."""
+    queue, policy = build_queue(ws, resolve=resolve, reviewer=reviewer)
+    progress = review_progress(ws) if ws.settings.review.order == "active" and not resolve else None
+    return queue, policy, progress
 
 
 class ReviewSession:
@@ -28,7 +37,12 @@ class ReviewSession:
         self.ws = ws
         self.reviewer = reviewer or ws.settings.review.reviewer
         self.resolve = resolve  # the supervisor's queue of disagreements
-        self.queue, self.policy = build_queue(ws, resolve=resolve, reviewer=self.reviewer)
+        self.keep_going = False  # the analyst asked for more frames once the target was reached
+        self.held: list[QueueItem] = []  # frames held back once the target is reached
+        self.progress: Progress | None = None
+        self.queue = ReviewQueue()
+        self.policy: Policy | None = None
+        self._put(build(ws, resolve, self.reviewer))
         self.position = 0
         self._shown_at = time.monotonic()
         self._undo: list[tuple[list[int], list[QueueItem], int]] = []
@@ -62,7 +76,7 @@ class ReviewSession:
         ``apply_refresh`` can put the built queue in place without losing them."""
         self._during = {"decided": set(), "undone": False}
         ws, resolve, reviewer = self.ws, self.resolve, self.reviewer
-        return lambda: build_queue(ws, resolve=resolve, reviewer=reviewer)
+        return lambda: build(ws, resolve, reviewer)
 
     def apply_refresh(self, built: Built) -> int:
         """Put a queue built by ``begin_refresh``'s function in place; returns how many
@@ -72,20 +86,46 @@ class ReviewSession:
             return -1
         here = self.current.frame_id if self.current else None
         before = {c.frame_id for c in self.queue.items}
-        queue, self.policy = built
+        queue, policy, progress = built
         queue.items = [c for c in queue.items if c.frame_id not in during["decided"]]
-        self.queue = queue
+        self._put((queue, policy, progress))
         if here is not None:
             i = self.queue.index_of(here)
-            if i is not None:
+            if i is not None and self.ws.settings.review.order == "active":
+                # The frame on screen stays; what follows it is the new ranking's best.
+                self.queue.items.insert(0, self.queue.items.pop(i))
+                self.position = 0
+            elif i is not None:
                 self.position = i
         return len({c.frame_id for c in self.queue.items} - before)
+
+    def _put(self, built: Built) -> None:
+        """Put a built queue in place; once the target recall is reached (active review),
+        only the frames that need another look stay offered, unless the analyst asked for more."""
+        queue, self.policy, self.progress = built
+        self.held = []
+        if self.target_reached and not self.keep_going:
+            self.held = [c for c in queue.items if c.why in (Why.CANDIDATE, Why.AUDIT)]
+            queue.items = [c for c in queue.items if c.why not in (Why.CANDIDATE, Why.AUDIT)]
+        self.queue = queue
+
+    @property
+    def target_reached(self) -> bool:
+        return bool(self.progress is not None and self.progress.reached)
+
+    def keep_reviewing(self) -> int:
+        """Offer the frames held back since the target was reached; returns how many."""
+        self.keep_going = True
+        held, self.held = self.held, []
+        self.queue.items = self.queue.items + held
+        return len(held)
 
     # -- decisions ---------------------------------------------------------------------
     def _row(self, c: QueueItem, label: Label, spent: float, via: str) -> dict[str, Any]:
         return dict(
             frame_id=c.frame_id, label=label.value, reviewer=self.reviewer, seconds_spent=round(spent, 3),
-            policy_id=self.policy.id, policy=self.policy.describe(), member_scores=json.dumps(c.scores),
+            policy_id=self.policy.id if self.policy else None, policy=self.policy.describe() if self.policy else "",
+            member_scores=json.dumps(c.scores),
             fused_score=c.fused, via=via, sample_kind=c.kind,
         )
 

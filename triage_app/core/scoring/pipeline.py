@@ -31,7 +31,7 @@ from triage_app.core.model.errors import SourceError
 from triage_app.core.model.records import Frame, Sampling, Source
 from triage_app.core.scoring.batching import FrameOutputs, FrameTiles, TileBatcher
 from triage_app.core.scoring.members.ensemble import Ensemble, HeadMember, HeadModel, OnnxMember, build_members, pool_tiles
-from triage_app.core.scoring.tiling import Tile, frame_tiles
+from triage_app.core.scoring.tiling import Tile, frame_tiles, tiling_scale
 from triage_app.core.store import Workspace
 from triage_app.core.store.embeddings import EmbeddingWriter, pooled_set
 from triage_app.core.store.scores import ScoreStore
@@ -56,6 +56,8 @@ class ScoreSummary:
     stage_busy: dict[str, float] = field(default_factory=dict)
     batch_fill: float = 1.0  # share of the batch slots run that held a real tile (the rest is padding)
     first_result_s: float | None = None  # from the stages' start to the first scored frame (pipeline start-up)
+    # per source: (smallest, median, largest) scale the frames were cut at, and why
+    tiling: dict[int, tuple[float, float, float, str]] = field(default_factory=dict)
 
     @property
     def fps(self) -> float:
@@ -119,6 +121,8 @@ class _Stages:
         self._lock = threading.Lock()
         self.batcher = TileBatcher(ens.backbones, settings.scoring.batch)
         self.busy: dict[str, float] = defaultdict(float)  # stage -> seconds spent working (not waiting)
+        self.scales: dict[int, list[float]] = {}  # source -> the tiling scale of each frame cut
+        self.scale_why: dict[int, str] = {}
 
     def busy_shares(self, wall: float) -> dict[str, float]:
         """Each stage's working time as a share of ``wall`` (tiles: per worker)."""
@@ -126,6 +130,11 @@ class _Stages:
             return {}
         order = ("decode", "tile", "infer", "store")
         return {k: round(self.busy.get(k, 0.0) / wall / (self.tile_workers if k == "tile" else 1), 3) for k in order}
+
+    def _note_scale(self, source_id: int, scale: float, why: str) -> None:
+        with self._lock:
+            self.scales.setdefault(source_id, []).append(scale)
+            self.scale_why.setdefault(source_id, why)
 
     def _add_busy(self, stage: str, seconds: float) -> None:
         with self._lock:
@@ -222,7 +231,10 @@ class _Stages:
                         self._put(self.q_tiled, item)
                     return
                 t0 = time.perf_counter()
-                tiles, pixels = frame_tiles(item.image, self.sizes, t.overlap, t.downscale, t.whole_frame)
+                frame = dict(item.frame, width=item.image.shape[1], height=item.image.shape[0])
+                scale, why = tiling_scale(frame, self.ws.target.size_m, t, self.settings.geo.hfov_deg, max(self.sizes))
+                self._note_scale(int(item.frame["source_id"]), scale, why)
+                tiles, pixels = frame_tiles(item.image, self.sizes, t.overlap, scale, t.whole_frame)
                 self._add_busy("tile", time.perf_counter() - t0)
                 if not self._put(self.q_tiled, FrameTiles(item.frame, tiles, pixels)):
                     return
@@ -326,6 +338,11 @@ def _stream(ws: Workspace, ens: Ensemble, pending: list[Frame], versions: dict[s
         stages.busy["store"] += time.perf_counter() - t_work
         summary.stream_seconds = time.perf_counter() - t_stream
         summary.stage_busy = stages.busy_shares(summary.stream_seconds)
+        for sid, scales in stages.scales.items():
+            summary.tiling[sid] = (round(float(np.min(scales)), 3), round(float(np.median(scales)), 3),
+                                   round(float(np.max(scales)), 3), stages.scale_why[sid])
+            log.info("source %d: tiles cut at scale %.2f (median; %.2f-%.2f): %s", sid, summary.tiling[sid][1],
+                     summary.tiling[sid][0], summary.tiling[sid][2], stages.scale_why[sid])
         summary.batch_fill = stages.batcher.fill
         log.info("scored %d frames in %.1f s; stage busy %s; batch fill %.2f", summary.frames_scored,
                  summary.stream_seconds, summary.stage_busy, summary.batch_fill)

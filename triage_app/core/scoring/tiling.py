@@ -8,11 +8,16 @@ so a score can be shown where it came from. Tile 0 is optionally the whole frame
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import cv2
 import numpy as np
+
+from triage_app.core.ingest.telemetry.geo import ground_sampling_distance
+from triage_app.core.model.settings import TilingSettings
 
 
 @dataclass(frozen=True)
@@ -120,3 +125,18 @@ def frame_tiles(image: np.ndarray, sizes: list[int], overlap: float, downscale: 
     h, w = image.shape[:2]
     tiles = tile_grid(w, h, max(sizes), overlap, downscale, whole_frame)
     return tiles, {s: cut_tiles(image, tiles, s, downscale) for s in sizes}
+
+
+def tiling_scale(frame: Mapping[str, Any], target_size_m: float, tiling: TilingSettings, default_hfov_deg: float,
+                 input_size: int) -> tuple[float, str]:
+    """(scale, why) to cut a frame's tiles at: where the telemetry gives the ground sampling
+    distance, the scale at which the target spans ``tiling.target_pixels`` in a tile of
+    ``input_size`` (a tile of the shrunk frame is that many pixels), between
+    ``tiling.min_downscale`` and 1 (a frame is never enlarged); else ``tiling.downscale``."""
+    if tiling.from_telemetry:
+        gsd = ground_sampling_distance(frame, default_hfov_deg)
+        if gsd is not None and gsd > 0:
+            target_px = target_size_m / gsd  # across, at full resolution
+            scale = min(1.0, max(tiling.min_downscale, tiling.target_pixels / target_px))
+            return scale, f"a {target_size_m:g} m target spans {target_px:.0f} px at {gsd * 100:.1f} cm/px"
+    return tiling.downscale, "no height in the telemetry: the settings' downscale"

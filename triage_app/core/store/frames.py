@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, cast
 from urllib.parse import quote_from_bytes, unquote_to_bytes
 
-from sqlalchemy import Connection, and_, case, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, case, func, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from triage_app.core.model.errors import StoreError, printable
@@ -211,6 +211,15 @@ class FrameStore:
         if row is None:
             raise StoreError(f"{self.root}: no frame with id {frame_id}")
         return _frame(row)
+
+    def set_quality_flags(self, verdicts: dict[int, tuple[str | None, str | None]]) -> None:
+        """Replace frames' quality flags and notes (frame id -> (flag, note)) in one transaction."""
+        if not verdicts:
+            return
+        f = self.frames
+        params = [dict(fid=k, flag=v[0], note=printable(v[1]) if v[1] else None) for k, v in verdicts.items()]
+        stmt = update(f).where(f.c.id == bindparam("fid")).values(quality_flag=bindparam("flag"), quality_note=bindparam("note"))
+        self.db.write(lambda conn: conn.execute(stmt, params))
 
     def flag_counts(self, source_id: int | None = None) -> dict[str, int]:
         q = select(self.frames.c.quality_flag, func.count()).where(self.frames.c.quality_flag.is_not(None))

@@ -195,6 +195,40 @@ _V8 = [
 ]
 
 
+# Active review: the ranking learnt from the decisions (each version, with how it was made and
+# how well it cross-validated), each frame's rank score under the latest one and, for decided
+# frames, its out-of-fold score (what a ranking that did not see the frame's label gave it);
+# and the blind audit of the frames not yet reviewed: each draw with the chance it had.
+_V9 = [
+    """CREATE TABLE rankings (
+        id INTEGER PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        decisions INTEGER NOT NULL,
+        positives INTEGER NOT NULL,
+        negatives INTEGER NOT NULL,
+        metrics TEXT NOT NULL
+    )""",
+    """CREATE TABLE rank_scores (
+        frame_id INTEGER PRIMARY KEY REFERENCES frames(id) ON DELETE CASCADE,
+        ranking_id INTEGER NOT NULL REFERENCES rankings(id),
+        score REAL NOT NULL,
+        oof REAL
+    )""",
+    """CREATE TABLE audit_draws (
+        id INTEGER PRIMARY KEY,
+        frame_id INTEGER NOT NULL REFERENCES frames(id) ON DELETE CASCADE,
+        drawn_at TEXT NOT NULL,
+        reviewed_before INTEGER NOT NULL,
+        pool INTEGER NOT NULL,
+        stratum INTEGER NOT NULL,
+        stratum_size INTEGER NOT NULL,
+        probability REAL NOT NULL,
+        ranking_id INTEGER
+    )""",
+    "CREATE INDEX audit_draws_frame ON audit_draws (frame_id)",
+]
+
+
 def _run(statements: list[str]) -> Callable[[Connection], None]:
     def step(conn: Connection) -> None:
         for sql in statements:
@@ -204,4 +238,4 @@ def _run(statements: list[str]) -> Callable[[Connection], None]:
 
 
 #: MIGRATIONS[n] upgrades a database from version n to n + 1.
-MIGRATIONS: list[Callable[[Connection], None]] = [_run(_V1), _run(_V2), _run(_V3), _run(_V4), _run(_V5), _run(_V6), _run(_V7), _run(_V8)]
+MIGRATIONS: list[Callable[[Connection], None]] = [_run(v) for v in (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)]

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
 
 from triage_app.core.model.records import Frame
 from triage_app.core.store.db import Database, inserted_id
@@ -78,9 +78,12 @@ class ScoreStore:
             .group_by(s.c.frame_id)
             .having(func.count() >= len(versions))
         )
-        q = select(f.c.id, f.c.source_id, f.c.idx, f.c.path, f.c.timestamp_s, f.c.quality_flag).where(f.c.id.not_in(done))
+        q = select(f.c.id, f.c.source_id, f.c.idx, f.c.path, f.c.timestamp_s, f.c.quality_flag, f.c.width, f.c.height,
+                   f.c.rel_alt, f.c.gimbal_pitch, f.c.focal_35mm).where(f.c.id.not_in(done))
         if not include_flagged:
             q = q.where(f.c.quality_flag.is_(None))
+        else:  # a frame that could not be decoded at ingest is counted, never decoded again here
+            q = q.where(or_(f.c.quality_flag.is_(None), f.c.quality_flag != "undecodable"))
         q = q.order_by(f.c.source_id, f.c.idx)
         with self.db.read() as conn:
             return [cast(Frame, dict(r, path=path_from_db(r["path"]))) for r in conn.execute(q).mappings()]

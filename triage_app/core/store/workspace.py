@@ -8,7 +8,8 @@ of record. Everything above the store layer reaches the project through it.
         ws.policies.save(...)       # policies
         ws.heads.latest()           # head models
         ws.embeddings.pooled(...)   # the embedding cache beside the database
-        ws.audit.sampled(key)       # audit samples
+        ws.audit.sampled(key)       # audit samples of what the policy drops
+        ws.rankings.rank_scores()   # active review: the learnt ranking, the blind audit of the unreviewed
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import numpy as np
 from triage_app.core.model.cards import ModelCard, load_cards
 from triage_app.core.model.errors import StoreError
 from triage_app.core.model.policy import Policy
-from triage_app.core.model.settings import Settings, load_settings
+from triage_app.core.model.settings import Settings, TargetSettings, load_settings, save_section
+from triage_app.core.model.targets import Target, apply_target, resolve_target
 from triage_app.core.store.audit import AuditStore
 from triage_app.core.store.db import Database
 from triage_app.core.store.decisions import DecisionStore
@@ -28,13 +30,14 @@ from triage_app.core.store.embeddings import EmbeddingStore
 from triage_app.core.store.frames import DB_NAME, FrameStore
 from triage_app.core.store.heads import HeadStore
 from triage_app.core.store.policies import PolicyStore
+from triage_app.core.store.rankings import RankingStore
 from triage_app.core.store.scores import ScoreStore
 
 
 class Workspace:
     """An open project. ``settings`` default to the project's (user file, project file,
     environment); ``cards`` to the settings' models folder plus members deployed into the
-    project."""
+    project, looking for the project's target (``settings.target``)."""
 
     def __init__(self, root: str | Path, settings: Settings | None = None, cards: dict[str, ModelCard] | None = None,
                  create: bool = True) -> None:
@@ -49,7 +52,9 @@ class Workspace:
             except OSError as exc:
                 raise StoreError(f"{self.root}: cannot create project folder ({exc.strerror})") from exc
         self.settings = settings if settings is not None else load_settings(self.root)
-        self.cards = cards if cards is not None else load_cards(self.settings.models_dir, self.root)
+        self.target = self._target()
+        self.cards = apply_target(cards if cards is not None else load_cards(self.settings.models_dir, self.root),
+                                  self.target)
         self.db = Database(self.root / DB_NAME)
         self.frames = FrameStore(self.db, self.root)
         self.scores = ScoreStore(self.db)
@@ -58,14 +63,35 @@ class Workspace:
         self.heads = HeadStore(self.db)
         self.embeddings = EmbeddingStore(self.db, self.root)
         self.audit = AuditStore(self.db)
+        self.rankings = RankingStore(self.db)
 
     @staticmethod
     def exists(root: str | Path) -> bool:
         return (Path(root) / DB_NAME).is_file()
 
+    def _target(self) -> Target:
+        t = self.settings.target
+        return resolve_target(t.name, t.imagenet_classes, t.prompts, t.background_prompts, t.size_m)
+
+    def set_target(self, name: str, imagenet_classes: list[str] | None = None, prompts: list[str] | None = None,
+                   background_prompts: list[str] | None = None, size_m: float | None = None) -> Target:
+        """Look for another target from now on: written into the project's ``settings.toml``
+        (its other settings and comments kept), the cards look for it, and the members whose
+        scores depend on it score the frames again when scoring next runs."""
+        target = resolve_target(name, imagenet_classes, prompts, background_prompts, size_m)  # checked first
+        path = self.root / "settings.toml"
+        wanted = TargetSettings(name=name, imagenet_classes=list(imagenet_classes or []), prompts=list(prompts or []),
+                                background_prompts=list(background_prompts or []), size_m=size_m)
+        save_section("target", {k: v for k, v in wanted.model_dump().items() if v}, path=path)
+        self.settings.target = wanted
+        self.reload_cards()
+        return target
+
     def reload_cards(self) -> None:
-        """Read the cards again (a member was deployed into the project or retired)."""
-        self.cards = load_cards(self.settings.models_dir, self.root)
+        """Read the cards again (a member was deployed into the project or retired, or the
+        project's target changed)."""
+        self.target = self._target()
+        self.cards = apply_target(load_cards(self.settings.models_dir, self.root), self.target)
 
     def policy(self) -> Policy:
         """The policy in force."""

@@ -91,6 +91,21 @@ def horizontal_fov(frame: Mapping[str, Any], default_deg: float) -> tuple[float,
     return math.degrees(2 * math.atan(width_mm / (2 * float(f35)))), f"{float(f35):g} mm focal length"
 
 
+def ground_sampling_distance(frame: Mapping[str, Any], default_hfov_deg: float) -> float | None:
+    """Metres on the ground per pixel at the picture's centre, from the height above take-off,
+    the gimbal pitch (straight down when unknown) and the field of view; None without a
+    height. Flat ground, as everywhere here."""
+    h, w = frame.get("rel_alt"), frame.get("width")
+    if h is None or not w or float(h) <= 0:
+        return None
+    hfov, _ = horizontal_fov(frame, default_hfov_deg)
+    pitch = frame.get("gimbal_pitch")
+    # Along the ray to the centre the ground is h / sin(pitch) away (not below 10 degrees).
+    down = math.radians(abs(float(pitch))) if pitch is not None else math.pi / 2
+    distance = float(h) / max(math.sin(down), math.sin(math.radians(10)))
+    return 2 * distance * math.tan(math.radians(hfov) / 2) / float(w)
+
+
 def _camera_axes(yaw: float, pitch: float, roll: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(right, down, forward) unit vectors of the image in east-north-up coordinates."""
     y, p = math.radians(yaw), math.radians(pitch)

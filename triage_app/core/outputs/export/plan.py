@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from triage_app.core.model.policy import firing_tile
-from triage_app.core.model.records import LABELS, Decision, Frame, Source, Why
+from triage_app.core.model.records import LABELS, Decision, Frame, Source, Why, event_groups
 from triage_app.core.review.agreement import disagreements
 from triage_app.core.store import Workspace
 
@@ -184,7 +184,7 @@ def plan_export(ws: Workspace, selection: Selection, options: Options) -> Plan:
         items.append(Item(decision=d, frame=fr, source=sources[fr["source_id"]], scores=sc, firing_member=member, box=box,
                           second_review=len(reviewers_of.get(d.frame_id, ())) > 1 or d.sample_kind == Why.SECOND.value))
     members = sorted({m for it in items for m in it.scores} | set(ws.cards))
-    _assign_splits(items, options)
+    _assign_splits(items, options, ws.settings.review.event_gap_s)
     before = counts(items)
     dropped = 0
     if options.balance != "none":
@@ -193,24 +193,37 @@ def plan_export(ws: Workspace, selection: Selection, options: Options) -> Plan:
     return Plan(items, members, held, before, counts(items), dropped, selection.describe())
 
 
-def _assign_splits(items: list[Item], options: Options) -> None:
-    """Stratified by class: within each class, frames ranked by a seeded hash of their id
-    are cut at the shares (largest remainder), so every split gets its share of each class."""
-    by_class: dict[str, list[Item]] = {}
+def _assign_splits(items: list[Item], options: Options, gap_s: float) -> None:
+    """Each event (the frames of one source within ``gap_s`` seconds: near duplicates) goes
+    whole to one split, so no split holds the neighbour of a frame in another. Events, in the
+    order of a seeded hash, each join the split furthest below its share of the event's
+    classes, so every split gets about its share of each class."""
+    groups = event_groups([it.frame for it in items], gap_s)
+    by_group: dict[int, list[Item]] = {}
     for it in items:
-        by_class.setdefault(it.cls, []).append(it)
-    for group in by_class.values():
-        group.sort(key=lambda it: _hash_unit(options.seed, int(it.frame["id"])))
-        n = len(group)
-        exact = [s * n for s in options.split]
-        quota = [int(np.floor(e)) for e in exact]
-        for i in sorted(range(3), key=lambda i: -(exact[i] - quota[i]))[: n - sum(quota)]:
-            quota[i] += 1
-        k = 0
-        for split, q in zip(SPLITS, quota, strict=False):
-            for it in group[k : k + q]:
-                it.split = split
-            k += q
+        by_group.setdefault(groups[int(it.frame["id"])], []).append(it)
+    totals: dict[str, int] = {}
+    for it in items:
+        totals[it.cls] = totals.get(it.cls, 0) + 1
+    filled = {split: dict.fromkeys(totals, 0) for split in SPLITS}
+    order = sorted(by_group, key=lambda g: (_hash_unit(options.seed, min(int(it.frame["id"]) for it in by_group[g])), g))
+    for g in order:
+        members = by_group[g]
+        classes: dict[str, int] = {}
+        for it in members:
+            classes[it.cls] = classes.get(it.cls, 0) + 1
+
+        def deficit(k: int, classes: dict[str, int] = classes) -> float:
+            split, share = SPLITS[k], options.split[k]
+            if share <= 0:
+                return -np.inf
+            return sum(n * (share * totals[c] - filled[split][c]) / totals[c] for c, n in classes.items())
+
+        best = max(range(len(SPLITS)), key=lambda k: (deficit(k), -k))
+        for it in members:
+            it.split = SPLITS[best]
+        for c, n in classes.items():
+            filled[SPLITS[best]][c] += n
 
 
 def _balance(items: list[Item], options: Options) -> tuple[list[Item], int]:

@@ -34,12 +34,14 @@ class OnnxMember:
         self.name = card.name
         self.kind = card.kind
         self.input_size = card.input_size
-        self.version_key = str(meta.get("key", ""))
+        # The scores change with the exported model and, for an ImageNet member, with the
+        # classes that stand for the target (chosen after the model runs).
+        self.version_key = str(meta.get("key", "")) + (f"-{card.scoring_key()}" if card.scoring_key() else "")
         self.meta = meta
         self.session = session
         self.onnx_path = onnx_path
         if card.kind == "imagenet":
-            self._targets = np.asarray(meta["target_indices"], dtype=np.int64)
+            self._targets = np.asarray(card.target_indices(), dtype=np.int64)
         elif card.kind == "clip":
             text = np.asarray(meta["text_embeddings"], dtype=np.float32)
             self._text = text
@@ -54,8 +56,9 @@ class OnnxMember:
         outputs = self.session.run(tiles)
         if self.kind == "imagenet":
             probs, emb = outputs
-            if probs.ndim != 2 or probs.shape[1] <= int(self._targets.max()):
+            if probs.ndim != 2 or (len(self._targets) and probs.shape[1] <= int(self._targets.max())):
                 raise ModelError(self.onnx_path, f"output 'probs' has shape {probs.shape}, expected (N, 1000)")
+            # No ImageNet class stands for the target: the member gives its embeddings and a score of 0.
             return TileOutput(probs[:, self._targets].sum(axis=1), emb)
         if self.kind == "finetuned":
             probs, emb = outputs

@@ -254,7 +254,7 @@ def _build(card: ModelCard, precision: str):
                 return torch.softmax(fc(emb), dim=1), emb
 
         module = _wrap(card, Body(), precision)
-        meta = {"target_indices": card.target_indices(), "embedding_dim": int(fc.in_features)}
+        meta: dict[str, Any] = {"embedding_dim": int(fc.in_features)}  # the target's classes are chosen at run time
         return module, ["probs", "embedding"], meta
     if card.kind == "finetuned":
         tuned = finetuned_net(card)

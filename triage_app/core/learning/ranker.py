@@ -1,0 +1,173 @@
+"""The ranking of active review: how likely each frame is to hold the target, learnt from the
+decisions so far (continuous active learning).
+
+Features: the backbone's pooled tile embeddings (mean and max over the frame's tiles),
+standardised and projected on their first principal components (fitted on every frame, no
+label needed), the zero-shot members' scores for the project's target, and, where grouped
+cross-validation says they help by a clear margin, the frame's context in its flight
+(capture order, height, gimbal pitch, the neighbouring frames' scores). The model is a
+class-balanced, strongly regularised logistic regression: it is refitted every few dozen
+decisions from the cache in a fraction of a second.
+
+Cross-validation keeps each event (the frames of one source within a few seconds, near
+duplicates) on one side of every fold. Each decided frame's out-of-fold score (from a fit
+that did not see its label, nor its near duplicates') is stored with the ranking: the
+stopping estimate calibrates the ranking's scores with them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from triage_app.core.learning.folds import fold_groups, grouped_folds
+from triage_app.core.learning.head import CONTEXT_FEATURES, context_features
+from triage_app.core.model.errors import TriageError
+from triage_app.core.store import Workspace
+
+#: Principal components of the pooled embeddings the ranking reads.
+COMPONENTS = 128
+#: Inverse strength of the L2 penalty: strong, since labels are few and dimensions many.
+C = 0.01
+#: How much higher the context features' grouped cross-validated AUC must be before the
+#: ranking uses them.
+CONTEXT_MARGIN = 0.02
+FOLDS = 5
+PCA_SAMPLE = 10_000
+
+
+@dataclass
+class RankingResult:
+    ranking_id: int
+    positives: int
+    negatives: int
+    frames: int
+    cv_auc: float | None
+    cv_auc_context: float | None
+    uses_context: bool
+    features: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def describe(self) -> str:
+        auc = "n/a" if self.cv_auc is None else f"{self.cv_auc:.3f}"
+        ctx = "" if self.cv_auc_context is None else f"; with context {self.cv_auc_context:.3f}"
+        return (f"ranking {self.ranking_id} from {self.positives} accepted and {self.negatives} rejected frames "
+                f"(event-grouped cross-validated AUC {auc}{ctx}; reads {', '.join(self.features)})")
+
+
+def _backbone(ws: Workspace) -> str:
+    head = ws.cards.get("head")
+    if head is not None and head.backbone:
+        return head.backbone
+    for name, card in ws.cards.items():
+        if card.kind == "imagenet":
+            return name
+    raise TriageError("no backbone member gives embeddings to rank by (a card of kind 'imagenet' is needed)")
+
+
+def _project(feats: np.ndarray, components: int, seed: int = 0, chunk: int = 8192) -> np.ndarray:
+    """Standardised features on their first principal components (fitted on a sample of at
+    most ``PCA_SAMPLE`` frames), read from the memory-mapped cache in chunks."""
+    from sklearn.decomposition import PCA
+
+    n, d = feats.shape
+    rng = np.random.default_rng(seed)
+    sample = np.sort(rng.choice(n, PCA_SAMPLE, replace=False)) if n > PCA_SAMPLE else np.arange(n)
+    xs = np.asarray(feats[sample], dtype=np.float32)
+    mu, sd = xs.mean(axis=0), xs.std(axis=0) + 1e-6
+    k = int(min(components, d, max(1, len(sample) - 1)))
+    pca = PCA(k, random_state=seed, svd_solver="randomized" if k < min(len(sample), d) else "full").fit((xs - mu) / sd)
+    out = np.empty((n, k), dtype=np.float32)
+    for i in range(0, n, chunk):
+        block = (np.asarray(feats[i : i + chunk], dtype=np.float32) - mu) / sd
+        out[i : i + chunk] = pca.transform(block)
+    return out
+
+
+def _member_features(ws: Workspace, frame_ids: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """The zero-shot members' scores (logit; a missing score takes the member's median and a
+    flag). Learnt members (head, fine-tuned) are left out: they are trained on the same
+    decisions and would echo them."""
+    ids, names, mat, _ = ws.scores.score_table()
+    keep = [j for j, n in enumerate(names) if ws.cards.get(n) is not None and ws.cards[n].kind in ("imagenet", "clip")]
+    if not keep:
+        return np.zeros((len(frame_ids), 0), np.float32), []
+    row = {int(f): i for i, f in enumerate(ids.tolist())}
+    idx = np.array([row.get(int(f), -1) for f in frame_ids.tolist()])
+    cols, used = [], []
+    for j in keep:
+        v = np.where(idx >= 0, mat[np.maximum(idx, 0), j], np.nan)
+        missing = np.isnan(v)
+        if missing.all():
+            continue
+        v = np.clip(np.where(missing, np.nanmedian(v), v), 1e-6, 1 - 1e-6)
+        cols.append(np.log(v / (1 - v)))
+        used.append(names[j])
+        if missing.any():
+            cols.append(missing.astype(float))
+    if not cols:
+        return np.zeros((len(frame_ids), 0), np.float32), []
+    return np.stack(cols, axis=1).astype(np.float32), used
+
+
+def _model() -> Any:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced", C=C, max_iter=2000))
+
+
+def _grouped_oof(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int = 0) -> tuple[np.ndarray, float | None]:
+    """(out-of-fold decision values, pooled ROC AUC) with each group on one side of every fold."""
+    from sklearn.metrics import roc_auc_score
+
+    oof = np.full(len(y), np.nan)
+    for train, test in grouped_folds(y, groups, FOLDS, seed):
+        oof[test] = _model().fit(x[train], y[train]).decision_function(x[test])
+    ok = ~np.isnan(oof)
+    if ok.sum() < 4 or len(np.unique(y[ok])) < 2:
+        return oof, None
+    return oof, float(roc_auc_score(y[ok], oof[ok]))
+
+
+def train_ranking(ws: Workspace) -> RankingResult | None:
+    """Learn the ranking from the standing decisions and store it with every frame's rank
+    score; None while there are fewer than 2 accepted or 2 rejected frames (the zero-shot
+    members' order stands until then)."""
+    t0 = time.perf_counter()
+    labels = ws.decisions.labels()
+    frame_ids, feats, _version = ws.embeddings.pooled(_backbone(ws))
+    if len(frame_ids) == 0:
+        return None
+    row_of = {int(f): i for i, f in enumerate(frame_ids.tolist())}
+    rows = np.array([row_of[f] for f in labels if f in row_of], dtype=np.int64)
+    y = np.array([labels[int(frame_ids[r])] for r in rows], dtype=int)
+    pos, neg = int(y.sum()), int(len(y) - y.sum())
+    if pos < 2 or neg < 2:
+        return None
+    z = _project(feats, COMPONENTS)
+    members, member_names = _member_features(ws, frame_ids)
+    base = np.hstack([z, members]) if members.shape[1] else z
+    groups = fold_groups(ws, frame_ids[rows])
+    oof, cv_auc = _grouped_oof(base[rows], y, groups)
+    ctx = context_features(ws, frame_ids)
+    with_ctx = np.hstack([base, ctx])
+    oof_ctx, cv_auc_ctx = _grouped_oof(with_ctx[rows], y, groups)
+    uses_context = cv_auc is not None and cv_auc_ctx is not None and cv_auc_ctx > cv_auc + CONTEXT_MARGIN
+    x_all = with_ctx if uses_context else base
+    if uses_context:
+        oof = oof_ctx
+    model = _model().fit(x_all[rows], y)
+    scores = model.decision_function(x_all)
+    features = [f"{z.shape[1]} principal components of the {_backbone(ws)} embeddings"] + [
+        f"{n} score" for n in member_names] + (list(CONTEXT_FEATURES) if uses_context else [])
+    oof_by_frame = {int(frame_ids[r]): float(o) for r, o in zip(rows, oof, strict=True) if not np.isnan(o)}
+    metrics = dict(cv_auc=cv_auc, cv_auc_context=cv_auc_ctx, uses_context=uses_context, features=features,
+                   components=int(z.shape[1]), C=C, folds="grouped by event")
+    rid = ws.rankings.save(frame_ids.tolist(), scores.tolist(), oof_by_frame, len(labels), pos, neg, metrics)
+    return RankingResult(rid, pos, neg, len(frame_ids), cv_auc, cv_auc_ctx, uses_context, features,
+                         time.perf_counter() - t0)

@@ -1,0 +1,252 @@
+"""How far active review has come: the targets found so far, an estimate of those left among
+the frames nobody has reviewed, the recall reached with its interval at the supervisor's
+assurance, whether the target recall is reached, and what the next points would cost.
+
+Three kinds of evidence, each named where it is shown:
+
+- **Model-based** (the headline and the stopping decision). The ranking's scores are
+  calibrated on the decided frames' *out-of-fold* scores (each from a ranking that saw
+  neither the frame's label nor its near duplicates'): a logistic map from score to the
+  chance of holding the target, refitted on bootstrap resamples of the decided frames. Summed
+  over the unreviewed frames it gives the positives left, with their spread (the map's
+  uncertainty and the frames' own chance). This rests on the frames left being like the
+  decided frames of the same score.
+- **From the review sequence alone** (the lower end of the interval when it is lower). The
+  hypergeometric stopping test of Callaghan & Müller-Hansen (2020): the frames shown most
+  recently are taken as at least as rich in targets as a random draw of those then left (a
+  ranking better than chance makes that true), and the largest number of targets left that
+  the sequence does not rule out at the assurance bounds the recall from below.
+- **The blind audit**: frames drawn at random from the unreviewed, stratified by the current
+  ranking, with the chance each had recorded: a design-based estimate of the positives left
+  (Hansen-Hurwitz, each draw's estimate carried forward by the targets found since). Its
+  draws also enter the calibration above, where they are the only decided frames the ranking
+  did not choose.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from triage_app.core.store import Workspace
+from triage_app.core.store.rankings import AuditDraw
+
+BOOTSTRAPS = 400
+#: Review does not stop before this many frames were shown and targets found: an estimate
+#: from fewer says too little.
+MIN_REVIEWED = 50
+MIN_FOUND = 3
+#: The most recent decisions the review-sequence test reads (older ones add little and cost much).
+CMH_WINDOW = 5000
+
+
+@dataclass
+class Progress:
+    frames: int  # frames scored (the population review ranks)
+    reviewed: int  # frames decided (accept or reject; unsure ones count as reviewed, not as found)
+    found: int  # accepted among them
+    left: int  # scored frames nobody has decided
+    target: float
+    confidence: float
+    recall: float | None = None  # headline: model-based median
+    recall_low: float = 0.0  # at the assurance: the lower of the model's and the sequence's bound
+    recall_high: float = 1.0
+    model_low: float | None = None
+    sequence_low: float | None = None
+    remaining: float | None = None  # positives estimated left (model-based median)
+    remaining_high: float | None = None  # at the assurance
+    audit_draws: int = 0
+    audit_positives: int = 0
+    audit_remaining: float | None = None  # design-based estimate of the positives left
+    reached: bool = False
+    basis: str = ""
+    note: str = ""
+    next_points: list[tuple[float, int]] = field(default_factory=list)  # (recall, frames more to review)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = dict(self.__dict__)
+        out["next_points"] = [list(p) for p in self.next_points]
+        return out
+
+
+def _fit_logistic(x: np.ndarray, y: np.ndarray, w: np.ndarray, iters: int = 30) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted 1-D logistic regressions (intercept a, slope b), one per row of ``w``, by
+    Newton's method at once for every row; a tiny ridge keeps separable data finite."""
+    a = np.zeros(len(w))
+    b = np.zeros(len(w))
+    ridge = 1e-3
+    for _ in range(iters):
+        z = np.clip(a[:, None] + b[:, None] * x[None, :], -30, 30)
+        p = 1.0 / (1.0 + np.exp(-z))
+        r = w * (y[None, :] - p)
+        h = w * p * (1 - p)
+        ga, gb = r.sum(1) - ridge * a, (r * x).sum(1) - ridge * b
+        haa, hab, hbb = h.sum(1) + ridge, (h * x).sum(1), (h * x * x).sum(1) + ridge
+        det = haa * hbb - hab * hab
+        det = np.where(np.abs(det) < 1e-12, 1e-12, det)
+        da, db = (hbb * ga - hab * gb) / det, (haa * gb - hab * ga) / det
+        a, b = a + da, b + db
+        if np.max(np.abs(da)) + np.max(np.abs(db)) < 1e-7:
+            break
+    return a, b
+
+
+def remaining_samples(oof: np.ndarray, y: np.ndarray, left_scores: np.ndarray, rng: np.random.Generator,
+                      boots: int = BOOTSTRAPS) -> np.ndarray:
+    """Draws of the number of targets among frames with ``left_scores``, from the decided
+    frames' out-of-fold scores ``oof`` and labels ``y``: a logistic calibration per Poisson
+    bootstrap resample, and each frame's own chance on top."""
+    if len(left_scores) == 0:
+        return np.zeros(boots)
+    mu, sd = float(np.mean(oof)), float(np.std(oof)) or 1.0
+    x, xl = (oof - mu) / sd, (left_scores - mu) / sd
+    w = rng.poisson(1.0, size=(boots, len(y))).astype(float)
+    w[0] = 1.0  # the first draw is the plain fit
+    a, b = _fit_logistic(x, y.astype(float), w)
+    out = np.empty(boots)
+    for i in range(boots):  # frame by frame the sum is Poisson-binomial; a Poisson draw errs on the wide side
+        lam = float((1.0 / (1.0 + np.exp(-np.clip(a[i] + b[i] * xl, -30, 30)))).sum())
+        out[i] = rng.poisson(lam)
+    return out
+
+
+def sequence_pvalue(labels: np.ndarray, pool: int, target: float, r_hyp: int | None = None) -> float:
+    """Callaghan & Müller-Hansen's test of "recall below ``target``" (or of "``r_hyp`` targets
+    in all"): the last n frames shown, for every n, read as a random draw of the frames left
+    before them; ``pool`` is the number of frames the review ranks (shown and left)."""
+    t = len(labels)
+    k = int(labels.sum())
+    if r_hyp is None:
+        r_hyp = int(np.floor(k / target)) + 1
+    rev = labels[::-1][:CMH_WINDOW]
+    pos = np.flatnonzero(rev)
+    n = np.unique(np.append(pos, len(rev)))
+    n = n[n >= 1]
+    if len(n) == 0:
+        return 1.0
+    kn = np.concatenate([[0], np.cumsum(rev)])[n]
+    nn = pool - t + n
+    big_k = np.minimum(r_hyp - (k - kn), nn)
+    return float(stats.hypergeom.cdf(kn, nn, big_k, n).min())
+
+
+def sequence_lower(labels: np.ndarray, pool: int, confidence: float) -> float:
+    """Recall's lower bound from the review sequence: found / the most targets in all that
+    the sequence does not rule out at ``confidence``."""
+    k = int(labels.sum())
+    if k == 0:
+        return 0.0
+    lo, hi = k, k + max(pool - len(labels), 0)
+    alpha = 1.0 - confidence
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if sequence_pvalue(labels, pool, 1.0, r_hyp=mid) >= alpha:
+            lo = mid
+        else:
+            hi = mid - 1
+    return k / lo
+
+
+def audit_estimate(draws: list[AuditDraw], labels: dict[int, int], found_after: Any) -> float | None:
+    """Design-based positives left (Hansen-Hurwitz): each decided draw estimates the targets
+    left when it was drawn, less those found since (``found_after(reviewed_before)``); the
+    draws' mean, the later draws weighing more (their pool was smaller)."""
+    est, weight = [], []
+    for d in draws:
+        if d.frame_id not in labels or d.probability <= 0:
+            continue
+        est.append(labels[d.frame_id] / d.probability - found_after(d.reviewed_before))
+        weight.append(1.0 / max(d.pool, 1))
+    if not est:
+        return None
+    return max(0.0, float(np.average(est, weights=weight)))
+
+
+def review_progress(ws: Workspace, target: float | None = None, confidence: float | None = None,
+                    seed: int = 0) -> Progress:
+    """Where active review stands (reads only)."""
+    saved = ws.policies.current()
+    target = target if target is not None else float((saved or {}).get("target_recall") or ws.settings.review.target_recall)
+    confidence = confidence if confidence is not None else float((saved or {}).get("confidence")
+                                                                 or ws.settings.review.recall_confidence)
+    history = ws.decisions.history()
+    standing = {d.frame_id: d for d in history}
+    order: list[int] = []
+    seen: set[int] = set()
+    for d in history:  # the frames in the order they were first decided
+        if d.frame_id not in seen:
+            seen.add(d.frame_id)
+            order.append(d.frame_id)
+    labels = {f: t for f, d in standing.items() if (t := d.label.target) is not None}
+    scored = ws.scores.score_table()[0]
+    pool = len(scored)
+    scored_set = set(int(f) for f in scored.tolist())
+    left_ids = scored_set - set(standing)
+    seq = np.array([labels.get(f, 0) for f in order if f in scored_set], dtype=np.int64)
+    found = int(seq.sum())
+    p = Progress(frames=pool, reviewed=len(seq), found=found, left=len(left_ids), target=target, confidence=confidence)
+    draws = ws.rankings.audit_draws()
+    decided_draws = [d for d in draws if d.frame_id in labels]
+    p.audit_draws, p.audit_positives = len(decided_draws), sum(labels[d.frame_id] for d in decided_draws)
+    cum = np.concatenate([[0], np.cumsum(seq)])
+    p.audit_remaining = audit_estimate(decided_draws, labels, lambda before: int(cum[-1] - cum[min(before, len(seq))]))
+    if found:
+        p.sequence_low = sequence_lower(seq, pool, confidence)
+    ranked = ws.rankings.rank_scores()
+    if ranked.ranking_id is None or found < 2:
+        p.basis = "no ranking learnt yet: the zero-shot members' order"
+        p.recall_low = p.sequence_low or 0.0
+        p.note = "the recall can be estimated once decisions hold accepted and rejected frames"
+        return p
+    at = {int(f): i for i, f in enumerate(ranked.frame_ids.tolist())}
+    dec = [f for f in labels if f in at and not np.isnan(ranked.oof[at[f]])]
+    oof = np.array([ranked.oof[at[f]] for f in dec])
+    y = np.array([labels[f] for f in dec])
+    left = np.array([ranked.scores[at[f]] for f in left_ids if f in at])
+    if len(dec) < 10 or y.sum() < 2 or y.sum() == len(y):
+        p.basis = "too few decided frames with out-of-fold scores to calibrate the ranking"
+        p.recall_low = p.sequence_low or 0.0
+        return p
+    rng = np.random.default_rng(seed)
+    draws_left = remaining_samples(oof, y, left, rng)
+    recall = found / (found + draws_left)
+    p.remaining = float(np.median(draws_left))
+    p.remaining_high = float(np.quantile(draws_left, confidence))
+    p.recall = float(np.median(recall))
+    p.model_low = float(np.quantile(recall, 1 - confidence))
+    p.recall_high = float(np.quantile(recall, confidence)) if confidence > 0.5 else 1.0
+    p.recall_low = min(p.model_low, p.sequence_low if p.sequence_low is not None else 1.0)
+    p.recall = min(max(p.recall, p.recall_low), p.recall_high)
+    p.basis = ("model-based: the ranking's scores calibrated on the decided frames' out-of-fold scores; the interval's "
+               "lower end is the lower of that model's and of the review sequence's bound")
+    p.reached = p.model_low >= target and p.reviewed >= MIN_REVIEWED and found >= MIN_FOUND
+    if not p.reached and p.model_low >= target:
+        p.note = f"the estimate says the target is reached, but review stops only after {MIN_REVIEWED} frames and " \
+                 f"{MIN_FOUND} targets found"
+    p.next_points = _next_points(found, p.remaining, oof, y, left, target)
+    return p
+
+
+def _next_points(found: int, remaining: float, oof: np.ndarray, y: np.ndarray, left: np.ndarray,
+                 target: float) -> list[tuple[float, int]]:
+    """Frames to review, in ranking order, before the expected recall reaches the target and
+    the next points above it (the calibrated chances of the frames left, summed down the
+    ranking)."""
+    if len(left) == 0:
+        return []
+    mu, sd = float(np.mean(oof)), float(np.std(oof)) or 1.0
+    a, b = _fit_logistic((oof - mu) / sd, y.astype(float), np.ones((1, len(y))))
+    chance = 1.0 / (1.0 + np.exp(-np.clip(a[0] + b[0] * (np.sort(left)[::-1] - mu) / sd, -30, 30)))
+    gained = np.cumsum(chance)
+    total = found + max(remaining, float(gained[-1]))
+    out = []
+    for r in sorted({round(target, 2), *(round(x, 2) for x in np.arange(np.ceil(target * 100) / 100, 1.0001, 0.01))}):
+        need = r * total - found
+        frames = 0 if need <= 0 else int(np.searchsorted(gained, need) + 1)
+        if need > gained[-1]:
+            break
+        out.append((float(r), frames))
+    return out[:6]

@@ -1,0 +1,108 @@
+"""The ranking of active review: each version the learning made (with its metrics), every
+frame's rank score under the latest one and the decided frames' out-of-fold scores; and the
+blind audit's draws from the frames not yet reviewed. Every statement about the
+``rankings``, ``rank_scores`` and ``audit_draws`` tables lives here."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, func, insert, select
+
+from triage_app.core.store.db import Database, inserted_id
+from triage_app.core.store.frames import now_iso
+
+
+@dataclass
+class RankScores:
+    """Frame ids with their rank score and, for decided frames, out-of-fold score (NaN else)."""
+
+    ranking_id: int | None
+    frame_ids: np.ndarray
+    scores: np.ndarray
+    oof: np.ndarray
+
+
+@dataclass
+class AuditDraw:
+    frame_id: int
+    reviewed_before: int  # frames reviewed when it was drawn
+    pool: int  # frames not yet reviewed then
+    stratum: int
+    stratum_size: int
+    probability: float  # the chance it had of being the one drawn
+    ranking_id: int | None
+
+
+class RankingStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.rankings = db.table("rankings")
+        self.scores = db.table("rank_scores")
+        self.draws = db.table("audit_draws")
+
+    # -- the ranking ----------------------------------------------------------------------
+    def save(self, frame_ids: Sequence[int], scores: Sequence[float], oof: dict[int, float], decisions: int,
+             positives: int, negatives: int, metrics: dict[str, Any]) -> int:
+        """A new ranking version replacing every rank score, in one transaction."""
+        stamp = now_iso()
+        mark = "?" if self.db.engine.dialect.paramstyle == "qmark" else "%s"
+        sql = f"INSERT INTO rank_scores (frame_id, ranking_id, score, oof) VALUES ({mark}, {mark}, {mark}, {mark})"
+
+        def fn(conn: Connection) -> int:
+            rid = inserted_id(conn.execute(insert(self.rankings).values(
+                created_at=stamp, decisions=decisions, positives=positives, negatives=negatives,
+                metrics=json.dumps(metrics))))
+            conn.execute(self.scores.delete())
+            params = [(int(f), rid, float(s), oof.get(int(f))) for f, s in zip(frame_ids, scores, strict=True)]
+            if params:
+                conn.exec_driver_sql(sql, params)
+            return rid
+
+        return self.db.write(fn)
+
+    def latest(self) -> dict[str, Any] | None:
+        with self.db.read() as conn:
+            row = conn.execute(select(self.rankings).order_by(self.rankings.c.id.desc()).limit(1)).mappings().first()
+        if row is None:
+            return None
+        out = dict(row)
+        out["metrics"] = json.loads(out["metrics"] or "{}")
+        return out
+
+    def rank_scores(self) -> RankScores:
+        with self.db.read() as conn:
+            rows = conn.execute(select(self.scores.c.frame_id, self.scores.c.score, self.scores.c.oof,
+                                       self.scores.c.ranking_id)).all()
+        if not rows:
+            return RankScores(None, np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
+        ids = np.array([r[0] for r in rows], np.int64)
+        order = np.argsort(ids)
+        return RankScores(int(max(r[3] for r in rows)), ids[order], np.array([r[1] for r in rows], float)[order],
+                          np.array([np.nan if r[2] is None else r[2] for r in rows], float)[order])
+
+    # -- the blind audit of what is not yet reviewed ------------------------------------
+    def record_draws(self, draws: Sequence[AuditDraw]) -> None:
+        if not draws:
+            return
+        stamp = now_iso()
+        rows = [dict(frame_id=d.frame_id, drawn_at=stamp, reviewed_before=d.reviewed_before, pool=d.pool,
+                     stratum=d.stratum, stratum_size=d.stratum_size, probability=d.probability,
+                     ranking_id=d.ranking_id) for d in draws]
+        self.db.write(lambda conn: conn.execute(insert(self.draws), rows))
+
+    def audit_draws(self) -> list[AuditDraw]:
+        """Every draw, oldest first (a frame is drawn at most once)."""
+        t = self.draws
+        with self.db.read() as conn:
+            rows = conn.execute(select(t).order_by(t.c.id)).mappings().all()
+        return [AuditDraw(int(r["frame_id"]), int(r["reviewed_before"]), int(r["pool"]), int(r["stratum"]),
+                          int(r["stratum_size"]), float(r["probability"]), r["ranking_id"]) for r in rows]
+
+    def draw_count(self) -> int:
+        with self.db.read() as conn:
+            return int(conn.execute(select(func.count()).select_from(self.draws)).scalar_one())
