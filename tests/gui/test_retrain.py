@@ -24,7 +24,7 @@ def test_retrain_button_trains_the_head_and_rescores(qtbot, review_project: Path
                                       seconds_spent=1.0, policy="p", member_scores="{}") for r in p.frames.frame_rows()])
     window = _open(qtbot, review_project)
     with qtbot.waitSignal(window.controller.work_did_finish, timeout=60000) as blocker:
-        window.controller.retrain()
+        window.controller.learn()
     assert "Head version 1" in blocker.args[0] and "12 frames re-scored" in blocker.args[0]
     raw = sqlite3.connect(review_project / "project.db")
     assert raw.execute("SELECT count(*) FROM scores WHERE member='head'").fetchone()[0] == 12

@@ -1,5 +1,5 @@
 """The main window: project, sources with ingest in a worker, the review and supervisor
-views, and the toolbar that scores, retrains, checks labels and exports."""
+views, and the toolbar that sets the target, scores, learns, checks labels and exports."""
 
 from __future__ import annotations
 
@@ -42,6 +42,8 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.controller = controller or ProjectController()
         self._last_sampling = None  # the sampling chosen for the last footage added
+        self._learnt_at = 0  # decisions made when learning last started
+        self.target_dialog = None
         self.setWindowTitle("Drone triage")
         self.resize(1200, 760)
         self.sources_view = SourcesView()
@@ -86,6 +88,7 @@ class MainWindow(QMainWindow):
         self.review.queue_did_change.connect(self._show_queue_size)
         self.review.review_did_fail.connect(self._on_work_failed)
         self.review.position_did_copy.connect(self._say)
+        self.review.target_did_reach.connect(self._say)
         self.review.decision_did_record.connect(self._on_decided)
         self.review.decision_did_undo.connect(lambda _n: c.announce(Change.DECISIONS))
         self.supervisor.policy_did_change.connect(lambda _pid: c.announce(Change.POLICY))
@@ -105,7 +108,9 @@ class MainWindow(QMainWindow):
         c.work_did_fail.connect(self._on_work_failed)
 
     _TIPS = {
-        "Retrain head": "Train the head on the decisions and re-score every frame from the cached embeddings",
+        "Learn": "Learn from the decisions now: the review order (most likely frames first) and the head, every frame "
+                 "re-scored from the cached embeddings. Runs by itself every few dozen decisions.",
+        "Target…": "What this project looks for (person, vehicle, boat, ... or your own classes and prompts)",
         "Fine-tune backbone": "Fine-tune the backbone's last blocks on the decisions, compare with the head on the same "
                               "folds, and add it to the ensemble when it wins (minutes on a GPU, long on a CPU)",
         "Check labels": "Put the decisions the evidence disagrees with back into the review queue",
@@ -121,7 +126,8 @@ class MainWindow(QMainWindow):
             ("Add image folder…", self._add_folder, None),
             ("Add stream…", self._add_stream, None),
             ("Score", self.controller.score, None),
-            ("Retrain head", self.controller.retrain, None),
+            ("Target…", self.open_target, None),
+            ("Learn", self.controller.learn, None),
             ("Fine-tune backbone", lambda: self.controller.finetune(), None),
             ("Check labels", self.controller.check_labels, None),
             ("Export…", self.open_export, None),
@@ -195,6 +201,33 @@ class MainWindow(QMainWindow):
         self.add_footage_dialog = dialog
         dialog.open()
         return dialog
+
+    def open_target(self):
+        """"What are you looking for?" (not modal; the dialog is returned, for tests)."""
+        c = self.controller
+        if c.ws is None:
+            self._on_work_failed("Open or create a project first: the target belongs to a project.")
+            return None
+        from triage_app.gui.dialogs.target_dialog import TargetDialog
+
+        dialog = TargetDialog(c.ws.target if c.ws.target_chosen else None, self, frames=c.ws.frames.frame_count())
+
+        def accepted() -> None:
+            name, classes, prompts, size = dialog.chosen()
+            if c.set_target(name, classes, prompts, size):
+                self._show_target()
+
+        dialog.accepted.connect(accepted)
+        self.target_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def _show_target(self) -> None:
+        c = self.controller
+        if c.ws is not None:
+            t = c.ws.target
+            self.project_label.setText(f"Project: {c.ws.root}  ·  looking for {t.label or t.name}"
+                                       + ("" if c.ws.target_chosen else " (the default: Target… to choose)"))
 
     def open_export(self) -> None:
         """The export dialog (not modal: reviewing can go on beside it)."""
@@ -282,7 +315,7 @@ class MainWindow(QMainWindow):
 
     def _on_decided(self, decisions: int) -> None:
         self.controller.announce(Change.DECISIONS)
-        self._maybe_retrain(decisions)
+        self._maybe_learn(decisions)
 
     def _on_tab_changed(self, index: int) -> None:
         page = self.tabs.widget(index)
@@ -310,10 +343,13 @@ class MainWindow(QMainWindow):
 
     # -- controller events ----------------------------------------------------------
     def _on_project_open(self, path: str) -> None:
-        self.project_label.setText(f"Project: {path}")
         self.setWindowTitle(f"Drone triage — {Path(path).name}")
         self._show_reviewer()
         c = self.controller
+        self._learnt_at = self.review.decisions_made
+        self._show_target()
+        if not c.ws.target_chosen and not c.ws.frames.frame_count():
+            self.open_target()  # a new project: ask what it looks for before footage comes
         self.review.start(c.ws, resolve=self.resolve_action.isChecked())
         self.supervisor.start(c.ws)
         self.finds.start(c.ws)
@@ -331,11 +367,13 @@ class MainWindow(QMainWindow):
             self.cancel_button.setVisible(False)
         self.statusBar().showMessage(summary, 15000)
 
-    def _maybe_retrain(self, decisions: int) -> None:
-        """Retrain the head every ``review.retrain_every`` decisions (off when 0)."""
+    def _maybe_learn(self, decisions: int) -> None:
+        """Learn again once ``review.retrain_every`` decisions were made since the last time
+        (off when 0); while other work runs, at the next decision after it ends."""
         every = self.controller.settings.review.retrain_every if self.controller.settings else 0
-        if every and decisions and decisions % every == 0 and not self.controller.busy:
-            self.controller.retrain()
+        if every and decisions - self._learnt_at >= every and not self.controller.busy:
+            self._learnt_at = decisions
+            self.controller.learn()
 
     def show_review(self) -> None:
         self.tabs.setCurrentWidget(self.review_view)

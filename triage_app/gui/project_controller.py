@@ -178,8 +178,30 @@ class ProjectController(QObject):
         if problems:
             self.work_did_fail.emit("\n".join(problems))
 
+    def set_target(self, name: str, classes: list[str] | None = None, prompts: list[str] | None = None,
+                   size_m: float | None = None) -> bool:
+        """Look for another target from now on (saved in the project's settings); the frames
+        already scored are scored again for it, in the background."""
+        ws = self._open_or_say()
+        if ws is None:
+            return False
+        before = ws.target
+        try:
+            target = ws.set_target(name, classes, prompts, size_m=size_m)
+        except TriageError as exc:
+            self.work_did_fail.emit(f"The target could not be set: {exc}")
+            return False
+        self.announce(Change.CARDS)
+        if target == before:
+            self.work_did_finish.emit(f"This project looks for {target.describe()}.")
+            return True
+        self.work_did_finish.emit(f"This project now looks for {target.describe()}.")
+        if ws.frames.frame_count():
+            self.score()  # the zero-shot members' scores depend on the target
+        return True
+
     # -- learning --------------------------------------------------------------------------
-    def retrain(self) -> None:
+    def learn(self) -> None:
         """Learn from the decisions: the ranking of active review and a new head (every frame
         re-scored from the cache), in the background."""
         ws = self._open_or_say()

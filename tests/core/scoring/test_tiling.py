@@ -64,3 +64,30 @@ def test_shrinking_once_gives_the_pixels_of_shrinking_each_window(width: int, he
     diff = np.abs(fast.astype(np.int16) - slow.astype(np.int16))
     for k in range(len(tiles)):
         assert diff[k].mean() < 1.5, (k, tiles[k], diff[k].mean())
+
+
+def test_the_tiling_scale_follows_the_ground_sampling_distance() -> None:
+    """A person (0.5 m) from 100 m in a 640-pixel thermal frame with a 50° view spans three pixels: the frame
+    is never shrunk. A car (2 m) from 30 m in a 4000-pixel photo spans about 150: it may be
+    shrunk until it spans the target's pixels, not further than the floor."""
+    from triage_app.core.ingest.telemetry.geo import ground_sampling_distance
+    from triage_app.core.model.settings import TilingSettings
+    from triage_app.core.scoring.tiling import tiling_scale
+
+    t = TilingSettings()
+    thermal = {"rel_alt": 100.0, "gimbal_pitch": -90.0, "width": 640, "height": 512}
+    gsd = ground_sampling_distance(thermal, 50.0)
+    assert gsd == pytest.approx(2 * 100 * np.tan(np.radians(25)) / 640)
+    scale, why = tiling_scale(thermal, 0.5, t, 50.0, 224)
+    assert scale == 1.0 and "0.5 m target spans 3 px at 14.6 cm/px" in why
+    photo = {"rel_alt": 30.0, "gimbal_pitch": -90.0, "width": 4000, "height": 3000}
+    scale, why = tiling_scale(photo, 2.0, t, 84.0, 224)
+    car_px = 2.0 / ground_sampling_distance(photo, 84.0)
+    assert scale == pytest.approx(t.target_pixels / car_px) and 0.2 < scale < 0.3
+    assert tiling_scale(photo, 40.0, t, 84.0, 224)[0] == t.min_downscale  # a large target: the floor
+    # An oblique view sees the ground further away: coarser pixels, less shrinking.
+    oblique = dict(photo, gimbal_pitch=-30.0)
+    assert tiling_scale(oblique, 2.0, t, 84.0, 224)[0] > scale
+    # No height, or the telemetry switched off: the settings' downscale.
+    assert tiling_scale({"width": 4000, "height": 3000}, 2.0, t, 84.0, 224) == (t.downscale, "no height in the telemetry: the settings' downscale")
+    assert tiling_scale(photo, 2.0, TilingSettings(from_telemetry=False), 84.0, 224)[0] == t.downscale

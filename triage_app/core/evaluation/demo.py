@@ -20,6 +20,7 @@ from triage_app.core.store import Workspace
 
 DEMO_VIDEO = REPO_ROOT / "resources" / "demo" / "flight.mp4"
 DEMO_FPS = 2.0
+DEMO_TARGET = "boat"  # the demo flight follows a river with boats on it
 
 
 def default_demo_dir() -> Path:
@@ -49,6 +50,8 @@ def run_demo(project_dir: Path | None = None, progress_factory: Callable[[str], 
     root = Path(project_dir) if project_dir else default_demo_dir()
     summary = DemoSummary(project=root)
     with Workspace(root) as ws:
+        if not ws.target_chosen:
+            ws.set_target(DEMO_TARGET)
         settings = ws.settings
         bar = progress_factory("demo ingest") if progress_factory else None
         try:

@@ -14,6 +14,7 @@ from triage_app.core.model.policy import fuse
 from triage_app.core.model.records import Source
 from triage_app.core.review.agreement import agreement, disagreements
 from triage_app.core.review.audit import Snapshot, snapshot
+from triage_app.core.review.progress import review_progress
 from triage_app.core.review.recall import estimate_recall, quantile_levels, recall_bounds, unaudited_positives
 from triage_app.core.store import Workspace
 
@@ -40,7 +41,14 @@ def report(ws: Workspace, snap: Snapshot | None = None) -> dict[str, Any]:
     est = estimate_recall(int(cand.sum()), reviewed_c, accepted_c, sizes, n_h, a_h, known_dropped=known_dropped,
                           unaudited=unaudited)
     frames = ws.frames.frame_count()
+    active = None
+    if ws.settings.review.order == "active":
+        progress = review_progress(ws)
+        active = progress.as_dict() | {"lines": progress.lines(), "headline": progress.headline(),
+                                       "next": progress.next_points_text()}
     return {
+        "active_review": active,  # where active review stands: the recall reached and the stopping point
+        "target": ws.target.name,
         "frames": frames,
         "scored": int(len(snap.ids)),
         "candidates": int(cand.sum()),

@@ -11,11 +11,12 @@ Three kinds of evidence, each named where it is shown:
   over the unreviewed frames it gives the positives left, with their spread (the map's
   uncertainty and the frames' own chance). This rests on the frames left being like the
   decided frames of the same score.
-- **From the review sequence alone** (the lower end of the interval when it is lower). The
-  hypergeometric stopping test of Callaghan & Müller-Hansen (2020): the frames shown most
-  recently are taken as at least as rich in targets as a random draw of those then left (a
-  ranking better than chance makes that true), and the largest number of targets left that
-  the sequence does not rule out at the assurance bounds the recall from below.
+- **From the review sequence alone** (shown beside the model-based interval; the lower end
+  before a model can be fitted). The hypergeometric stopping test of Callaghan &
+  Müller-Hansen (2020): the frames shown most recently are taken as at least as rich in
+  targets as a random draw of those then left (a ranking better than chance makes that
+  true), and the largest number of targets left that the sequence does not rule out at the
+  assurance bounds the recall from below.
 - **The blind audit**: frames drawn at random from the unreviewed, stratified by the current
   ranking, with the chance each had recorded: a design-based estimate of the positives left
   (Hansen-Hurwitz, each draw's estimate carried forward by the targets found since). Its
@@ -52,7 +53,7 @@ class Progress:
     target: float
     confidence: float
     recall: float | None = None  # headline: model-based median
-    recall_low: float = 0.0  # at the assurance: the lower of the model's and the sequence's bound
+    recall_low: float = 0.0  # at the assurance: the model's lower bound (the sequence's before a model can be fitted)
     recall_high: float = 1.0
     model_low: float | None = None
     sequence_low: float | None = None
@@ -65,10 +66,61 @@ class Progress:
     basis: str = ""
     note: str = ""
     next_points: list[tuple[float, int]] = field(default_factory=list)  # (recall, frames more to review)
+    found_curve: list[tuple[int, int]] = field(default_factory=list)  # (frames reviewed, targets found), ~100 points
+
+    def gain_curve(self) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+        """(share of the frames reviewed, share of the estimated targets found) along review so
+        far, and ahead of it as the next points expect (model-based); empty before an estimate."""
+        if self.recall is None or self.remaining is None or not self.frames:
+            return [], []
+        total = max(self.found + self.remaining, 1e-9)
+        done = [(n / self.frames, min(1.0, k / total)) for n, k in self.found_curve]
+        here = (self.reviewed / self.frames, min(1.0, self.found / total))
+        ahead = [here] + [((self.reviewed + n) / self.frames, r) for r, n in self.next_points]
+        return done, ahead if len(ahead) > 1 else []
 
     def as_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)
         out["next_points"] = [list(p) for p in self.next_points]
+        out["found_curve"] = [list(p) for p in self.found_curve]
+        done, ahead = self.gain_curve()
+        out["gain_curve"] = {"done": [list(p) for p in done], "ahead": [list(p) for p in ahead]}
+        return out
+
+    def headline(self) -> str:
+        """One line for a header: the recall reached, its interval, the target."""
+        if self.recall is None:
+            return (f"Recall so far: not estimated yet ({self.reviewed} reviewed, {self.found} found"
+                    f"{'; ' + self.note if self.note else ''}) · target {self.target:.0%}")
+        state = f"target {self.target:.0%} reached" if self.reached else f"target {self.target:.0%} not reached yet"
+        return (f"Recall so far ≈ {self.recall:.1%} (model-based, {self.confidence:.0%} sure of "
+                f"{self.recall_low:.1%}–{self.recall_high:.1%}) · {state}")
+
+    def next_points_text(self) -> str:
+        """What the next points of recall would cost, in words."""
+        parts = [f"{r:.0%} after about {n:,} more frames" for r, n in self.next_points]
+        return "Next: " + "; ".join(parts) + "." if parts else ""
+
+    def lines(self) -> list[str]:
+        """What the supervisor and ``triage report`` say about active review, line by line:
+        the basis of each number is named."""
+        out = [self.headline()]
+        out.append(f"{self.reviewed:,} of {self.frames:,} scored frames reviewed ({self.reviewed / max(self.frames, 1):.1%}), "
+                   f"{self.found:,} targets found, {self.left:,} frames not reviewed")
+        if self.remaining is not None:
+            high = f", at most {self.remaining_high:.0f} at {self.confidence:.0%}" if self.remaining_high is not None else ""
+            out.append(f"Targets left among the unreviewed (model-based): about {self.remaining:.0f}{high}")
+        if self.audit_draws:
+            audit = (f"about {self.audit_remaining:.0f} left (design-based)" if self.audit_remaining is not None
+                     else "not enough decided yet for an estimate")
+            out.append(f"Blind audit: {self.audit_draws} drawn at random from the unreviewed, {self.audit_positives} "
+                       f"held the target; {audit}")
+        if self.sequence_low is not None:
+            out.append(f"From the review sequence alone, recall is at least {self.sequence_low:.1%} at {self.confidence:.0%}")
+        if self.next_points:
+            out.append(self.next_points_text())
+        if self.basis:
+            out.append(f"Basis: {self.basis}")
         return out
 
 
@@ -115,22 +167,24 @@ def remaining_samples(oof: np.ndarray, y: np.ndarray, left_scores: np.ndarray, r
 
 def sequence_pvalue(labels: np.ndarray, pool: int, target: float, r_hyp: int | None = None) -> float:
     """Callaghan & Müller-Hansen's test of "recall below ``target``" (or of "``r_hyp`` targets
-    in all"): the last n frames shown, for every n, read as a random draw of the frames left
-    before them; ``pool`` is the number of frames the review ranks (shown and left)."""
+    in all"): the last n frames shown read as a random draw of the frames left before them;
+    ``pool`` is the number of frames the review ranks (shown and left). The test is made at
+    a doubling ladder of n (25, 50, 100, ... and the whole sequence) and the smallest p-value
+    is multiplied by the number of tests (Bonferroni): the smallest over every n would
+    reject too often even when the order is random."""
     t = len(labels)
     k = int(labels.sum())
     if r_hyp is None:
         r_hyp = int(np.floor(k / target)) + 1
     rev = labels[::-1][:CMH_WINDOW]
-    pos = np.flatnonzero(rev)
-    n = np.unique(np.append(pos, len(rev)))
-    n = n[n >= 1]
-    if len(n) == 0:
+    if len(rev) == 0:
         return 1.0
+    ladder = [n for n in (25 * 2 ** j for j in range(20)) if n < len(rev)] + [len(rev)]
+    n = np.array(ladder, dtype=np.int64)
     kn = np.concatenate([[0], np.cumsum(rev)])[n]
     nn = pool - t + n
-    big_k = np.minimum(r_hyp - (k - kn), nn)
-    return float(stats.hypergeom.cdf(kn, nn, big_k, n).min())
+    big_k = np.clip(r_hyp - (k - kn), 0, nn)
+    return float(min(1.0, stats.hypergeom.cdf(kn, nn, big_k, n).min() * len(n)))
 
 
 def sequence_lower(labels: np.ndarray, pool: int, confidence: float) -> float:
@@ -188,6 +242,10 @@ def review_progress(ws: Workspace, target: float | None = None, confidence: floa
     seq = np.array([labels.get(f, 0) for f in order if f in scored_set], dtype=np.int64)
     found = int(seq.sum())
     p = Progress(frames=pool, reviewed=len(seq), found=found, left=len(left_ids), target=target, confidence=confidence)
+    if len(seq):
+        points = np.unique(np.linspace(0, len(seq), 101).astype(int))
+        found_by = np.concatenate([[0], np.cumsum(seq)])
+        p.found_curve = [(int(n), int(found_by[n])) for n in points]
     draws = ws.rankings.audit_draws()
     decided_draws = [d for d in draws if d.frame_id in labels]
     p.audit_draws, p.audit_positives = len(decided_draws), sum(labels[d.frame_id] for d in decided_draws)
@@ -218,10 +276,10 @@ def review_progress(ws: Workspace, target: float | None = None, confidence: floa
     p.recall = float(np.median(recall))
     p.model_low = float(np.quantile(recall, 1 - confidence))
     p.recall_high = float(np.quantile(recall, confidence)) if confidence > 0.5 else 1.0
-    p.recall_low = min(p.model_low, p.sequence_low if p.sequence_low is not None else 1.0)
+    p.recall_low = p.model_low
     p.recall = min(max(p.recall, p.recall_low), p.recall_high)
-    p.basis = ("model-based: the ranking's scores calibrated on the decided frames' out-of-fold scores; the interval's "
-               "lower end is the lower of that model's and of the review sequence's bound")
+    p.basis = ("model-based: the ranking's scores calibrated on the decided frames' out-of-fold scores (the review "
+               "sequence's own lower bound, which assumes only that the ranking beats chance, is given beside it)")
     p.reached = p.model_low >= target and p.reviewed >= MIN_REVIEWED and found >= MIN_FOUND
     if not p.reached and p.model_low >= target:
         p.note = f"the estimate says the target is reached, but review stops only after {MIN_REVIEWED} frames and " \
@@ -245,8 +303,9 @@ def _next_points(found: int, remaining: float, oof: np.ndarray, y: np.ndarray, l
     out = []
     for r in sorted({round(target, 2), *(round(x, 2) for x in np.arange(np.ceil(target * 100) / 100, 1.0001, 0.01))}):
         need = r * total - found
-        frames = 0 if need <= 0 else int(np.searchsorted(gained, need) + 1)
+        if need <= 0:
+            continue  # already reached: only the points still ahead cost frames
         if need > gained[-1]:
             break
-        out.append((float(r), frames))
+        out.append((float(r), int(np.searchsorted(gained, need) + 1)))
     return out[:6]

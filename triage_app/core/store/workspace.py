@@ -69,6 +69,16 @@ class Workspace:
     def exists(root: str | Path) -> bool:
         return (Path(root) / DB_NAME).is_file()
 
+    @property
+    def target_chosen(self) -> bool:
+        """Whether the project's own settings name what it looks for (a new project does not)."""
+        import tomllib
+
+        try:
+            return "target" in tomllib.loads((self.root / "settings.toml").read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError):
+            return False
+
     def _target(self) -> Target:
         t = self.settings.target
         return resolve_target(t.name, t.imagenet_classes, t.prompts, t.background_prompts, t.size_m)

@@ -27,6 +27,7 @@ class ReviewController(QObject):
     frame_did_show = Signal(int)  # frame id now on screen (with its picture)
     review_did_fail = Signal(str)
     position_did_copy = Signal(str)  # what went to the clipboard, said in words
+    target_did_reach = Signal(str)  # active review reached the target recall: what to tell the analyst
 
     def __init__(self, view: ReviewView) -> None:
         super().__init__()
@@ -41,6 +42,7 @@ class ReviewController(QObject):
         self._film: dict[int, int] = {}
         self._refreshing: Task | None = None
         self._refresh_again = False
+        self._said_reached = False
         view.user_did_decide.connect(self.decide)
         view.user_did_decide_event.connect(self.decide_event)
         view.user_did_decide_grid.connect(self.decide_grid)
@@ -48,6 +50,7 @@ class ReviewController(QObject):
         view.user_did_move.connect(self.move)
         view.user_did_toggle_grid.connect(self.set_grid)
         view.user_did_copy_position.connect(self.copy_position)
+        view.user_did_ask_more.connect(self.ask_more)
 
     # -- set-up ---------------------------------------------------------------------------
     def start(self, ws: Workspace, resolve: bool = False) -> None:
@@ -57,6 +60,7 @@ class ReviewController(QObject):
         self.stop()
         self.ws = ws
         self.session = ReviewSession(ws, resolve=resolve)
+        self._said_reached = self.session.target_reached  # said once, when it happens
         self.loader = FrameLoader(ws, capacity=48)
         self.loader.frame_did_load.connect(self._on_frame_loaded)
         self.loader.frame_did_fail.connect(self._on_frame_failed)
@@ -99,7 +103,10 @@ class ReviewController(QObject):
             if joined < 0:
                 return
         self.queue_did_change.emit(len(session.queue))
-        if joined and (was_empty or self.view.grid_mode):
+        self._show_progress()
+        if session.current is None:
+            self.show_current()  # the target may just have been reached: say so
+        elif joined and (was_empty or self.view.grid_mode):
             self.show_current()
         else:
             self._repaint_current()  # its scores may have changed (a retrain, a new member)
@@ -220,11 +227,42 @@ class ReviewController(QObject):
         QGuiApplication.clipboard().setText(text)
         self.position_did_copy.emit(f"Copied {text}: {what}.")
 
+    def _show_progress(self) -> None:
+        """The line under the header in active review: the recall reached and the target."""
+        s = self.session
+        p = s.progress if s is not None else None
+        if p is None:
+            self.view.show_progress("")
+            return
+        text = p.headline()
+        if s.target_reached and s.keep_going:
+            text += " · reviewing on (M was pressed)"
+        elif not s.target_reached and p.next_points:
+            text += " · " + p.next_points_text()
+        self.view.show_progress(text, reached=s.target_reached)
+        if s.target_reached and not self._said_reached:
+            self._said_reached = True
+            self.target_did_reach.emit(f"Target recall reached: {p.headline()}. The review queue holds back "
+                                       f"{len(s.held):,} frames; press M in the review to keep reviewing.")
+
+    def ask_more(self) -> None:
+        """Keep reviewing after the target recall was reached: the held-back frames come back."""
+        s = self.session
+        if s is None:
+            return
+        if not s.target_reached:
+            self.position_did_copy.emit("M keeps reviewing once the target recall is reached; it is not reached yet.")
+            return
+        n = s.keep_reviewing()
+        self.position_did_copy.emit(f"Reviewing on: {n:,} more frames offered, the most likely first.")
+        self.show_current()
+
     def show_current(self) -> None:
         s = self.session
         if s is None:
             return
         self.queue_did_change.emit(len(s.queue))
+        self._show_progress()
         if self.view.grid_mode:
             self._current_info = None  # many frames on screen: none to copy a position from
             self._show_grid()
@@ -232,7 +270,15 @@ class ReviewController(QObject):
         c = s.current
         if c is None:
             self._current_info = None
-            self.view.show_empty("No candidate waiting. New ones appear here while scoring runs.")
+            if s.target_reached and s.held:
+                p = s.progress
+                self.view.show_empty(
+                    f"Target recall reached: review can stop here.\n\n{p.headline().split(' · ')[0]}.\n"
+                    f"{p.reviewed:,} frames reviewed, {p.found:,} targets found;\n"
+                    f"{len(s.held):,} frames not reviewed are held back.\n\n"
+                    "Press M to keep reviewing (the most likely frames first).")
+            else:
+                self.view.show_empty("No candidate waiting. New ones appear here while scoring runs.")
             return
         image = self.loader.cached(c.frame_id)
         self._current_info = self._info(c)

@@ -29,6 +29,7 @@ KEYS = [
     ("F", "zoom on the firing tile"), ("0", "fit the frame"), ("wheel, drag", "zoom, pan"),
     ("G", "grid mode: 1-9 or click marks a thumbnail to accept, R decides the page"),
     ("C", "copy the find's position on the ground (else the aircraft's)"),
+    ("M", "more: keep reviewing once the target recall is reached"),
     ("? or F1", "this help"),
 ]
 MEMBER_COLOURS = ["#ff5a5f", "#ffb400", "#00c2a8", "#8a7dff"]
@@ -128,6 +129,7 @@ class ReviewView(QWidget):
     user_did_move = Signal(int)
     user_did_toggle_grid = Signal(bool)
     user_did_copy_position = Signal()
+    user_did_ask_more = Signal()  # keep reviewing once the target recall is reached
 
     def __init__(self) -> None:
         super().__init__()
@@ -139,6 +141,10 @@ class ReviewView(QWidget):
         self.stack.addWidget(self.grid)
         self.header = QLabel("No candidates yet.")
         self.header.setStyleSheet("font-size: 15px; font-weight: 600; padding: 4px;")
+        self.progress = QLabel()  # active review: the recall reached so far and the target
+        self.progress.setStyleSheet("color: #555; padding: 0 4px 4px 4px;")
+        self.progress.setWordWrap(True)
+        self.progress.hide()
         self.scores = QLabel()
         self.scores.setTextFormat(Qt.TextFormat.RichText)
         self.scores.setAlignment(Qt.AlignmentFlag.AlignTop)
@@ -146,7 +152,7 @@ class ReviewView(QWidget):
         self.telemetry = QLabel()
         self.telemetry.setAlignment(Qt.AlignmentFlag.AlignTop)
         self.telemetry.setWordWrap(True)
-        self.footer = QLabel("A accept · R reject · U unsure · Z undo · → next · G grid · C copy position · ? help")
+        self.footer = QLabel("A accept · R reject · U unsure · Z undo · → next · G grid · C copy position · M more · ? help")
         self.footer.setStyleSheet("color: #888; padding: 2px;")
         self.filmstrip = QListWidget()
         self.filmstrip.setViewMode(QListWidget.ViewMode.IconMode)
@@ -172,6 +178,7 @@ class ReviewView(QWidget):
         top.addWidget(side)
         layout = QVBoxLayout(self)
         layout.addWidget(self.header)
+        layout.addWidget(self.progress)
         layout.addLayout(top, 1)
         layout.addWidget(self.filmstrip)
         layout.addWidget(self.footer)
@@ -198,9 +205,15 @@ class ReviewView(QWidget):
         self.scores.setText(info.get("scores_html", ""))
         self.telemetry.setText(info.get("telemetry", ""))
 
+    def show_progress(self, text: str, reached: bool = False) -> None:
+        """The line under the header: where active review stands (hidden when empty)."""
+        self.progress.setText(text)
+        self.progress.setStyleSheet("padding: 0 4px 4px 4px; " + ("color: #1b7f3b; font-weight: 600;" if reached else "color: #555;"))
+        self.progress.setVisible(bool(text))
+
     def show_empty(self, text: str) -> None:
         self.canvas.show_frame(None, [], text)
-        self.header.setText(text)
+        self.header.setText(text.splitlines()[0])
         self.scores.setText("")
         self.telemetry.setText("")
         self.filmstrip.clear()
@@ -242,6 +255,8 @@ class ReviewView(QWidget):
             self.user_did_decide_grid.emit(self.grid.labels())
         elif key == K.Key_Z:
             self.user_did_undo.emit()
+        elif key == K.Key_M:
+            self.user_did_ask_more.emit()
         else:
             return False
         return True
@@ -256,6 +271,7 @@ class ReviewView(QWidget):
             K.Key_Space: lambda: self.user_did_move.emit(1),
             K.Key_Left: lambda: self.user_did_move.emit(-1), K.Key_K: lambda: self.user_did_move.emit(-1),
             K.Key_F: self.canvas.zoom_to_focus, K.Key_C: self.user_did_copy_position.emit, K.Key_0: self.canvas.fit,
+            K.Key_M: self.user_did_ask_more.emit,
             K.Key_Plus: lambda: self.canvas.zoom(1.25), K.Key_Equal: lambda: self.canvas.zoom(1.25),
             K.Key_Minus: lambda: self.canvas.zoom(0.8),
         }

@@ -30,6 +30,8 @@ class SupervisorController(QObject):
         saved = ws.policies.current()
         self.view.set_confidence(float(saved["confidence"]) if saved and saved.get("confidence")
                                  else ws.settings.review.recall_confidence)
+        target = float(saved["target_recall"]) if saved and saved.get("target_recall") else ws.settings.review.target_recall
+        self.view.slider.setValue(int(round(min(max(target, 0.5), 0.999) * 1000)))
         self.refresh()
 
     def refresh_soon(self) -> None:
@@ -63,14 +65,34 @@ class SupervisorController(QObject):
         if ws is None:
             return
         from triage_app.core.review.audit import propose_policy
+        from triage_app.core.review.progress import review_progress
 
         confidence = self.view.confidence
+        active = ws.settings.review.order == "active"
+
+        def job() -> Any:
+            return propose_policy(ws, target, confidence=confidence), (
+                review_progress(ws, target=target, confidence=confidence) if active else None)
 
         def done(result: Any) -> None:
-            d, rule = result
+            (d, rule), progress = result
+            sure = assurance_text(confidence)
+            if progress is not None:
+                # Active review: what the target costs is how much longer review goes on.
+                if progress.recall is None:
+                    cost = "what it costs can be estimated once accepted and rejected frames have been decided"
+                elif progress.reached:
+                    cost = "reached: review stops here (M in the review keeps going)"
+                elif progress.next_points:
+                    cost = f"about {progress.next_points[0][1]:,} more frames to review to reach it (model-based)"
+                else:
+                    cost = "not reached, and the frames left may not be enough to reach it"
+                text = (f"Target {target:.1%}, {sure}: {cost}. {progress.headline().split(' · ')[0]}. "
+                        "Nothing is saved until you press Apply.")
+                self.view.show_preview(text)
+                return
             lo, hi = d.recall_ci
             est = "unknown" if d.estimated_recall != d.estimated_recall else f"{d.estimated_recall:.1%}"
-            sure = assurance_text(confidence)
             bound = "" if confidence <= 0.5 else f", lower bound at {confidence:.0%} confidence {lo:.1%}"
             text = (f"Target {target:.1%}, {sure}, rule {rule.text}: people review {d.candidates} frames "
                     f"({d.workload_fraction:.1%}); estimated recall {est}{bound}. "
@@ -79,7 +101,7 @@ class SupervisorController(QObject):
                 text += f"\n{d.note}"
             self.view.show_preview(text)
 
-        self._run(lambda: propose_policy(ws, target, confidence=confidence), done)
+        self._run(job, done)
 
     def apply(self, target: float) -> None:
         ws = self.ws

@@ -3,6 +3,7 @@ anything is saved, the measured recall, and charts (QtCharts). Layout only."""
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from PySide6.QtCharts import QBarCategoryAxis, QBarSeries, QBarSet, QChart, QChartView, QLineSeries, QValueAxis
@@ -161,21 +162,37 @@ class SupervisorView(QWidget):
         unaudited = int(r.get("unaudited_dropped", 0))
         # "Measured" only when every dropped frame lies in an audit stratum; otherwise part of
         # the figure is a model-based estimate, and the headline says so.
-        self.headline.setText(
-            f"{'Estimated' if unaudited else 'Measured'} recall {'—' if rec is None else f'{rec:.1%}'} "
-            f"(95 % interval {r['recall_ci_low']:.1%}–{r['recall_ci_high']:.1%})  ·  "
-            f"{r['candidates']} candidates = {r['workload_fraction']:.1%} of {r['scored']} scored frames  ·  "
-            f"{r['reviewed']} reviewed, {r['accepted']} accepted")
-        self.headline.setToolTip(
-            f"{unaudited} dropped frames have not been considered for the audit (the audit is off, or has not run "
-            "since the policy changed): their positives are estimated from reviewed frames of similar score, "
-            "not measured." if unaudited else
-            "Recall of the policy in force: positives among the candidates, and among the dropped frames as "
-            "measured by the blind audit samples.")
-        self._line(self.curve_chart, data["curve"])
+        policy_line = (f"{'Estimated' if unaudited else 'Measured'} recall {'—' if rec is None else f'{rec:.1%}'} "
+                       f"(95 % interval {r['recall_ci_low']:.1%}–{r['recall_ci_high']:.1%})  ·  "
+                       f"{r['candidates']} candidates = {r['workload_fraction']:.1%} of {r['scored']} scored frames  ·  "
+                       f"{r['reviewed']} reviewed, {r['accepted']} accepted")
+        policy_tip = (f"{unaudited} dropped frames have not been considered for the audit (the audit is off, or has not run "
+                      "since the policy changed): their positives are estimated from reviewed frames of similar score, "
+                      "not measured." if unaudited else
+                      "Recall of the policy in force: positives among the candidates, and among the dropped frames as "
+                      "measured by the blind audit samples.")
+        active = r.get("active_review")
+        if active is not None:
+            # Active review: the recall reached so far is the headline; what it rests on is named.
+            colour = "#1b7f3b" if active["reached"] else "#222"
+            rest = html.escape(" · ".join(x for x in (active["lines"][1], active["next"]) if x))
+            self.headline.setText(
+                f"<span style='color:{colour}'>{html.escape(active['headline'])}</span><br>"
+                f"<span style='font-size:13px; font-weight:400'>{rest}</span>")
+            self.headline.setToolTip("<br>".join(html.escape(x) for x in active["lines"])
+                                     + "<br><br>Policy in force (for review by threshold): " + html.escape(policy_line))
+        else:
+            self.headline.setText(html.escape(policy_line))
+            self.headline.setToolTip(policy_tip)
         self._hist(self.hist_chart, data["histograms"])
-        self._bars(self.audit_chart, ["audited", "positive", "waiting", "not considered"],
-                   {"dropped frames": [r["audit_sampled"], r["audit_positives"], r["audit_waiting"], unaudited]})
+        if active is not None:
+            self._active_charts(active)
+        else:
+            self.curve_chart.setTitle("Recall against workload (labels so far)")
+            self._line(self.curve_chart, data["curve"])
+            self.audit_chart.setTitle("Audit of dropped frames")
+            self._bars(self.audit_chart, ["audited", "positive", "waiting", "not considered"],
+                       {"dropped frames": [r["audit_sampled"], r["audit_positives"], r["audit_waiting"], unaudited]})
         revs = data["reviewers"]
         names = [f"{x['reviewer']} ({x['per_hour']:,.0f}/h)" if x["per_hour"] else x["reviewer"] for x in revs]
         self._bars(self.reviewers_chart, names or ["—"], {"decisions": [x["decisions"] for x in revs] or [0]})
@@ -214,16 +231,15 @@ class SupervisorView(QWidget):
             + ("" if pairs else " No frame has been decided by two reviewers yet."))
 
     def _line(self, chart: QChart, curve: list[dict[str, float]]) -> None:
+        est = [(p["workload"] * 100, p["recall"] * 100) for p in curve if p["recall"] == p["recall"]]
+        low = [(p["workload"] * 100, p["lower"] * 100) for p in curve]
+        self._lines(chart, {"estimated recall": est, "95 % lower bound": low})
+
+    def _lines(self, chart: QChart, curves: dict[str, list[tuple[float, float]]]) -> None:
+        """Lines in per cent against frames reviewed (per cent), one per named curve."""
         chart.removeAllSeries()
         for axis in chart.axes():
             chart.removeAxis(axis)
-        est, low = QLineSeries(), QLineSeries()
-        est.setName("estimated recall")
-        low.setName("95 % lower bound")
-        for p in curve:
-            if p["recall"] == p["recall"]:
-                est.append(p["workload"] * 100, p["recall"] * 100)
-            low.append(p["workload"] * 100, p["lower"] * 100)
         x, y = QValueAxis(), QValueAxis()
         x.setRange(0, 100)
         x.setTitleText("frames reviewed (%)")
@@ -231,10 +247,29 @@ class SupervisorView(QWidget):
         y.setTitleText("recall (%)")
         chart.addAxis(x, Qt.AlignmentFlag.AlignBottom)
         chart.addAxis(y, Qt.AlignmentFlag.AlignLeft)
-        for s in (est, low):
-            chart.addSeries(s)
-            s.attachAxis(x)
-            s.attachAxis(y)
+        for name, points in curves.items():
+            line = QLineSeries()
+            line.setName(name)
+            for px, py in points:
+                line.append(px, py)
+            chart.addSeries(line)
+            line.attachAxis(x)
+            line.attachAxis(y)
+
+    def _active_charts(self, active: dict[str, Any]) -> None:
+        """Active review: targets found along the review and what the next frames should add
+        (model-based), against the target; the blind audit of the unreviewed frames."""
+        gain = active.get("gain_curve") or {}
+        done = [(px * 100, py * 100) for px, py in gain.get("done", [])]
+        ahead = [(px * 100, py * 100) for px, py in gain.get("ahead", [])]
+        target = active["target"] * 100
+        self.curve_chart.setTitle("Active review: targets found against frames reviewed")
+        self._lines(self.curve_chart, {"found so far (share of the estimated targets)": done,
+                                       "expected next (model-based)": ahead,
+                                       f"target {target:.0f} %": [(0.0, target), (100.0, target)]})
+        self.audit_chart.setTitle("Blind audit of the frames not reviewed")
+        self._bars(self.audit_chart, ["drawn at random", "held the target"],
+                   {"audit draws decided": [active["audit_draws"], active["audit_positives"]]})
 
     def _hist(self, chart: QChart, hists: dict[str, dict[str, list[int]]]) -> None:
         series: dict[str, list[int]] = {}
