@@ -144,3 +144,28 @@ def test_footage_dropped_on_the_window_is_sorted_and_added(qtbot, tmp_path: Path
     dialog.reject()
     qtbot.waitUntil(lambda: not window.controller.busy, timeout=60000)
     window.controller.close()
+
+
+def test_score_from_the_window_says_who_else_is_writing_the_project(qtbot, tmp_path: Path, flight_video: Path) -> None:
+    """A terminal's `triage score` holds the project: the window's Score names it and stops;
+    once it ends, Score works."""
+    from triage_app.core.store import Workspace
+
+    root = tmp_path / "p"
+    with Workspace(root) as ws:
+        ws.set_target("vehicle")
+        from triage_app.core.ingest.footage import ingest_source
+
+        ingest_source(ws, flight_video)
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    assert window.controller.open_project(root)
+    with Workspace(root) as other, other.writing("scoring"):
+        with qtbot.waitSignal(window.controller.work_did_fail, timeout=60000) as failed:
+            window.controller.score()
+        assert "is writing this project" in failed.args[0] and str(root) in failed.args[0]
+    with qtbot.waitSignal(window.controller.work_did_finish, timeout=120000) as done:
+        window.controller.score()
+    assert "Scored" in done.args[0]
+    window.controller.close()

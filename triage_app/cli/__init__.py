@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from triage_app import __version__
 from triage_app.cli import evaluation, learning, project
 from triage_app.core.model.errors import TriageError
+from triage_app.core.model.text import terminal_safe
 
 log = logging.getLogger("triage_app")
 
@@ -35,8 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except TriageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print("error: " + "\n".join(terminal_safe(line) for line in str(exc).splitlines()), file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `triage ... | head` closed the pipe: nothing more to say
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print("interrupted; everything already recorded is kept", file=sys.stderr)
         return 130

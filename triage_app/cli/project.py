@@ -14,6 +14,7 @@ from triage_app.cli.common import ProgressBar, csv_list, open_project
 from triage_app.core.ingest.footage import IngestResult, ingest_source
 from triage_app.core.model.records import Sampling
 from triage_app.core.model.targets import load_targets
+from triage_app.core.model.text import terminal_safe
 from triage_app.core.outputs.export.plan import Options, Selection, parse_time
 from triage_app.core.outputs.export.writer import export
 from triage_app.core.outputs.finds import finds, finds_csv, finds_geojson, finds_gpx
@@ -28,14 +29,16 @@ def _print_ingest(results: list[IngestResult], out: TextIO | None = None) -> Non
     flagged: Counter[str] = Counter()
     for r in results:
         if r.error:
-            print(f"  FAILED  {r.error}", file=out)
+            print(f"  FAILED  {terminal_safe(r.error)}", file=out)
             continue
         flagged.update(r.flagged)
         flags = ", ".join(f"{k} {v}" for k, v in sorted(r.flagged.items())) or "none"
         tele = f"telemetry matched {r.telemetry_matched}/{r.frames_total}" if r.telemetry_path or r.telemetry_matched else "no telemetry"
-        print(f"  {r.name}: {r.frames_total} frames ({r.frames_new} new), flagged: {flags}, {tele}", file=out)
+        print(f"  {terminal_safe(r.name)}: {r.frames_total} frames ({r.frames_new} new), flagged: {flags}, {tele}", file=out)
+        for c in r.changes:
+            print(f"    changed: {terminal_safe(c)}", file=out)
         for w in r.warnings[:5]:
-            print(f"    warning: {w}", file=out)
+            print(f"    warning: {terminal_safe(w)}", file=out)
         if len(r.warnings) > 5:
             print(f"    ... and {len(r.warnings) - 5} more warnings (see the project's messages)", file=out)
     total = sum(r.frames_total for r in results)
@@ -57,7 +60,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         for uri in args.sources:
             bar = ProgressBar(Path(uri).name or uri)
             try:
-                results.append(ingest_source(ws, uri, args.telemetry, sampling, progress=bar))
+                results.append(ingest_source(ws, uri, args.telemetry, sampling, progress=bar, wait_s=args.wait))
             finally:
                 bar.close()
     print(f"ingested into {args.project} ({sampling.describe()}):")
@@ -131,7 +134,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     with open_project(args, overrides) as ws:
         bar = ProgressBar("scoring")
         try:
-            summary = score_project(ws, progress=bar)
+            summary = score_project(ws, progress=bar, wait_s=args.wait)
         finally:
             bar.close()
         candidates, scored, policy = after_scoring(ws, summary)
@@ -194,7 +197,7 @@ def cmd_finds(args: argparse.Namespace) -> int:
             f"{f.distance_m:.0f} m from the aircraft" if f.placed == "ground" else
             f"  aircraft ({f.note})" if f.placed == "aircraft" else "")
         place = f"place {f.place:<3}" if f.place is not None else "         "
-        print(f"  {place} {f.decided_at[:19].replace('T', ' ')} UTC  {f.reviewer:<10} {f.source} frame {f.frame} "
+        print(f"  {place} {f.decided_at[:19].replace('T', ' ')} UTC  {terminal_safe(f.reviewer):<10} {terminal_safe(f.source)} frame {f.frame} "
               f"(t={f.timestamp_s:.1f} s)  {where}")
     return 0
 
@@ -228,7 +231,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _export_options(args: argparse.Namespace) -> tuple[Options, tuple[str, ...], Any, Any, list[int] | None]:
-    split = tuple(float(x) for x in args.split.split(","))
+    try:
+        split = tuple(float(x) for x in args.split.split(","))
+    except ValueError:
+        raise ValueError(f"--split {args.split}: three shares as numbers, train,val,test (for example 0.8,0.1,0.1)") from None
     options = Options(formats=tuple(csv_list(args.format) or ()), split=split, balance=args.balance,  # type: ignore[arg-type]
                       seed=args.seed, image_format=args.image_format, overwrite=args.overwrite)
     since = parse_time(args.since) if args.since else None
@@ -305,6 +311,8 @@ def add_parsers(sub: Any) -> None:
     ing.add_argument("--telemetry", type=Path, help="DJI .SRT file (default: the one beside each video)")
     ing.add_argument("--target", help="what the project looks for: person, vehicle, boat, animal, building_damage, ... "
                      "(see triage target; changeable later)")
+    ing.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                     help="when another run is writing the project, wait this long for it (default: say who and stop)")
     ing.set_defaults(func=cmd_ingest)
 
     tg = sub.add_parser("target", help="what the project looks for: show it and the targets table, or change it")
@@ -321,6 +329,8 @@ def add_parsers(sub: Any) -> None:
     sc.add_argument("--members", help="comma-separated members (default from settings: imagenet,clip,head)")
     sc.add_argument("--device", choices=["auto", "cpu", "cuda"])
     sc.add_argument("--batch", type=int, help="tiles per inference batch")
+    sc.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                     help="when another run is writing the project, wait this long for it (default: say who and stop)")
     sc.set_defaults(func=cmd_score)
 
     po = sub.add_parser("policy", help="derive thresholds for a target recall and save them as the policy")

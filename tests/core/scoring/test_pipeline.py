@@ -27,7 +27,9 @@ def project(tmp_path: Path, ortho: np.ndarray) -> Workspace:
 def _settings(p: Workspace, tile_workers: int = 1):
     s = load_settings(p.root, overrides={"scoring": {"members": ["imagenet", "head"], "device": "cpu", "batch": 8,
                                                      "commit_every": 3, "tile_workers": tile_workers},
-                                         "review": {"event_gap_s": 0.5}})
+                                         "review": {"event_gap_s": 0.5},
+                                         # 640x360 frames shrunk as larger ones are: three tiles each.
+                                         "tiling": {"keep_long_side": 320}})
     return s
 
 
@@ -175,7 +177,8 @@ def test_fixed_batches_are_filled_across_frames_and_stages_report_their_load(pro
     raw.execute("DELETE FROM scores")
     raw.commit()
     project.settings = load_settings(project.root, overrides={"scoring": {"members": ["imagenet"], "device": "cpu",
-                                                                          "batch": 3, "tile_workers": 1}})
+                                                                          "batch": 3, "tile_workers": 1},
+                                                              "tiling": {"keep_long_side": 320}})
     score_project(project)
     ids2, _, alone, _ = store.score_table()
     assert ids.tolist() == ids2.tolist() and np.abs(batched - alone).max() < 1e-5

@@ -88,6 +88,11 @@ def test_the_tiling_scale_follows_the_ground_sampling_distance() -> None:
     # An oblique view sees the ground further away: coarser pixels, less shrinking.
     oblique = dict(photo, gimbal_pitch=-30.0)
     assert tiling_scale(oblique, 2.0, t, 84.0, 224)[0] > scale
-    # No height, or the telemetry switched off: the settings' downscale.
-    assert tiling_scale({"width": 4000, "height": 3000}, 2.0, t, 84.0, 224) == (t.downscale, "no height in the telemetry: the settings' downscale")
+    # No height (or the telemetry switched off): a large frame is shrunk towards a long side of
+    # keep_long_side, never past downscale; a small one (a thermal camera's) not at all.
+    assert tiling_scale({"width": 4000, "height": 3000}, 2.0, t, 84.0, 224)[0] == t.downscale
+    assert tiling_scale({"width": 1920, "height": 1080}, 2.0, t, 84.0, 224)[0] == pytest.approx(1024 / 1920)
+    scale, why = tiling_scale({"width": 640, "height": 512}, 0.5, t, 84.0, 224)
+    assert scale == 1.0 and "640-pixel frame is not shrunk" in why
     assert tiling_scale(photo, 2.0, TilingSettings(from_telemetry=False), 84.0, 224)[0] == t.downscale
+    assert tiling_scale({}, 2.0, t, 84.0, 224) == (t.downscale, "no height in the telemetry: the settings' downscale")

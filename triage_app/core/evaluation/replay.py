@@ -28,6 +28,7 @@ import numpy as np
 
 from triage_app.core.evaluation.truth import Truth, box_inside_share
 from triage_app.core.ingest.footage import ingest_source
+from triage_app.core.ingest.sources import frame_file
 from triage_app.core.learning.head import retrain
 from triage_app.core.learning.loop import learn
 from triage_app.core.model.errors import TriageError
@@ -88,12 +89,8 @@ class ReplayResult:
 
 
 def frame_image_path(ws: Workspace, source: Source, frame: Frame) -> str | None:
-    if source["kind"] == "images" and frame.get("path"):
-        base = Path(source["uri"])
-        return str((base if base.is_dir() else base.parent) / str(frame["path"]))
-    if source["kind"] == "stream" and frame.get("path"):
-        return str(ws.root / str(frame["path"]))
-    return None
+    path = frame_file(source, frame, ws.root)
+    return None if path is None else str(path)
 
 
 def truth_by_frame(ws: Workspace, truth: Truth) -> dict[int, bool | None]:

@@ -14,9 +14,18 @@ import cv2
 
 from triage_app.core.ingest import quality
 from triage_app.core.ingest.parallel import default_workers
-from triage_app.core.ingest.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, SourceFrame, VideoSource, is_stream_uri, open_source
+from triage_app.core.ingest.sources import (
+    IMAGE_SUFFIXES,
+    VIDEO_SUFFIXES,
+    SourceFrame,
+    VideoSource,
+    capture_seconds,
+    is_stream_uri,
+    open_source,
+)
 from triage_app.core.ingest.telemetry import Telemetry, find_sidecar_srt, parse_srt
-from triage_app.core.model.errors import SourceError, TelemetryParseError
+from triage_app.core.ingest.telemetry.model import TelemetryPoint
+from triage_app.core.model.errors import SourceError, StoreError, TelemetryParseError
 from triage_app.core.model.records import Sampling
 from triage_app.core.store import Workspace
 
@@ -45,6 +54,7 @@ class IngestResult:
     error: str | None = None
     cancelled: bool = False
     incomplete: bool = False
+    changes: list[str] = field(default_factory=list)  # what ingesting again changed in frames stored before
 
     @property
     def ok(self) -> bool:
@@ -105,10 +115,12 @@ def ingest_source(
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
     batch: int = 32,
+    wait_s: float = 0.0,
 ) -> IngestResult:
     """Ingest one source. Never raises for bad input: the problem is in ``result.error``
     (nothing usable) or ``result.warnings`` (some frames or telemetry unusable), and is
-    recorded in the project's messages."""
+    recorded in the project's messages. Raises ``ProjectBusy`` when another run is writing
+    the project."""
     settings = ws.settings
     sampling = sampling or Sampling(settings.ingest.every, settings.ingest.fps)
     result = IngestResult(uri=str(uri))
@@ -124,24 +136,49 @@ def ingest_source(
         return result
     info = source.info()
     result.name = info.name
-    sampling_key = sampling.as_dict() if source.kind != "images" else {}
-    source_id, _created = ws.frames.add_source(source.kind, info.uri, info.name, sampling_key)
-    result.source_id = source_id
-    telemetry = _telemetry_for(source.kind, info.uri, telemetry_path, result)
-    ws.frames.update_source(
-        source_id,
-        fps=info.fps,
-        frame_count=info.frame_count,
-        width=info.width,
-        height=info.height,
-        telemetry_path=result.telemetry_path,
-        telemetry_points=len(telemetry.points) if telemetry else 0,
-        status="ingesting",
-    )
-    result.warnings.extend(info.warnings)
-    _read_frames(ws, source, info, source_id, sampling, telemetry, result, progress, cancel, batch)
-    _conclude(ws, source, info, source_id, result)
+    with ws.writing(f"the ingest of {info.name}", wait_s=wait_s):  # one writer of frames at a time
+        sampling_key = sampling.as_dict() if source.kind != "images" else {}
+        source_id, _created = ws.frames.add_source(source.kind, info.uri, info.name, sampling_key)
+        result.source_id = source_id
+        telemetry = _telemetry_for(source.kind, info.uri, telemetry_path, result)
+        if source.kind != "images":
+            _rematch_telemetry(ws, source_id, telemetry, result.telemetry_path, settings.ingest.telemetry_tolerance_s, result)
+        ws.frames.update_source(
+            source_id,
+            fps=info.fps,
+            frame_count=info.frame_count,
+            width=info.width,
+            height=info.height,
+            telemetry_path=result.telemetry_path,
+            telemetry_points=len(telemetry.points) if telemetry else 0,
+            status="ingesting",
+        )
+        result.warnings.extend(info.warnings)
+        try:
+            _read_frames(ws, source, info, source_id, sampling, telemetry, result, progress, cancel, batch)
+            _conclude(ws, source, info, source_id, result)
+        except StoreError as exc:
+            # Nothing more can be stored (the disk is full, most often): one message, the frames
+            # stored so far kept, the source marked as partly read so that ingesting it again
+            # once there is room goes on where it stopped.
+            free = _free_mb(ws.root)
+            result.error = (f"{exc}; {ws.root} has {free:.0f} MB free: ingest of {info.name} stopped, the "
+                            f"{result.frames_new} frames stored are kept (add it again once there is room)")
+            result.incomplete = True
+            try:
+                ws.frames.update_source(source_id, status="partial", message=result.error)
+            except StoreError:
+                pass
     return result
+
+
+def _free_mb(folder: Path) -> float:
+    import shutil
+
+    try:
+        return shutil.disk_usage(folder).free / 1e6
+    except OSError:
+        return float("nan")
 
 
 def _read_frames(ws: Workspace, source: Any, info: Any, source_id: int, sampling: Sampling, telemetry: Telemetry | None,
@@ -154,16 +191,30 @@ def _read_frames(ws: Workspace, source: Any, info: Any, source_id: int, sampling
     if info.frame_count:
         total = info.frame_count if source.kind == "images" else expected_frames(info.frame_count, info.fps, sampling)
     rows: list[dict[str, Any]] = []
+    retried: list[dict[str, Any]] = []
     done = len(existing)
     stream_dir = ws.frames.stream_dir(source_id) if source.kind == "stream" else None
+    frames_of = source.frames(sampling, start_after=start_after)
+    if source.kind == "images" and existing:
+        # Stills are known by path: photos added since sort anywhere in the listing, and
+        # those that could not be read before (permissions, a copy still running) are tried again.
+        known, failed, first = ws.frames.stored_stills(source_id)
+        origin = _iso_seconds(first) if first else None
+        frames_of = source.frames(sampling, known=known, retry=failed, t0=origin)
+        done = len(known) - len(failed)
 
     def flush() -> None:
         if rows:
-            result.frames_new += ws.frames.add_frames(rows)
+            fresh = [r for r in rows if r["idx"] not in existing]
+            again = [r for r in rows if r["idx"] in existing]
+            result.frames_new += ws.frames.add_frames(fresh)
+            if again:
+                ws.frames.update_frames(again)
+                retried.extend(again)
             rows.clear()
 
     try:
-        for frame in source.frames(sampling, start_after=start_after):
+        for frame in frames_of:
             if cancel is not None and cancel.is_set():
                 result.cancelled = True
                 break
@@ -182,11 +233,49 @@ def _read_frames(ws: Workspace, source: Any, info: Any, source_id: int, sampling
             if progress is not None:
                 progress(done, total)
         flush()
+    except StoreError:
+        raise  # the project cannot store frames (a full disk): said once, by the caller
     except Exception as exc:  # a decoder that blows up mid-file: keep what was read
         flush()
         log.exception("ingest of %s stopped", info.uri)
         result.warnings.append(f"{info.uri}: reading stopped early ({exc})")
         result.incomplete = True
+    if retried:
+        fixed = [r for r in retried if r.get("quality_flag") != quality.UNDECODABLE]
+        still = len(retried) - len(fixed)
+        result.changes.append(f"{len(fixed)} of the {len(retried)} stills that could not be read before were read now"
+                              + (f"; {still} still cannot be" if still else ""))
+
+
+def _iso_seconds(text: str) -> float | None:
+    try:
+        return capture_seconds(text)
+    except ValueError:
+        return None
+
+
+def _rematch_telemetry(ws: Workspace, source_id: int, telemetry: Telemetry | None, telemetry_path: str | None,
+                       tolerance: float, result: IngestResult) -> None:
+    """Ingesting a video again with telemetry (a file named at last, or another one): the
+    frames stored before are matched to it again, and what changed is said."""
+    stored = ws.frames.frame_times(source_id)
+    if not stored or telemetry is None:
+        return
+    before = next(s for s in ws.frames.source_summaries() if s["id"] == source_id)["telemetry_matched"]
+    rows = []
+    for idx, t in stored:
+        point = telemetry.at(t, tolerance)
+        row: dict[str, Any] = {"source_id": source_id, "idx": idx}
+        if point is not None:
+            row.update(point.as_row(), telemetry_matched=1)
+        else:
+            row.update({k: None for k in TelemetryPoint.field_names()}, telemetry_matched=0)
+        rows.append(row)
+    ws.frames.update_frames(rows)
+    after = sum(1 for r in rows if r["telemetry_matched"])
+    if after != before:
+        result.changes.append(f"telemetry from {telemetry_path} matched again: {after} of {len(rows)} frames stored "
+                              f"before (was {before})")
 
 
 def _keep_stream_frame(ws: Workspace, stream_dir: Path, frame: SourceFrame) -> str:
@@ -232,6 +321,8 @@ def _conclude(ws: Workspace, source: Any, info: Any, source_id: int, result: Ing
     ws.frames.update_source(source_id, status=status, message="; ".join(result.warnings[:5]) or result.error)
     for w in result.warnings:
         ws.frames.add_message("warning", w, path=info.uri, source_id=source_id)
+    for c in result.changes:
+        ws.frames.add_message("info", c, path=info.uri, source_id=source_id)
     if result.error:
         ws.frames.add_message("error", result.error, path=info.uri, source_id=source_id)
 

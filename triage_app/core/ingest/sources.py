@@ -277,7 +277,7 @@ class ImageFolderSource:
         timed = sorted((e for e in entries if e.path in stamps), key=lambda e: (stamps[e.path], e.path.name))
         untimed = sorted((e for e in entries if e.path not in stamps), key=lambda e: _natural(e.path.name))
         self.entries = timed + untimed
-        self._t0 = _parse_iso(stamps[timed[0].path]) if timed else None
+        self._t0 = capture_seconds(stamps[timed[0].path]) if timed else None
 
     @property
     def base(self) -> Path:
@@ -286,10 +286,31 @@ class ImageFolderSource:
     def info(self) -> SourceInfo:
         return SourceInfo(self.kind, str(self.path.resolve()), self.path.name, None, len(self.entries))
 
-    def frames(self, sampling: Sampling, start_after: int = -1) -> Iterator[SourceFrame]:
+    def frames(self, sampling: Sampling, start_after: int = -1, known: dict[str, int] | None = None,
+               retry: set[str] | None = None, t0: float | None = None) -> Iterator[SourceFrame]:
         """Every image (each photo is a deliberate capture, so none is sampled away), decoded
-        by ``workers`` threads, in order."""
-        todo = [(index, entry) for index, entry in enumerate(self.entries) if index > start_after]
+        by ``workers`` threads, in order.
+
+        Ingesting the folder again (``known``: the stored frames' paths and indices): a still
+        is known by its path, never by its place in the listing (photos added later sort
+        anywhere). Known stills are skipped, except those in ``retry`` (unreadable before),
+        which come again with their stored index; new ones get indices after the stored ones,
+        and capture times counted from ``t0`` (the stored frames' origin) when given."""
+        if known is None:
+            todo = [(index, entry) for index, entry in enumerate(self.entries) if index > start_after]
+        else:
+            retry = retry or set()
+            next_index = max(known.values(), default=-1) + 1
+            todo = []
+            for entry in self.entries:
+                rel = str(entry.path.relative_to(self.base))
+                if rel in known:
+                    if rel in retry:
+                        todo.append((known[rel], entry))
+                    continue
+                todo.append((next_index, entry))
+                next_index += 1
+        origin = t0 if t0 is not None else self._t0
 
         def decode(item: tuple[int, _ImageEntry]) -> tuple[np.ndarray, tuple[int, int] | None]:
             image = decode_image(item[1].path, self.max_pixels, self.min_long_side)
@@ -301,8 +322,8 @@ class ImageFolderSource:
 
         for (index, entry), decoded, error in ordered_map(decode, todo, self.workers):
             t = float(index)
-            if self._t0 is not None and entry.telemetry and entry.telemetry.captured_at:
-                t = _parse_iso(entry.telemetry.captured_at) - self._t0
+            if origin is not None and entry.telemetry and entry.telemetry.captured_at:
+                t = capture_seconds(entry.telemetry.captured_at) - origin
             rel = str(entry.path.relative_to(self.base))
             if error is not None:
                 if not isinstance(error, SourceError):
@@ -318,7 +339,7 @@ def _natural(name: str) -> list[object]:
     return [int(p) if p.isdigit() else p.lower() for p in re.split(r"(\d+)", name)]
 
 
-def _parse_iso(value: str) -> float:
+def capture_seconds(value: str) -> float:
     try:
         return dt.datetime.fromisoformat(value).timestamp()
     except ValueError:
@@ -385,6 +406,23 @@ def open_source(uri: str | Path, max_pixels: int = 250_000_000, stream_max_frame
 
 
 # ---------------------------------------------------------------------------- reading back
+def frame_file(source: Source, frame: Frame, project_root: Path) -> Path | None:
+    """The file holding a still or stream frame (None for a video frame). The stored path must
+    lie inside its source's folder (or, for a stream, the project's): projects travel between
+    people, and a crafted database naming ``/etc/...`` or ``../..`` must not make review or
+    export read files outside it. Raises ``SourceError`` naming the frame otherwise."""
+    kind = source["kind"]
+    if kind not in ("images", "stream") or not frame.get("path"):
+        return None
+    rel = Path(str(frame["path"]))
+    base = Path(source["uri"]) if kind == "images" else Path(project_root)
+    if kind == "images" and not base.is_dir():
+        base = base.parent
+    if rel.is_absolute() or rel.drive or ".." in rel.parts:
+        raise SourceError(str(base), f"frame {frame.get('idx')} names {str(rel)!a}, outside its source: refused")
+    return base / rel
+
+
 class FrameReader:
     """Reads the pixels of stored frames again, keeping a few videos open."""
 
@@ -398,13 +436,10 @@ class FrameReader:
         """BGR pixels of a frame; raises ``SourceError`` naming the file if gone or broken."""
         kind = source["kind"]
         if kind in ("images", "stream"):
-            path = frame.get("path")
-            if not path:
+            path = frame_file(source, frame, self.project_root)
+            if path is None:
                 raise SourceError(source["uri"], f"frame {frame['idx']} names no file")
-            base = Path(source["uri"]) if kind == "images" else self.project_root
-            if kind == "images" and not base.is_dir():
-                base = base.parent
-            return decode_image(base / path, self.max_pixels)
+            return decode_image(path, self.max_pixels)
         return self._read_video(source["uri"], int(frame["idx"]))
 
     def _read_video(self, uri: str, idx: int) -> np.ndarray:

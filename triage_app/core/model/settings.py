@@ -65,10 +65,14 @@ class TilingSettings(_Section):
     view), the scale is chosen from the ground sampling distance so that the project's
     target spans ``target_pixels`` at the members' input: never shrunk below that (people
     from 100 m are a few pixels), shrunk further where the target is large in the frame (fewer
-    tiles, same view of it). Elsewhere ``downscale``."""
+    tiles, same view of it). Without a height, frames are shrunk to a long side of
+    ``keep_long_side`` (small frames not at all), no further than ``downscale``."""
 
     overlap: float = Field(0.2, ge=0, lt=0.9)
-    downscale: float = Field(0.5, gt=0, le=1, description="scale a frame by this before cutting tiles (no telemetry)")
+    downscale: float = Field(0.5, gt=0, le=1, description="without a height in the telemetry: the most a frame is shrunk "
+                             "before cutting tiles")
+    keep_long_side: int = Field(1024, ge=64, description="without a height in the telemetry: frames whose long side is at "
+                                "most this are not shrunk, larger ones are shrunk towards it")
     whole_frame: bool = Field(True, description="also score the whole frame squeezed to one tile")
     from_telemetry: bool = Field(True, description="choose the scale from the height and the field of view where known")
     target_pixels: float = Field(32.0, gt=0, description="pixels the target should span at the members' input")

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from triage_app.core.ingest.parallel import default_workers, ordered_map
-from triage_app.core.ingest.sources import VideoSource, decode_image
+from triage_app.core.ingest.sources import VideoSource, decode_image, frame_file
 from triage_app.core.model.cards import project_members
 from triage_app.core.model.errors import SourceError
 from triage_app.core.model.records import Frame, Sampling, Source
@@ -184,9 +184,16 @@ class _Stages:
             if wanted:
                 self.errors.append(f"{source['uri']}: {len(wanted)} frames could not be decoded again for scoring")
             return
-        base = Path(source["uri"])
-        base = (base if base.is_dir() else base.parent) if source["kind"] == "images" else self.ws.root
-        yield from self._decode_images([(f, base / str(f["path"])) for f in frames], max_px)
+        files = []
+        for f in frames:
+            try:
+                path = frame_file(source, f, self.ws.root)
+            except SourceError as exc:
+                self.errors.append(str(exc))
+                continue
+            if path is not None:
+                files.append((f, path))
+        yield from self._decode_images(files, max_px)
 
     def _decode_images(self, files: list[tuple[Frame, Path]], max_px: int) -> Iterator[_Decoded]:
         """Still images decoded by ``decode_workers`` threads (:func:`ordered_map`), in order."""
@@ -277,11 +284,12 @@ class _Stages:
 def score_project(
     ws: Workspace, member_names: list[str] | None = None,
     progress: Callable[[int, int | None], None] | None = None, cancel: Any = None,
-    ensemble: Ensemble | None = None,
+    ensemble: Ensemble | None = None, wait_s: float = 0.0,
 ) -> ScoreSummary:
     """Score every frame that lacks a score from the current members, and return what was
     scored. Never raises for a member that cannot be had (listed in ``summary.unavailable``)
-    or a frame that cannot be decoded (``summary.errors``). What depends on the scores (the
+    or a frame that cannot be decoded (``summary.errors``); raises ``ProjectBusy`` when
+    another run is writing the project (after waiting up to ``wait_s`` seconds). What depends on the scores (the
     audit, the review queue) is brought up to date by the caller."""
     t0 = time.perf_counter()
     ens = ensemble or build_ensemble(ws, member_names)
@@ -290,11 +298,13 @@ def score_project(
         summary.errors.append("no ensemble member is available: nothing can be scored")
         return summary
     store = ws.scores
-    versions = {m.name: store.model_version(m.name, m.card.kind, m.version_key) for m in ens.members}
-    pending = store.pending_frames(versions, include_flagged=not ws.settings.quality.gate_scoring)
-    summary.frames_pending = len(pending)
-    if pending:
-        _stream(ws, ens, pending, versions, summary, progress, cancel)
+    with ws.writing("scoring", wait_s=wait_s):  # one writer of the embedding cache at a time
+        ws.embeddings.sets()  # a cache cut short forgets the lost frames' scores: they are embedded again now
+        versions = {m.name: store.model_version(m.name, m.card.kind, m.version_key) for m in ens.members}
+        pending = store.pending_frames(versions, include_flagged=not ws.settings.quality.gate_scoring)
+        summary.frames_pending = len(pending)
+        if pending:
+            _stream(ws, ens, pending, versions, summary, progress, cancel)
     summary.seconds = time.perf_counter() - t0
     return summary
 

@@ -132,11 +132,21 @@ def tiling_scale(frame: Mapping[str, Any], target_size_m: float, tiling: TilingS
     """(scale, why) to cut a frame's tiles at: where the telemetry gives the ground sampling
     distance, the scale at which the target spans ``tiling.target_pixels`` in a tile of
     ``input_size`` (a tile of the shrunk frame is that many pixels), between
-    ``tiling.min_downscale`` and 1 (a frame is never enlarged); else ``tiling.downscale``."""
+    ``tiling.min_downscale`` and 1 (a frame is never enlarged); else frames are shrunk to a long
+    side of ``tiling.keep_long_side``, no further than ``tiling.downscale``."""
     if tiling.from_telemetry:
         gsd = ground_sampling_distance(frame, default_hfov_deg)
         if gsd is not None and gsd > 0:
             target_px = target_size_m / gsd  # across, at full resolution
             scale = min(1.0, max(tiling.min_downscale, tiling.target_pixels / target_px))
             return scale, f"a {target_size_m:g} m target spans {target_px:.0f} px at {gsd * 100:.1f} cm/px"
+    # No height: how large the target is in pixels is unknown, so a frame is shrunk only as far
+    # as needed to bring its long side to ``keep_long_side``, never below ``downscale``. A small
+    # frame (a 640-pixel thermal camera) keeps every pixel its sensor gave the target.
+    long_side = max(int(frame.get("width") or 0), int(frame.get("height") or 0))
+    if long_side and long_side <= tiling.keep_long_side:
+        return 1.0, f"no height in the telemetry; a {long_side}-pixel frame is not shrunk"
+    if long_side:
+        scale = min(1.0, max(tiling.downscale, tiling.keep_long_side / long_side))
+        return scale, f"no height in the telemetry; a {long_side}-pixel frame shrunk to {round(long_side * scale)} pixels"
     return tiling.downscale, "no height in the telemetry: the settings' downscale"

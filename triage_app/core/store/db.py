@@ -182,6 +182,18 @@ class Database:
         """Run a write transaction on the writer thread and wait until it is committed."""
         return self.submit(fn).result()
 
+    def checkpoint(self) -> bool:
+        """Copy what the write-ahead log holds into the database file itself (a passive
+        checkpoint: it never waits for readers). After it, deleting ``project.db-wal`` (a
+        user tidying up after a crash) loses nothing committed. True when the whole log went in."""
+        def fn(conn: Connection) -> bool:
+            conn.commit()  # a checkpoint runs outside any transaction
+            row = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            conn.exec_driver_sql("BEGIN IMMEDIATE")  # the writer loop commits what it began
+            return bool(row is not None and row[0] == 0 and row[1] == row[2])
+
+        return self.write(fn)
+
     def close(self) -> None:
         if self._closed:
             return

@@ -42,7 +42,11 @@ class DecisionStore:
         def fn(conn: Connection) -> list[int]:
             return [inserted_id(conn.execute(insert(self.table).values(decided_at=stamp, **r))) for r in rows]
 
-        return self.db.write(fn)
+        ids = self.db.write(fn)
+        # Decisions are the one record people cannot make again: the database file itself holds
+        # them at once, not only the write-ahead log beside it.
+        self.db.checkpoint()
+        return ids
 
     def undo(self, ids: Sequence[int]) -> None:
         stamp = now_iso()

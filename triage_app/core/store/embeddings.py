@@ -5,22 +5,40 @@ One pair of append-only files per (member, model version): ``<name>.f16`` holds 
 are committed, in the same transaction as the scores of those frames; rows past that count
 (a run killed between the two writes) are cut off when the set is next opened, and those
 frames are scored again, so no frame is ever counted twice.
+
+A cache *shorter* than the database records (a file cut by a full disk, a copy, a restore
+from backup) is found whenever a set is read or written: the record is cut to the whole rows
+the files still hold, the scores of the frames whose rows were lost are forgotten (so that
+the next scoring run embeds them again), and the project's messages say so. Decisions are
+never touched.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy import Connection, and_, delete, insert, select, update
 
 from triage_app.core.model.errors import TriageError
 from triage_app.core.store.db import Database
+from triage_app.core.store.frames import now_iso
 
 EMBED_DIR = "embeddings"
+log = logging.getLogger(__name__)
+
+
+def whole_rows(root: Path, file: str, dim: int) -> int:
+    """How many whole rows both files of a set hold (0 when either is missing)."""
+    folder = Path(root) / EMBED_DIR
+    try:
+        return min((folder / f"{file}.f16").stat().st_size // (dim * 2), (folder / f"{file}.idx").stat().st_size // 16)
+    except OSError:
+        return 0
 
 
 @dataclass
@@ -111,14 +129,50 @@ class EmbeddingStore:
         return self.db.write(fn)
 
     def sets(self) -> list[dict[str, Any]]:
+        """Every set, each checked against its files first (see :meth:`repair`)."""
         with self.db.read() as conn:
-            return [dict(r) for r in conn.execute(select(self.table)).mappings()]
+            rows = [dict(r) for r in conn.execute(select(self.table)).mappings()]
+        return [self.repair(r) for r in rows]
+
+    def repair(self, s: dict[str, Any]) -> dict[str, Any]:
+        """A set whose files hold fewer rows than recorded: cut the record to what they hold
+        and forget the scores of the frames that lost their rows (the next scoring run embeds
+        them again); said in the log and the project's messages. Returns the set as it stands."""
+        committed = int(s["rows_committed"])
+        have = whole_rows(self.root, s["file"], int(s["dim"]))
+        if have >= committed:
+            return s
+        kept = load_embeddings(self.root, s["file"], int(s["dim"]), have).frame_ids if have else np.zeros(0, np.int64)
+        member = str(s["member"]).removesuffix(":pooled")
+        version = int(s["model_version_id"])
+        scores, sets = self.db.table("scores"), self.table
+        keep = {int(f) for f in kept.tolist()}
+
+        def fn(conn: Connection) -> int:
+            scored = [int(r[0]) for r in conn.execute(select(scores.c.frame_id).where(
+                and_(scores.c.member == member, scores.c.model_version_id == version)))]
+            lost = [f for f in scored if f not in keep]
+            for i in range(0, len(lost), 500):
+                conn.execute(delete(scores).where(and_(scores.c.member == member, scores.c.frame_id.in_(lost[i:i + 500]))))
+            conn.execute(update(sets).where(sets.c.id == s["id"]).values(rows_committed=have))
+            return len(lost)
+
+        lost = self.db.write(fn)
+        message = (f"{self.root / EMBED_DIR / s['file']}.f16: the embedding cache holds {have} of the {committed} rows "
+                   f"the database records (cut short: a full disk, a copy, a restore?). Cut to what it holds; {lost} "
+                   f"frames will be embedded again by the next scoring run ({member}). Decisions are untouched.")
+        log.warning(message)
+        messages = self.db.table("messages")
+        self.db.write(lambda c: c.execute(insert(messages).values(created_at=now_iso(), level="warning",
+                                                                   path=str(self.root / EMBED_DIR), message=message)))
+        return dict(s, rows_committed=have)
 
     def set_rows_committed(self, set_id: int, rows: int) -> None:
         t = self.table
         self.db.write(lambda c: c.execute(update(t).where(t.c.id == set_id).values(rows_committed=rows)))
 
     def writer(self, meta: dict[str, Any]) -> EmbeddingWriter:
+        meta = self.repair(meta)
         return EmbeddingWriter(self.root, meta["file"], int(meta["dim"]), int(meta["rows_committed"]))
 
     def newest(self, member: str) -> tuple[EmbeddingArrays, int] | None:

@@ -143,6 +143,42 @@ class FrameStore:
 
         return self.db.write(fn)
 
+    def update_frames(self, rows: Sequence[dict[str, Any]]) -> int:
+        """Set the given columns of stored frames, each row naming its frame by ``source_id``
+        and ``idx`` (a frame read again, telemetry matched again), in one transaction."""
+        if not rows:
+            return 0
+        f = self.frames
+
+        def fn(conn: Connection) -> int:
+            n = 0
+            for r in rows:
+                values = {k: path_to_db(v) if k == "path" else v for k, v in r.items() if k not in ("source_id", "idx")}
+                n += int(conn.execute(update(f).where((f.c.source_id == r["source_id"]) & (f.c.idx == r["idx"]))
+                                      .values(**values)).rowcount or 0)
+            return n
+
+        return self.db.write(fn)
+
+    def stored_stills(self, source_id: int) -> tuple[dict[str, int], set[str], str | None]:
+        """(path -> index of the stored frames, paths of those that could not be read, the
+        earliest capture time) of a source of stills."""
+        f = self.frames
+        with self.db.read() as conn:
+            rows = conn.execute(select(f.c.idx, f.c.path, f.c.quality_flag, f.c.captured_at)
+                                .where(f.c.source_id == source_id)).all()
+        known = {str(path_from_db(r[1])): int(r[0]) for r in rows if r[1] is not None}
+        failed = {str(path_from_db(r[1])) for r in rows if r[1] is not None and r[2] == "undecodable"}
+        stamps = [r[3] for r in rows if r[3]]
+        return known, failed, min(stamps) if stamps else None
+
+    def frame_times(self, source_id: int) -> list[tuple[int, float]]:
+        """(index, time in the source) of a source's stored frames."""
+        f = self.frames
+        with self.db.read() as conn:
+            return [(int(r[0]), float(r[1])) for r in conn.execute(select(f.c.idx, f.c.timestamp_s)
+                                                                   .where(f.c.source_id == source_id))]
+
     def frame_indices(self, source_id: int) -> set[int]:
         with self.db.read() as conn:
             return {int(r[0]) for r in conn.execute(select(self.frames.c.idx).where(self.frames.c.source_id == source_id))}

@@ -14,6 +14,8 @@ of record. Everything above the store layer reaches the project through it.
 
 from __future__ import annotations
 
+import os
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +28,10 @@ from triage_app.core.model.targets import Target, apply_target, resolve_target
 from triage_app.core.store.audit import AuditStore
 from triage_app.core.store.db import Database
 from triage_app.core.store.decisions import DecisionStore
-from triage_app.core.store.embeddings import EmbeddingStore
+from triage_app.core.store.embeddings import EMBED_DIR, EmbeddingStore
 from triage_app.core.store.frames import DB_NAME, FrameStore
 from triage_app.core.store.heads import HeadStore
+from triage_app.core.store.lock import WriterLock
 from triage_app.core.store.policies import PolicyStore
 from triage_app.core.store.rankings import RankingStore
 from triage_app.core.store.scores import ScoreStore
@@ -51,6 +54,7 @@ class Workspace:
                 self.root.mkdir(parents=True)
             except OSError as exc:
                 raise StoreError(f"{self.root}: cannot create project folder ({exc.strerror})") from exc
+        self._check_folder(create)
         self.settings = settings if settings is not None else load_settings(self.root)
         self.target = self._target()
         self.cards = apply_target(cards if cards is not None else load_cards(self.settings.models_dir, self.root),
@@ -64,6 +68,33 @@ class Workspace:
         self.embeddings = EmbeddingStore(self.db, self.root)
         self.audit = AuditStore(self.db)
         self.rankings = RankingStore(self.db)
+        self._writer_lock = WriterLock(self.root)
+
+    def writing(self, what: str, wait_s: float = 0.0) -> AbstractContextManager[None]:
+        """Hold the project's writer lock (frames, scores, embeddings) for ``what``: one
+        writer per project across processes; raises ``ProjectBusy`` naming who holds it."""
+        return self._writer_lock.hold(what, wait_s)
+
+    def _check_folder(self, create: bool) -> None:
+        """Refuse, with the reason, a folder that cannot be a working project: one that is no
+        project where a command only reads one, one whose database is gone while its other
+        files remain (it would silently become a new, empty project), a read-only one."""
+        db = self.root / DB_NAME
+        if db.is_dir():
+            raise StoreError(f"{db}: is a folder, not a project database")
+        if not db.exists():
+            remnants = [n for n, pattern in ((EMBED_DIR, "*.f16"), ("streams", "source-*"))
+                        if (self.root / n).is_dir() and next((self.root / n).glob(pattern), None) is not None]
+            if remnants:
+                raise StoreError(f"{self.root}: the project's database {DB_NAME} is missing while its "
+                                 f"{', '.join(remnants)} folder remains: restore {DB_NAME} (or its backup, "
+                                 f"{DB_NAME}.v*.bak) rather than starting an empty project over it")
+            if not create:
+                raise StoreError(f"{self.root}: no triage project here (no {DB_NAME}); `triage ingest` or the window "
+                                 "makes one")
+        if not os.access(self.root, os.W_OK) or (db.exists() and not os.access(db, os.W_OK)):
+            raise StoreError(f"{self.root}: the project folder is read-only (SQLite needs to write its journal beside "
+                             f"{DB_NAME}); copy the project somewhere writable, or ask for write permission")
 
     @staticmethod
     def exists(root: str | Path) -> bool:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import re
+import stat
 from collections import Counter
 from pathlib import Path
 
@@ -31,12 +32,21 @@ _TIMING = re.compile(
 _DATE = re.compile(
     r"(\d{4})[-./](\d{1,2})[-./](\d{1,2})[ T]+(\d{1,2}):(\d{2}):(\d{2})(?:[.,](\d{1,6}))?"
 )
+# Every pattern here runs in time linear in the text it reads (a file may hold anything): a
+# key starts only where no key letter precedes it and is at most 64 letters long, and no
+# bracket scan runs past the next opening bracket.
 _NUM = r"[-+]?\d+(?:\.\d+)?"
-_KV = re.compile(r"([A-Za-z][A-Za-z_.]*)\s*:\s*(F?)(" + _NUM + r"(?:/" + _NUM + r")?|N/A)", re.I)
-_TAG = re.compile(r"<[^>]*>")
-_GPS = re.compile(r"GPS\s*\(([^)]*)\)", re.I)
+# A bracketed value written with a decimal comma (``[latitude: 45,037854]``, a localised
+# export): the comma is read as the decimal point, and the file's warnings say so.
+_KV_NUM = r"[-+]?\d+(?:\.\d+|,\d+(?=\s*\]))?"
+_KV = re.compile(r"(?<![A-Za-z_.])([A-Za-z][A-Za-z_.]{0,63})\s*:\s*(F?)(" + _KV_NUM + r"(?:/" + _NUM + r")?|N/A)", re.I)
+_COMMA_DECIMAL = re.compile(r":\s*[-+]?\d+,\d+(?=\s*\])")
+_TAG = re.compile(r"<[^<>]*>")
+_GPS = re.compile(r"GPS\s*\(([^()]*)\)", re.I)
 _BARO_PAREN = re.compile(r"BAROMETER\s*\(\s*(" + _NUM + r")", re.I)
-_PRY = re.compile(r"\b([FG])\.PRY\s*\(([^)]*)\)", re.I)
+_PRY = re.compile(r"\b([FG])\.PRY\s*\(([^()]*)\)", re.I)
+#: A cue longer than this is no telemetry (real ones are a few hundred characters).
+MAX_CUE_CHARS = 8192
 _HEIGHT = re.compile(r"(?:^|[\s,])H\s+(" + _NUM + r")\s*m\b")
 _SS = re.compile(r"\bSS\s+(" + _NUM + r"(?:/" + _NUM + r")?)")
 _ISO_WORD = re.compile(r"\bISO\s+(\d+(?:\.\d+)?)")
@@ -78,10 +88,15 @@ def parse_srt(path: str | Path) -> Telemetry:
     """Parse a DJI .SRT file. Raises ``TelemetryParseError`` naming the file."""
     path = Path(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_SRT_BYTES:
-            raise TelemetryParseError(path, f"file is {size} bytes, larger than any real telemetry file")
-        data = path.read_bytes()
+        st = path.stat()
+        if stat.S_ISDIR(st.st_mode):
+            raise TelemetryParseError(path, "is a folder, not a telemetry file (name the .SRT file itself)")
+        if not stat.S_ISREG(st.st_mode):
+            raise TelemetryParseError(path, "is not a regular file (a device or a pipe), not a telemetry file")
+        if st.st_size > MAX_SRT_BYTES:
+            raise TelemetryParseError(path, f"file is {st.st_size} bytes, larger than any real telemetry file")
+        with path.open("rb") as fh:
+            data = fh.read(MAX_SRT_BYTES + 1)  # never more, whatever the file claims
     except OSError as exc:
         raise TelemetryParseError(path, f"cannot be read ({exc.strerror or exc})") from exc
     return parse_srt_bytes(data, str(path))
@@ -102,7 +117,7 @@ def parse_srt_bytes(data: bytes, name: str) -> Telemetry:
 
 def _f(value: str) -> float | None:
     try:
-        out = float(value)
+        out = float(value.replace(",", "."))
     except (TypeError, ValueError):
         return None
     return out if math.isfinite(out) else None
@@ -267,12 +282,19 @@ def _blocks(text: str) -> list[tuple[int, list[str]]]:
     return out
 
 
-def parse_srt_text(text: str, name: str = "<srt>") -> Telemetry:
-    """Parse the text of a DJI .SRT file; ``name`` is used in messages."""
-    blocks = _blocks(text)
-    cues: list[tuple[int, float | None, str | None, float | None, dict[str, float | None]]] = []
-    for line_no, lines in blocks:
-        joined = _TAG.sub(" ", " ".join(lines))
+Cue = tuple[int, float | None, str | None, float | None, dict[str, float | None]]
+
+
+def _read_cues(text: str) -> tuple[list[Cue], list[int]]:
+    """(cues as (line, time, ISO date, date seconds, fields), lines of cues too long to read)."""
+    cues: list[Cue] = []
+    too_long: list[int] = []
+    for line_no, lines in _blocks(text):
+        joined = " ".join(lines)
+        if len(joined) > MAX_CUE_CHARS:
+            too_long.append(line_no)
+            continue
+        joined = _TAG.sub(" ", joined)
         timing = _TIMING.search(joined)
         t = _clock_seconds(*timing.groups()[:4]) if timing else None
         iso, abs_s = _date(joined)
@@ -281,12 +303,24 @@ def parse_srt_text(text: str, name: str = "<srt>") -> Telemetry:
         if t is None and iso is None and not fields:
             continue  # a stray line such as a lone cue number
         cues.append((line_no, t, iso, abs_s, fields))
+    return cues, too_long
+
+
+def parse_srt_text(text: str, name: str = "<srt>") -> Telemetry:
+    """Parse the text of a DJI .SRT file; ``name`` is used in messages."""
+    cues, too_long = _read_cues(text)
+    warnings: list[str] = []
+    if too_long:
+        warnings.append(f"{name}: {len(too_long)} cue(s) of more than {MAX_CUE_CHARS} characters skipped (no telemetry "
+                        f"is that long), from line {too_long[0]}")
     if not cues:
-        raise TelemetryParseError(name, "no subtitle cues with telemetry found")
+        raise TelemetryParseError(name, "no subtitle cues with telemetry found" + (f" ({warnings[0]})" if warnings else ""))
+    commas = len(_COMMA_DECIMAL.findall(text))
+    if commas:
+        warnings.append(f"{name}: {commas} value(s) written with a decimal comma (such as 45,037854) read as decimals")
 
     timed = sum(1 for c in cues if c[1] is not None)
     dated = [c for c in cues if c[3] is not None]
-    warnings: list[str] = []
     if timed == 0 and not dated:
         raise TelemetryParseError(name, "cues carry neither a time range nor a date, cannot match frames")
 

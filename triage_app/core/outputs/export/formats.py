@@ -4,6 +4,7 @@ list for both), GeoJSON and KML points of accepted frames with GPS, and COCO-sty
 from __future__ import annotations
 
 import csv
+import html
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -13,6 +14,7 @@ from triage_app import __version__
 from triage_app.core.ingest.telemetry.geo import ground_position
 from triage_app.core.model.records import Label, Why
 from triage_app.core.model.settings import GeoSettings
+from triage_app.core.model.text import xml_safe
 from triage_app.core.outputs.export.plan import Item
 from triage_app.core.outputs.finds import place_numbers
 
@@ -131,6 +133,9 @@ def write_geojson(path: Path, pts: list[dict[str, Any]]) -> None:
 
 
 def write_kml(path: Path, pts: list[dict[str, Any]]) -> None:
+    """Placemarks with a thumbnail in the description. Every text from the project (source
+    names, paths, reviewers) is made XML-safe, and the description's HTML carries it escaped:
+    a folder named ``<img onerror=...>`` shows as text in Google Earth, never as markup."""
     ns = "http://www.opengis.net/kml/2.2"
     kml = ET.Element("kml", xmlns=ns)
     doc = ET.SubElement(kml, "Document")
@@ -138,17 +143,18 @@ def write_kml(path: Path, pts: list[dict[str, Any]]) -> None:
     for p in pts:
         pr = p["props"]
         pm = ET.SubElement(doc, "Placemark")
-        ET.SubElement(pm, "name").text = f"{pr['source']} frame {pr['frame']}"
+        ET.SubElement(pm, "name").text = xml_safe(f"{pr['source']} frame {pr['frame']}")
         scores = ", ".join(f"{k[6:]} {v:.3f}" for k, v in pr.items() if k.startswith("score_"))
-        ET.SubElement(pm, "description").text = (f"<img src=\"{pr['thumbnail']}\" width=\"320\"/><br/>"
-                                                 f"{pr['source']}, frame {pr['frame']}; scores: {scores}")
+        thumb, source = html.escape(xml_safe(pr["thumbnail"]), quote=True), html.escape(xml_safe(pr["source"]))
+        ET.SubElement(pm, "description").text = (f"<img src=\"{thumb}\" width=\"320\"/><br/>"
+                                                 f"{source}, frame {pr['frame']}; scores: {html.escape(xml_safe(scores))}")
         if pr["time"]:
             ts = ET.SubElement(pm, "TimeStamp")
-            ET.SubElement(ts, "when").text = str(pr["time"])
+            ET.SubElement(ts, "when").text = xml_safe(pr["time"])
         ext = ET.SubElement(pm, "ExtendedData")
         for k, v in pr.items():
             if v is not None:
-                ET.SubElement(ET.SubElement(ext, "Data", name=k), "value").text = str(v)
+                ET.SubElement(ET.SubElement(ext, "Data", name=xml_safe(k)), "value").text = xml_safe(v)
         pt = ET.SubElement(pm, "Point")
         ET.SubElement(pt, "coordinates").text = f"{p['lon']:.7f},{p['lat']:.7f}"
     ET.indent(kml)

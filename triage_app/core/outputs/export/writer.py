@@ -27,6 +27,7 @@ touches the training split only; validation and test keep the natural class mix.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -42,8 +43,8 @@ import cv2
 import numpy as np
 
 from triage_app import __version__
-from triage_app.core.ingest.sources import FrameReader
-from triage_app.core.model.errors import InputError, TriageError
+from triage_app.core.ingest.sources import FrameReader, frame_file
+from triage_app.core.model.errors import InputError, SourceError, TriageError
 from triage_app.core.model.records import Label
 from triage_app.core.outputs.export.formats import (
     coco,
@@ -102,14 +103,27 @@ def file_stem(it: Item) -> str:
 
 def _source_image(it: Item, project_root: Path) -> Path | None:
     """The image file behind a frame, where the frame is one (copied as it is)."""
-    if it.source["kind"] == "images":
-        base = Path(it.source["uri"])
-        p = (base if base.is_dir() else base.parent) / str(it.frame["path"])
-    elif it.source["kind"] == "stream" and it.frame.get("path"):
-        p = project_root / str(it.frame["path"])
-    else:
+    try:
+        p = frame_file(it.source, it.frame, project_root)
+    except SourceError as exc:
+        raise TriageError(str(exc)) from exc
+    if p is None or p.suffix.lower() not in COPYABLE:
         return None
-    return p if p.suffix.lower() in COPYABLE else None
+    if p.is_file() and not _is_image(p):
+        raise TriageError(f"{p}: named as a frame of {it.source['name']}, but it is not an image: not copied")
+    return p
+
+
+def _is_image(path: Path) -> bool:
+    """Whether the file is a picture by its content (its header), not only by its name."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.verify()
+        return True
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return False
 
 
 # ------------------------------------------------------------------------------ writing
@@ -167,6 +181,11 @@ def export(ws: Workspace, outdir: str | Path, selection: Selection,
         raise
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            free = shutil.disk_usage(out.parent).free / 1e6
+            why = "over the disk quota" if exc.errno == errno.EDQUOT else "full"
+            raise ExportError(out, f"the disk holding {out.parent} is {why} ({exc.strerror or exc}; {free:.0f} MB free "
+                                   "once the partial export was removed); nothing was exported") from exc
         where = exc.filename or out
         raise ExportError(out, f"cannot write {where} ({exc.strerror or exc}); nothing was exported") from exc
     except BaseException:

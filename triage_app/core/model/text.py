@@ -1,0 +1,27 @@
+"""Text that came from users' files (source names, paths, reviewers) made safe for where it
+goes: XML (KML, GPX) admits no control characters at all, even escaped; a terminal obeys
+escape codes and breaks lines. Neither may be handed raw text from a folder name."""
+
+from __future__ import annotations
+
+import re
+
+from triage_app.core.model.errors import printable
+
+# XML 1.0 allows tab, newline, carriage return and everything from U+0020, less the
+# surrogates and U+FFFE / U+FFFF.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+# C0 and C1 controls and DEL: escape codes, bells, line breaks, backspaces.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def xml_safe(text: object) -> str:
+    """``text`` with what XML cannot hold replaced by U+FFFD (escaping ``<`` and ``&`` is the
+    XML writer's job)."""
+    return _NOT_XML.sub("\ufffd", printable(str(text)))
+
+
+def terminal_safe(text: object) -> str:
+    """``text`` for one line of a terminal: control characters shown as ``\\xNN`` escapes,
+    never obeyed."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", printable(str(text)))
