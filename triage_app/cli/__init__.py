@@ -21,19 +21,26 @@ log = logging.getLogger("triage_app")
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="triage", description="Drone footage triage from the terminal.")
     p.add_argument("--version", action="version", version=f"triage_app {__version__}")
-    p.add_argument("-v", "--verbose", action="store_true", help="log details")
+    _log_options(p, False)
     sub = p.add_subparsers(dest="command", required=True)
     for group in (project, learning, evaluation):
         group.add_parsers(sub)
+    for command in sub.choices.values():  # -v / -q also after the command's name
+        _log_options(command, argparse.SUPPRESS)
     return p
+
+
+def _log_options(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument("-v", "--verbose", action="store_true", default=default, help="log details")
+    parser.add_argument("-q", "--quiet", action="store_true", default=default,
+                        help="log only errors")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
+    level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args))
     except TriageError as exc:

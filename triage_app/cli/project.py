@@ -172,8 +172,15 @@ def cmd_policy(args: argparse.Namespace) -> int:
 def cmd_finds(args: argparse.Namespace) -> int:
     with open_project(args) as ws:
         items = finds(ws)
+    to_stdout = [t for t in (args.geojson, args.gpx) if t == "-"]
+    if len(to_stdout) > 1:
+        print("error: only one of --geojson and --gpx can be - (standard output)", file=sys.stderr)
+        return 2
     for target, text, what in ((args.geojson, finds_geojson, "finds"), (args.gpx, finds_gpx, "places")):
         if not target:
+            continue
+        if target == "-":  # standard output, and nothing else printed there
+            sys.stdout.write(text(items))
             continue
         try:
             Path(target).write_text(text(items), encoding="utf-8")
@@ -182,6 +189,8 @@ def cmd_finds(args: argparse.Namespace) -> int:
             return 2
         count = sum(f.lat is not None for f in items) if what == "finds" else len({f.place for f in items if f.place})
         print(f"wrote {count} {what} to {target}", file=sys.stderr)
+    if to_stdout:
+        return 0
     if args.csv:
         sys.stdout.write(finds_csv(items))
         return 0
@@ -369,8 +378,9 @@ def add_parsers(sub: Any) -> None:
     fi = sub.add_parser("finds", help="accepted frames, newest first, with where they are on the ground")
     fi.add_argument("project", type=Path)
     fi.add_argument("--csv", action="store_true", help="print them as CSV")
-    fi.add_argument("--geojson", metavar="FILE", help="also write them as GeoJSON points")
-    fi.add_argument("--gpx", metavar="FILE", help="also write their places as GPX waypoints (for handheld receivers)")
+    fi.add_argument("--geojson", metavar="FILE", help="also write them as GeoJSON points (- : to standard output, alone)")
+    fi.add_argument("--gpx", metavar="FILE", help="also write their places as GPX waypoints, for handheld receivers "
+                    "(- : to standard output, alone)")
     fi.set_defaults(func=cmd_finds)
 
     rp = sub.add_parser("report", help="workload, reviews, audit and the measured recall")

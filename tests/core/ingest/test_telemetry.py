@@ -149,3 +149,47 @@ def test_parser_raises_only_its_own_error(data: bytes) -> None:
     assert tel.points
     for p in tel.points:
         assert p.t == p.t  # never NaN
+
+
+def test_a_gps_altitude_of_zero_is_no_altitude_while_the_barometer_climbs(shared_data: Path) -> None:
+    """Matrice 300 writes GPS(lat,lon,0.0M) on every cue: that zero is no height."""
+    pts = parse_srt(shared_data / "telemetry" / "juanirache" / "matrice_300.srt").points
+    assert all(p.abs_alt is None for p in pts)
+    assert max(p.rel_alt or 0 for p in pts) > 80 and pts[0].lat == pytest.approx(36.6146)
+
+
+def test_wall_clock_times_use_the_real_calendar_and_keep_their_microseconds() -> None:
+    def cue(i: int, stamp: str) -> str:
+        return f"{i}\n00:00:0{i},000 --> 00:00:0{i + 1},000\n{stamp}\n[latitude: 10] [longitude: 20]"
+
+    # No cue times worth reading: times come from the wall clock, across the end of February.
+    for year, gap in ((2023, 1.0), (2024, 86_401.0)):
+        tel = parse_srt_text("\n\n".join([cue(0, f"{year}-02-28 23:59:59.000"), cue(1, f"{year}-03-01 00:00:00.000")]), "x.SRT")
+        from triage_app.core.ingest.telemetry.srt import _date
+
+        assert _date(f"{year}-03-01 00:00:00")[1] - _date(f"{year}-02-28 23:59:59")[1] == gap
+        assert tel.points[1].captured_at.startswith(f"{year}-03-01T00:00:00")
+    one = parse_srt_text(cue(0, "2023-05-01 10:28:08,438,904"), "x.SRT").points[0]
+    assert one.captured_at == "2023-05-01T10:28:08.438904"
+
+
+def test_dji_xmp_in_element_form_and_the_exif_time_zone_are_read(tmp_path: Path) -> None:
+    from PIL import Image
+
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF><rdf:Description>'
+           b"<drone-dji:GimbalPitchDegree>-90.0</drone-dji:GimbalPitchDegree>"
+           b"<drone-dji:RelativeAltitude>+45.20</drone-dji:RelativeAltitude>"
+           b"</rdf:Description></rdf:RDF></x:xmpmeta>")
+    img = Image.new("RGB", (32, 32))
+    exif = Image.Exif()
+    sub = exif.get_ifd(0x8769)
+    sub[0x9003] = "2024:05:01 10:30:02"
+    sub[0x9011] = "+02:00"
+    path = tmp_path / "DJI_0001.JPG"
+    img.save(path, exif=exif, xmp=xmp)
+    p = read_exif(path)
+    assert p is not None and p.gimbal_pitch == -90.0 and p.rel_alt == 45.2
+    assert p.captured_at == "2024-05-01T10:30:02+02:00"
+    from triage_app.core.model.text import utc_time
+
+    assert utc_time(p.captured_at) == "2024-05-01T08:30:02Z" and utc_time("2024-05-01T10:30:02") is None

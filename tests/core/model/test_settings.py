@@ -55,3 +55,31 @@ def test_a_setting_saved_from_the_window_keeps_the_users_file_and_is_checked(tmp
     bad.write_text("[review\n")
     with pytest.raises(SettingsError, match="bad.toml: cannot be read as TOML"):
         save_user_setting("review", "reviewer", "ana", bad)
+
+
+def test_only_declared_settings_are_read_from_the_environment(tmp_path: Path) -> None:
+    """The app's own switches (TRIAGE_ALLOW_DOWNLOADS, TRIAGE_TENSORRT) are not settings and
+    break nothing; a variable shaped as a setting that names none is an error naming it."""
+    from triage_app.core.model.errors import SettingsError
+
+    none = tmp_path / "none.toml"
+    env = {"TRIAGE_ALLOW_DOWNLOADS": "1", "TRIAGE_TENSORRT": "0", "TRIAGE_SCORING__BATCH": "4"}
+    assert load_settings(None, environ=env, user_file=none).scoring.batch == 4
+    with pytest.raises(SettingsError, match="TRIAGE_SCORING__BATCHX"):
+        load_settings(None, environ={"TRIAGE_SCORING__BATCHX": "4"}, user_file=none)
+
+
+def test_the_commands_start_with_the_documented_download_switch_set(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    env = dict(__import__("os").environ, TRIAGE_ALLOW_DOWNLOADS="1", TRIAGE_TENSORRT="0")
+    for cmd in (["-m", "triage_app", "--version"], ["-m", "triage_app.gui.app", "--version"]):
+        out = subprocess.run([sys.executable, *cmd], cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert out.returncode == 0 and "0." in out.stdout, out.stderr
+    # -v and -q after the command's name as well as before it; a folder that is no project is named.
+    out = subprocess.run([sys.executable, "-m", "triage_app", "report", str(tmp_path / "nope"), "-v"], cwd=REPO,
+                         env=env, capture_output=True, text=True)
+    assert "nope" in out.stderr and "Traceback" not in out.stderr and "unrecognized" not in out.stderr

@@ -107,3 +107,40 @@ def test_a_position_names_the_finds_it_overlaps_nearest_first() -> None:
     assert [f.frame_id for f in near(items, 45.0, 7.0, 30.0)] == [5, 2, 1]  # 3 is 100 m off; 4 has no disc
     assert [f.frame_id for f in near(items, 45.0, 7.0, 30.0, exclude=5)] == [2, 1]
     assert near(items, 45.0, 7.0, 5.0) == [items[4]]  # 20 m to find 2 > 5 + 10
+
+
+def test_gpx_times_are_utc_and_a_camera_clock_without_a_zone_is_not_passed_off_as_one() -> None:
+    from lxml import etree
+
+    from triage_app.core.outputs.finds import Find, finds_gpx, group_places
+
+    items = [Find(1, "t", "ana", "f.mp4", 1, 0.0, "2024-05-01T10:30:02+02:00", 45.0, 7.0, "aircraft", None, None, ""),
+             Find(2, "t", "bob", "g.mp4", 2, 0.0, "2024-05-01T10:30:02", 46.0, 8.0, "aircraft", None, None, "")]
+    group_places(items)
+    doc = etree.fromstring(finds_gpx(items).encode())
+    ns = {"g": "http://www.topografix.com/GPX/1/1"}
+    wpts = doc.findall("g:wpt", ns)
+    assert len(wpts) == 2
+    times = [w.findtext("g:time", namespaces=ns) for w in wpts]
+    assert times == ["2024-05-01T08:30:02Z", None]
+    assert "camera clock, zone unknown" in wpts[1].findtext("g:desc", namespaces=ns)
+
+
+def test_finds_write_gpx_to_standard_output_and_a_closed_pipe_is_no_error(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from lxml import etree
+
+    from tests.conftest import REPO
+
+    root = tmp_path / "p"
+    with Workspace(root) as ws:  # an empty project: no finds, a valid empty GPX
+        ws.frames.source_summaries()
+    out = subprocess.run([sys.executable, "-m", "triage_app", "finds", str(root), "--gpx", "-"], cwd=REPO,
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and etree.fromstring(out.stdout.encode()).tag.endswith("gpx")
+    assert not (REPO / "-").exists() and not (root / "-").exists()
+    piped = subprocess.run(f"{sys.executable} -m triage_app finds {root} --csv | head -c 1", shell=True, cwd=REPO,
+                           capture_output=True, text=True)
+    assert "Traceback" not in piped.stderr

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from triage_app import REPO_ROOT
+from triage_app import REPO_ROOT, data_dir
 from triage_app.core.ingest.footage import ingest_source
 from triage_app.core.ingest.sources import VideoSource
 from triage_app.core.learning.head import rescore_head
@@ -36,7 +36,7 @@ from triage_app.core.store import Workspace
 
 ORTHO_CANDIDATES = [
     REPO_ROOT.parent / "shared" / "data" / "aerial" / "deepforest" / "5b90f92da0d7280005fab355_4310.tif",
-    REPO_ROOT / "resources" / "demo" / "flight.mp4",
+    data_dir("resources") / "demo" / "flight.mp4",
 ]
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import platformdirs
 
-from triage_app import REPO_ROOT
+from triage_app import data_dir
 from triage_app.core.ingest.footage import IngestResult, ingest_source
 from triage_app.core.ingest.telemetry.geo import ground_position
 from triage_app.core.model.records import Sampling
@@ -18,7 +18,7 @@ from triage_app.core.review.audit import refresh_audit
 from triage_app.core.scoring.pipeline import score_project
 from triage_app.core.store import Workspace
 
-DEMO_VIDEO = REPO_ROOT / "resources" / "demo" / "flight.mp4"
+DEMO_VIDEO = data_dir("resources") / "demo" / "flight.mp4"
 DEMO_FPS = 2.0
 DEMO_TARGET = "boat"  # the demo flight follows a river with boats on it
 

@@ -11,11 +11,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from triage_app import REPO_ROOT
+from triage_app import data_dir
 from triage_app.core.model.errors import ModelError
 
-DEFAULT_MODELS_DIR = REPO_ROOT / "models"
-IMAGENET_CLASSES_FILE = REPO_ROOT / "resources" / "imagenet_classes.txt"
+DEFAULT_MODELS_DIR = data_dir("models")
+IMAGENET_CLASSES_FILE = data_dir("resources") / "imagenet_classes.txt"
 
 
 def imagenet_classes() -> list[str]:

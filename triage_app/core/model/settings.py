@@ -200,12 +200,32 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise SettingsError(f"{path}: cannot be read ({exc.strerror})") from exc
 
 
+def _declared(model: type[BaseModel], parts: list[str]) -> bool:
+    """Whether ``parts`` (section, key) name a declared field of ``model``."""
+    fields = model.model_fields
+    if not parts or parts[0] not in fields:
+        return False
+    if len(parts) == 1:
+        return True
+    sub = fields[parts[0]].annotation
+    return isinstance(sub, type) and issubclass(sub, BaseModel) and _declared(sub, parts[1:])
+
+
 def _env_layer(environ: dict[str, str]) -> dict[str, Any]:
+    """The settings given in the environment: only ``TRIAGE_SECTION__KEY`` (or a top-level
+    ``TRIAGE_KEY``) naming a declared field. Other ``TRIAGE_*`` variables are switches of their
+    own (``TRIAGE_ALLOW_DOWNLOADS``, ``TRIAGE_TENSORRT``, ``TRIAGE_SETTINGS``) and are left
+    alone; one shaped as a setting (``SECTION__KEY``) that names none is an error, with its name."""
     layer: dict[str, Any] = {}
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX) or name in {"TRIAGE_SETTINGS"}:
             continue
         parts = name[len(ENV_PREFIX):].lower().split("__")
+        if not _declared(Settings, parts):
+            if len(parts) > 1:
+                raise SettingsError(f"environment variable {name}: no such setting "
+                                    f"([{parts[0]}] {'.'.join(parts[1:])})")
+            continue
         try:
             value: Any = json.loads(raw)
         except json.JSONDecodeError:

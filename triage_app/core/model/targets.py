@@ -12,11 +12,11 @@ from pathlib import Path
 
 import platformdirs
 
-from triage_app import REPO_ROOT
+from triage_app import data_dir
 from triage_app.core.model.cards import ModelCard, imagenet_classes
 from triage_app.core.model.errors import SettingsError
 
-TARGETS_FILE = REPO_ROOT / "resources" / "targets.toml"
+TARGETS_FILE = data_dir("resources") / "targets.toml"
 
 
 @dataclass(frozen=True)

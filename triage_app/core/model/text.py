@@ -25,3 +25,21 @@ def terminal_safe(text: object) -> str:
     """``text`` for one line of a terminal: control characters shown as ``\\xNN`` escapes,
     never obeyed."""
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", printable(str(text)))
+
+
+def utc_time(stamp: str | None) -> str | None:
+    """An ISO 8601 time as UTC (``2024-05-01T08:30:00Z``), for formats that require UTC (GPX
+    ``<time>``, KML ``<when>``), or None when it cannot be one: a camera's clock with no zone
+    (a naive time) is local to somewhere unknown, and writing it as UTC would put it hours off."""
+    import datetime as dt
+
+    if not stamp:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(str(stamp).strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None or when.utcoffset() is None:
+        return None
+    when = when.astimezone(dt.timezone.utc)
+    return when.strftime("%Y-%m-%dT%H:%M:%S") + (f".{when.microsecond:06d}".rstrip("0") if when.microsecond else "") + "Z"

@@ -14,7 +14,7 @@ from typing import Any
 from triage_app.core.ingest.telemetry.geo import ground_position, latlon_to_offset
 from triage_app.core.model.policy import firing_tile
 from triage_app.core.model.records import Label
-from triage_app.core.model.text import xml_safe
+from triage_app.core.model.text import utc_time, xml_safe
 from triage_app.core.store import Workspace
 
 
@@ -159,14 +159,15 @@ def finds_gpx(items: list[Find]) -> str:
         fs = by_place[number]
         head = fs[0]  # the newest find names the place
         wpt = ET.SubElement(gpx, "wpt", lat=f"{head.lat:.7f}", lon=f"{head.lon:.7f}")
-        if head.captured_at:
-            ET.SubElement(wpt, "time").text = xml_safe(head.captured_at)
+        if (when := utc_time(head.captured_at)) is not None:  # GPX times are UTC; a clock without a zone is left out
+            ET.SubElement(wpt, "time").text = when
         ET.SubElement(wpt, "name").text = f"Place {number}"
         radii = [f.radius_m for f in fs if f.radius_m is not None]
         where = f"within {max(radii):.0f} m" if head.placed == "ground" and radii else "the aircraft's position"
         frames = ", ".join(f"{f.source} frame {f.frame}" for f in fs[:10]) + (" …" if len(fs) > 10 else "")
+        local = f"; captured {head.captured_at} (camera clock, zone unknown)" if head.captured_at and when is None else ""
         ET.SubElement(wpt, "desc").text = xml_safe(f"{len(fs)} accepted frame{'s' if len(fs) != 1 else ''} ({where}), by "
-                                                   f"{', '.join(sorted({f.reviewer for f in fs}))}: {frames}")
+                                                   f"{', '.join(sorted({f.reviewer for f in fs}))}: {frames}{local}")
         ET.SubElement(wpt, "sym").text = "Flag, Red"
     ET.indent(gpx)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(gpx, encoding="unicode") + "\n"

@@ -17,15 +17,25 @@ _GPS_IFD = 0x8825
 _EXIF_IFD = 0x8769
 _DATETIME_ORIGINAL = 0x9003
 _DATETIME = 0x0132
+_OFFSET_TIME_ORIGINAL = 0x9011
+_OFFSET_TIME = 0x9010
+
+
+def _xmp(name: str) -> re.Pattern[bytes]:
+    """DJI's XMP value ``name`` in either form: an attribute (``drone-dji:Name="-90.0"``) or
+    an element (``<drone-dji:Name>-90.0</drone-dji:Name>``)."""
+    return re.compile(rb"drone-dji:" + name.encode() + rb'(?:="|=|>)\s*([-+]?\d+(?:\.\d+)?)')
+
+
 _XMP = {
-    "rel_alt": re.compile(rb'drone-dji:RelativeAltitude="?\s*([-+]?\d+(?:\.\d+)?)'),
-    "abs_alt": re.compile(rb'drone-dji:AbsoluteAltitude="?\s*([-+]?\d+(?:\.\d+)?)'),
-    "gimbal_pitch": re.compile(rb'drone-dji:GimbalPitchDegree="?\s*([-+]?\d+(?:\.\d+)?)'),
-    "gimbal_yaw": re.compile(rb'drone-dji:GimbalYawDegree="?\s*([-+]?\d+(?:\.\d+)?)'),
-    "gimbal_roll": re.compile(rb'drone-dji:GimbalRollDegree="?\s*([-+]?\d+(?:\.\d+)?)'),
-    "aircraft_pitch": re.compile(rb'drone-dji:FlightPitchDegree="?\s*([-+]?\d+(?:\.\d+)?)'),
-    "aircraft_yaw": re.compile(rb'drone-dji:FlightYawDegree="?\s*([-+]?\d+(?:\.\d+)?)'),
-    "aircraft_roll": re.compile(rb'drone-dji:FlightRollDegree="?\s*([-+]?\d+(?:\.\d+)?)'),
+    "rel_alt": _xmp("RelativeAltitude"),
+    "abs_alt": _xmp("AbsoluteAltitude"),
+    "gimbal_pitch": _xmp("GimbalPitchDegree"),
+    "gimbal_yaw": _xmp("GimbalYawDegree"),
+    "gimbal_roll": _xmp("GimbalRollDegree"),
+    "aircraft_pitch": _xmp("FlightPitchDegree"),
+    "aircraft_yaw": _xmp("FlightYawDegree"),
+    "aircraft_roll": _xmp("FlightRollDegree"),
 }
 
 
@@ -65,6 +75,39 @@ def _iso_time(raw: object) -> str | None:
     return f"{y}-{mo}-{d}T{h}:{mi}:{s}"
 
 
+def _offset(raw: object) -> str | None:
+    """EXIF's OffsetTime* (``+02:00``), or None."""
+    if isinstance(raw, bytes):
+        raw = raw.decode("ascii", "ignore")
+    m = re.fullmatch(r"([+-])(\d{2}):(\d{2})", str(raw or "").strip().strip("\x00"))
+    if not m or int(m.group(2)) > 14 or int(m.group(3)) >= 60:
+        return None
+    return f"{m.group(1)}{m.group(2)}:{m.group(3)}"
+
+
+def _gps_offset(local: str | None, gps: Any) -> str | None:
+    """The camera clock's zone from the GPS time (UTC) written beside it: their difference,
+    rounded to the quarter hour (zones are whole quarters), when it is a real zone's."""
+    import datetime as dt
+
+    if not local or not gps or not gps.get(29) or not gps.get(7):
+        return None
+    try:
+        date = str(gps.get(29)).strip().replace(":", "-")
+        h, m, sec = (_rational(v) for v in gps.get(7))
+        if h is None or m is None or sec is None:
+            return None
+        utc = dt.datetime.fromisoformat(date) + dt.timedelta(hours=h, minutes=m, seconds=sec)
+        minutes = (dt.datetime.fromisoformat(local) - utc).total_seconds() / 60
+    except (TypeError, ValueError, OverflowError):
+        return None
+    quarter = round(minutes / 15) * 15
+    if abs(quarter) > 14 * 60 or abs(minutes - quarter) > 5:
+        return None
+    sign = "+" if quarter >= 0 else "-"
+    return f"{sign}{abs(quarter) // 60:02d}:{abs(quarter) % 60:02d}"
+
+
 def read_exif(path: str | Path) -> TelemetryPoint | None:
     """Telemetry of one photo, or ``None`` if it has none. Never raises on bad metadata."""
     path = Path(path)
@@ -77,7 +120,9 @@ def read_exif(path: str | Path) -> TelemetryPoint | None:
         log.debug("no EXIF in %s: %s", path, exc)
         return None
     fields: dict[str, float | str | None] = {}
-    fields["captured_at"] = _iso_time(sub.get(_DATETIME_ORIGINAL)) or _iso_time(exif.get(_DATETIME))
+    local = _iso_time(sub.get(_DATETIME_ORIGINAL)) or _iso_time(exif.get(_DATETIME))
+    zone = _offset(sub.get(_OFFSET_TIME_ORIGINAL)) or _offset(sub.get(_OFFSET_TIME)) or _gps_offset(local, gps)
+    fields["captured_at"] = local + zone if local and zone else local
     fields["iso"] = _rational(sub.get(0x8827))
     fields["shutter_s"] = _rational(sub.get(0x829A))
     fields["fnum"] = _rational(sub.get(0x829D))

@@ -15,6 +15,7 @@ broken inside an otherwise good file is skipped and listed in ``Telemetry.warnin
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 import stat
@@ -30,7 +31,7 @@ _TIMING = re.compile(
     r"(\d{1,2}):(\d{1,2}):(\d{1,2})[,.](\d{1,3})\s*-->\s*(\d{1,2}):(\d{1,2}):(\d{1,2})[,.](\d{1,3})"
 )
 _DATE = re.compile(
-    r"(\d{4})[-./](\d{1,2})[-./](\d{1,2})[ T]+(\d{1,2}):(\d{2}):(\d{2})(?:[.,](\d{1,6}))?"
+    r"(\d{4})[-./](\d{1,2})[-./](\d{1,2})[ T]+(\d{1,2}):(\d{2}):(\d{2})(?:[.,](\d{1,6})(?:,(\d{3}))?)?"
 )
 # Every pattern here runs in time linear in the text it reads (a file may hold anything): a
 # key starts only where no key letter precedes it and is at most 64 letters long, and no
@@ -168,18 +169,22 @@ def _date(text: str) -> tuple[str | None, float | None]:
     m = _DATE.search(text)
     if not m:
         return None, None
-    y, mo, d, h, mi, s, frac = m.groups()
+    y, mo, d, h, mi, s, frac, micro_part = m.groups()
     try:
         yi, moi, di, hi, mii, si = int(y), int(mo), int(d), int(h), int(mi), int(s)
     except ValueError:
         return None, None
     if not (1 <= moi <= 12 and 1 <= di <= 31 and hi < 24 and mii < 60 and si < 61):
         return None, None
-    micro = int((frac or "0").ljust(6, "0")[:6])
+    # ``10:28:08,438,904``: milliseconds, then microseconds, each after a comma.
+    micro = int(frac) * 1000 + int(micro_part) if micro_part and frac and len(frac) == 3 else \
+        int((frac or "0").ljust(6, "0")[:6])
     iso = f"{yi:04d}-{moi:02d}-{di:02d}T{hi:02d}:{mii:02d}:{si:02d}.{micro:06d}"
-    # Seconds in a simple calendar, only ever used for differences within a flight.
-    days = yi * 372 + moi * 31 + di
-    return iso, days * 86400.0 + hi * 3600 + mii * 60 + si + micro / 1e6
+    try:  # the real calendar (a flight across midnight at the end of February is 1 s, not 3 days)
+        day = dt.date(yi, moi, di).toordinal()
+    except ValueError:  # 31 April and the like
+        return None, None
+    return iso, day * 86400.0 + hi * 3600 + mii * 60 + min(si, 59) + micro / 1e6
 
 
 def _triple(body: str) -> list[str]:
@@ -201,7 +206,10 @@ def _parse_gps(body: str, fields: dict[str, float | None]) -> None:
     if third.upper().endswith("M") or "." in third:
         # Newer layout: GPS(lat, lon, altitude[M]).
         lat, lon = a, b
-        fields.setdefault("abs_alt", _f(third.rstrip("Mm")))
+        alt = _f(third.rstrip("Mm"))
+        # Matrice 300 writes GPS(lat,lon,0.0M) on every cue while its barometer climbs: an
+        # altitude of exactly zero there is a placeholder, not a height.
+        fields.setdefault("abs_alt", alt if alt else None)
     else:
         # Older layout: GPS(lon, lat, satellites).
         lon, lat = a, b

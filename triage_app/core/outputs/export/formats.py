@@ -14,7 +14,7 @@ from triage_app import __version__
 from triage_app.core.ingest.telemetry.geo import ground_position
 from triage_app.core.model.records import Label, Why
 from triage_app.core.model.settings import GeoSettings
-from triage_app.core.model.text import xml_safe
+from triage_app.core.model.text import utc_time, xml_safe
 from triage_app.core.outputs.export.plan import Item
 from triage_app.core.outputs.finds import place_numbers
 
@@ -148,9 +148,9 @@ def write_kml(path: Path, pts: list[dict[str, Any]]) -> None:
         thumb, source = html.escape(xml_safe(pr["thumbnail"]), quote=True), html.escape(xml_safe(pr["source"]))
         ET.SubElement(pm, "description").text = (f"<img src=\"{thumb}\" width=\"320\"/><br/>"
                                                  f"{source}, frame {pr['frame']}; scores: {html.escape(xml_safe(scores))}")
-        if pr["time"]:
+        if (when := utc_time(pr["time"])) is not None:  # a camera clock without a zone stays in ExtendedData only
             ts = ET.SubElement(pm, "TimeStamp")
-            ET.SubElement(ts, "when").text = xml_safe(pr["time"])
+            ET.SubElement(ts, "when").text = when
         ext = ET.SubElement(pm, "ExtendedData")
         for k, v in pr.items():
             if v is not None:
