@@ -125,12 +125,27 @@ def test_export_loads_back_and_matches_the_database(decided: tuple[Path, dict[st
     assert image.size == (480, 270) and ds.classes[target] in ("negative", "positive")
     assert len(ImageFolder(str(out / "crops" / "train"))) == n_train
 
+    # COCO as a detector's training reads it (pycocotools): one category, the project's target;
+    # each accepted frame annotated with its firing tile, each rejected frame an image without one.
     coco = json.loads((out / "coco_train.json").read_text())
-    assert len(coco["images"]) == n_train and len(coco["annotations"]) == n_train
+    assert len(coco["images"]) == n_train and len(coco["annotations"]) == by[("train", "positive")]
     for ann in coco["annotations"]:
         x, y, w, h = ann["bbox"]
         assert 0 <= x and 0 <= y and x + w <= 480 and y + h <= 270 and w > 0 and h > 0
     assert all((out / im["file_name"]).is_file() for im in coco["images"])
+    try:
+        from pycocotools.coco import COCO
+    except ImportError:
+        COCO = None
+    if COCO is not None:
+        api = COCO(str(out / "coco_train.json"))
+        with Workspace(root) as p:
+            target = p.settings.target.name
+        assert [c["name"] for c in api.loadCats(api.getCatIds())] == [target]
+        positives = {im["id"] for im in coco["images"] if im["decision"] == "accept"}
+        assert set(api.getImgIds(catIds=api.getCatIds())) == positives
+        for im in api.loadImgs(api.getImgIds()):
+            assert len(api.getAnnIds(imgIds=[im["id"]])) == (1 if im["decision"] == "accept" else 0)
     balance = json.loads((out / "balance.json").read_text())
     assert balance["after"]["train"] == {"negative": by[("train", "negative")], "positive": by[("train", "positive")]}
 

@@ -162,23 +162,34 @@ def write_kml(path: Path, pts: list[dict[str, Any]]) -> None:
 
 
 # ------------------------------------------------------------------------------ COCO
-def coco(items: list[Item], rows: dict[tuple[int, int], dict[str, Any]], split: str) -> dict[str, Any]:
-    cats = [dict(id=i + 1, name=c) for i, c in enumerate(("positive", "negative", "unsure"))]
-    cat_id = {c["name"]: c["id"] for c in cats}
+def coco(items: list[Item], rows: dict[tuple[int, int], dict[str, Any]], split: str, target: str = "target") -> dict[str, Any]:
+    """COCO detection JSON for one split, as a detector's training reads it: one category, the
+    project's target; an accepted frame's firing tile is an annotation of it (a region the
+    model fired on and a person confirmed holds the target, not a box drawn tight around it:
+    ``attributes.box`` says so); a rejected frame is an image without annotations (background).
+    Unsure frames are left out (neither target nor background); ``info`` counts them."""
+    cats = [dict(id=1, name=target, supercategory="target")]
     images: list[dict[str, Any]] = []
     anns: list[dict[str, Any]] = []
+    unsure = 0
     for it in items:
         if it.split != split:
+            continue
+        if it.cls not in ("positive", "negative"):
+            unsure += 1
             continue
         r = rows[(int(it.frame["id"]), it.copy)]
         iid = len(images) + 1
         images.append(dict(id=iid, file_name=r["file"], width=r["width"], height=r["height"], source=r["source_name"],
                            frame_index=r["frame_index"], timestamp_s=r["timestamp_s"], decision=r["decision"],
                            frame_id=r["frame_id"]))
-        if it.box:
+        if it.cls == "positive" and it.box:
             x0, y0, x1, y1 = it.box
-            anns.append(dict(id=len(anns) + 1, image_id=iid, category_id=cat_id[it.cls], bbox=[x0, y0, x1 - x0, y1 - y0],
+            anns.append(dict(id=len(anns) + 1, image_id=iid, category_id=1, bbox=[x0, y0, x1 - x0, y1 - y0],
                              area=(x1 - x0) * (y1 - y0), iscrowd=0,
-                             attributes=dict(member=it.firing_member, score=r.get(f"score_{it.firing_member}"))))
-    return dict(info=dict(description="triage_app export: firing tile per decided frame", version=__version__),
-                images=images, annotations=anns, categories=cats)
+                             attributes=dict(box="firing tile", member=it.firing_member,
+                                             score=r.get(f"score_{it.firing_member}"))))
+    info = dict(description=f"triage_app export: frames decided for '{target}'; accepted frames annotated with the "
+                            "tile that fired, rejected frames as background", version=__version__,
+                unsure_left_out=unsure)
+    return dict(info=info, images=images, annotations=anns, categories=cats)

@@ -312,7 +312,7 @@ def _write_all(ws: Workspace, plan: Plan, tmp: Path, out: Path, options: Options
         write_parquet(tmp / "manifest.parquet", cols, rows)
     if "coco" in fmt:
         for split in SPLITS:
-            (tmp / f"coco_{split}.json").write_text(json.dumps(coco(kept, by_key, split), indent=1), encoding="utf-8")
+            (tmp / f"coco_{split}.json").write_text(json.dumps(coco(kept, by_key, split, ws.settings.target.name), indent=1), encoding="utf-8")
     pts: list[dict[str, Any]] = []
     if geo:
         originals = {int(it.frame["id"]): by_key[(int(it.frame["id"]), 0)] for it in kept if it.copy == 0}
