@@ -356,7 +356,7 @@ def add_parsers(sub: Any) -> None:
     ex.add_argument("project", type=Path)
     ex.add_argument("outdir", type=Path)
     ex.add_argument("--format", default="imagefolder,csv,parquet",
-                    help="comma-separated: imagefolder, csv, parquet, coco, crops, geojson, kml")
+                    help="comma-separated: imagefolder, csv, parquet, coco, yolo, crops, geojson, kml")
     ex.add_argument("--split", default="0.8,0.1,0.1", help="train,val,test shares (stratified by class, seeded)")
     ex.add_argument("--balance", choices=["none", "under", "over"], default="none",
                     help="balance the classes of the training split (a report is written either way)")

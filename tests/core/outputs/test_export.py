@@ -366,3 +366,38 @@ def test_overwrite_replaces_only_an_earlier_export(decided: tuple[Path, dict[str
     # A plain earlier export is replaced.
     report = _run(root, out, formats=("imagefolder", "csv"), overwrite=True)
     assert report.rows > 0 and (out / "manifest.csv").is_file() and (out / "train").is_dir()
+
+
+def test_yolo_export_is_read_as_a_detection_dataset(decided: tuple[Path, dict[str, int]], tmp_path: Path) -> None:
+    """images/<split> beside labels/<split>, as YOLO trainers find labels (the image path with
+    images -> labels): the accepted frames' firing tiles as class 0 (the target), the rejected
+    frames' label files empty, data.yaml naming the target."""
+    import cv2
+
+    root, _marks = decided
+    out = tmp_path / "export"
+    report = _run(root, out, formats=("yolo", "csv"), split=(0.5, 0.25, 0.25))
+    with (out / "manifest.csv").open(newline="") as fh:
+        rows = {Path(r["file"]).name: r for r in csv.DictReader(fh)}
+    images = sorted((out / "yolo" / "images").rglob("*.*"))
+    assert len(images) == report.rows == len(rows)
+    with Workspace(root) as p:
+        target = p.settings.target.name
+    data = (out / "yolo" / "data.yaml").read_text()
+    assert "train: images/train" in data and f"0: '{target}'" in data
+    boxes = 0
+    for img in images:
+        label = Path(str(img).replace(f"{'/'}images{'/'}", "/labels/")).with_suffix(".txt")
+        row = rows[img.name]
+        assert label.is_file() and img.parent.name == row["split"]
+        lines = label.read_text().split()
+        if row["class"] == "negative":
+            assert lines == []
+            continue
+        cls, cx, cy, w, h = (float(v) for v in lines)
+        height, width = cv2.imread(str(img)).shape[:2]
+        x0, y0, x1, y1 = (float(row[f"tile_imagenet_{k}"]) for k in ("x0", "y0", "x1", "y1"))
+        assert cls == 0 and (cx, cy) == (pytest.approx((x0 + x1) / 2 / width, abs=1e-5), pytest.approx((y0 + y1) / 2 / height, abs=1e-5))
+        assert (w, h) == (pytest.approx((x1 - x0) / width, abs=1e-5), pytest.approx((y1 - y0) / height, abs=1e-5))
+        boxes += 1
+    assert boxes == sum(r["class"] == "positive" for r in rows.values()) > 0

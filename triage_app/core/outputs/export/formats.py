@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import html
 import json
+import os
+import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, cast
@@ -159,6 +161,46 @@ def write_kml(path: Path, pts: list[dict[str, Any]]) -> None:
         ET.SubElement(pt, "coordinates").text = f"{p['lon']:.7f},{p['lat']:.7f}"
     ET.indent(kml)
     path.write_bytes(b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(kml, encoding="utf-8"))
+
+
+# ------------------------------------------------------------------------------ YOLO
+def write_yolo(tmp: Path, items: list[Item], rows: dict[tuple[int, int], dict[str, Any]], target: str) -> int:
+    """A YOLO detection dataset under ``yolo/``, as Ultralytics and other YOLO trainers read
+    it: ``images/<split>/`` beside ``labels/<split>/`` (one ``.txt`` per image: ``0 cx cy w h``,
+    normalised, for an accepted frame's firing tile; empty for a rejected frame, a
+    background image) and ``data.yaml`` naming the one class, the project's target. The
+    images are hard links to the image-folder copies where the disk allows (else copies).
+    Unsure frames are left out. Returns the files written."""
+    root = tmp / "yolo"
+    written = 0
+    for it in items:
+        if it.cls not in ("positive", "negative"):
+            continue
+        r = rows[(int(it.frame["id"]), it.copy)]
+        src = tmp / r["file"]
+        name = Path(r["file"]).name
+        image = root / "images" / it.split / name
+        image.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(src, image)
+        except OSError:
+            shutil.copyfile(src, image)
+        label = root / "labels" / it.split / (Path(name).stem + ".txt")
+        label.parent.mkdir(parents=True, exist_ok=True)
+        line = ""
+        w, h = float(r["width"] or 0), float(r["height"] or 0)
+        if it.cls == "positive" and it.box and w > 0 and h > 0:
+            x0, y0, x1, y1 = it.box
+            line = f"0 {(x0 + x1) / 2 / w:.6f} {(y0 + y1) / 2 / h:.6f} {(x1 - x0) / w:.6f} {(y1 - y0) / h:.6f}\n"
+        label.write_text(line, encoding="utf-8")
+        written += 2
+    safe = target.replace("'", "''")
+    (root / "data.yaml").write_text(
+        "# triage_app export: accepted frames boxed with the tile that fired (a region a person confirmed\n"
+        "# holds the target, not a tight box); rejected frames are background images.\n"
+        f"path: .\ntrain: images/train\nval: images/val\ntest: images/test\nnames:\n  0: '{safe}'\n",
+        encoding="utf-8")
+    return written + 1
 
 
 # ------------------------------------------------------------------------------ COCO

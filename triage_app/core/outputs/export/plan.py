@@ -16,7 +16,7 @@ from triage_app.core.model.records import LABELS, Decision, Frame, Source, Why, 
 from triage_app.core.review.agreement import disagreements
 from triage_app.core.store import Workspace
 
-FORMATS = ("imagefolder", "csv", "parquet", "coco", "crops", "geojson", "kml")
+FORMATS = ("imagefolder", "csv", "parquet", "coco", "yolo", "crops", "geojson", "kml")
 DEFAULT_FORMATS = ("imagefolder", "csv", "parquet")
 CLASS_OF = {"accept": "positive", "reject": "negative", "unsure": "unsure"}
 SPLITS = ("train", "val", "test")
@@ -75,8 +75,8 @@ class Options:
 
     @property
     def writes_images(self) -> bool:
-        """COCO names the image-folder files, so it brings them along."""
-        return "imagefolder" in self.formats or "coco" in self.formats
+        """COCO names the image-folder files, and YOLO links them, so both bring them along."""
+        return bool({"imagefolder", "coco", "yolo"} & set(self.formats))
 
 
 @dataclass

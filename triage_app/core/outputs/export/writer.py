@@ -55,6 +55,7 @@ from triage_app.core.outputs.export.formats import (
     write_geojson,
     write_kml,
     write_parquet,
+    write_yolo,
 )
 from triage_app.core.outputs.export.plan import (
     CLASS_OF,
@@ -310,6 +311,8 @@ def _write_all(ws: Workspace, plan: Plan, tmp: Path, out: Path, options: Options
         write_csv(tmp / "manifest.csv", cols, rows)
     if "parquet" in fmt:
         write_parquet(tmp / "manifest.parquet", cols, rows)
+    if "yolo" in fmt:
+        written += write_yolo(tmp, kept, by_key, ws.settings.target.name)
     if "coco" in fmt:
         for split in SPLITS:
             (tmp / f"coco_{split}.json").write_text(json.dumps(coco(kept, by_key, split, ws.settings.target.name), indent=1), encoding="utf-8")
