@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 
 _FORMAT_TEXT = {
     "imagefolder": "Image folders (split/class/…)", "csv": "Manifest CSV", "parquet": "Manifest Parquet",
-    "coco": "COCO JSON (detection, the target's class)", "yolo": "YOLO detection (images/, labels/, data.yaml)", "crops": "Crops around the firing tile", "geojson": "GeoJSON points (accepted finds, on the ground)",
+    "coco": "COCO JSON (detection, the target's class)", "yolo": "YOLO detection (images/, labels/, data.yaml)",
+    "crops": "Crops around the firing tile", "geojson": "GeoJSON points (accepted finds, on the ground)",
     "kml": "KML points (accepted finds, on the ground)",
 }
 _CLASSES = ("positive", "negative", "unsure")
