@@ -69,3 +69,13 @@ def test_ingest_summary_counts_flags_and_telemetry(tmp_path: Path, ortho: np.nda
     assert main(["ingest", str(tmp_path / "p"), str(path), "--telemetry", str(srt), "--fps", "10"]) == 0
     out = capsys.readouterr().out
     assert "20 frames" in out and "under_exposed 5" in out and "telemetry matched 20/20" in out
+
+
+def test_ingesting_only_missing_files_creates_no_project(tmp_path: Path, capsys) -> None:
+    from triage_app.cli import main
+
+    root = tmp_path / "new-project"
+    assert main(["ingest", str(root), str(tmp_path / "no-such-flight.mp4")]) == 1
+    err = capsys.readouterr().err
+    assert "no-such-flight.mp4: no such file or folder" in err and "no project was created" in err
+    assert not root.exists()

@@ -53,6 +53,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if args.fps:
         overrides.setdefault("ingest", {})["fps"] = args.fps
     results = []
+    local = [u for u in args.sources if "://" not in u]
+    if not (Path(args.project) / "project.db").exists() and local and len(local) == len(args.sources) \
+            and not any(Path(u).exists() for u in local):
+        # Nothing to ingest and no project yet: say so, and leave no empty project behind.
+        for u in local:
+            print(f"error: {terminal_safe(u)}: no such file or folder", file=sys.stderr)
+        print(f"error: nothing ingested; no project was created at {args.project}", file=sys.stderr)
+        return 1
     with open_project(args, overrides, create=True) as ws:
         if args.target:
             print(f"looking for {ws.set_target(args.target).describe()}")
