@@ -292,6 +292,15 @@ def test_accepted_frames_with_gps_become_map_points(decided: tuple[Path, dict[st
     assert len(coords) == 8
     geo_coords = sorted(tuple(round(c, 7) for c in f["geometry"]["coordinates"]) for f in fc["features"])
     assert sorted(tuple(map(float, c.split(","))) for c in coords) == pytest.approx(geo_coords)
+    # The KMZ travels whole: the same placemarks, and every thumbnail they show inside it.
+    import re
+    import zipfile
+
+    with zipfile.ZipFile(out / "accepted.kmz") as z:
+        names = z.namelist()
+        assert names[0] == "doc.kml" and z.read("doc.kml") == (out / "accepted.kml").read_bytes()
+        shown = set(re.findall(r'src="([^"]+)"', z.read("doc.kml").decode()))
+        assert len(shown) == 8 and shown <= set(names)
 
 
 def test_cli_export(decided: tuple[Path, dict[str, int]], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

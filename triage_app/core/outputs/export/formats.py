@@ -134,6 +134,18 @@ def write_geojson(path: Path, pts: list[dict[str, Any]]) -> None:
     path.write_text(json.dumps(dict(type="FeatureCollection", features=features), indent=1), encoding="utf-8")
 
 
+def write_kmz(path: Path, kml: Path, root: Path, pts: list[dict[str, Any]]) -> None:
+    """``accepted.kmz``: the KML with its thumbnails inside, so it opens whole wherever it is
+    sent (a KML refers to its thumbnails by a path beside it, which breaks once it travels)."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.write(kml, "doc.kml")  # Google Earth reads the first .kml of the archive
+        for thumb in sorted({str(p["props"]["thumbnail"]) for p in pts if p["props"].get("thumbnail")}):
+            if (root / thumb).is_file():
+                z.write(root / thumb, thumb, compress_type=zipfile.ZIP_STORED)
+
+
 def write_kml(path: Path, pts: list[dict[str, Any]]) -> None:
     """Placemarks with a thumbnail in the description. Every text from the project (source
     names, paths, reviewers) is made XML-safe, and the description's HTML carries it escaped:

@@ -54,6 +54,7 @@ from triage_app.core.outputs.export.formats import (
     write_csv,
     write_geojson,
     write_kml,
+    write_kmz,
     write_parquet,
     write_yolo,
 )
@@ -324,6 +325,7 @@ def _write_all(ws: Workspace, plan: Plan, tmp: Path, out: Path, options: Options
             write_geojson(tmp / "accepted.geojson", pts)
         if "kml" in fmt:
             write_kml(tmp / "accepted.kml", pts)
+            write_kmz(tmp / "accepted.kmz", tmp / "accepted.kml", tmp, pts)
     split_counts = counts(kept)
     balance = dict(balance=options.balance, applies_to="train", before=plan.before_balance, after=split_counts,
                    dropped_by_undersampling=plan.dropped_by_balance,
