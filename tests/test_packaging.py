@@ -35,3 +35,17 @@ def test_the_wheel_carries_the_cards_the_tables_and_the_demo(tmp_path: Path) -> 
                for p in (REPO / d).rglob("*") if p.is_file()]
     assert shipped and set(shipped) <= names, sorted(set(shipped) - names)
     assert "triage_app/py.typed" in names and "triage_app/__main__.py" in names
+
+
+def test_every_platform_gets_exactly_one_onnx_runtime() -> None:
+    """The GPU build where it has wheels (Linux, Windows on x86-64), the plain one elsewhere."""
+    from packaging.requirements import Requirement
+
+    deps = [Requirement(d) for d in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]]
+    runtimes = [d for d in deps if d.name.startswith("onnxruntime")]
+    for platform, machine, want in (("linux", "x86_64", "onnxruntime-gpu"), ("win32", "AMD64", "onnxruntime-gpu"),
+                                    ("darwin", "arm64", "onnxruntime"), ("darwin", "x86_64", "onnxruntime"),
+                                    ("linux", "aarch64", "onnxruntime")):
+        env = {"sys_platform": platform, "platform_machine": machine}
+        chosen = [d.name for d in runtimes if d.marker is None or d.marker.evaluate(env)]
+        assert chosen == [want], (platform, machine, chosen)
