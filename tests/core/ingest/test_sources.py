@@ -155,3 +155,59 @@ def test_a_video_is_read_from_the_capture_its_check_opened_and_then_afresh(fligh
         assert [i for i, _ in first] == [i for i, _ in expected] == [i for i, _ in again]
         assert all(np.array_equal(a[1], b[1]) and np.array_equal(a[1], c[1]) for a, b, c in zip(first, expected, again, strict=True))
     assert [f.idx for f in VideoSource(flight_video).frames(Sampling(every=3), start_after=5)][:2] == [6, 9]
+
+
+def _variable_rate_video(path: Path, ortho: np.ndarray, codec: str = "libx264") -> list[float]:
+    """A clip whose frames are 33 ms apart for a second, then 100 ms (a variable frame rate),
+    with B-frames, written with PyAV; returns each frame's presentation time in seconds."""
+    av = pytest.importorskip("av", reason="PyAV writes the variable-rate test clip")
+    import fractions
+
+    out = av.open(str(path), "w")
+    stream = out.add_stream(codec, rate=30)
+    stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+    stream.time_base = stream.codec_context.time_base = fractions.Fraction(1, 1000)
+    stream.codec_context.options = {"bf": "2", "g": "24"}
+    times, ms = [], 0
+    for i in range(90):
+        img = np.ascontiguousarray(ortho[400 + 3 * i : 640 + 3 * i, 500 + 5 * i : 820 + 5 * i])
+        frame = av.VideoFrame.from_ndarray(img, format="bgr24")
+        frame.pts, frame.time_base = ms, fractions.Fraction(1, 1000)
+        times.append(ms / 1000)
+        out.mux(stream.encode(frame))
+        ms += 33 if i < 30 else 100
+    out.mux(stream.encode())
+    out.close()
+    return times
+
+
+def test_a_variable_rate_clip_keeps_its_true_times_and_every_reread_is_its_own_frame(tmp_path: Path,
+                                                                                       ortho: np.ndarray) -> None:
+    """Frame times are the container's (index / fps would be seconds off by the end), and a
+    frame read again in any order is the same frame the ingest saw, B-frames and all."""
+    video = tmp_path / "vfr.mp4"
+    truth = _variable_rate_video(video, ortho)
+    cap = cv2.VideoCapture(str(video))
+    sequential = []
+    while True:
+        ok, img = cap.read()
+        if not ok:
+            break
+        sequential.append(img)
+    cap.release()
+    assert len(sequential) == len(truth) == 90
+    with Workspace(tmp_path / "p") as ws:
+        ingest_source(ws, video)
+        rows = sorted(ws.frames.frame_rows(), key=lambda r: r["idx"])
+        assert [r["idx"] for r in rows] == list(range(90))
+        assert [r["timestamp_s"] for r in rows] == pytest.approx(truth, abs=0.002)
+        fps = cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FPS)  # the clip's average rate
+        assert abs(30 / fps - truth[30]) > 1.0  # what index / fps would have said at frame 30
+        source = ws.frames.source_summaries()[0]
+        reader = FrameReader(ws.root)
+        order = np.random.default_rng(3).permutation(90).tolist() + [5, 6, 7, 80, 2, 89, 0]
+        try:
+            for k in order:
+                assert np.array_equal(reader.read(source, rows[k]), sequential[k]), k
+        finally:
+            reader.close()

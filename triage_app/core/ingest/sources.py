@@ -122,6 +122,33 @@ def _open_through_link(path: str) -> cv2.VideoCapture:
 
 
 # ---------------------------------------------------------------------------- video
+def _position_ms(cap: cv2.VideoCapture) -> float | None:
+    """The presentation time of the frame last grabbed, in ms (FFmpeg's timestamp), or None."""
+    ms = cap.get(cv2.CAP_PROP_POS_MSEC)
+    return float(ms) if ms is not None and np.isfinite(ms) and ms >= 0 else None
+
+
+class _FrameClock:
+    """Seconds since the first frame, from the container's timestamps where they are usable
+    (present and increasing), else ``index / fps`` from the last good one."""
+
+    def __init__(self, fps: float, t0_ms: float | None) -> None:
+        self.fps = fps
+        self.t0_ms = t0_ms
+        self.last: tuple[int, float] | None = None
+
+    def time(self, index: int, ms: float | None) -> float:
+        t = None if ms is None or self.t0_ms is None else (ms - self.t0_ms) / 1000.0
+        if self.last is not None:
+            i0, t_prev = self.last
+            if t is None or t <= t_prev or (index > 0 and ms == 0):
+                t = t_prev + (index - i0) / self.fps
+        elif t is None or t < 0:
+            t = index / self.fps
+        self.last = (index, t)
+        return t
+
+
 class VideoSource:
     """A video file that OpenCV's FFmpeg backend reads."""
 
@@ -146,6 +173,9 @@ class VideoSource:
             cap.release()
             raise SourceError(self.path, "no decodable frame (header only, or the stream data is missing)")
         self.height, self.width = first.shape[:2]
+        # Frame times come from the container's timestamps (a variable-frame-rate clip is not
+        # index / fps), counted from the first frame's.
+        self._t0_ms = _position_ms(cap)
         # The first call to frames() goes on from this capture: opening a video and starting
         # its decoder cost as much as tens of frames (a quarter of a second for 1080p H.264).
         self._held: tuple[cv2.VideoCapture, np.ndarray] | None = (cap, first)
@@ -176,11 +206,13 @@ class VideoSource:
         held, self._held = self._held, None
         cap = held[0] if held is not None else _open_capture(str(self.path))
         index = -1
+        clock = _FrameClock(self.fps, self._t0_ms)
         try:
             if held is not None:  # frame 0 is already decoded
                 index = 0
                 first = held[1]
                 held = None
+                clock.time(0, self._t0_ms)
                 if sampler.keep(0, 0.0) and start_after < 0:
                     yield SourceFrame(0, 0.0, first)
                 del first
@@ -188,7 +220,7 @@ class VideoSource:
                 if not cap.grab():
                     break
                 index += 1
-                t = index / self.fps
+                t = clock.time(index, _position_ms(cap))
                 if not sampler.keep(index, t) or index <= start_after:
                     continue
                 ok, image = cap.retrieve()
@@ -423,6 +455,22 @@ def frame_file(source: Source, frame: Frame, project_root: Path) -> Path | None:
     return base / rel
 
 
+#: A re-read seeks this far before the frame's time, then reads on to it (further back each
+#: time a seek lands past it).
+SEEK_BACK_S = (0.5, 2.0, 8.0, 30.0)
+#: How close a container timestamp must be to the stored time to be that frame (timestamps
+#: are exact; a stored time from ``index / fps`` is within rounding of them on a steady clip).
+TIME_MATCH_S = 0.002
+
+
+@dataclass
+class _OpenVideo:
+    cap: cv2.VideoCapture
+    pos: int  # index of the frame the next read returns (-1: unknown)
+    t0_ms: float | None  # the first frame's timestamp
+    fps: float
+
+
 class FrameReader:
     """Reads the pixels of stored frames again, keeping a few videos open."""
 
@@ -430,7 +478,7 @@ class FrameReader:
         self.project_root = Path(project_root)
         self.max_open = max_open
         self.max_pixels = max_pixels
-        self._caps: OrderedDict[str, tuple[cv2.VideoCapture, int]] = OrderedDict()
+        self._caps: OrderedDict[str, _OpenVideo] = OrderedDict()
 
     def read(self, source: Source, frame: Frame) -> np.ndarray:
         """BGR pixels of a frame; raises ``SourceError`` naming the file if gone or broken."""
@@ -440,36 +488,101 @@ class FrameReader:
             if path is None:
                 raise SourceError(source["uri"], f"frame {frame['idx']} names no file")
             return decode_image(path, self.max_pixels)
-        return self._read_video(source["uri"], int(frame["idx"]))
+        t = frame.get("timestamp_s")
+        return self._read_video(source["uri"], int(frame["idx"]), None if t is None else float(t))
 
-    def _read_video(self, uri: str, idx: int) -> np.ndarray:
-        entry = self._caps.pop(uri, None)
-        if entry is None:
-            if not Path(uri).is_file():
-                raise SourceError(uri, "video file is gone (moved or deleted since ingest)")
-            cap = _open_capture(uri)
-            if not cap.isOpened():
-                raise SourceError(uri, "video can no longer be opened")
-            pos = 0
-        else:
-            cap, pos = entry
-        if idx != pos:
-            if 0 < idx - pos <= 30:
-                while pos < idx and cap.grab():  # short hop forward: cheaper than a seek
-                    pos += 1
-            else:
-                cap.set(cv2.CAP_PROP_POS_FRAMES, idx)
-                pos = idx
-        ok, image = cap.read()
-        self._caps[uri] = (cap, pos + 1)
+    def _open(self, uri: str) -> _OpenVideo:
+        if not Path(uri).is_file():
+            raise SourceError(uri, "video file is gone (moved or deleted since ingest)")
+        cap = _open_capture(uri)
+        if not cap.isOpened():
+            raise SourceError(uri, "video can no longer be opened")
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        return _OpenVideo(cap, 0, None, fps if 0 < fps < 1000 else 30.0)
+
+    def _read_video(self, uri: str, idx: int, t: float | None = None) -> np.ndarray:
+        """Frame ``idx`` exactly: read on from the open capture when it is a short hop ahead
+        (counting frames from a known one); else seek by time to a little before the frame's
+        stored timestamp (``SEEK_BACK_S``) and read on until the container's timestamp is the frame's (a seek by
+        frame number lands on another frame in clips with B-frames or a variable rate); where
+        that cannot be matched, read from the start."""
+        v = self._caps.pop(uri, None) or self._open(uri)
+        try:
+            image = self._hop(v, idx) if v.pos >= 0 and 0 <= idx - v.pos <= 30 else None
+            if image is None and t is not None:
+                image = self._seek(v, idx, t)
+            if image is None:  # no usable timestamp: count from the first frame
+                v.cap.release()
+                v = self._open(uri)
+                image = self._hop(v, idx, limit=None)
+        except BaseException:
+            v.cap.release()
+            raise
+        self._caps[uri] = v
         while len(self._caps) > self.max_open:
-            _, (old, _) = self._caps.popitem(last=False)
-            old.release()
-        if not ok or image is None:
+            _, old = self._caps.popitem(last=False)
+            old.cap.release()
+        if image is None:
             raise SourceError(uri, f"frame {idx} cannot be decoded")
         return image
 
+    @staticmethod
+    def _hop(v: _OpenVideo, idx: int, limit: int | None = 30) -> np.ndarray | None:
+        """Grab forward to ``idx`` from the known position ``v.pos`` (the next frame's index)."""
+        while v.pos < idx and (limit is None or idx - v.pos <= limit) and v.cap.grab():
+            if v.pos == 0:
+                v.t0_ms = _position_ms(v.cap)
+            v.pos += 1
+        if v.pos != idx:
+            return None
+        ok, image = v.cap.read()
+        if v.pos == 0:
+            v.t0_ms = _position_ms(v.cap)
+        v.pos += 1
+        return image if ok else None
+
+    def _seek(self, v: _OpenVideo, idx: int, t: float) -> np.ndarray | None:
+        if v.t0_ms is None:  # the first frame's timestamp, which stored times count from
+            if v.pos != 0:
+                return None
+            if not v.cap.grab():
+                return None
+            v.t0_ms = _position_ms(v.cap)
+            v.pos = 1
+            if idx == 0:
+                ok, image = v.cap.retrieve()
+                return image if ok else None
+        if v.t0_ms is None:
+            return None
+        for back in SEEK_BACK_S:  # a seek may land past the frame (B-frames): try from further back
+            found = self._seek_from(v, idx, t, back)
+            if found is not None:
+                return found
+            if t - back <= 0:
+                break
+        return None
+
+    @staticmethod
+    def _seek_from(v: _OpenVideo, idx: int, t: float, back: float) -> np.ndarray | None:
+        assert v.t0_ms is not None
+        v.cap.set(cv2.CAP_PROP_POS_MSEC, max(0.0, v.t0_ms + (t - back) * 1000.0))
+        v.pos = -1  # unknown until the frame is matched
+        for _ in range(int(v.fps * (back + 2.0)) + 60):  # from ``back`` before, and the seek's own slack
+            if not v.cap.grab():
+                return None
+            ms = _position_ms(v.cap)
+            if ms is None:
+                return None
+            here = (ms - v.t0_ms) / 1000.0
+            if abs(here - t) <= TIME_MATCH_S:
+                ok, image = v.cap.retrieve()
+                v.pos = idx + 1
+                return image if ok else None
+            if here > t + TIME_MATCH_S:  # passed it
+                return None
+        return None
+
     def close(self) -> None:
-        for cap, _ in self._caps.values():
-            cap.release()
+        for v in self._caps.values():
+            v.cap.release()
         self._caps.clear()
