@@ -29,6 +29,39 @@ def _log_to_file() -> Path | None:
     return folder / "triage-app.log"
 
 
+def missing_xcb_libraries(environ: dict[str, str] | None = None) -> list[str]:
+    """The system libraries Qt's X11 platform plugin needs and cannot find, where that plugin
+    will be used (Linux with an X display, no other platform asked for). Qt aborts the process
+    with a bare "could not load the Qt platform plugin xcb" when one is missing; asked first,
+    the window can say which. Empty when nothing is missing or the check does not apply."""
+    import os
+    import re
+    import subprocess
+
+    env = dict(os.environ if environ is None else environ)
+    if not sys.platform.startswith("linux") or not env.get("DISPLAY") or env.get("QT_QPA_PLATFORM", "xcb") != "xcb" \
+            or env.get("WAYLAND_DISPLAY"):
+        return []
+    try:
+        import PySide6
+
+        plugin = Path(PySide6.__file__).parent / "Qt" / "plugins" / "platforms" / "libqxcb.so"
+        if not plugin.is_file():
+            return []
+        out = subprocess.run(["ldd", str(plugin)], capture_output=True, text=True, timeout=20).stdout
+    except (ImportError, OSError, subprocess.SubprocessError):
+        return []
+    return sorted(set(re.findall(r"^\s*(\S+) => not found", out, flags=re.MULTILINE)))
+
+
+def debian_package(soname: str) -> str:
+    """The Debian/Ubuntu package that ships a library: ``libxcb-icccm.so.4`` -> ``libxcb-icccm4``,
+    ``libxkbcommon-x11.so.0`` -> ``libxkbcommon-x11-0``."""
+    name, _, version = soname.partition(".so.")
+    version = version.split(".")[0]
+    return f"{name}{'-' if name[-1:].isdigit() else ''}{version}" if version else name
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="triage-app", description="Drone footage triage.")
     parser.add_argument("project", nargs="?", type=Path, help="project folder to open")
@@ -39,6 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     log_file = _log_to_file()
 
+    missing = missing_xcb_libraries()
+    if missing:
+        print("error: the window cannot open on this X display: Qt's xcb platform plugin needs "
+              f"{', '.join(missing)}, which this system lacks. On Debian or Ubuntu: sudo apt-get install "
+              + " ".join(debian_package(m) for m in missing)
+              + " (or run the window under Wayland, or `triage demo --headless` without one)", file=sys.stderr)
+        return 1
     from PySide6.QtWidgets import QApplication
 
     from triage_app.gui.main_window import MainWindow
