@@ -158,6 +158,17 @@ def test_canvas_zooms_onto_a_small_tile_and_back(qtbot) -> None:
     assert seen.adjusted(-2, -2, 2, 2).contains(QRectF(2000, 1000, 448, 448))
     canvas.fit()
     assert abs(canvas.transform().m11() - fitted) < 1e-9
+    # Zoomed in, the view stays zoomed when the canvas is resized (a line of text appearing
+    # above it, the window growing): it used to snap back to the whole frame at once.
+    canvas.zoom(2.0)
+    zoomed = canvas.transform().m11()
+    canvas.resize(800, 420)
+    qtbot.wait(50)
+    assert abs(canvas.transform().m11() - zoomed) < 1e-9 and canvas.zoomed
+    canvas.fit()  # 0 fits again, and then a resize fits too
+    canvas.resize(800, 450)
+    qtbot.wait(50)
+    assert not canvas.zoomed and abs(canvas.transform().m11() - fitted) < 1e-6
 
 
 def test_supervisor_settles_disagreements_from_the_resolve_queue(qtbot, review_project: Path) -> None:
@@ -221,4 +232,14 @@ def test_the_reviewer_is_named_in_the_window_remembered_and_recorded(qtbot, revi
     edit.setText("  ")
     edit.editingFinished.emit()  # no name: refused, the field shows who still reviews
     assert edit.text() == "ben" and review.session.reviewer == "ben"
+    # Enter in the field gives the keys back to reviewing: A decides, it does not type "a".
+    edit.setFocus()
+    qtbot.keyClicks(edit, "x")
+    qtbot.keyClick(edit, Qt.Key.Key_Return)
+    assert not edit.hasFocus() and window.review_view.hasFocus()
+    decided = raw.execute("SELECT count(*) FROM decisions").fetchone()[0]
+    qtbot.keyClick(window.focusWidget() or window.review_view, Qt.Key.Key_A)
+    assert raw.execute("SELECT count(*) FROM decisions").fetchone()[0] == decided + 1
+    assert edit.text() == "benx"
+    assert window.cancel_button.focusPolicy() == Qt.FocusPolicy.NoFocus  # a click leaves no focus behind
     window.controller.close()

@@ -50,6 +50,9 @@ class MainWindow(QMainWindow):
         self.progress = QProgressBar()
         self.progress.setVisible(False)
         self.cancel_button = QPushButton("Cancel")
+        # A click must not leave the keyboard focus behind: once the button hides, Qt would hand
+        # it to the next field (the reviewer's name), and A and R would type there.
+        self.cancel_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.cancel_button.setVisible(False)
         self.cancel_button.clicked.connect(self.controller.cancel_work)
 
@@ -153,6 +156,8 @@ class MainWindow(QMainWindow):
         self.reviewer_edit.setToolTip("Who is reviewing: every decision records it, second reviews go to someone "
                                       "else, agreement is measured between reviewers. Remembered for next time.")
         self.reviewer_edit.editingFinished.connect(self._reviewer_changed)
+        # Enter ends the name: the keys go back to reviewing.
+        self.reviewer_edit.returnPressed.connect(self._keys_back_to_review)
         bar.addWidget(self.reviewer_edit)
         self._show_reviewer()
 
@@ -295,6 +300,10 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(said, 15000)
         if c.ws is not None:  # second reviews depend on who is reviewing: the queue is built again
             self.review.start(c.ws, resolve=self.resolve_action.isChecked())
+
+    def _keys_back_to_review(self) -> None:
+        if self.tabs.currentWidget() is self.review_view:
+            self.review_view.setFocus()
 
     def _set_resolve_mode(self, on: bool) -> None:
         c = self.controller

@@ -23,6 +23,9 @@ class FrameCanvas(QGraphicsView):
         self._message.setBrush(QColor("#d0d0d0"))
         self.scene().addItem(self._message)
         self.focus_box: QRectF | None = None
+        # Set once the analyst zooms or pans in; a resize (a line of text appearing above, the
+        # window growing) then keeps their view instead of fitting the frame again.
+        self.zoomed = False
 
     def show_frame(self, image: QImage | None, boxes: list[tuple[QRectF, str, str]], message: str = "") -> None:
         """Show a picture with (rect, colour, label) outlines, fitted to the view."""
@@ -48,9 +51,10 @@ class FrameCanvas(QGraphicsView):
             text.setPos(rect.left() + width, rect.top() + width)
             self._boxes += [box, text]
         self.focus_box = boxes[0][0] if boxes else None
-        self.fit()
+        self.fit()  # a new frame opens whole
 
     def fit(self) -> None:
+        self.zoomed = False
         self.fitInView(self.scene().sceneRect(), Qt.AspectRatioMode.KeepAspectRatio)
 
     def zoom_to_focus(self) -> None:
@@ -58,13 +62,16 @@ class FrameCanvas(QGraphicsView):
             m = 0.03 * max(self.focus_box.width(), self.focus_box.height())
             area = self.focus_box.adjusted(-m, -m, m, m).intersected(self.scene().sceneRect())
             self.fitInView(area, Qt.AspectRatioMode.KeepAspectRatio)
+            self.zoomed = True
 
     def zoom(self, factor: float) -> None:
         self.scale(factor, factor)
+        self.zoomed = True
 
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 - Qt name
         self.zoom(1.25 if event.angleDelta().y() > 0 else 0.8)
 
     def resizeEvent(self, event) -> None:  # noqa: N802
         super().resizeEvent(event)
-        self.fit()
+        if not self.zoomed:
+            self.fit()
