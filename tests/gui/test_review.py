@@ -243,3 +243,11 @@ def test_the_reviewer_is_named_in_the_window_remembered_and_recorded(qtbot, revi
     assert edit.text() == "benx"
     assert window.cancel_button.focusPolicy() == Qt.FocusPolicy.NoFocus  # a click leaves no focus behind
     window.controller.close()
+
+
+def test_a_member_keeps_its_colour_whatever_its_rank_on_the_frame() -> None:
+    from triage_app.gui.review.review_view import member_colour
+
+    members = ["clip", "head", "imagenet"]
+    assert member_colour("imagenet", members) == member_colour("imagenet", list(reversed(members)))
+    assert len({member_colour(m, members) for m in members}) == 3

@@ -11,7 +11,7 @@ from PySide6.QtGui import QImage
 
 from triage_app.core.store import Workspace
 from triage_app.gui.review.frame_loader import FrameLoader
-from triage_app.gui.review.review_view import MEMBER_COLOURS, ReviewView
+from triage_app.gui.review.review_view import ReviewView, member_colour
 from triage_app.gui.tasks import Task, run_task
 
 log = logging.getLogger(__name__)
@@ -134,12 +134,13 @@ class ReviewController(QObject):
         source = ws.frames.source(c.source_id)
         rows = sorted(ws.scores.frame_scores(c.frame_id), key=lambda r: -r["score"])
         tiles, bars = [], []
+        members = sorted(ws.cards)  # every member keeps one colour from frame to frame
         # Neutral on purpose: audit samples (dropped frames) are mixed in blindly, so the
         # panel never says whether a frame passed the policy.
-        for k, r in enumerate(rows):
+        for r in rows:
             box = (r["x0"], r["y0"], r["x1"] - r["x0"], r["y1"] - r["y0"]) if r["x0"] is not None else None
             tiles.append((r["member"], r["score"], box))
-            colour = MEMBER_COLOURS[k % len(MEMBER_COLOURS)]
+            colour = member_colour(r["member"], members)
             width = int(160 * min(1.0, r["score"]))
             bars.append(
                 f"<div><span style='color:{colour}'>■</span> <b>{r['member']}</b> {r['score']:.3f} "
@@ -192,7 +193,7 @@ class ReviewController(QObject):
         if frame.get("telemetry_matched") == 0:
             tele.append("no telemetry for this frame")
         return {
-            "tiles": tiles,
+            "tiles": tiles, "members": members,
             "scores_html": "best tile per member (outlined)<br><br>" + "".join(bars),
             "telemetry": "\n".join(tele),
             "position": position,

@@ -35,6 +35,14 @@ KEYS = [
 MEMBER_COLOURS = ["#ff5a5f", "#ffb400", "#00c2a8", "#8a7dff"]
 
 
+def member_colour(member: str, members: list[str]) -> str:
+    """A member's colour, the same on every frame (by its place among the ensemble's members,
+    not by its rank on this frame)."""
+    order = sorted(members)
+    k = order.index(member) if member in order else len(order)
+    return MEMBER_COLOURS[k % len(MEMBER_COLOURS)]
+
+
 def placeholder_icon(size: QSize) -> QIcon:
     """A grey box the size of a thumbnail, shown until the picture is decoded."""
     pix = QPixmap(size)
@@ -197,9 +205,10 @@ class ReviewView(QWidget):
     # -- what the controller shows -------------------------------------------------------
     def show_candidate(self, info: dict[str, Any], image: QImage | None) -> None:
         boxes = []
-        for k, (member, score, box) in enumerate(info.get("tiles", [])):
+        members = info.get("members") or [m for m, _s, _b in info.get("tiles", [])]
+        for member, score, box in info.get("tiles", []):
             if box is not None:
-                boxes.append((QRectF(*box), MEMBER_COLOURS[k % len(MEMBER_COLOURS)], f"{member} {score:.2f}"))
+                boxes.append((QRectF(*box), member_colour(member, members), f"{member} {score:.2f}"))
         self.canvas.show_frame(image, boxes, "" if image is not None else info.get("loading", "loading…"))
         self.header.setText(info.get("header", ""))
         self.scores.setText(info.get("scores_html", ""))
