@@ -37,6 +37,8 @@ C = 0.01
 CONTEXT_MARGIN = 0.02
 FOLDS = 5
 PCA_SAMPLE = 10_000
+#: A ranking whose cross-validated AUC is under this is said to be no better than chance.
+WEAK_AUC = 0.6
 
 
 @dataclass
@@ -51,11 +53,20 @@ class RankingResult:
     features: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
+    @property
+    def weak(self) -> bool:
+        """Cross-validated no better than chance (with labels enough to say so)."""
+        return self.cv_auc is not None and self.cv_auc < WEAK_AUC and min(self.positives, self.negatives) >= 5
+
     def describe(self) -> str:
         auc = "n/a" if self.cv_auc is None else f"{self.cv_auc:.3f}"
         ctx = "" if self.cv_auc_context is None else f"; with context {self.cv_auc_context:.3f}"
-        return (f"ranking {self.ranking_id} from {self.positives} accepted and {self.negatives} rejected frames "
+        text = (f"ranking {self.ranking_id} from {self.positives} accepted and {self.negatives} rejected frames "
                 f"(event-grouped cross-validated AUC {auc}{ctx}; reads {', '.join(self.features)})")
+        if self.weak:
+            text += (f". Warning: no better than chance (AUC under {WEAK_AUC}): the ranking cannot yet tell the target "
+                     "from the rest; review goes on, but check the target (`triage target`) and the decisions")
+        return text
 
 
 def _backbone(ws: Workspace) -> str:
@@ -169,5 +180,8 @@ def train_ranking(ws: Workspace) -> RankingResult | None:
     metrics = dict(cv_auc=cv_auc, cv_auc_context=cv_auc_ctx, uses_context=uses_context, features=features,
                    components=int(z.shape[1]), C=C, folds="grouped by event")
     rid = ws.rankings.save(frame_ids.tolist(), scores.tolist(), oof_by_frame, len(labels), pos, neg, metrics)
-    return RankingResult(rid, pos, neg, len(frame_ids), cv_auc, cv_auc_ctx, uses_context, features,
-                         time.perf_counter() - t0)
+    result = RankingResult(rid, pos, neg, len(frame_ids), cv_auc, cv_auc_ctx, uses_context, features,
+                           time.perf_counter() - t0)
+    if result.weak:  # under Problems in the window, and in the report
+        ws.frames.add_message("warning", result.describe())
+    return result
