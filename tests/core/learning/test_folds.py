@@ -61,6 +61,9 @@ def test_out_of_fold_scores_learn_nothing_from_a_near_duplicate(tmp_path: Path) 
         # Labels that follow nothing: the ranking is said to be no better than chance, under Problems.
         assert result.cv_auc < 0.6 and result.weak and "no better than chance" in result.describe()
         assert any("no better than chance" in m["message"] and m["level"] == "warning" for m in p.frames.message_rows())
+        again = train_ranking(p)  # still weak: said once, not at every retrain
+        assert again is not None and again.weak
+        assert sum("no better than chance" in m["message"] for m in p.frames.message_rows()) == 1
         _ids, feats, _v = p.embeddings.pooled("imagenet")
     leaky = np.zeros(len(y))
     for train, test in StratifiedKFold(5, shuffle=True, random_state=0).split(feats, y):

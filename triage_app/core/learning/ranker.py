@@ -178,10 +178,13 @@ def train_ranking(ws: Workspace) -> RankingResult | None:
         f"{n} score" for n in member_names] + (list(CONTEXT_FEATURES) if uses_context else [])
     oof_by_frame = {int(frame_ids[r]): float(o) for r, o in zip(rows, oof, strict=True) if not np.isnan(o)}
     metrics = dict(cv_auc=cv_auc, cv_auc_context=cv_auc_ctx, uses_context=uses_context, features=features,
-                   components=int(z.shape[1]), C=C, folds="grouped by event")
+                   components=int(z.shape[1]), C=C, folds="grouped by event",
+                   weak=bool(cv_auc is not None and cv_auc < WEAK_AUC and min(pos, neg) >= 5))
+    before = ws.rankings.latest()
+    was_weak = bool(before and (before.get("metrics") or {}).get("weak"))
     rid = ws.rankings.save(frame_ids.tolist(), scores.tolist(), oof_by_frame, len(labels), pos, neg, metrics)
     result = RankingResult(rid, pos, neg, len(frame_ids), cv_auc, cv_auc_ctx, uses_context, features,
                            time.perf_counter() - t0)
-    if result.weak:  # under Problems in the window, and in the report
+    if result.weak and not was_weak:  # under Problems (once, until a ranking does better)
         ws.frames.add_message("warning", result.describe())
     return result
