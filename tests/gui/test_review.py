@@ -251,3 +251,10 @@ def test_a_member_keeps_its_colour_whatever_its_rank_on_the_frame() -> None:
     members = ["clip", "head", "imagenet"]
     assert member_colour("imagenet", members) == member_colour("imagenet", list(reversed(members)))
     assert len({member_colour(m, members) for m in members}) == 3
+
+
+def test_filmstrip_captions_tell_frames_a_quarter_second_apart() -> None:
+    from triage_app.gui.review.review_controller import short_time
+
+    assert [short_time(t) for t in (0.0, 0.25, 0.5, 0.75, 12.5, 187.25)] == ["0s", "0.25s", "0.5s", "0.75s", "12.5s",
+                                                                             "3:07.25"]

@@ -20,6 +20,15 @@ GRID_SIZE = 9
 FILM_RADIUS = 3
 
 
+
+def short_time(t: float) -> str:
+    """A frame's time for a caption, precise to the hundredth (frames sampled every 0.25 s
+    must not read alike): ``0.25s``, ``12.5s``, ``3:07.25``."""
+    if t < 60:
+        return f"{t:.2f}".rstrip("0").rstrip(".") + "s"
+    minutes, seconds = divmod(t, 60)
+    return f"{int(minutes)}:{seconds:05.2f}"
+
 class ReviewController(QObject):
     queue_did_change = Signal(int)  # candidates left
     decision_did_record = Signal(int)  # decisions made in this session
@@ -294,7 +303,7 @@ class ReviewController(QObject):
 
     def _show_filmstrip(self, c: Any) -> None:
         near = self.ws.frames.neighbour_frames(c.source_id, c.idx, FILM_RADIUS)
-        self.view.show_filmstrip([(r["id"], f"t={r['timestamp_s']:.1f}s", r["id"] == c.frame_id) for r in near])
+        self.view.show_filmstrip([(r["id"], f"t={short_time(r['timestamp_s'])}", r["id"] == c.frame_id) for r in near])
         for r in near:
             img = self.thumbs.cached(r["id"])
             if img is not None:
@@ -308,7 +317,7 @@ class ReviewController(QObject):
             self.view.grid.clear()
             self.view.header.setText("No candidate waiting.")
             return
-        self.view.grid.show_items([(c.frame_id, f"t={c.timestamp_s:.1f}s") for c in page])
+        self.view.grid.show_items([(c.frame_id, f"t={short_time(c.timestamp_s)}") for c in page])
         for c in page:
             img = self.thumbs.cached(c.frame_id)
             if img is not None:
