@@ -169,3 +169,12 @@ def test_score_from_the_window_says_who_else_is_writing_the_project(qtbot, tmp_p
         window.controller.score()
     assert "Scored" in done.args[0]
     window.controller.close()
+
+
+def test_two_sources_of_one_name_are_told_apart_in_the_list() -> None:
+    from triage_app.gui.sources.sources_view import distinct_names
+
+    rows = [{"name": "flight.mp4", "uri": "/media/cardA/DCIM/100MEDIA/flight.mp4"},
+            {"name": "flight.mp4", "uri": "/media/cardB/DCIM/100MEDIA/flight.mp4"},
+            {"name": "other.mp4", "uri": "/media/cardA/DCIM/100MEDIA/other.mp4"}]
+    assert distinct_names(rows) == ["cardA/DCIM/100MEDIA/flight.mp4", "cardB/DCIM/100MEDIA/flight.mp4", "other.mp4"]

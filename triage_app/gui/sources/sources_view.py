@@ -25,9 +25,10 @@ class SourcesView(QTableWidget):
 
     def show_sources(self, rows: list[dict[str, Any]]) -> None:
         self.setRowCount(len(rows))
+        names = distinct_names(rows)
         for r, row in enumerate(rows):
             values = (
-                row["name"], row["kind"], _sampling_text(row), row["frames"], row["flagged"], row.get("candidates", 0),
+                names[r], row["kind"], _sampling_text(row), row["frames"], row["flagged"], row.get("candidates", 0),
                 row.get("reviewed", 0), f"{row['telemetry_matched']}/{row['frames']}", row["status"],
             )
             for c, value in enumerate(values):
@@ -37,6 +38,28 @@ class SourcesView(QTableWidget):
                 if c == 0:
                     item.setToolTip(str(row["uri"]))
                 self.setItem(r, c, item)
+
+
+def distinct_names(rows: list[dict[str, Any]]) -> list[str]:
+    """Source names as the list shows them: a name two sources share (``flight.mp4`` from two
+    cards) gets the folders that tell them apart (``DCIM/100MEDIA/flight.mp4``)."""
+    from collections import Counter
+    from pathlib import PurePath
+
+    counts = Counter(str(r["name"]) for r in rows)
+    out = []
+    for row in rows:
+        name = str(row["name"])
+        if counts[name] < 2 or "://" in str(row["uri"]):
+            out.append(name)
+            continue
+        twins = [PurePath(str(o["uri"])).parts for o in rows if str(o["name"]) == name]
+        parts = PurePath(str(row["uri"])).parts
+        depth = 1
+        while depth < len(parts) and sum(t[-depth - 1:] == parts[-depth - 1:] for t in twins) > 1:
+            depth += 1
+        out.append("/".join(parts[-depth - 1:]) if depth < len(parts) else str(row["uri"]))
+    return out
 
 
 def _sampling_text(row: dict[str, Any]) -> str:
