@@ -41,6 +41,10 @@ def test_export_dialog_previews_and_exports(qtbot, review_project: Path, tmp_pat
         dialog.balance.setCurrentIndex(dialog.balance.findData("under"))
     assert "(was" in dialog.table.item(0, 1).text()
     dialog.format_boxes["coco"].setChecked(True)
+    qtbot.waitUntil(lambda: dialog.export_button.isEnabled(), timeout=10000)
+    # Export with no folder: said, and Export waits for one; typing a folder brings it back.
+    qtbot.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
+    assert "Choose a folder" in dialog.preview_note.text() and not dialog.export_button.isEnabled()
     out = tmp_path / "gui-export"
     dialog.outdir.setText(str(out))
     qtbot.waitUntil(lambda: dialog.export_button.isEnabled(), timeout=10000)

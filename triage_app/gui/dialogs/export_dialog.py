@@ -202,6 +202,9 @@ class ExportDialog(QDialog):
         self.balance.currentIndexChanged.connect(self._changed)
         self.since_edit.dateTimeChanged.connect(self._changed)
         self.until_edit.dateTimeChanged.connect(self._changed)
+        # A folder typed after "Choose a folder" was said: the preview runs again, and Export
+        # comes back with it.
+        self.outdir.textChanged.connect(self._changed)
         self.update_preview()
 
     # -- reading the form --------------------------------------------------------------
