@@ -88,6 +88,12 @@ class ReplayResult:
         return out
 
 
+def _oracle_decides(session: ReviewSession, labels: dict[int, bool | None], frame_id: int) -> None:
+    """The oracle's answer to the frame shown, from the truth (unsure where it has none)."""
+    answer = labels.get(frame_id)
+    session.decide("unsure" if answer is None else "accept" if answer else "reject")
+
+
 def frame_image_path(ws: Workspace, source: Source, frame: Frame) -> str | None:
     path = frame_file(source, frame, ws.root)
     return None if path is None else str(path)
@@ -202,8 +208,7 @@ def _replay_policy(ws: Workspace, truth: Truth, target_recall: float, retrain_ev
             session.refresh()
             point()
             continue
-        answer = labels.get(c.frame_id)
-        session.decide("unsure" if answer is None else "accept" if answer else "reject")
+        _oracle_decides(session, labels, c.frame_id)
         res.decisions += 1
         since_learn += 1
         shown.add(c.frame_id)
@@ -286,8 +291,7 @@ def _replay_active(ws: Workspace, truth: Truth, target_recall: float, retrain_ev
             learn_now()
             since_learn = 0
             continue
-        answer = labels.get(c.frame_id)
-        session.decide("unsure" if answer is None else "accept" if answer else "reject")
+        _oracle_decides(session, labels, c.frame_id)
         res.decisions += 1
         since_learn += 1
         shown.append(c.frame_id)
