@@ -3,8 +3,11 @@ decisions so far (continuous active learning).
 
 Features: the backbone's pooled tile embeddings (mean and max over the frame's tiles),
 standardised and projected on their first principal components (fitted on every frame, no
-label needed), the zero-shot members' scores for the project's target, and, where grouped
-cross-validation says they help by a clear margin, the frame's context in its flight
+label needed), the zero-shot members' scores for the project's target, how like the frame is
+to the nearest accepted and to the nearest rejected frames (cosine similarity on those
+components: a target that looks unlike the rest only in a few frames is found by its
+neighbours, where a linear model would need many labels) where grouped cross-validation
+says they help, and, where it says they help by a clear margin, the frame's context in its flight
 (capture order, height, gimbal pitch, the neighbouring frames' scores). The model is a
 class-balanced, strongly regularised logistic regression: it is refitted every few dozen
 decisions from the cache in a fraction of a second.
@@ -37,6 +40,11 @@ C = 0.01
 CONTEXT_MARGIN = 0.02
 FOLDS = 5
 PCA_SAMPLE = 10_000
+#: Decided frames of each kind (accepted, rejected) the similarity features average over.
+NEIGHBOURS = 3
+#: How much higher the similarity features' grouped cross-validated AUC must be before the
+#: ranking uses them (embeddings that hold nothing of the target make them noise).
+SIMILARITY_MARGIN = 0.0
 #: A ranking whose cross-validated AUC is under this is said to be no better than chance.
 WEAK_AUC = 0.6
 
@@ -124,6 +132,29 @@ def _member_features(ws: Workspace, frame_ids: np.ndarray) -> tuple[np.ndarray, 
     return np.stack(cols, axis=1).astype(np.float32), used
 
 
+def similarity_features(zn: np.ndarray, ref_rows: np.ndarray, ref_y: np.ndarray, query_rows: np.ndarray,
+                        k: int = NEIGHBOURS, chunk: int = 4096) -> np.ndarray:
+    """Per query frame (rows of the unit-length features ``zn``): the mean cosine similarity
+    to its ``k`` most similar accepted frames and to its ``k`` most similar rejected frames
+    among ``ref_rows`` (labels ``ref_y``). A frame never counts as its own neighbour, so a
+    decided frame's features read as an undecided frame's would (leave one out); with no
+    neighbour of a kind the similarity is 0."""
+    out = np.zeros((len(query_rows), 2), np.float32)
+    for col, rows in enumerate((ref_rows[ref_y == 1], ref_rows[ref_y == 0])):
+        if len(rows) == 0:
+            continue
+        ref = zn[rows]
+        kk = min(k, len(rows))
+        for i in range(0, len(query_rows), chunk):
+            q = query_rows[i : i + chunk]
+            sim = zn[q] @ ref.T
+            sim[q[:, None] == rows[None, :]] = -np.inf  # not its own neighbour
+            top = np.partition(sim, sim.shape[1] - kk, axis=1)[:, -kk:]
+            finite = np.isfinite(top)
+            out[i : i + len(q), col] = np.where(finite, top, 0.0).sum(1) / np.maximum(finite.sum(1), 1)
+    return out
+
+
 def _model() -> Any:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -132,13 +163,21 @@ def _model() -> Any:
     return make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced", C=C, max_iter=2000))
 
 
-def _grouped_oof(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int = 0) -> tuple[np.ndarray, float | None]:
-    """(out-of-fold decision values, pooled ROC AUC) with each group on one side of every fold."""
+def _grouped_oof(x: np.ndarray, zn: np.ndarray | None, rows: np.ndarray, y: np.ndarray, groups: np.ndarray,
+                 seed: int = 0) -> tuple[np.ndarray, float | None]:
+    """(out-of-fold decision values, pooled ROC AUC) of the decided frames ``rows`` with each
+    group on one side of every fold; ``x`` holds every frame's fixed features. With ``zn``
+    the similarity features are added, each fold's from its training frames' labels alone."""
     from sklearn.metrics import roc_auc_score
 
     oof = np.full(len(y), np.nan)
     for train, test in grouped_folds(y, groups, FOLDS, seed):
-        oof[test] = _model().fit(x[train], y[train]).decision_function(x[test])
+        tr, te = rows[train], rows[test]
+        x_tr, x_te = x[tr], x[te]
+        if zn is not None:
+            x_tr = np.hstack([x_tr, similarity_features(zn, tr, y[train], tr)])
+            x_te = np.hstack([x_te, similarity_features(zn, tr, y[train], te)])
+        oof[test] = _model().fit(x_tr, y[train]).decision_function(x_te)
     ok = ~np.isnan(oof)
     if ok.sum() < 4 or len(np.unique(y[ok])) < 2:
         return oof, None
@@ -163,21 +202,31 @@ def train_ranking(ws: Workspace) -> RankingResult | None:
     z = _project(feats, COMPONENTS)
     members, member_names = _member_features(ws, frame_ids)
     base = np.hstack([z, members]) if members.shape[1] else z
+    zn = z / (np.linalg.norm(z, axis=1, keepdims=True) + 1e-9)
     groups = fold_groups(ws, frame_ids[rows])
-    oof, cv_auc = _grouped_oof(base[rows], y, groups)
+    oof, cv_auc = _grouped_oof(base, None, rows, y, groups)
+    oof_sim, cv_auc_sim = _grouped_oof(base, zn, rows, y, groups)
+    uses_similarity = cv_auc is not None and cv_auc_sim is not None and cv_auc_sim > cv_auc + SIMILARITY_MARGIN
+    if uses_similarity:
+        oof, cv_auc = oof_sim, cv_auc_sim
+    sim_zn = zn if uses_similarity else None
     ctx = context_features(ws, frame_ids)
     with_ctx = np.hstack([base, ctx])
-    oof_ctx, cv_auc_ctx = _grouped_oof(with_ctx[rows], y, groups)
+    oof_ctx, cv_auc_ctx = _grouped_oof(with_ctx, sim_zn, rows, y, groups)
     uses_context = cv_auc is not None and cv_auc_ctx is not None and cv_auc_ctx > cv_auc + CONTEXT_MARGIN
     x_all = with_ctx if uses_context else base
+    if uses_similarity:
+        x_all = np.hstack([x_all, similarity_features(zn, rows, y, np.arange(len(frame_ids)))])
     if uses_context:
         oof = oof_ctx
     model = _model().fit(x_all[rows], y)
     scores = model.decision_function(x_all)
     features = [f"{z.shape[1]} principal components of the {_backbone(ws)} embeddings"] + [
-        f"{n} score" for n in member_names] + (list(CONTEXT_FEATURES) if uses_context else [])
+        f"{n} score" for n in member_names] + (list(CONTEXT_FEATURES) if uses_context else []) + (
+        [f"similarity to the {NEIGHBOURS} nearest accepted and rejected frames"] if uses_similarity else [])
     oof_by_frame = {int(frame_ids[r]): float(o) for r, o in zip(rows, oof, strict=True) if not np.isnan(o)}
     metrics = dict(cv_auc=cv_auc, cv_auc_context=cv_auc_ctx, uses_context=uses_context, features=features,
+                   cv_auc_similarity=cv_auc_sim, uses_similarity=uses_similarity,
                    components=int(z.shape[1]), C=C, folds="grouped by event",
                    weak=bool(cv_auc is not None and cv_auc < WEAK_AUC and min(pos, neg) >= 5))
     before = ws.rankings.latest()
