@@ -120,3 +120,27 @@ def test_supervisor_chooses_the_assurance_and_it_is_kept_with_the_policy(qtbot, 
     again, view2 = _supervisor(qtbot, root)  # reopened: the policy's assurance is shown
     assert view2.confidence == 0.5
     again.controller.close()
+
+
+def test_the_preview_follows_the_keys_and_reopening_shows_the_policy_in_force(qtbot, tmp_path: Path) -> None:
+    """Home, PageUp and the arrows preview the target they land on (not only a mouse release);
+    after reopening, the slider and the preview say which policy is in force."""
+    from PySide6.QtCore import Qt
+
+    root = _reviewed_project(tmp_path / "p")
+    window, view = _supervisor(qtbot, root)
+    view.slider.setFocus()
+    qtbot.keyClick(view.slider, Qt.Key.Key_Home)  # the lowest target
+    qtbot.waitUntil(lambda: "Target 50.0%" in view.preview.text(), timeout=20000)
+    qtbot.keyClick(view.slider, Qt.Key.Key_PageUp)
+    qtbot.waitUntil(lambda: f"Target {view.target:.1%}" in view.preview.text() and view.target > 0.5, timeout=20000)
+    view.slider.setValue(901)
+    with qtbot.waitSignal(window.supervisor.policy_did_change, timeout=20000):
+        view.apply_button.click()
+    window.controller.close()
+    again, view2 = _supervisor(qtbot, root)
+    assert view2.slider.value() == 901 and view2.target_label.text() == "90.1 %"
+    assert "is in force (target 90.1%" in view2.preview.text()
+    qtbot.wait(600)  # showing the policy in force asks for no preview of its own
+    assert "is in force" in view2.preview.text()
+    again.controller.close()

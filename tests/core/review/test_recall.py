@@ -37,6 +37,23 @@ def test_too_few_labels_fall_back_to_conservative_thresholds() -> None:
     assert d.workload_fraction >= 0.95
 
 
+def test_a_higher_target_never_costs_fewer_frames() -> None:
+    """The supervisor's preview, target by target: the workload never falls as the target
+    rises, also where the labels cannot show the higher targets and the policy falls back."""
+    rng = np.random.default_rng(4)
+    n = 600
+    truth = rng.random(n) < 0.15
+    scores = np.clip(np.where(truth, rng.normal(0.65, 0.2, n), rng.normal(0.35, 0.2, n)), 0, 1)[:, None]
+    labels = np.full(n, -1)
+    seen = rng.choice(n, 60, replace=False)
+    labels[seen] = truth[seen]
+    targets = np.linspace(0.5, 0.99, 25)
+    out = [derive_thresholds(scores, ["a"], parse_rule("any"), labels, np.full(n, -1), t, levels=120) for t in targets]
+    work = [d.workload_fraction for d in out]
+    assert any(d.enough_labels for d in out) and not all(d.enough_labels for d in out)  # both kinds of policy occur
+    assert all(b >= a - 1e-12 for a, b in zip(work, work[1:], strict=False)), work
+
+
 def test_first_policy_from_capture_order_labels_is_calibrated() -> None:
     """Cold start: every frame a candidate, a fifth reviewed in capture order, no audit yet.
     The unreviewed frames are estimated from reviewed ones of similar score; the thresholds

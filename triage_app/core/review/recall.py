@@ -205,6 +205,7 @@ def derive_thresholds(
     stratum = np.asarray(stratum)
     positives = int((labels == 1).sum())
     taus = np.linspace(0.999, 0.0, levels)
+    best_tau, best_lower = 1.0, -1.0
     for tau, th in zip(taus, quantile_levels(scores, names, taus), strict=True):
         fused, cand = fuse(scores, np.array([th[n] for n in names]), rule)
         if cand.all():
@@ -215,8 +216,12 @@ def derive_thresholds(
         if lower >= target:
             return Derived(float(tau), th, float(cand.mean()), int(cand.sum()), point, (lower, upper), positives, True,
                            confidence=confidence)
-    # Too few labels to show the target: keep every labelled positive and a generous share.
-    tau = 1.0 - fallback_workload
+        if lower > best_lower:
+            best_tau, best_lower = float(tau), lower
+    # Too few labels to show the target: keep every labelled positive and a generous share,
+    # and never fewer frames than the level with the best bound, which any lower target that
+    # can be shown would keep at least: a higher target never costs less than a lower one.
+    tau = min(1.0 - fallback_workload, best_tau)
     pos_rows = np.flatnonzero(labels == 1)
     tries = np.linspace(tau, 0.0, levels)
     for tau_try, th in zip(tries, quantile_levels(scores, names, tries), strict=True):

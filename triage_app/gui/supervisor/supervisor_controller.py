@@ -31,7 +31,11 @@ class SupervisorController(QObject):
         self.view.set_confidence(float(saved["confidence"]) if saved and saved.get("confidence")
                                  else ws.settings.review.recall_confidence)
         target = float(saved["target_recall"]) if saved and saved.get("target_recall") else ws.settings.review.target_recall
-        self.view.slider.setValue(int(round(min(max(target, 0.5), 0.999) * 1000)))
+        self.view.set_target(target)
+        if saved is not None:
+            conf = float(saved.get("confidence") or ws.settings.review.recall_confidence)
+            self.view.show_preview(f"Policy {saved['id']} is in force (target {target:.1%}, {assurance_text(conf)}). "
+                                   "Move the slider to see what another target costs.")
         self.refresh()
 
     def refresh_soon(self) -> None:

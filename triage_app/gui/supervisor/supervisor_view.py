@@ -7,7 +7,7 @@ import html
 from typing import Any
 
 from PySide6.QtCharts import QBarCategoryAxis, QBarSeries, QBarSet, QChart, QChartView, QLineSeries, QValueAxis
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QPainter
 from PySide6.QtWidgets import (
     QComboBox,
@@ -66,6 +66,10 @@ def assurance_text(value: float) -> str:
     if value <= 0.5:
         return "50 % (point estimate)"
     return f"{value:.0%} sure"
+
+
+#: How long the slider must rest before its target is previewed.
+PREVIEW_SETTLE_MS = 350
 
 
 class SupervisorView(QWidget):
@@ -128,11 +132,18 @@ class SupervisorView(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.preview)
         layout.addLayout(grid, 1)
+        # The preview follows the slider however it moves (mouse, arrows, Home, PageUp...), once
+        # it has settled: a drag or a held key asks for one preview, not one per step.
+        self._settle = QTimer(self)
+        self._settle.setSingleShot(True)
+        self._settle.setInterval(PREVIEW_SETTLE_MS)
+        self._settle.timeout.connect(lambda: self.user_did_preview.emit(self.target))
+        self._quiet = False  # set while the program (not a person) moves the slider
         self.slider.valueChanged.connect(self._on_slider)
-        self.slider.sliderReleased.connect(lambda: self.user_did_preview.emit(self.target))
+        self.slider.sliderReleased.connect(self._preview_now)
         self.apply_button.clicked.connect(lambda: self.user_did_apply.emit(self.target))
         self.assurance.activated.connect(lambda _i: self.user_did_preview.emit(self.target))
-        self._on_slider(self.slider.value())
+        self.target_label.setText(f"{self.slider.value() / 10:.1f} %")
 
     @property
     def target(self) -> float:
@@ -152,6 +163,20 @@ class SupervisorView(QWidget):
 
     def _on_slider(self, value: int) -> None:
         self.target_label.setText(f"{value / 10:.1f} %")
+        if not self._quiet and not self.slider.isSliderDown():
+            self._settle.start()
+
+    def _preview_now(self) -> None:
+        self._settle.stop()
+        self.user_did_preview.emit(self.target)
+
+    def set_target(self, value: float) -> None:
+        """Show the target in force without asking for a preview of it."""
+        self._quiet = True
+        try:
+            self.slider.setValue(int(round(min(max(value, 0.5), 0.999) * 1000)))
+        finally:
+            self._quiet = False
 
     def show_preview(self, text: str) -> None:
         self.preview.setText(text)
