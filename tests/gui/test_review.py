@@ -85,13 +85,37 @@ def test_review_flow_by_keys(qtbot, review_project: Path) -> None:
     at = next(i for i, c in enumerate(session.queue.items) if len(session.queue.event_members(c.event)) > 1)
     for _ in range(at):
         qtbot.keyClick(view, Qt.Key.Key_Right)
-    members = {c.frame_id for c in session.queue.event_members(session.current.event)}
-    assert 1 < len(members) < len(session.queue)
+    event = {c.frame_id for c in session.queue.event_members(session.current.event)}
+    on_strip = {view.filmstrip.item(i).data(Qt.ItemDataRole.UserRole) for i in range(view.filmstrip.count())}
+    # Only what is on screen and was not passed over: the frames this test moved past are left.
+    members = {session.current.frame_id} | (event & on_strip) - session.skipped
+    assert 1 < len(members) < len(session.queue) and session.skipped & event
     qtbot.keyClick(view, Qt.Key.Key_R, Qt.KeyboardModifier.ShiftModifier)
     assert len(session.queue) == 11 - len(members) and len(_labels(review_project)) == 1 + len(members)
     assert not members & {c.frame_id for c in session.queue.items}
+    assert f"Rejected {len(members)} frames" in view.feedback.text() and f"Z takes all {len(members)} back" in view.feedback.text()
     qtbot.keyClick(view, Qt.Key.Key_Z)
     assert len(session.queue) == 11 and len(_labels(review_project)) == 1
+    assert f"Took back {len(members)} decisions" in view.feedback.text()
+    window.controller.close()
+
+
+def test_the_filmstrip_marks_decided_frames_and_the_feedback_names_the_last_decision(qtbot, review_project: Path) -> None:
+    window = _open(qtbot, review_project)
+    view, session = window.review_view, window.review.session
+    first = session.current.frame_id
+    qtbot.keyClick(view, Qt.Key.Key_A)
+    assert view.feedback.text().startswith("Accepted the frame at t=") and "Z takes it back" in view.feedback.text()
+    captions = {view.filmstrip.item(i).data(Qt.ItemDataRole.UserRole): view.filmstrip.item(i).text()
+                for i in range(view.filmstrip.count())}
+    assert captions[first].endswith("✓ accepted")
+    assert sum("✓" in t or "✗" in t for t in captions.values()) == 1
+    qtbot.keyClick(view, Qt.Key.Key_R)
+    assert view.feedback.text().startswith("Rejected the frame at t=")
+    qtbot.keyClick(view, Qt.Key.Key_Z)
+    qtbot.keyClick(view, Qt.Key.Key_Z)
+    assert "Took back 1 decision:" in view.feedback.text() and not _labels(review_project)
+    assert not any("✓" in view.filmstrip.item(i).text() for i in range(view.filmstrip.count()))
     window.controller.close()
 
 

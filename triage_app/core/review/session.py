@@ -46,6 +46,7 @@ class ReviewSession:
         self.position = 0
         self._shown_at = time.monotonic()
         self._undo: list[tuple[list[int], list[QueueItem], int]] = []
+        self.skipped: set[int] = set()  # frames the analyst moved past without deciding
         self._during: dict[str, Any] | None = None  # what changed while a rebuild runs
 
     # -- navigation -------------------------------------------------------------------
@@ -58,7 +59,10 @@ class ReviewSession:
 
     def move(self, step: int) -> QueueItem | None:
         if self.queue.items:
+            before = self.current
             self.position = min(max(self.position + step, 0), len(self.queue.items) - 1)
+            if before is not None and self.current is not None and self.current.frame_id != before.frame_id:
+                self.skipped.add(before.frame_id)  # passed over undecided: no batch decides it unseen
             self._shown_at = time.monotonic()
         return self.current
 
@@ -136,12 +140,16 @@ class ReviewSession:
             return []
         return self._decide_many([c], {c.frame_id: label}, "single")
 
-    def decide_event(self, label: str | Label) -> list[int]:
-        """Decide every remaining queue item of the current frame's event."""
+    def decide_event(self, label: str | Label, on_screen: set[int] | None = None) -> list[int]:
+        """Decide the current frame and the other queue items of its event that the analyst
+        can see (``on_screen``: the frames shown beside it; None: the whole event), leaving
+        out frames they passed over without deciding. "Reviewed" means looked at: a batch
+        never decides a frame nobody was shown."""
         c = self.current
         if c is None:
             return []
-        members = self.queue.event_members(c.event)
+        members = [m for m in self.queue.event_members(c.event) if m.frame_id == c.frame_id or (
+            (on_screen is None or m.frame_id in on_screen) and m.frame_id not in self.skipped)]
         return self._decide_many(members, {m.frame_id: label for m in members}, "event")
 
     def decide_frames(self, labels: dict[int, str | Label], via: str = "grid") -> list[int]:

@@ -59,6 +59,14 @@ class DecisionStore:
             q = select(self.table.c.frame_id).where(self.table.c.undone_at.is_(None)).distinct()
             return {int(r[0]) for r in conn.execute(q)}
 
+    def standing_labels(self, frame_ids: Sequence[int]) -> dict[int, str]:
+        """Frame id -> the label of its standing decision (latest, not undone), for these frames."""
+        t = self.table
+        with self.db.read() as conn:
+            rows = conn.execute(select(t.c.frame_id, t.c.label).where(
+                and_(t.c.frame_id.in_([int(f) for f in frame_ids]), t.c.undone_at.is_(None))).order_by(t.c.id)).all()
+        return {int(f): str(label) for f, label in rows}
+
     def history(self) -> list[Decision]:
         """Every decision not undone, oldest first."""
         with self.db.read() as conn:

@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 PREFETCH_AHEAD = 6
 GRID_SIZE = 9
 FILM_RADIUS = 3
+#: What a decision was, in words, and its mark on the filmstrip.
+PAST = {"accept": "Accepted", "reject": "Rejected", "unsure": "Marked unsure"}
+MARK = {"accept": " ✓ accepted", "reject": " ✗ rejected", "unsure": " ? unsure"}
 
 
 
@@ -303,7 +306,10 @@ class ReviewController(QObject):
 
     def _show_filmstrip(self, c: Any) -> None:
         near = self.ws.frames.neighbour_frames(c.source_id, c.idx, FILM_RADIUS)
-        self.view.show_filmstrip([(r["id"], f"t={short_time(r['timestamp_s'])}", r["id"] == c.frame_id) for r in near])
+        self._film = {int(r["id"]): i for i, r in enumerate(near)}
+        decided = self.ws.decisions.standing_labels(list(self._film))
+        self.view.show_filmstrip([(r["id"], f"t={short_time(r['timestamp_s'])}" + MARK.get(decided.get(int(r["id"]), ""), ""),
+                                   r["id"] == c.frame_id) for r in near])
         for r in near:
             img = self.thumbs.cached(r["id"])
             if img is not None:
@@ -346,31 +352,48 @@ class ReviewController(QObject):
         self.view.grid.set_thumbnail(frame_id, image)
 
     # -- actions ------------------------------------------------------------------------------------
-    def _after_decision(self, ids: list[int]) -> None:
+    def _after_decision(self, ids: list[int], said: str = "") -> None:
         if ids:
             self.decisions_made += len(ids)
             self.decision_did_record.emit(self.decisions_made)
+            self.view.show_feedback(said + (" · Z takes it back" if len(ids) == 1 else f" · Z takes all {len(ids)} back"))
         self.show_current()
+
+    def _named(self) -> str:
+        c = self.session.current if self.session is not None else None
+        return "" if c is None else f"t={short_time(c.timestamp_s)}"
 
     def decide(self, label: str) -> None:
         if self.session is not None:
-            self._after_decision(self.session.decide(label))
+            name = self._named()
+            self._after_decision(self.session.decide(label), f"{PAST[label]} the frame at {name}")
 
     def decide_event(self, label: str) -> None:
         if self.session is not None:
-            self._after_decision(self.session.decide_event(label))
+            c = self.session.current
+            ids = self.session.decide_event(label, on_screen=set(self._film))
+            size = len(ids)
+            event = "" if c is None else f" of event {c.event + 1}"
+            self._after_decision(ids, f"{PAST[label]} {size} frame{'s' if size != 1 else ''}{event} (those on the "
+                                      "filmstrip you did not pass over)")
 
     def decide_grid(self, labels: dict) -> None:
         if self.session is not None and labels:
-            self._after_decision(self.session.decide_frames({int(k): v for k, v in labels.items()}))
+            ids = self.session.decide_frames({int(k): v for k, v in labels.items()})
+            accepted = sum(1 for v in labels.values() if v == "accept")
+            self._after_decision(ids, f"Page decided: {accepted} accepted, {len(ids) - accepted} rejected")
 
     def undo(self) -> None:
         if self.session is not None:
             undone = self.session.undo()
             if undone:
                 self.decisions_made = max(0, self.decisions_made - undone)
+                self.view.show_feedback(f"Took back {undone} decision{'s' if undone != 1 else ''}: "
+                                        f"{'the frame is' if undone == 1 else 'the frames are'} in the queue again")
                 self.show_current()
                 self.decision_did_undo.emit(undone)
+            else:
+                self.view.show_feedback("Nothing to take back in this session")
 
     def move(self, step: int) -> None:
         if self.session is not None:

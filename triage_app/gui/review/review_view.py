@@ -162,6 +162,8 @@ class ReviewView(QWidget):
         self.telemetry.setWordWrap(True)
         self.footer = QLabel("A accept · R reject · U unsure · Z undo · → next · G grid · C copy position · M more · ? help")
         self.footer.setStyleSheet("color: #888; padding: 2px;")
+        self.feedback = QLabel()  # what the last key did, and how to take it back
+        self.feedback.setStyleSheet("color: #1f4e8c; font-weight: 600; padding: 2px;")
         self.filmstrip = QListWidget()
         self.filmstrip.setViewMode(QListWidget.ViewMode.IconMode)
         self.filmstrip.setFlow(QListWidget.Flow.LeftToRight)
@@ -189,7 +191,10 @@ class ReviewView(QWidget):
         layout.addWidget(self.progress)
         layout.addLayout(top, 1)
         layout.addWidget(self.filmstrip)
-        layout.addWidget(self.footer)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.feedback, 1)
+        bottom.addWidget(self.footer)
+        layout.addLayout(bottom)
         self.help = HelpOverlay(self)
 
     @property
@@ -219,6 +224,10 @@ class ReviewView(QWidget):
         self.progress.setText(text)
         self.progress.setStyleSheet("padding: 0 4px 4px 4px; " + ("color: #1b7f3b; font-weight: 600;" if reached else "color: #555;"))
         self.progress.setVisible(bool(text))
+
+    def show_feedback(self, text: str) -> None:
+        """Say what the last decision or undo did."""
+        self.feedback.setText(text)
 
     def show_empty(self, text: str) -> None:
         self.canvas.show_frame(None, [], text)
