@@ -282,3 +282,29 @@ def test_filmstrip_captions_tell_frames_a_quarter_second_apart() -> None:
 
     assert [short_time(t) for t in (0.0, 0.25, 0.5, 0.75, 12.5, 187.25)] == ["0s", "0.25s", "0.5s", "0.75s", "12.5s",
                                                                              "3:07.25"]
+
+
+def test_an_empty_review_says_why_and_what_to_do(qtbot, tmp_path: Path, review_project: Path) -> None:
+    """No footage: how to add some. Footage not scored: press Score. Everything decided: where
+    the finds are. Never "new ones appear while scoring runs" when nothing scores."""
+    from triage_app.core.store import Workspace
+
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    assert window.controller.open_project(tmp_path / "empty")
+    window.show_review()
+    view = window.review_view
+    qtbot.waitUntil(lambda: "no footage yet" in view.canvas.message_text(), timeout=10000)
+    assert "Drop videos" in view.canvas.message_text() and "scoring runs" not in view.canvas.message_text()
+    window.controller.close()
+
+    with Workspace(review_project) as p:  # every candidate decided
+        ids = [r["id"] for r in p.frames.frame_rows()]
+        p.decisions.record([dict(frame_id=f, label="reject", reviewer="ana", seconds_spent=1, policy="p",
+                                 member_scores="{}") for f in ids])
+    assert window.controller.open_project(review_project)
+    window.show_review()
+    qtbot.waitUntil(lambda: "Every candidate has been reviewed" in view.canvas.message_text(), timeout=10000)
+    assert "Finds tab" in view.canvas.message_text()
+    window.controller.close()

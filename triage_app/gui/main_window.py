@@ -70,6 +70,7 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(sources_page, "Sources")
         self.review_view = ReviewView()
         self.review = ReviewController(self.review_view)
+        self.review.busy = self.controller.running
         self.tabs.addTab(self.review_view, "Review")
         self.supervisor_view = SupervisorView()
         self.supervisor = SupervisorController(self.supervisor_view)

@@ -32,6 +32,7 @@ class ProjectController(QObject):
         super().__init__()
         self.ws: Workspace | None = None
         self._tasks: list[Task] = []
+        self._kinds: dict[Task, str] = {}  # what each running task does
         self._last_refresh = 0.0
 
     @property
@@ -103,10 +104,17 @@ class ProjectController(QObject):
         task = run_task(job, finished, failed, lambda d, t: self._on_progress(what, d, t))
         box.append(task)
         self._tasks.append(task)
+        self._kinds[task] = what
+
+    def running(self, what: str) -> bool:
+        """Whether a background task of this kind ("Scoring", "Ingest", ...) runs now."""
+        return any(k == what for t, k in self._kinds.items() if t in self._tasks)
 
     def _forget(self, box: list[Task]) -> None:
         if box and box[0] in self._tasks:
             self._tasks.remove(box[0])
+        if box:
+            self._kinds.pop(box[0], None)
 
     def _on_progress(self, what: str, done: int, total: int) -> None:
         self.progress_did_change.emit(what, done, total)

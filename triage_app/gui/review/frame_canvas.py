@@ -53,6 +53,10 @@ class FrameCanvas(QGraphicsView):
         self.focus_box = boxes[0][0] if boxes else None
         self.fit()  # a new frame opens whole
 
+    def message_text(self) -> str:
+        """What the canvas says where no picture is (empty when a picture shows)."""
+        return self._message.text() if self._message.isVisible() else ""
+
     def fit(self) -> None:
         self.zoomed = False
         self.fitInView(self.scene().sceneRect(), Qt.AspectRatioMode.KeepAspectRatio)

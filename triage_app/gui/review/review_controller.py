@@ -4,6 +4,7 @@ live refresh while scoring runs, frames decoded ahead on a worker."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
@@ -55,6 +56,8 @@ class ReviewController(QObject):
         self._refreshing: Task | None = None
         self._refresh_again = False
         self._said_reached = False
+        #: Whether a background task of a kind runs (the window sets it; nothing runs without one).
+        self.busy: Callable[[str], bool] = lambda _what: False
         view.user_did_decide.connect(self.decide)
         view.user_did_decide_event.connect(self.decide_event)
         view.user_did_decide_grid.connect(self.decide_grid)
@@ -291,7 +294,7 @@ class ReviewController(QObject):
                     f"{len(s.held):,} frames not reviewed are held back.\n\n"
                     "Press M to keep reviewing (the most likely frames first).")
             else:
-                self.view.show_empty("No candidate waiting. New ones appear here while scoring runs.")
+                self.view.show_empty(self._empty_text())
             return
         image = self.loader.cached(c.frame_id)
         self._current_info = self._info(c)
@@ -303,6 +306,22 @@ class ReviewController(QObject):
         behind = [x.frame_id for x in s.queue.items[max(0, s.position - 1) : s.position]]
         self.loader.request(ahead + behind)
         self._show_filmstrip(c)
+
+    def _empty_text(self) -> str:
+        """Why nothing is offered, and what to do about it."""
+        ws = self.ws
+        frames = ws.frames.frame_count() if ws is not None else 0
+        if frames == 0:
+            return ("This project has no footage yet.\n\nDrop videos, image folders or stills on the window, "
+                    "or use Add video… / Add image folder… in the toolbar.")
+        if self.busy("Scoring") or self.busy("Ingest"):
+            return "No candidate waiting yet: scoring runs.\n\nCandidates appear here as their frames are scored."
+        scored = len(ws.scores.score_table()[0]) if ws is not None else 0
+        if scored < frames:
+            return (f"{frames - scored:,} of {frames:,} frames are not scored yet.\n\n"
+                    "Press Score in the toolbar to score them.")
+        return ("Every candidate has been reviewed.\n\nThe Finds tab lists what was accepted; "
+                "the Supervisor tab says what recall that reaches.")
 
     def _show_filmstrip(self, c: Any) -> None:
         near = self.ws.frames.neighbour_frames(c.source_id, c.idx, FILM_RADIUS)
