@@ -67,6 +67,25 @@ def test_before_anything_is_decided_the_recall_is_not_estimated(tmp_path: Path) 
         assert "not estimated yet" in p.headline()
 
 
+def test_the_counts_follow_every_decision_and_undo_between_learnings(tmp_path: Path) -> None:
+    """The header's "reviewed, found" agree with the store after each key, not only after the
+    next learning."""
+    ws, label = simulated_project(tmp_path / "p", seed=2, frames=120)
+    with ws:
+        session = ReviewSession(ws)
+        for _ in range(7):
+            c = session.current
+            session.decide("accept" if label[c.frame_id] else "reject")
+        session.decide("unsure")
+        fresh = review_progress(ws)
+        p = session.progress
+        assert (p.reviewed, p.found, p.left) == (fresh.reviewed, fresh.found, fresh.left) and p.reviewed == 8
+        session.undo()
+        session.undo()
+        fresh = review_progress(ws)
+        assert (p.reviewed, p.found, p.left) == (fresh.reviewed, fresh.found, fresh.left) == (6, fresh.found, 114)
+
+
 def test_the_sequence_bound_holds_for_a_ranking_no_better_than_chance() -> None:
     """Callaghan & Müller-Hansen's bound at 95 % assumes only that recent frames are as rich
     as those left: under a random order (the worst it allows) it must hold at least 95 % of

@@ -45,7 +45,7 @@ class ReviewSession:
         self._put(build(ws, resolve, self.reviewer))
         self.position = 0
         self._shown_at = time.monotonic()
-        self._undo: list[tuple[list[int], list[QueueItem], int]] = []
+        self._undo: list[tuple[list[int], list[QueueItem], int, tuple[int, int]]] = []
         self.skipped: set[int] = set()  # frames the analyst moved past without deciding
         self._during: dict[str, Any] | None = None  # what changed while a rebuild runs
 
@@ -165,7 +165,9 @@ class ReviewSession:
             self._during["decided"].update(m.frame_id for m in members)
         first = min(self.queue.items.index(m) for m in members)
         gone = {m.frame_id for m in members}
-        self._undo.append((ids, members, self.position))
+        counted = (len(members), sum(1 for m in members if parsed[m.frame_id].target == 1))
+        self._count(*counted)
+        self._undo.append((ids, members, self.position, counted))
         self.queue.items = [c for c in self.queue.items if c.frame_id not in gone]
         self.position = min(first, max(len(self.queue.items) - 1, 0))
         self._shown_at = time.monotonic()
@@ -176,8 +178,9 @@ class ReviewSession:
         Returns how many decisions were taken back (0 when there is nothing to undo)."""
         if not self._undo:
             return 0
-        ids, members, _position = self._undo.pop()
+        ids, members, _position, counted = self._undo.pop()
         self.ws.decisions.undo(ids)
+        self._count(-counted[0], -counted[1])
         if self._during is not None:
             self._during["undone"] = True
         present = {c.frame_id for c in self.queue.items}
@@ -186,6 +189,16 @@ class ReviewSession:
         self.position = self.queue.index_of(members[0].frame_id) or 0
         self._shown_at = time.monotonic()
         return len(ids)
+
+    def _count(self, reviewed: int, found: int) -> None:
+        """Keep the progress's counts in step with each decision and undo between two
+        learnings (its estimate stays the one of the last learning, until the next)."""
+        p = self.progress
+        if p is None:
+            return
+        p.reviewed = max(0, p.reviewed + reviewed)
+        p.found = max(0, p.found + found)
+        p.left = max(0, p.left - reviewed)
 
     @property
     def undo_depth(self) -> int:
