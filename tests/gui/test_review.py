@@ -308,3 +308,19 @@ def test_an_empty_review_says_why_and_what_to_do(qtbot, tmp_path: Path, review_p
     qtbot.waitUntil(lambda: "Every candidate has been reviewed" in view.canvas.message_text(), timeout=10000)
     assert "Finds tab" in view.canvas.message_text()
     window.controller.close()
+
+
+def test_a_click_on_the_filmstrip_adds_no_second_highlight(qtbot, review_project: Path) -> None:
+    from PySide6.QtTest import QTest
+
+    window = _open(qtbot, review_project)
+    view, session = window.review_view, window.review.session
+    current = session.current.frame_id
+    other = next(i for i in range(view.filmstrip.count())
+                 if view.filmstrip.item(i).data(Qt.ItemDataRole.UserRole) != current)
+    rect = view.filmstrip.visualItemRect(view.filmstrip.item(other))
+    QTest.mouseClick(view.filmstrip.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert not view.filmstrip.selectedItems()
+    qtbot.keyClick(view, Qt.Key.Key_A)
+    assert _labels(review_project) == [(current, "accept")]  # the frame in the large view, as the highlight said
+    window.controller.close()

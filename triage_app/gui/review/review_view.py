@@ -9,6 +9,7 @@ from typing import Any
 from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QImage, QKeyEvent, QPixmap
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -110,7 +111,8 @@ class GridView(QListWidget):
         for i in range(self.count()):
             item = self.item(i)
             if item.data(Qt.ItemDataRole.UserRole) == frame_id:
-                item.setIcon(QIcon(QPixmap.fromImage(image)))  # drawn at the icon size, which follows the window
+                item.setIcon(QIcon(QPixmap.fromImage(image)))
+                self.filmstrip.viewport().update()  # drawn at the icon size, which follows the window
 
     def toggle(self, row: int) -> None:
         item = self.item(row)
@@ -173,6 +175,9 @@ class ReviewView(QWidget):
         self.filmstrip.setMovement(QListWidget.Movement.Static)
         self.filmstrip.setFixedHeight(130)
         self.filmstrip.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        # The strip shows where the frame lies; a click must not add a second highlight beside
+        # the current frame's (the keys always decide the frame in the large view).
+        self.filmstrip.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
 
         side = QFrame()
         side.setFixedWidth(280)
@@ -244,12 +249,16 @@ class ReviewView(QWidget):
             if current:
                 item.setBackground(Qt.GlobalColor.darkCyan)
             self.filmstrip.addItem(item)
+        # Repaint the whole strip: a partial repaint left the previous captions showing under
+        # the new ones.
+        self.filmstrip.viewport().update()
 
     def set_filmstrip_thumbnail(self, frame_id: int, image: QImage) -> None:
         for i in range(self.filmstrip.count()):
             item = self.filmstrip.item(i)
             if item.data(Qt.ItemDataRole.UserRole) == frame_id:
                 item.setIcon(QIcon(QPixmap.fromImage(image)))
+                self.filmstrip.viewport().update()
 
     # -- keys ---------------------------------------------------------------------------
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
