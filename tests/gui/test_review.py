@@ -324,3 +324,13 @@ def test_a_click_on_the_filmstrip_adds_no_second_highlight(qtbot, review_project
     qtbot.keyClick(view, Qt.Key.Key_A)
     assert _labels(review_project) == [(current, "accept")]  # the frame in the large view, as the highlight said
     window.controller.close()
+
+
+def test_a_score_bar_is_filled_to_the_score_with_the_threshold_marked() -> None:
+    from triage_app.gui.review.review_controller import _score_bar
+
+    cells = _score_bar(0.5, 0.25, "#ff0000", length=8).split("</span>")[:-1]
+    assert len(cells) == 8
+    assert "#111" in cells[2] and all("#111" not in c for i, c in enumerate(cells) if i != 2)
+    assert [("#ff0000" in c) for c in cells] == [True, True, False, True, False, False, False, False]
+    assert "#111" not in _score_bar(0.9, None, "#ff0000", length=8)

@@ -18,7 +18,7 @@ class FrameCanvas(QGraphicsView):
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self._pixmap = QGraphicsPixmapItem()
         self.scene().addItem(self._pixmap)
-        self._boxes: list[QGraphicsRectItem | QGraphicsSimpleTextItem] = []
+        self._boxes: list[QGraphicsRectItem] = []
         self._message = QGraphicsSimpleTextItem()
         self._message.setBrush(QColor("#d0d0d0"))
         self.scene().addItem(self._message)
@@ -45,11 +45,18 @@ class FrameCanvas(QGraphicsView):
             pen = QPen(QColor(colour), width)
             pen.setCosmetic(False)
             box = self.scene().addRect(rect, pen)
-            text = self.scene().addSimpleText(label)
+            text = QGraphicsSimpleTextItem(label)
             text.setBrush(QColor(colour))
-            text.setScale(max(1.0, image.width() / 900))
-            text.setPos(rect.left() + width, rect.top() + width)
-            self._boxes += [box, text]
+            scale = max(1.0, image.width() / 900)
+            # A dark plate under the label keeps it readable on water, roofs and snow alike.
+            r = text.boundingRect()
+            plate = self.scene().addRect(QRectF(0, 0, r.width() + 4, r.height() + 2), QPen(Qt.PenStyle.NoPen),
+                                         QColor(0, 0, 0, 170))
+            plate.setScale(scale)
+            plate.setPos(rect.left() + width, rect.top() + width)
+            text.setParentItem(plate)
+            text.setPos(2, 1)
+            self._boxes += [box, plate]
         self.focus_box = boxes[0][0] if boxes else None
         self.fit()  # a new frame opens whole
 

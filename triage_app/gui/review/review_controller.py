@@ -25,6 +25,21 @@ MARK = {"accept": " ✓ accepted", "reject": " ✗ rejected", "unsure": " ? unsu
 
 
 
+def _score_bar(score: float, threshold: float | None, colour: str, length: int = 26) -> str:
+    """A bar of ``length`` cells for a score in [0, 1], filled to the score, with the
+    threshold's cell drawn as a dark tick (rich text)."""
+    filled = int(round(length * min(max(score, 0.0), 1.0)))
+    tick = None if threshold is None else min(length - 1, int(length * min(max(threshold, 0.0), 1.0)))
+    cells = []
+    for i in range(length):
+        if i == tick:
+            cells.append("<span style='background:#111; color:#111'>|</span>")
+        else:
+            bg = colour if i < filled else "#e4e4e4"
+            cells.append(f"<span style='background:{bg}'>&nbsp;</span>")
+    return "".join(cells)
+
+
 def short_time(t: float) -> str:
     """A frame's time for a caption, precise to the hundredth (frames sampled every 0.25 s
     must not read alike): ``0.25s``, ``12.5s``, ``3:07.25``."""
@@ -156,11 +171,14 @@ class ReviewController(QObject):
             box = (r["x0"], r["y0"], r["x1"] - r["x0"], r["y1"] - r["y0"]) if r["x0"] is not None else None
             tiles.append((r["member"], r["score"], box))
             colour = member_colour(r["member"], members)
-            width = int(160 * min(1.0, r["score"]))
+            whole = box is not None and box[0] == 0 and box[1] == 0 and (box[2], box[3]) == (frame.get("width"), frame.get("height"))
+            where = "on the whole frame" if whole or r["tiles"] <= 1 else f"in tile {r['tile'] + 1} of {r['tiles']}"
+            th = (s.policy.thresholds if s.policy else {}).get(r["member"])
+            # The bar with the member's threshold marked on it (a tick where the policy's cut lies).
+            bar = _score_bar(r["score"], th, colour)
             bars.append(
-                f"<div><span style='color:{colour}'>■</span> <b>{r['member']}</b> {r['score']:.3f} "
-                f"in tile {r['tile']} of {r['tiles']}<br>"
-                f"<span style='background:{colour}'>{'&nbsp;' * max(1, width // 6)}</span></div>"
+                f"<div><span style='color:{colour}'>■</span> <b>{r['member']}</b> {r['score']:.3f} {where}"
+                + (f"; threshold {th:.3f}" if th is not None else "") + f"<br>{bar}</div>"
             )
         event_size = len(s.queue.event_members(c.event))
         tele = [f"time in video: {frame['timestamp_s']:.2f} s"]
@@ -214,7 +232,7 @@ class ReviewController(QObject):
             "position": position,
             "header": (f"{'Disagreement to resolve' if s.resolve else 'Candidate'} {s.position + 1} of {len(s.queue)}  ·  "
                        f"event {c.event + 1} ({event_size} frame{'s' if event_size != 1 else ''})  ·  {source['name']} frame {frame['idx']}  ·  "
-                       f"{self.decisions_made} decided  ·  undo {s.undo_depth}"),
+                       f"{self.decisions_made} decided this session  ·  undo {s.undo_depth}"),
         }
 
     def set_finds(self, items: list[Any]) -> None:
