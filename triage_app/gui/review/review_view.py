@@ -111,8 +111,7 @@ class GridView(QListWidget):
         for i in range(self.count()):
             item = self.item(i)
             if item.data(Qt.ItemDataRole.UserRole) == frame_id:
-                item.setIcon(QIcon(QPixmap.fromImage(image)))
-                self.filmstrip.viewport().update()  # drawn at the icon size, which follows the window
+                item.setIcon(QIcon(QPixmap.fromImage(image)))  # drawn at the icon size, which follows the window
 
     def toggle(self, row: int) -> None:
         item = self.item(row)
