@@ -405,8 +405,9 @@ def write_curve_csv(res: ReplayResult, path: Path) -> None:
 
 def plot_curves(res: ReplayResult, folder: Path) -> list[Path]:
     """Recall against the frames shown, for the review and a random order of the same
-    frames, with the review's own estimate and interval and where it stopped; workload over
-    the review (PNG, and the numbers as CSV)."""
+    frames, with the review's own estimate and interval and where it stopped; beside it, for
+    active review the targets left (estimated and true), else the workload over the review
+    (PNG, and the numbers as CSV)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -435,12 +436,23 @@ def plot_curves(res: ReplayResult, folder: Path) -> list[Path]:
     ax1.set(xlabel="share of frames shown", ylabel="recall", xlim=(0, 1), ylim=(0, 1.02),
             title=f"Recall against work ({res.order} review, target: {res.target or 'n/a'})")
     ax1.legend(loc="lower right", fontsize=7)
-    ax2.plot([p["decisions"] for p in c], x, label="frames shown", lw=2)
-    if any(p.get("candidates") is not None for p in c):
-        ax2.plot([p["decisions"] for p in c], [(p.get("candidates") or 0) / max(res.frames, 1) for p in c],
-                 label="candidates under the policy", lw=1.5, ls="--")
-    ax2.set(xlabel="decisions", ylabel="share of frames", ylim=(0, 1.02), title="Workload")
-    ax2.legend(loc="upper left", fontsize=8)
+    if res.order == "active" and res.positives:
+        # What the stopping point rests on: the targets review believes are left, against the truth.
+        ax2.plot(x, [res.positives * (1 - v) if v == v else math.nan for v in col("true_recall")],
+                 label="targets left: true", lw=2)
+        ax2.plot(x, col("remaining_estimate"), label="targets left: review's estimate (model-based)", lw=1.5)
+        if res.stop:
+            ax2.axvline(res.stop["shown_fraction"], color="tab:red", lw=1.2, label="stopped by itself")
+        ax2.set(xlabel="share of frames shown", ylabel="targets (log scale above 1)", xlim=(0, 1), yscale="symlog",
+                title="Targets left among the frames not shown")
+        ax2.set_ylim(bottom=0)
+    else:
+        ax2.plot([p["decisions"] for p in c], x, label="frames shown", lw=2)
+        if any(p.get("candidates") is not None for p in c):
+            ax2.plot([p["decisions"] for p in c], [(p.get("candidates") or 0) / max(res.frames, 1) for p in c],
+                     label="candidates under the policy", lw=1.5, ls="--")
+        ax2.set(xlabel="decisions", ylabel="share of frames", ylim=(0, 1.02), title="Workload")
+    ax2.legend(loc="upper right", fontsize=8)
     png = folder / "replay_curves.png"
     fig.savefig(png, dpi=110)
     plt.close(fig)
