@@ -29,7 +29,7 @@ def test_score_prints_progress_summary_and_leaves_out_missing_members(
 
 
 def test_score_of_a_missing_project_fails_clearly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["score", str(tmp_path / "nope")]) == 2
+    assert main(["score", str(tmp_path / "nope")]) == 3  # a missing project: not a usage error
     assert "no such project folder" in capsys.readouterr().err
 
 
@@ -43,3 +43,20 @@ def test_headless_demo_builds_scores_and_names_the_project(tmp_path: Path, capsy
     assert "on the ground at 45.0" in out and "m from the aircraft)" in out
     with Workspace(target) as p:
         assert len(p.frames.frame_rows()) == 32
+
+
+def test_exit_statuses_tell_the_kinds_of_failure_apart(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A script can tell a usage error (2) from a missing or unusable input (3) and from a
+    project database that cannot be used (4)."""
+    from triage_app.cli import EXIT_INPUT, EXIT_STORE, EXIT_USAGE
+
+    with pytest.raises(SystemExit) as usage:
+        main(["score"])  # the project is missing from the command line
+    assert usage.value.code == EXIT_USAGE == 2
+    assert main(["score", str(tmp_path / "nope")]) == EXIT_INPUT == 3
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "project.db").write_bytes(b"this is not a database" * 100)
+    assert main(["report", str(broken)]) == EXIT_STORE == 4
+    err = capsys.readouterr().err
+    assert "project.db" in err or str(broken) in err

@@ -320,7 +320,7 @@ def test_cli_export(decided: tuple[Path, dict[str, int]], tmp_path: Path, capsys
     assert main(["export", str(root), str(tmp_path / "x"), "--split", "0.5,0.5,0.5"]) == 2
     assert main(["export", str(root), str(tmp_path / "x"), "--sources", "nope"]) == 2
     assert "no source named or numbered 'nope'" in capsys.readouterr().err
-    assert main(["export", str(root), str(out)]) == 2
+    assert main(["export", str(root), str(out)]) == 3  # a folder it names cannot be used
     assert "not empty" in capsys.readouterr().err
 
 
@@ -333,7 +333,7 @@ def test_overwrite_replaces_only_an_earlier_export(decided: tuple[Path, dict[str
     for target in (root, root.parent):
         with pytest.raises(ExportError, match="holds this project"):
             _run(root, target, formats=("csv",), overwrite=True)
-    assert main(["export", str(root), str(root), "--format", "csv", "--overwrite"]) == 2
+    assert main(["export", str(root), str(root), "--format", "csv", "--overwrite"]) == 3
     assert "holds this project" in capsys.readouterr().err
     assert _tree_hashes(root) == project_files
 

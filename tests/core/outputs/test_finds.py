@@ -70,7 +70,7 @@ def test_finds_are_the_standing_accepts_newest_first_placed_where_the_telemetry_
     assert [w.find("g:name", ns).text for w in wpts] == ["Place 1", "Place 2"]
     assert float(wpts[1].get("lat")) == pytest.approx(by[a].lat) and float(wpts[1].get("lon")) == pytest.approx(by[a].lon)
     assert "within" in wpts[1].find("g:desc", ns).text and "aircraft" in wpts[0].find("g:desc", ns).text
-    assert main(["finds", str(tmp_path / "nope")]) == 2
+    assert main(["finds", str(tmp_path / "nope")]) == 3
 
 
 def test_finds_whose_ground_discs_overlap_are_one_place() -> None:

@@ -36,6 +36,10 @@ class StoreError(TriageError):
     """The project database cannot be opened or written."""
 
 
+class NoProjectError(StoreError):
+    """The path named as a project is no project folder (missing, or a file)."""
+
+
 class StoreVersionError(StoreError):
     """The project database was written by a newer version of the program."""
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from triage_app.core.model.cards import ModelCard, load_cards
-from triage_app.core.model.errors import StoreError
+from triage_app.core.model.errors import NoProjectError, StoreError
 from triage_app.core.model.policy import Policy
 from triage_app.core.model.settings import Settings, TargetSettings, load_settings, save_section
 from triage_app.core.model.targets import Target, apply_target, resolve_target
@@ -46,10 +46,10 @@ class Workspace:
                  create: bool = True) -> None:
         self.root = Path(root)
         if self.root.exists() and not self.root.is_dir():
-            raise StoreError(f"{self.root}: exists and is not a folder, cannot hold a project")
+            raise NoProjectError(f"{self.root}: exists and is not a folder, cannot hold a project")
         if not self.root.exists():
             if not create:
-                raise StoreError(f"{self.root}: no such project folder")
+                raise NoProjectError(f"{self.root}: no such project folder")
             try:
                 self.root.mkdir(parents=True)
             except OSError as exc:
