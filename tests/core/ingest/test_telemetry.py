@@ -193,3 +193,44 @@ def test_dji_xmp_in_element_form_and_the_exif_time_zone_are_read(tmp_path: Path)
     from triage_app.core.model.text import utc_time
 
     assert utc_time(p.captured_at) == "2024-05-01T08:30:02Z" and utc_time("2024-05-01T10:30:02") is None
+
+
+def _cues(rows: list[str], timed: bool = True) -> str:
+    out = []
+    for i, body in enumerate(rows):
+        timing = f"00:00:{i:02d},000 --> 00:00:{i + 1:02d},000\n" if timed else ""
+        out.append(f"{i + 1}\n{timing}{body}")
+    return "\n\n".join(out)
+
+
+def test_a_whole_second_clock_shared_by_several_cues_is_spread_within_the_second() -> None:
+    """No cue times, a wall clock of whole seconds: three cues in second 1, none in second 2.
+    No two cues share a time, and the cues of second 1 fill it up to second 3."""
+    seconds = [0, 1, 1, 1, 3, 4]
+    text = _cues([f"2023-05-01 10:00:0{s} [latitude: 10.0] [longitude: 20.0]" for s in seconds], timed=False)
+    tel = parse_srt_text(text, "x.SRT")
+    times = [p.t for p in tel.points]
+    assert len(set(times)) == len(times) and times == sorted(times)
+    assert times[1:4] == pytest.approx([1.0, 1 + 2 / 3, 1 + 4 / 3])
+    assert any("whole-second clock" in w for w in tel.warnings)
+    # Cues that carry their own times keep them.
+    timed = parse_srt_text(_cues([f"2023-05-01 10:00:0{s} [latitude: 10.0] [longitude: 20.0]" for s in seconds]), "y.SRT")
+    assert [p.t for p in timed.points] == [float(i) for i in range(6)]
+
+
+def test_an_altitude_ten_times_too_large_and_gimbal_radians_are_put_right() -> None:
+    """DJI FPV writes its altitude in decimetres, some Mavic Air 2 files their gimbal angles
+    in radians: judged by plausibility, corrected, and said."""
+    rows = [f"[latitude: 45.0] [longitude: 7.0] [rel_alt: {10 + 3 * i:.1f} abs_alt: {(300 + 10 + 3 * i) * 10:.1f}] "
+            f"[gb_yaw: {0.1 * i:.3f} gb_pitch: -1.571 gb_roll: 0.000]" for i in range(12)]
+    tel = parse_srt_text(_cues(rows), "fpv.SRT")
+    p = tel.points[5]
+    assert p.abs_alt == pytest.approx(325.0) and p.rel_alt == pytest.approx(25.0)
+    assert p.gimbal_pitch == pytest.approx(-90.0, abs=0.05) and p.gimbal_yaw == pytest.approx(28.65, abs=0.05)
+    assert any("ten times" in w for w in tel.warnings) and any("radians" in w for w in tel.warnings)
+    # Plausible values are left alone: degrees, and an altitude that climbs with the barometer.
+    rows = [f"[latitude: 45.0] [longitude: 7.0] [rel_alt: {10 + 3 * i:.1f} abs_alt: {310 + 3 * i:.1f}] "
+            f"[gb_yaw: {12.5 * i:.1f} gb_pitch: -90.0 gb_roll: 0.0]" for i in range(12)]
+    tel = parse_srt_text(_cues(rows), "mavic.SRT")
+    assert tel.points[5].abs_alt == pytest.approx(325.0) and tel.points[5].gimbal_yaw == pytest.approx(62.5)
+    assert not any("ten times" in w or "radians" in w for w in tel.warnings)

@@ -20,6 +20,7 @@ import math
 import re
 import stat
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 from triage_app.core.ingest.telemetry.model import Telemetry, TelemetryPoint
@@ -364,7 +365,79 @@ def parse_srt_text(text: str, name: str = "<srt>") -> Telemetry:
         warnings.append(f"{name}: {no_fix} of {len(points)} cue(s) have no GPS fix (N/A)")
     if not points:
         raise TelemetryParseError(name, "no usable telemetry cue: " + "; ".join(warnings or ["all cues malformed"]))
+    points = _plausible(_spread_repeated_seconds(points, name, warnings) if timed == 0 else points, name, warnings)
     times = [p.t for p in points]
     if any(b < a for a, b in zip(times, times[1:], strict=False)):
         warnings.append(f"{name}: cue times go backwards; cues were re-ordered by time")
     return Telemetry(path=name, points=points, warnings=warnings)
+
+
+def _spread_repeated_seconds(points: list[TelemetryPoint], name: str, warnings: list[str]) -> list[TelemetryPoint]:
+    """Cues timed only by a wall clock of whole seconds, several in one second (DJI writes
+    no cue times in some files): the cues of one second are spread evenly up to the next
+    second written, so that no two share a time and no second is left empty."""
+    times = [p.t for p in points]
+    if len(times) < 3 or any(t != round(t) for t in times) or len(set(times)) == len(times):
+        return points
+    out = list(points)
+    steps = [b - a for a, b in zip(sorted(set(times)), sorted(set(times))[1:], strict=False)]
+    step = min(steps) if steps else 1.0
+    i, spread = 0, 0
+    while i < len(times):
+        j = i
+        while j + 1 < len(times) and times[j + 1] == times[i]:
+            j += 1
+        n = j - i + 1
+        if n > 1:
+            end = times[j + 1] if j + 1 < len(times) and times[j + 1] > times[i] else times[i] + step * n
+            width = (end - times[i]) / n
+            for k in range(n):
+                out[i + k] = replace(points[i + k], t=times[i] + k * width)
+            spread += n
+        i = j + 1
+    if spread:
+        warnings.append(f"{name}: {spread} cue(s) timed only by a whole-second clock shared a second; spread evenly "
+                        "within it")
+    return out
+
+
+#: Highest altitude above sea level a drone flight can report (the highest terrain and a
+#: drone's service ceiling above it): beyond it the value was written in the wrong unit.
+MAX_ABS_ALT_M = 9000.0
+
+
+def _plausible(points: list[TelemetryPoint], name: str, warnings: list[str]) -> list[TelemetryPoint]:
+    """Guards for values some aircraft are known to write in another unit (no file of them
+    at hand, so judged by plausibility): an altitude ten times too large (DJI FPV's
+    ``[altitude: ...]`` in decimetres) and gimbal angles in radians (some Mavic Air 2 files)."""
+    alt = [p.abs_alt for p in points if p.abs_alt is not None]
+    pairs = [(p.abs_alt, p.rel_alt) for p in points if p.abs_alt is not None and p.rel_alt is not None]
+    tenfold = False
+    if len(pairs) >= 10:
+        a_range = max(a for a, _ in pairs) - min(a for a, _ in pairs)
+        r_range = max(r for _, r in pairs) - min(r for _, r in pairs)
+        tenfold = r_range >= 5.0 and 7.0 <= a_range / r_range <= 13.0  # climbs ten times faster than the barometer
+    if not tenfold and alt and sorted(alt)[len(alt) // 2] > MAX_ABS_ALT_M:
+        tenfold = True
+    if tenfold:
+        points = [replace(p, abs_alt=p.abs_alt / 10.0) if p.abs_alt is not None else p for p in points]
+        warnings.append(f"{name}: the altitude reads ten times too large (in decimetres, as DJI FPV writes it); "
+                        "divided by 10")
+    pitch = [p.gimbal_pitch for p in points if p.gimbal_pitch is not None]
+    yaw = [p.gimbal_yaw for p in points if p.gimbal_yaw is not None]
+    if len(pitch) >= 10 and len(yaw) >= 10:
+        small = max(abs(v) for v in pitch) <= math.pi / 2 + 0.01 and max(abs(v) for v in yaw) <= math.pi + 0.01
+        # A real flight whose yaw stays within 3 degrees of north and whose camera never tilts
+        # past 1.6 degrees is all but impossible; angles that small that still vary are radians.
+        moving = (max(yaw) - min(yaw)) > 0.2 or max(abs(v) for v in pitch) > 0.5
+        if small and moving:
+            deg = 180.0 / math.pi
+
+            def to_degrees(p: TelemetryPoint) -> TelemetryPoint:
+                return replace(p, **{k: getattr(p, k) * deg for k in ("gimbal_pitch", "gimbal_yaw", "gimbal_roll")
+                                     if getattr(p, k) is not None})
+
+            points = [to_degrees(p) for p in points]
+            warnings.append(f"{name}: the gimbal angles are in radians (as some Mavic Air 2 files write them); "
+                            "converted to degrees")
+    return points
