@@ -74,7 +74,7 @@ def test_review_says_when_the_target_is_reached_and_m_keeps_going(qtbot, tmp_pat
     assert "reviewing on" in view.progress.text()
     assert window.tabs.tabText(window.tabs.indexOf(view)) == f"Review ({500 - len(shown)})"
 
-    window.tabs.setCurrentWidget(window.supervisor_view)
+    window.tabs.setCurrentWidget(window.supervisor_page)
     sv = window.supervisor_view
     qtbot.waitUntil(lambda: "Recall so far" in sv.headline.text(), timeout=30000)
     assert "target 90% reached" in sv.headline.text() and "model-based" in sv.headline.text()

@@ -178,3 +178,38 @@ def test_two_sources_of_one_name_are_told_apart_in_the_list() -> None:
             {"name": "flight.mp4", "uri": "/media/cardB/DCIM/100MEDIA/flight.mp4"},
             {"name": "other.mp4", "uri": "/media/cardA/DCIM/100MEDIA/other.mp4"}]
     assert distinct_names(rows) == ["cardA/DCIM/100MEDIA/flight.mp4", "cardB/DCIM/100MEDIA/flight.mp4", "other.mp4"]
+
+
+def test_the_window_remembers_its_size_and_the_side_panel_width_inside_the_screen(qtbot) -> None:
+    """Closed at a size with the side panel dragged wider, opened again the same way; a size
+    larger than the screen is brought inside it."""
+    from triage_app.gui.main_window import MainWindow
+
+    first = MainWindow()
+    qtbot.addWidget(first)
+    first.restore_layout()
+    first.show()
+    screen = first.screen().availableGeometry()
+    assert first.width() <= screen.width() and first.height() <= screen.height()
+    size = (min(760, screen.width() - 20), min(560, screen.height() - 20))
+    first.resize(*size)
+    first.review_view.splitter.setSizes([size[0] - 330, 300])
+    qtbot.wait(50)
+    side = first.review_view.splitter.sizes()[1]
+    first.close()
+    assert first.layout_file().is_file()
+
+    again = MainWindow()
+    qtbot.addWidget(again)
+    again.restore_layout()
+    again.show()
+    qtbot.wait(50)
+    assert (again.width(), again.height()) == size
+    assert abs(again.review_view.splitter.sizes()[1] - side) <= 2
+    again.resize(screen.width() * 3, screen.height() * 3)
+    again.close()
+    third = MainWindow()
+    qtbot.addWidget(third)
+    third.restore_layout()
+    assert third.width() <= screen.width() and third.height() <= screen.height()
+    third.close()

@@ -91,7 +91,7 @@ def test_finetune_button_deploys_a_member_that_joins_the_ensemble(qtbot, review_
     qtbot.waitUntil(lambda: "finetuned" in " ".join(w.text() for w in window.review_view.findChildren(QLabel)),
                     timeout=20000)
     shot(window, "review_with_finetuned_member.png")
-    window.tabs.setCurrentWidget(window.supervisor_view)
+    window.tabs.setCurrentWidget(window.supervisor_page)
 
     def charted() -> bool:  # the supervisor's charts include the new member
         bars = window.supervisor_view.hist_chart.series()

@@ -18,7 +18,7 @@ def _supervisor(qtbot, root: Path) -> tuple[MainWindow, object]:
     window.resize(1400, 900)
     window.show()
     assert window.controller.open_project(root)
-    window.tabs.setCurrentWidget(window.supervisor_view)
+    window.tabs.setCurrentWidget(window.supervisor_page)
     return window, window.supervisor_view
 
 

@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(__name__).info("this session's log: %s", log_file)
     window = MainWindow()
     target = args.project_opt or args.project
+    window.restore_layout()
     window.show()
     if args.demo:
         from triage_app.core.evaluation.demo import default_demo_dir

@@ -4,6 +4,7 @@ views, and the toolbar that sets the target, scores, learns, checks labels and e
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
@@ -17,6 +18,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QTabWidget,
     QToolBar,
@@ -74,7 +76,13 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.review_view, "Review")
         self.supervisor_view = SupervisorView()
         self.supervisor = SupervisorController(self.supervisor_view)
-        self.tabs.addTab(self.supervisor_view, "Supervisor")
+        # Its charts need room: on a small screen the page scrolls instead of making the window
+        # taller than the screen.
+        self.supervisor_page = QScrollArea()
+        self.supervisor_page.setWidget(self.supervisor_view)
+        self.supervisor_page.setWidgetResizable(True)
+        self.supervisor_page.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.tabs.addTab(self.supervisor_page, "Supervisor")
         self.finds_view = FindsView()
         self.finds = FindsController(self.finds_view)
         self.tabs.addTab(self.finds_view, "Finds")
@@ -331,7 +339,7 @@ class MainWindow(QMainWindow):
         page = self.tabs.widget(index)
         if page is self.finds_view:
             self.finds.refresh()
-        elif page is self.supervisor_view:
+        elif page is self.supervisor_page:
             self.supervisor.refresh()
         elif page is self.review_view:
             self.review_view.setFocus()
@@ -389,7 +397,53 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.review_view)
         self.review_view.setFocus()
 
+    # -- layout, remembered between sessions ------------------------------------------------------
+    @staticmethod
+    def layout_file() -> Path:
+        """Where the window's size, place and panel widths are kept (beside the user's settings)."""
+        from triage_app.core.model.settings import user_settings_path
+
+        own = os.environ.get("TRIAGE_SETTINGS")
+        return (Path(own) if own else user_settings_path()).with_name("window.ini")
+
+    def restore_layout(self) -> None:
+        """The size, place and panel widths of the last session, kept inside the screen; a first
+        start takes most of the screen, never more than it."""
+        from PySide6.QtCore import QSettings
+
+        stored = QSettings(str(self.layout_file()), QSettings.Format.IniFormat)
+        geometry = stored.value("geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        splitter = stored.value("review_splitter")
+        if splitter is not None:
+            self.review_view.splitter.restoreState(splitter)
+        screen = self.screen().availableGeometry() if self.screen() is not None else None
+        if screen is None:
+            return
+        if geometry is None:
+            self.resize(min(1600, int(screen.width() * 0.9)), min(1000, int(screen.height() * 0.9)))
+        elif self.width() > screen.width() or self.height() > screen.height():
+            self.resize(min(self.width(), screen.width()), min(self.height(), screen.height()))
+        frame = self.frameGeometry()
+        if not screen.intersects(frame):
+            self.move(screen.topLeft())
+
+    def save_layout(self) -> None:
+        from PySide6.QtCore import QSettings
+
+        path = self.layout_file()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return  # a read-only home keeps the defaults
+        stored = QSettings(str(path), QSettings.Format.IniFormat)
+        stored.setValue("geometry", self.saveGeometry())
+        stored.setValue("review_splitter", self.review_view.splitter.saveState())
+        stored.sync()
+
     def closeEvent(self, event) -> None:  # noqa: N802
+        self.save_layout()
         self.review.stop()
         self.controller.close()
         super().closeEvent(event)

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QSplitter,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
@@ -179,7 +180,7 @@ class ReviewView(QWidget):
         self.filmstrip.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
 
         side = QFrame()
-        side.setFixedWidth(280)
+        side.setMinimumWidth(200)
         side.setFrameShape(QFrame.Shape.StyledPanel)
         sl = QVBoxLayout(side)
         sl.addWidget(QLabel("<b>Scores</b>"))
@@ -187,13 +188,18 @@ class ReviewView(QWidget):
         sl.addWidget(QLabel("<b>Telemetry</b>"))
         sl.addWidget(self.telemetry)
         sl.addStretch(1)
-        top = QHBoxLayout()
-        top.addWidget(self.stack, 1)
-        top.addWidget(side)
+        # The picture and the side panel share the width as the analyst drags it (remembered).
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(self.stack)
+        self.splitter.addWidget(side)
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setStretchFactor(1, 0)
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.setSizes([900, 280])
         layout = QVBoxLayout(self)
         layout.addWidget(self.header)
         layout.addWidget(self.progress)
-        layout.addLayout(top, 1)
+        layout.addWidget(self.splitter, 1)
         layout.addWidget(self.filmstrip)
         bottom = QHBoxLayout()
         bottom.addWidget(self.feedback, 1)
