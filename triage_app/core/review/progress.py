@@ -10,11 +10,7 @@ Three kinds of evidence, each named where it is shown:
   chance of holding the target, refitted on bootstrap resamples of the decided frames. Summed
   over the unreviewed frames it gives the positives left, with their spread (the map's
   uncertainty and the frames' own chance). This rests on the frames left being like the
-  decided frames of the same score, which the ranking's choices bend: it chose them because
-  they looked likely, and frames left at the same score hold fewer targets. A second
-  calibration weighs each decided blind-audit draw by the frames it stood for when drawn
-  (the inverse of its recorded chance), so that the fit stands for the frames left. Each is
-  read at half the risk (Bonferroni) and the tighter is reported and decides the stop.
+  decided frames of the same score.
 - **From the review sequence alone** (shown beside the model-based interval; the lower end
   before a model can be fitted). The hypergeometric stopping test of Callaghan &
   Müller-Hansen (2020): the frames shown most recently are taken as at least as rich in
@@ -151,19 +147,16 @@ def _fit_logistic(x: np.ndarray, y: np.ndarray, w: np.ndarray, iters: int = 30) 
 
 
 def remaining_samples(oof: np.ndarray, y: np.ndarray, left_scores: np.ndarray, rng: np.random.Generator,
-                      boots: int = BOOTSTRAPS, weights: np.ndarray | None = None) -> np.ndarray:
+                      boots: int = BOOTSTRAPS) -> np.ndarray:
     """Draws of the number of targets among frames with ``left_scores``, from the decided
-    frames' out-of-fold scores ``oof`` and labels ``y`` (each weighing ``weights``, 1 by
-    default): a logistic calibration per Poisson bootstrap resample, and each frame's own
-    chance on top."""
+    frames' out-of-fold scores ``oof`` and labels ``y``: a logistic calibration per Poisson
+    bootstrap resample, and each frame's own chance on top."""
     if len(left_scores) == 0:
         return np.zeros(boots)
     mu, sd = float(np.mean(oof)), float(np.std(oof)) or 1.0
     x, xl = (oof - mu) / sd, (left_scores - mu) / sd
     w = rng.poisson(1.0, size=(boots, len(y))).astype(float)
     w[0] = 1.0  # the first draw is the plain fit
-    if weights is not None:
-        w = w * np.asarray(weights, float)[None, :]
     a, b = _fit_logistic(x, y.astype(float), w)
     out = np.empty(boots)
     for i in range(boots):  # frame by frame the sum is Poisson-binomial; a Poisson draw errs on the wide side
@@ -226,22 +219,6 @@ def audit_estimate(draws: list[AuditDraw], labels: dict[int, int], found_after: 
     return max(0.0, float(np.average(est, weights=weight)))
 
 
-#: Decided audit draws needed before the audit-weighted calibration is fitted.
-MIN_AUDIT_DRAWS = 10
-
-
-def design_weights(frames: list[int], draws: list[AuditDraw]) -> np.ndarray | None:
-    """Weights of the decided ``frames`` for a calibration that stands for the frames not yet
-    reviewed: a blind audit draw weighs the frames it stood for when drawn (the inverse of
-    its chance, shared among the draws), a frame the ranking chose weighs 1. None with
-    fewer than ``MIN_AUDIT_DRAWS`` decided draws."""
-    chance = {d.frame_id: d.probability for d in draws if d.probability > 0}
-    drawn = [f for f in frames if f in chance]
-    if len(drawn) < MIN_AUDIT_DRAWS:
-        return None
-    return np.array([1.0 / chance[f] / len(drawn) if f in chance else 1.0 for f in frames])
-
-
 def review_progress(ws: Workspace, target: float | None = None, confidence: float | None = None,
                     seed: int = 0) -> Progress:
     """Where active review stands (reads only)."""
@@ -292,30 +269,17 @@ def review_progress(ws: Workspace, target: float | None = None, confidence: floa
         p.recall_low = p.sequence_low or 0.0
         return p
     rng = np.random.default_rng(seed)
-    estimates = {"decided": remaining_samples(oof, y, left, rng)}
-    weights = design_weights(dec, draws)
-    if weights is not None:
-        estimates["audit-weighted"] = remaining_samples(oof, y, left, rng, weights=weights)
-    # With two estimates, each is read at half the risk (Bonferroni), and the one that bounds
-    # the targets left more tightly is the one reported: the stop is then as safe as either.
-    level = confidence if len(estimates) == 1 else 1 - (1 - confidence) / 2
-    which = min(estimates, key=lambda k: float(np.quantile(estimates[k], level)))
-    draws_left = estimates[which]
+    draws_left = remaining_samples(oof, y, left, rng)
     recall = found / (found + draws_left)
     p.remaining = float(np.median(draws_left))
-    p.remaining_high = float(np.quantile(draws_left, level))
+    p.remaining_high = float(np.quantile(draws_left, confidence))
     p.recall = float(np.median(recall))
-    p.model_low = float(np.quantile(recall, 1 - level))
-    p.recall_high = float(np.quantile(recall, level)) if confidence > 0.5 else 1.0
+    p.model_low = float(np.quantile(recall, 1 - confidence))
+    p.recall_high = float(np.quantile(recall, confidence)) if confidence > 0.5 else 1.0
     p.recall_low = p.model_low
     p.recall = min(max(p.recall, p.recall_low), p.recall_high)
-    p.basis = ("model-based: the ranking's scores calibrated on the decided frames' out-of-fold scores"
-               + (", the blind audit's draws weighted by the frames each stands for (the tighter of that and the "
-                  "plain calibration, each at half the risk)" if which == "audit-weighted" else
-                  " (the tighter of that and an audit-weighted calibration, each at half the risk)"
-                  if len(estimates) > 1 else "")
-               + "; the review sequence's own lower bound, which assumes only that the ranking beats chance, is "
-               "given beside it")
+    p.basis = ("model-based: the ranking's scores calibrated on the decided frames' out-of-fold scores (the review "
+               "sequence's own lower bound, which assumes only that the ranking beats chance, is given beside it)")
     p.reached = p.model_low >= target and p.reviewed >= MIN_REVIEWED and found >= MIN_FOUND
     if not p.reached and p.model_low >= target:
         p.note = f"the estimate says the target is reached, but review stops only after {MIN_REVIEWED} frames and " \
