@@ -124,6 +124,7 @@ def test_grid_mode_rejects_a_page_with_marked_accepts(qtbot, review_project: Pat
     view = window.review_view
     qtbot.keyClick(view, Qt.Key.Key_G)
     assert view.grid_mode and view.grid.count() == 9
+    assert view.footer.text().startswith("1-9") and "A accept" not in view.footer.text()  # the grid's own keys
     page = [view.grid.item(i).data(Qt.ItemDataRole.UserRole) for i in range(9)]
     qtbot.keyClick(view, Qt.Key.Key_2)
     qtbot.keyClick(view, Qt.Key.Key_5)
@@ -136,7 +137,7 @@ def test_grid_mode_rejects_a_page_with_marked_accepts(qtbot, review_project: Pat
     qtbot.keyClick(view, Qt.Key.Key_Z)
     assert _labels(review_project) == [] and view.grid.count() == 9
     qtbot.keyClick(view, Qt.Key.Key_G)
-    assert not view.grid_mode
+    assert not view.grid_mode and view.footer.text().startswith("A accept")
     window.controller.close()
 
 

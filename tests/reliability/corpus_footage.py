@@ -188,7 +188,7 @@ def _(c: Ctx) -> str:
 def _(c: Ctx) -> str:
     (c.root / "settings.toml").write_text("[scoring\nmembers = imagenet\n")
     rc, _out, err = c.cli("report", c.root)
-    assert rc == 2 and "settings.toml" in err
+    assert rc == 3 and "settings.toml" in err
     return err.strip()
 
 
@@ -196,7 +196,7 @@ def _(c: Ctx) -> str:
 def _(c: Ctx) -> str:
     (c.root / "settings.toml").write_text('[review]\nreveiwer = "ana"\n')
     rc, _out, err = c.cli("report", c.root)
-    assert rc == 2 and "settings.toml" in err and "reveiwer" in err
+    assert rc == 3 and "settings.toml" in err and "reveiwer" in err
     return err.strip()
 
 
@@ -204,7 +204,7 @@ def _(c: Ctx) -> str:
 def _(c: Ctx) -> str:
     (c.root / "settings.toml").write_text('[review]\ntarget_recall = "high"\n')
     rc, _out, err = c.cli("report", c.root)
-    assert rc == 2 and "target_recall" in err
+    assert rc == 3 and "target_recall" in err
     return err.strip()
 
 
@@ -224,7 +224,7 @@ def _(c: Ctx) -> str:
 @case("a target nobody defined")
 def _(c: Ctx) -> str:
     rc, _out, err = c.cli("target", c.root, "kayak")
-    assert rc == 2 and "unknown target 'kayak'" in err
+    assert rc == 3 and "unknown target 'kayak'" in err
     with Workspace(c.root) as ws:
         assert ws.target.name != "kayak"
     return err.strip()

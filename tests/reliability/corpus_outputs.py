@@ -29,14 +29,14 @@ def _(c: Ctx) -> str:
     target = c.tmp / "notes.txt"
     target.write_text("mine")
     rc, _out, err = c.cli("export", c.root, target)
-    assert rc == 2 and "notes.txt" in err and target.read_text() == "mine"
+    assert rc == 3 and "notes.txt" in err and target.read_text() == "mine"
     return err.strip()
 
 
 @case("export --overwrite onto the project")
 def _(c: Ctx) -> str:
     rc, _out, err = c.cli("export", c.root, c.root, "--overwrite")
-    assert rc == 2 and (c.root / "project.db").is_file()
+    assert rc == 3 and (c.root / "project.db").is_file()
     return err.strip()
 
 

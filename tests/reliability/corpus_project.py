@@ -59,7 +59,7 @@ def _(c: Ctx) -> str:
     for side in ("project.db-wal", "project.db-shm"):
         (c.root / side).unlink(missing_ok=True)
     rc, _out, err = c.cli("report", c.root)
-    assert rc == 2 and "project.db" in err and "not a triage project database" in err
+    assert rc == 4 and "project.db" in err and "not a triage project database" in err
     return err.strip()
 
 
@@ -68,7 +68,7 @@ def _(c: Ctx) -> str:
     other = c.tmp / "other"
     (other / "project.db").mkdir(parents=True)
     rc, _out, err = c.cli("report", other)
-    assert rc == 2 and "is a folder, not a project database" in err
+    assert rc == 4 and "is a folder, not a project database" in err
     return err.strip()
 
 
@@ -78,7 +78,7 @@ def _(c: Ctx) -> str:
     folder.mkdir()
     for command in ("report", "finds", "retrain"):
         rc, _out, err = c.cli(command, folder)
-        assert rc == 2 and "no triage project here" in err, (command, err)
+        assert rc == 3 and "no triage project here" in err, (command, err)
     assert not (folder / "project.db").exists()  # nothing was created there
     return err.strip()
 
@@ -90,7 +90,7 @@ def _(c: Ctx) -> str:
     for name in ("project.db", "project.db-wal", "project.db-shm"):
         (gone / name).unlink(missing_ok=True)
     rc, _out, err = c.cli("ingest", gone, c.video)
-    assert rc == 2 and "database project.db is missing while its embeddings folder remains" in err
+    assert rc == 4 and "database project.db is missing while its embeddings folder remains" in err
     assert not (gone / "project.db").exists()
     return err.strip()
 
@@ -107,7 +107,7 @@ def _(c: Ctx) -> str:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(os, "access", access)
         rc, _out, err = c.cli("report", c.root)
-    assert rc == 2 and "read-only" in err and str(c.root) in err
+    assert rc == 4 and "read-only" in err and str(c.root) in err
     return err.strip()
 
 
@@ -187,7 +187,7 @@ def _(c: Ctx) -> str:
                              text=True, timeout=300, env=dict(os.environ))
         with Workspace(c.root) as other, pytest.raises(ProjectBusy):
             score_project(other)
-    assert out.returncode == 2 and "is writing this project" in out.stderr and f"process {os.getpid()}" in out.stderr
+    assert out.returncode == 4 and "is writing this project" in out.stderr and f"process {os.getpid()}" in out.stderr
     return out.stderr.strip()
 
 
@@ -229,6 +229,6 @@ def _(c: Ctx) -> str:
         mp.setattr(shutil, "copyfile", full)
         mp.setattr("triage_app.core.outputs.export.writer._encode", lambda *a, **k: full())
         rc, _out, err = c.cli("export", c.root, c.tmp / "out", "--format", "imagefolder,csv")
-    assert rc == 2 and "is full" in err and str(c.tmp) in err and not (c.tmp / "out").exists()
+    assert rc == 3 and "is full" in err and str(c.tmp) in err and not (c.tmp / "out").exists()
     assert not list(c.tmp.glob(".out.partial-*"))
     return err.strip()

@@ -90,7 +90,7 @@ class Workspace:
                                  f"{', '.join(remnants)} folder remains: restore {DB_NAME} (or its backup, "
                                  f"{DB_NAME}.v*.bak) rather than starting an empty project over it")
             if not create:
-                raise StoreError(f"{self.root}: no triage project here (no {DB_NAME}); `triage ingest` or the window "
+                raise NoProjectError(f"{self.root}: no triage project here (no {DB_NAME}); `triage ingest` or the window "
                                  "makes one")
         if not os.access(self.root, os.W_OK) or (db.exists() and not os.access(db, os.W_OK)):
             raise StoreError(f"{self.root}: the project folder is read-only (SQLite needs to write its journal beside "

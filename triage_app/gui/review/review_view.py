@@ -37,6 +37,11 @@ KEYS = [
 MEMBER_COLOURS = ["#ff5a5f", "#ffb400", "#00c2a8", "#8a7dff"]
 
 
+#: The keys of each mode, as the footer lists them.
+FRAME_KEYS = "A accept · R reject · U unsure · Z undo · → next · G grid · C copy position · M more · ? help"
+GRID_KEYS = "1-9 or click mark accepted · R decide the page (marked accepted, the rest rejected) · Z undo · G back"
+
+
 def member_colour(member: str, members: list[str]) -> str:
     """A member's colour, the same on every frame (by its place among the ensemble's members,
     not by its rank on this frame)."""
@@ -162,7 +167,7 @@ class ReviewView(QWidget):
         self.telemetry = QLabel()
         self.telemetry.setAlignment(Qt.AlignmentFlag.AlignTop)
         self.telemetry.setWordWrap(True)
-        self.footer = QLabel("A accept · R reject · U unsure · Z undo · → next · G grid · C copy position · M more · ? help")
+        self.footer = QLabel(FRAME_KEYS)
         self.footer.setStyleSheet("color: #888; padding: 2px;")
         self.feedback = QLabel()  # what the last key did, and how to take it back
         self.feedback.setStyleSheet("color: #1f4e8c; font-weight: 600; padding: 2px;")
@@ -213,6 +218,7 @@ class ReviewView(QWidget):
 
     def set_grid_mode(self, on: bool) -> None:
         self.stack.setCurrentWidget(self.grid if on else self.canvas)
+        self.footer.setText(GRID_KEYS if on else FRAME_KEYS)  # the keys that work in this mode
         if on:
             self.scores.setText("Grid mode: each thumbnail is one candidate.")
             self.telemetry.setText("")
