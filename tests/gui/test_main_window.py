@@ -213,3 +213,12 @@ def test_the_window_remembers_its_size_and_the_side_panel_width_inside_the_scree
     third.restore_layout()
     assert third.width() <= screen.width() and third.height() <= screen.height()
     third.close()
+
+
+def test_the_sources_list_says_how_many_frames_are_not_scored_yet() -> None:
+    """"ingested" alone while scoring runs (or never ran) hid that nothing can be reviewed yet."""
+    from triage_app.gui.sources.sources_view import _status_text
+
+    assert _status_text({"status": "ingested", "frames": 30, "scored": 12}) == "ingested; 18 frames not scored yet"
+    assert _status_text({"status": "ingested", "frames": 30, "scored": 30}) == "ingested"
+    assert _status_text({"status": "ingesting", "frames": 30, "scored": 0}) == "ingesting"

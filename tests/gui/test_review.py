@@ -158,7 +158,8 @@ def test_queue_grows_while_scoring_runs(qtbot, review_project: Path, ortho) -> N
     with qtbot.waitSignal(review.queue_did_change, timeout=30000):
         review.refresh()  # rebuilt on a worker; the signal says it is in place
     assert len(review.session.queue) == before + 20
-    assert window.sources_view.rowCount() == 2 and window.sources_view.item(1, 5).text() == "20"
+    assert window.sources_view.rowCount() == 2 and window.sources_view.item(1, 6).text() == "20"
+    assert window.sources_view.item(1, 4).text() == "20" and "not scored" not in window.sources_view.item(1, 9).text()
     shot(window.tabs.widget(0), "sources.png")
     window.controller.close()
 

@@ -89,7 +89,9 @@ class Source(TypedDict, total=False):
     flagged: int
     telemetry_matched: int
     last_idx: int | None
-    # with the sources list's overview: candidates under the policy in force, frames reviewed
+    # with the sources list's overview: frames scored, candidates under the policy in force,
+    # frames reviewed
+    scored: int
     candidates: int
     reviewed: int
 

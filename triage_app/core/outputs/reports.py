@@ -127,13 +127,15 @@ def supervisor_data(ws: Workspace) -> dict[str, Any]:
 
 
 def source_overview(ws: Workspace) -> list[Source]:
-    """Per source: its summary (frames, flagged, telemetry matched) with candidates under
-    the policy in force and frames reviewed."""
+    """Per source: its summary (frames, flagged, telemetry matched) with frames scored,
+    candidates under the policy in force and frames reviewed."""
     rows = ws.frames.source_summaries()
     ids, _fused, cand = ws.candidates()
     per_source = ws.frames.sources_of([int(i) for i in ids[np.flatnonzero(cand)]]) if len(ids) else {}
+    scored = ws.frames.sources_of([int(i) for i in ids]) if len(ids) else {}
     reviewed = ws.decisions.counts_by_source()
     for r in rows:
+        r["scored"] = scored.get(r["id"], 0)
         r["candidates"] = per_source.get(r["id"], 0)
         r["reviewed"] = reviewed.get(r["id"], 0)
     return rows

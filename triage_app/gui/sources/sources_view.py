@@ -7,7 +7,7 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
-COLUMNS = ("Source", "Kind", "Sampling", "Frames", "Flagged", "Candidates", "Reviewed", "Telemetry", "Status")
+COLUMNS = ("Source", "Kind", "Sampling", "Frames", "Scored", "Flagged", "Candidates", "Reviewed", "Telemetry", "Status")
 
 
 class SourcesView(QTableWidget):
@@ -28,8 +28,9 @@ class SourcesView(QTableWidget):
         names = distinct_names(rows)
         for r, row in enumerate(rows):
             values = (
-                names[r], row["kind"], _sampling_text(row), row["frames"], row["flagged"], row.get("candidates", 0),
-                row.get("reviewed", 0), f"{row['telemetry_matched']}/{row['frames']}", row["status"],
+                names[r], row["kind"], _sampling_text(row), row["frames"], row.get("scored", 0), row["flagged"],
+                row.get("candidates", 0), row.get("reviewed", 0), f"{row['telemetry_matched']}/{row['frames']}",
+                _status_text(row),
             )
             for c, value in enumerate(values):
                 item = QTableWidgetItem(str(value))
@@ -38,6 +39,15 @@ class SourcesView(QTableWidget):
                 if c == 0:
                     item.setToolTip(str(row["uri"]))
                 self.setItem(r, c, item)
+
+
+def _status_text(row: dict[str, Any]) -> str:
+    """The source's ingest status, and whether its frames are all scored yet."""
+    status = str(row["status"])
+    left = int(row["frames"]) - int(row.get("scored", 0))
+    if row["frames"] and left > 0 and status not in ("ingesting", "failed"):
+        return f"{status}; {left:,} frames not scored yet"
+    return status
 
 
 def distinct_names(rows: list[dict[str, Any]]) -> list[str]:
