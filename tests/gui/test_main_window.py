@@ -222,3 +222,33 @@ def test_the_sources_list_says_how_many_frames_are_not_scored_yet() -> None:
     assert _status_text({"status": "ingested", "frames": 30, "scored": 12}) == "ingested; 18 frames not scored yet"
     assert _status_text({"status": "ingested", "frames": 30, "scored": 30}) == "ingested"
     assert _status_text({"status": "ingesting", "frames": 30, "scored": 0}) == "ingesting"
+
+
+def test_a_folder_without_a_project_becomes_one_only_when_the_user_says_so(qtbot, tmp_path: Path, monkeypatch) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    from triage_app.gui.main_window import MainWindow
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("mine")
+    window = MainWindow()
+    qtbot.addWidget(window)
+    asked: list[str] = []
+
+    def say(answer):
+        def question(_parent, _title, text, *_args):
+            asked.append(text)
+            return answer
+        return question
+
+    monkeypatch.setattr(QMessageBox, "question", say(QMessageBox.StandardButton.No))
+    assert not window.open_or_create(notes)
+    assert "holds 1 other item(s) and no project" in asked[0] and not (notes / "project.db").exists()
+    assert "left as it is" in window.statusBar().currentMessage()
+    monkeypatch.setattr(QMessageBox, "question", say(QMessageBox.StandardButton.Yes))
+    assert window.open_or_create(notes) and (notes / "project.db").exists()
+    assert window.statusBar().currentMessage().startswith("New project made in")
+    asked.clear()
+    assert window.open_or_create(notes) and not asked  # an existing project opens without a question
+    window.controller.close()

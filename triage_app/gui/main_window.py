@@ -174,7 +174,30 @@ class MainWindow(QMainWindow):
     def _open_project(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Project folder (new or existing)")
         if folder:
-            self.controller.open_project(Path(folder))
+            self.open_or_create(Path(folder))
+
+    def open_or_create(self, folder: Path) -> bool:
+        """Open the project in ``folder``; where there is none, a new one is made only once the
+        user says so (a folder picked by mistake does not silently become a project), and the
+        status bar says it was made."""
+        from PySide6.QtWidgets import QMessageBox
+
+        from triage_app.core.store.frames import DB_NAME
+
+        new = not (folder / DB_NAME).exists()
+        if new:
+            holds = sum(1 for _ in folder.iterdir()) if folder.is_dir() else 0
+            what = f"{folder} holds {holds} other item(s) and no project." if holds else f"{folder} holds no project yet."
+            answer = QMessageBox.question(self, "New project?", f"{what}\n\nMake a new project there?",
+                                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                          QMessageBox.StandardButton.No if holds else QMessageBox.StandardButton.Yes)
+            if answer != QMessageBox.StandardButton.Yes:
+                self.statusBar().showMessage(f"No project opened: {folder} was left as it is.", 15000)
+                return False
+        opened = self.controller.open_project(folder)
+        if opened and new:
+            self.statusBar().showMessage(f"New project made in {folder}: add footage to begin.", 15000)
+        return opened
 
     def _add_video(self) -> None:
         from triage_app.core.ingest.sources import VIDEO_SUFFIXES
