@@ -12,28 +12,19 @@ import sys
 
 from triage_app import __version__
 from triage_app.cli import evaluation, learning, project
-from triage_app.core.model.errors import InputError, NoProjectError, SettingsError, StoreError, TriageError
+from triage_app.cli.common import (  # noqa: F401 - the exit statuses are part of the command line's interface
+    EXIT_BROKEN_PIPE,
+    EXIT_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_NOTHING_DONE,
+    EXIT_STORE,
+    EXIT_USAGE,
+    exit_status,
+)
+from triage_app.core.model.errors import TriageError
 from triage_app.core.model.text import terminal_safe
 
 log = logging.getLogger("triage_app")
-
-#: Exit statuses, one per kind of failure, so that scripts can tell them apart.
-EXIT_OK = 0
-EXIT_PARTIAL = 1  # the command ran, but some of its inputs failed (each named on stderr)
-EXIT_USAGE = 2  # the command line asks for something that cannot be done as given (argparse's own code too)
-EXIT_INPUT = 3  # a file, folder, project or setting it names is missing or cannot be used
-EXIT_STORE = 4  # the project's database cannot be opened or written
-EXIT_INTERRUPTED = 130
-EXIT_BROKEN_PIPE = 141
-
-
-def exit_status(exc: TriageError) -> int:
-    """The exit status for an error the program reports."""
-    if isinstance(exc, (InputError, SettingsError, NoProjectError)):
-        return EXIT_INPUT
-    if isinstance(exc, StoreError):
-        return EXIT_STORE
-    return EXIT_USAGE
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,5 +1,5 @@
 """What every ``triage`` command shares: the progress bar, opening the project with the
-command line's settings, list arguments."""
+command line's settings, list arguments, the exit statuses."""
 
 from __future__ import annotations
 
@@ -8,8 +8,26 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from triage_app.core.model.errors import InputError, NoProjectError, SettingsError, StoreError, TriageError
 from triage_app.core.model.settings import Settings, load_settings
 from triage_app.core.store import Workspace
+
+#: Exit statuses, one per kind of failure, so that scripts can tell them apart.
+EXIT_NOTHING_DONE = 1  # the command ran, but none of its inputs could be used (each named on stderr)
+EXIT_USAGE = 2  # the command line asks for something that cannot be done as given (argparse's own code too)
+EXIT_INPUT = 3  # a file, folder, project or setting it names is missing or cannot be used
+EXIT_STORE = 4  # the project's database cannot be opened or written
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
+
+
+def exit_status(exc: TriageError) -> int:
+    """The exit status for an error the program reports."""
+    if isinstance(exc, (InputError, SettingsError, NoProjectError)):
+        return EXIT_INPUT
+    if isinstance(exc, StoreError):
+        return EXIT_STORE
+    return EXIT_USAGE
 
 
 class ProgressBar:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from triage_app.cli.common import ProgressBar, cli_settings, csv_list
+from triage_app.cli.common import EXIT_NOTHING_DONE, ProgressBar, cli_settings, csv_list
 from triage_app.core.evaluation import bench
 from triage_app.core.evaluation.demo import run_demo
 from triage_app.core.evaluation.replay import evaluate, plot_curves
@@ -119,7 +119,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return gui_main(["--demo"] + (["--project", str(args.project)] if args.project else []))
     summary = run_demo(Path(args.project) if args.project else None, progress_factory=ProgressBar)
     print(summary.text())
-    return 0 if summary.frames else 1
+    return 0 if summary.frames else EXIT_NOTHING_DONE
 
 
 def add_parsers(sub: Any) -> None:

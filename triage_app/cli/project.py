@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, TextIO
 
-from triage_app.cli.common import ProgressBar, csv_list, open_project
+from triage_app.cli.common import EXIT_NOTHING_DONE, ProgressBar, csv_list, open_project
 from triage_app.core.ingest.footage import IngestResult, ingest_source
 from triage_app.core.model.records import Sampling
 from triage_app.core.model.targets import load_targets
@@ -60,7 +60,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         for u in local:
             print(f"error: {terminal_safe(u)}: no such file or folder", file=sys.stderr)
         print(f"error: nothing ingested; no project was created at {args.project}", file=sys.stderr)
-        return 1
+        return EXIT_NOTHING_DONE
     with open_project(args, overrides, create=True) as ws:
         if args.target:
             print(f"looking for {ws.set_target(args.target).describe()}")
@@ -73,7 +73,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 bar.close()
     print(f"ingested into {args.project} ({sampling.describe()}):")
     _print_ingest(results)
-    return 0 if any(r.ok and r.frames_total for r in results) else 1
+    return 0 if any(r.ok and r.frames_total for r in results) else EXIT_NOTHING_DONE
 
 
 def cmd_target(args: argparse.Namespace) -> int:
@@ -147,7 +147,7 @@ def cmd_score(args: argparse.Namespace) -> int:
             bar.close()
         candidates, scored, policy = after_scoring(ws, summary)
     _print_score(summary, candidates, scored, policy)
-    return 0 if summary.frames_scored or (scored and not summary.errors) else 1
+    return 0 if summary.frames_scored or (scored and not summary.errors) else EXIT_NOTHING_DONE
 
 
 def cmd_policy(args: argparse.Namespace) -> int:

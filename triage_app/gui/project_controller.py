@@ -108,7 +108,7 @@ class ProjectController(QObject):
 
     def running(self, what: str) -> bool:
         """Whether a background task of this kind ("Scoring", "Ingest", ...) runs now."""
-        return any(k == what for t, k in self._kinds.items() if t in self._tasks)
+        return what in self._kinds.values()
 
     def _forget(self, box: list[Task]) -> None:
         if box and box[0] in self._tasks:

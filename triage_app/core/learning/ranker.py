@@ -163,20 +163,29 @@ def _model() -> Any:
     return make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced", C=C, max_iter=2000))
 
 
-def _grouped_oof(x: np.ndarray, zn: np.ndarray | None, rows: np.ndarray, y: np.ndarray, groups: np.ndarray,
-                 seed: int = 0) -> tuple[np.ndarray, float | None]:
-    """(out-of-fold decision values, pooled ROC AUC) of the decided frames ``rows`` with each
-    group on one side of every fold; ``x`` holds every frame's fixed features. With ``zn``
-    the similarity features are added, each fold's from its training frames' labels alone."""
+def _fold_similarity(zn: np.ndarray, rows: np.ndarray, y: np.ndarray,
+                     folds: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per fold, the (training, test) frames' similarity features from its training frames'
+    labels alone: computed once, read by every feature set the folds compare."""
+    out = []
+    for train, test in folds:
+        tr, te = rows[train], rows[test]
+        out.append((similarity_features(zn, tr, y[train], tr), similarity_features(zn, tr, y[train], te)))
+    return out
+
+
+def _grouped_oof(x: np.ndarray, rows: np.ndarray, y: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]],
+                 similarity: list[tuple[np.ndarray, np.ndarray]] | None = None) -> tuple[np.ndarray, float | None]:
+    """(out-of-fold decision values, pooled ROC AUC) of the decided frames ``rows`` over
+    ``folds`` (each event on one side); ``x`` holds every frame's fixed features, and
+    ``similarity`` each fold's similarity features (from :func:`_fold_similarity`) to add."""
     from sklearn.metrics import roc_auc_score
 
     oof = np.full(len(y), np.nan)
-    for train, test in grouped_folds(y, groups, FOLDS, seed):
-        tr, te = rows[train], rows[test]
-        x_tr, x_te = x[tr], x[te]
-        if zn is not None:
-            x_tr = np.hstack([x_tr, similarity_features(zn, tr, y[train], tr)])
-            x_te = np.hstack([x_te, similarity_features(zn, tr, y[train], te)])
+    for k, (train, test) in enumerate(folds):
+        x_tr, x_te = x[rows[train]], x[rows[test]]
+        if similarity is not None:
+            x_tr, x_te = np.hstack([x_tr, similarity[k][0]]), np.hstack([x_te, similarity[k][1]])
         oof[test] = _model().fit(x_tr, y[train]).decision_function(x_te)
     ok = ~np.isnan(oof)
     if ok.sum() < 4 or len(np.unique(y[ok])) < 2:
@@ -203,16 +212,16 @@ def train_ranking(ws: Workspace) -> RankingResult | None:
     members, member_names = _member_features(ws, frame_ids)
     base = np.hstack([z, members]) if members.shape[1] else z
     zn = z / (np.linalg.norm(z, axis=1, keepdims=True) + 1e-9)
-    groups = fold_groups(ws, frame_ids[rows])
-    oof, cv_auc = _grouped_oof(base, None, rows, y, groups)
-    oof_sim, cv_auc_sim = _grouped_oof(base, zn, rows, y, groups)
+    folds = grouped_folds(y, fold_groups(ws, frame_ids[rows]), FOLDS, 0)
+    similarity = _fold_similarity(zn, rows, y, folds)
+    oof, cv_auc = _grouped_oof(base, rows, y, folds)
+    oof_sim, cv_auc_sim = _grouped_oof(base, rows, y, folds, similarity)
     uses_similarity = cv_auc is not None and cv_auc_sim is not None and cv_auc_sim > cv_auc + SIMILARITY_MARGIN
     if uses_similarity:
         oof, cv_auc = oof_sim, cv_auc_sim
-    sim_zn = zn if uses_similarity else None
     ctx = context_features(ws, frame_ids)
     with_ctx = np.hstack([base, ctx])
-    oof_ctx, cv_auc_ctx = _grouped_oof(with_ctx, sim_zn, rows, y, groups)
+    oof_ctx, cv_auc_ctx = _grouped_oof(with_ctx, rows, y, folds, similarity if uses_similarity else None)
     uses_context = cv_auc is not None and cv_auc_ctx is not None and cv_auc_ctx > cv_auc + CONTEXT_MARGIN
     x_all = with_ctx if uses_context else base
     if uses_similarity:

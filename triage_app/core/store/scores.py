@@ -207,6 +207,11 @@ class ScoreStore:
                 tiles[pos[fid], col[member]] = tile
         return ids, names, mat, {"tiles": tiles}
 
+    def scored_count(self) -> int:
+        """How many frames hold at least one score."""
+        with self.db.read() as conn:
+            return int(conn.execute(select(func.count(func.distinct(self.scores.c.frame_id)))).scalar_one())
+
     def frame_scores(self, frame_id: int) -> list[dict[str, Any]]:
         with self.db.read() as conn:
             return [dict(r) for r in conn.execute(select(self.scores).where(self.scores.c.frame_id == frame_id)).mappings()]

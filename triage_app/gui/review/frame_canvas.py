@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import textwrap
+
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap, QWheelEvent
 from PySide6.QtWidgets import QGraphicsPixmapItem, QGraphicsRectItem, QGraphicsScene, QGraphicsSimpleTextItem, QGraphicsView
+
+#: Characters per line of a message shown where no picture is.
+MESSAGE_WIDTH = 56
 
 
 class FrameCanvas(QGraphicsView):
@@ -32,7 +37,8 @@ class FrameCanvas(QGraphicsView):
         for item in self._boxes:
             self.scene().removeItem(item)
         self._boxes.clear()
-        self._message.setText(message)
+        # Long lines are wrapped: the message sits in a 400-pixel scene whatever the view's width.
+        self._message.setText("\n".join(textwrap.fill(line, MESSAGE_WIDTH) if line else "" for line in message.splitlines()))
         self._message.setVisible(bool(message) or image is None)
         if image is None:
             self._pixmap.setPixmap(QPixmap())

@@ -67,7 +67,7 @@ class ReviewController(QObject):
         self._current_info: dict[str, Any] | None = None
         self.finds: list[Any] = []  # the accepted frames so far, for naming a candidate's neighbours
         self.decisions_made = 0
-        self._film: dict[int, int] = {}
+        self._film: set[int] = set()  # the frames on the filmstrip
         self._refreshing: Task | None = None
         self._refresh_again = False
         self._said_reached = False
@@ -334,7 +334,7 @@ class ReviewController(QObject):
                     "or use Add video… / Add image folder… in the toolbar.")
         if self.busy("Scoring") or self.busy("Ingest"):
             return "No candidate waiting yet: scoring runs.\n\nCandidates appear here as their frames are scored."
-        scored = len(ws.scores.score_table()[0]) if ws is not None else 0
+        scored = ws.scores.scored_count() if ws is not None else 0
         if scored < frames:
             return (f"{frames - scored:,} of {frames:,} frames are not scored yet.\n\n"
                     "Press Score in the toolbar to score them.")
@@ -343,7 +343,7 @@ class ReviewController(QObject):
 
     def _show_filmstrip(self, c: Any) -> None:
         near = self.ws.frames.neighbour_frames(c.source_id, c.idx, FILM_RADIUS)
-        self._film = {int(r["id"]): i for i, r in enumerate(near)}
+        self._film = {int(r["id"]) for r in near}
         decided = self.ws.decisions.standing_labels(list(self._film))
         self.view.show_filmstrip([(r["id"], f"t={short_time(r['timestamp_s'])}" + MARK.get(decided.get(int(r["id"]), ""), ""),
                                    r["id"] == c.frame_id) for r in near])
@@ -408,7 +408,7 @@ class ReviewController(QObject):
     def decide_event(self, label: str) -> None:
         if self.session is not None:
             c = self.session.current
-            ids = self.session.decide_event(label, on_screen=set(self._film))
+            ids = self.session.decide_event(label, on_screen=self._film)
             size = len(ids)
             event = "" if c is None else f" of event {c.event + 1}"
             self._after_decision(ids, f"{PAST[label]} {size} frame{'s' if size != 1 else ''}{event} (those on the "
