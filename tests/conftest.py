@@ -126,3 +126,71 @@ def three_flights(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, m
             ws.decisions.record([dict(frame_id=f["id"], label="accept" if i % 4 == 0 else "reject", reviewer="ana",
                                       seconds_spent=1.0, policy="p", member_scores="{}") for i, f in enumerate(frames)])
     return root
+
+
+#: The PostgreSQL server the team-store tests use (trust authentication on the development and
+#: CI machines); TRIAGE_TEST_PG names another (no password in it: libpq's files hold that).
+PG_ADMIN_URL = os.environ.get("TRIAGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _pg_admin():  # type: ignore[no-untyped-def]
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import OperationalError
+
+    engine = create_engine(PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT",
+                           connect_args={"connect_timeout": 5})
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except (OperationalError, ImportError) as exc:
+        engine.dispose()
+        pytest.skip(f"no PostgreSQL server at {PG_ADMIN_URL} ({str(exc).splitlines()[0]})")
+    return engine
+
+
+@pytest.fixture(scope="session")
+def pg_admin():  # type: ignore[no-untyped-def]
+    """An autocommit engine on the test server's maintenance database (skips without a server)."""
+    engine = _pg_admin()
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def pg_database(pg_admin):  # type: ignore[no-untyped-def]
+    """Make fresh, empty PostgreSQL databases (URLs without a password), dropped after the test."""
+    import uuid
+
+    from sqlalchemy import make_url
+
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"triage_test_{uuid.uuid4().hex[:12]}"
+        with pg_admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        made.append(name)
+        return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+    yield make
+    with pg_admin.connect() as conn:
+        for name in made:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def project_at(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Where a new project goes, on both stores: ``project_at(name)`` is a folder (SQLite) or a
+    PostgreSQL URL whose shared folder is set up (``triage team init``'s work)."""
+    if request.param == "sqlite":
+        return lambda name="p": str(tmp_path / name)
+    make = request.getfixturevalue("pg_database")
+
+    def at(name: str = "p") -> str:
+        from triage_app.core.store import Workspace
+
+        url = make()
+        Workspace(url, shared=tmp_path / f"{name}-shared").close()
+        return url
+
+    return at

@@ -11,6 +11,8 @@ from typing import Any
 from triage_app.core.model.errors import InputError, NoProjectError, SettingsError, StoreError, TriageError
 from triage_app.core.model.settings import Settings, load_settings
 from triage_app.core.store import Workspace
+from triage_app.core.store.db import is_store_url
+from triage_app.core.store.workspace import shared_folder
 
 #: Exit statuses, one per kind of failure, so that scripts can tell them apart.
 EXIT_NOTHING_DONE = 1  # the command ran, but none of its inputs could be used (each named on stderr)
@@ -48,9 +50,16 @@ class ProgressBar:
         self._bar.close()
 
 
+def project_location(text: str) -> str | Path:
+    """A command's PROJECT: a folder, or a team store's PostgreSQL URL (kept as written)."""
+    return text if is_store_url(text) else Path(text)
+
+
 def cli_settings(args: argparse.Namespace, overrides: dict[str, Any] | None = None) -> Settings:
     """The settings for this command: the project's (when it names one), then ``overrides``."""
     project = getattr(args, "project", None)
+    if is_store_url(project):  # a team store's settings live in its shared folder
+        return load_settings(shared_folder(str(project)), overrides=overrides)
     return load_settings(Path(project) if project else None, overrides=overrides)
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
-from triage_app.cli.common import ProgressBar, open_project
+from triage_app.cli.common import ProgressBar, open_project, project_location
 from triage_app.core.learning.drift import flight_drift
 from triage_app.core.learning.finetune import finetune_comparison, retire_finetuned
 from triage_app.core.learning.head import retrain
@@ -137,12 +136,12 @@ def cmd_drift(args: argparse.Namespace) -> int:
 def add_parsers(sub: Any) -> None:
     rt = sub.add_parser("retrain", help="learn from the decisions: the ranking of active review, and the head member "
                         "(every frame re-scored from the cache)")
-    rt.add_argument("project", type=Path)
+    rt.add_argument("project", type=project_location, metavar="PROJECT")
     rt.set_defaults(func=cmd_retrain)
 
     ft = sub.add_parser("finetune", help="compare fine-tuning the backbone's last blocks with the head, on the same folds, "
                         "and deploy the fine-tuned net as a member when it wins")
-    ft.add_argument("project", type=Path)
+    ft.add_argument("project", type=project_location, metavar="PROJECT")
     ft.add_argument("--blocks", type=int, default=2, help="last backbone blocks trained (0: the new output layer only)")
     ft.add_argument("--epochs", type=int, default=6)
     ft.add_argument("--max-frames", type=int, default=1000, help="at most this many decided frames (seeded sample)")
@@ -154,18 +153,18 @@ def add_parsers(sub: Any) -> None:
     ft.set_defaults(func=cmd_finetune)
 
     lb = sub.add_parser("labels", help="decisions that the evidence disagrees with (confident learning)")
-    lb.add_argument("project", type=Path)
+    lb.add_argument("project", type=project_location, metavar="PROJECT")
     lb.add_argument("--json", action="store_true", help="print one JSON list")
     lb.add_argument("--queue", action="store_true", help="put these frames back into the review queue (re-review)")
     lb.set_defaults(func=cmd_labels)
 
     ag = sub.add_parser("agreement", help="Cohen's kappa per pair of reviewers, and the disagreements to resolve")
-    ag.add_argument("project", type=Path)
+    ag.add_argument("project", type=project_location, metavar="PROJECT")
     ag.add_argument("--json", action="store_true", help="print one JSON object")
     ag.set_defaults(func=cmd_agreement)
 
     dr = sub.add_parser("drift", help="how far each flight's scores and embeddings moved from the labelled flights")
-    dr.add_argument("project", type=Path)
+    dr.add_argument("project", type=project_location, metavar="PROJECT")
     dr.add_argument("--json", action="store_true", help="print one JSON list")
     dr.add_argument("--alert", type=float, help="drift score past which a flight is flagged (default drift.alert_psi)")
     dr.set_defaults(func=cmd_drift)

@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, TextIO
 
-from triage_app.cli.common import EXIT_NOTHING_DONE, ProgressBar, csv_list, open_project
+from triage_app.cli.common import EXIT_NOTHING_DONE, ProgressBar, csv_list, open_project, project_location
 from triage_app.core.ingest.footage import IngestResult, ingest_source
 from triage_app.core.model.records import Sampling
 from triage_app.core.model.targets import load_targets
@@ -54,7 +54,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         overrides.setdefault("ingest", {})["fps"] = args.fps
     results = []
     local = [u for u in args.sources if "://" not in u]
-    if not (Path(args.project) / "project.db").exists() and local and len(local) == len(args.sources) \
+    if not Workspace.exists(args.project) and local and len(local) == len(args.sources) \
             and not any(Path(u).exists() for u in local):
         # Nothing to ingest and no project yet: say so, and leave no empty project behind.
         for u in local:
@@ -320,7 +320,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: Any) -> None:
     ing = sub.add_parser("ingest", help="add videos, image folders or streams to a project")
-    ing.add_argument("project", type=Path)
+    ing.add_argument("project", type=project_location, metavar="PROJECT")
     ing.add_argument("sources", nargs="+", help="video files, image folders, or stream URLs")
     g = ing.add_mutually_exclusive_group()
     g.add_argument("--every", type=int, help="keep every Nth frame")
@@ -333,7 +333,7 @@ def add_parsers(sub: Any) -> None:
     ing.set_defaults(func=cmd_ingest)
 
     tg = sub.add_parser("target", help="what the project looks for: show it and the targets table, or change it")
-    tg.add_argument("project", type=Path)
+    tg.add_argument("project", type=project_location, metavar="PROJECT")
     tg.add_argument("name", nargs="?", help="a target of the table, or a name of your own with --classes or --prompts")
     tg.add_argument("--classes", help="comma-separated ImageNet class names standing for the target")
     tg.add_argument("--prompts", help="CLIP prompts for the target, separated by semicolons")
@@ -342,7 +342,7 @@ def add_parsers(sub: Any) -> None:
     tg.set_defaults(func=cmd_target)
 
     sc = sub.add_parser("score", help="score the ingested frames with the ensemble")
-    sc.add_argument("project", type=Path)
+    sc.add_argument("project", type=project_location, metavar="PROJECT")
     sc.add_argument("--members", help="comma-separated members (default from settings: imagenet,clip,head)")
     sc.add_argument("--device", choices=["auto", "cpu", "cuda"])
     sc.add_argument("--batch", type=int, help="tiles per inference batch")
@@ -351,7 +351,7 @@ def add_parsers(sub: Any) -> None:
     sc.set_defaults(func=cmd_score)
 
     po = sub.add_parser("policy", help="derive thresholds for a target recall and save them as the policy")
-    po.add_argument("project", type=Path)
+    po.add_argument("project", type=project_location, metavar="PROJECT")
     po.add_argument("--target-recall", type=float, required=True, help="for example 0.98")
     po.add_argument("--rule", help="any, all, or K-of-N (default: the rule in force)")
     po.add_argument("--confidence", type=float, help="assurance of reaching the target: the one-sided confidence of "
@@ -361,7 +361,7 @@ def add_parsers(sub: Any) -> None:
     po.set_defaults(func=cmd_policy)
 
     ex = sub.add_parser("export", help="export decided frames with their provenance (image folders, manifests, COCO, maps)")
-    ex.add_argument("project", type=Path)
+    ex.add_argument("project", type=project_location, metavar="PROJECT")
     ex.add_argument("outdir", type=Path)
     ex.add_argument("--format", default="imagefolder,csv,parquet",
                     help="comma-separated: imagefolder, csv, parquet, coco, yolo, crops, geojson, kml")
@@ -384,7 +384,7 @@ def add_parsers(sub: Any) -> None:
     ex.set_defaults(func=cmd_export)
 
     fi = sub.add_parser("finds", help="accepted frames, newest first, with where they are on the ground")
-    fi.add_argument("project", type=Path)
+    fi.add_argument("project", type=project_location, metavar="PROJECT")
     fi.add_argument("--csv", action="store_true", help="print them as CSV")
     fi.add_argument("--geojson", metavar="FILE", help="also write them as GeoJSON points (- : to standard output, alone)")
     fi.add_argument("--gpx", metavar="FILE", help="also write their places as GPX waypoints, for handheld receivers "
@@ -392,6 +392,6 @@ def add_parsers(sub: Any) -> None:
     fi.set_defaults(func=cmd_finds)
 
     rp = sub.add_parser("report", help="workload, reviews, audit and the measured recall")
-    rp.add_argument("project", type=Path)
+    rp.add_argument("project", type=project_location, metavar="PROJECT")
     rp.add_argument("--json", action="store_true")
     rp.set_defaults(func=cmd_report)

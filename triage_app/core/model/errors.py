@@ -40,6 +40,11 @@ class NoProjectError(StoreError):
     """The path named as a project is no project folder (missing, or a file)."""
 
 
+class StoreUnavailable(StoreError):
+    """A team store's database server cannot be reached (network cut, server restarting):
+    what was not written can be sent again once it is back."""
+
+
 class StoreVersionError(StoreError):
     """The project database was written by a newer version of the program."""
 

@@ -8,9 +8,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, and_, select
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from triage_app.core.store.db import Database
+from triage_app.core.store.db import Database, insert_ignoring
 from triage_app.core.store.frames import now_iso
 
 
@@ -40,7 +39,7 @@ class AuditStore:
             return
         stamp = now_iso()
         full = [dict(r, policy_key=policy_key, considered_at=stamp) for r in rows]
-        stmt = sqlite_insert(self.table).on_conflict_do_nothing(index_elements=["frame_id", "policy_key"])
+        stmt = insert_ignoring(self.db, self.table, ["frame_id", "policy_key"])
 
         def fn(conn: Connection) -> None:
             conn.execute(stmt, full)

@@ -12,11 +12,10 @@ from typing import Any, cast
 from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 from sqlalchemy import Connection, and_, bindparam, case, func, insert, select, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from triage_app.core.model.errors import StoreError, printable
 from triage_app.core.model.records import Frame, Source
-from triage_app.core.store.db import Database, inserted_id
+from triage_app.core.store.db import Database, insert_ignoring, inserted_id
 
 DB_NAME = "project.db"
 _FS_BYTES = "fs-bytes:"
@@ -134,11 +133,13 @@ class FrameStore:
         index) are left as they are. Returns how many were new."""
         if not rows:
             return 0
-        stmt = sqlite_insert(self.frames).on_conflict_do_nothing(index_elements=["source_id", "idx"])
+        stmt = insert_ignoring(self.db, self.frames, ["source_id", "idx"])
         keys = sorted({k for r in rows for k in r})
         full = [{k: path_to_db(r.get(k)) if k == "path" else r.get(k) for k in keys} for r in rows]
 
         def fn(conn: Connection) -> int:
+            if self.db.dialect == "postgresql":  # its executemany gives no row count: the new rows' keys do
+                return len(conn.execute(stmt.returning(self.frames.c.id), full).all())
             return int(conn.execute(stmt, full).rowcount or 0)
 
         return self.db.write(fn)

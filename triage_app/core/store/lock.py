@@ -6,8 +6,11 @@ hold other frames' vectors for good. So ingest and scoring take the project's wr
 an OS-level lock (``filelock``: ``flock`` on Unix, ``LockFileEx`` on Windows) on
 ``PROJECT/.triage-writer.lock`` that the operating system releases when its process dies,
 however it dies. Who holds it (command, process, host, since when) is written beside it, so
-that a second run can say who it waits for. Decisions, policies and reports need no lock:
-SQLite serialises their short transactions.
+that a second run can say who it waits for. On a team store (PostgreSQL) the lock is a
+session-level advisory lock of the database instead, which every analyst's machine sees and
+the server releases when the holder's connection ends (a file lock on a network share is
+not to be trusted). Decisions, policies and reports need no lock: the database serialises
+their short transactions.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock, Timeout
 
@@ -40,15 +44,50 @@ def _command() -> str:
     return " ".join([name, *args[:1]]) if name in ("triage", "__main__.py") else name
 
 
+class AdvisoryLock:
+    """A PostgreSQL session-level advisory lock with ``FileLock``'s acquire and release: held
+    on a connection of its own, released by the server when that connection ends."""
+
+    KEY = 0x7472_6961_6767  # one per database: the project's writer
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self._conn: Any = None
+
+    def acquire(self, timeout: float = 0.0) -> None:
+        conn = self.engine.connect()
+        deadline = time.monotonic() + max(timeout, 0.0)
+        while True:
+            if conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({self.KEY:d})").scalar():
+                conn.commit()
+                self._conn = conn
+                return
+            conn.rollback()
+            if time.monotonic() >= deadline:
+                conn.close()
+                raise Timeout(str(self.KEY))
+            time.sleep(0.2)
+
+    def release(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({self.KEY:d})")
+                conn.commit()
+            finally:
+                conn.close()
+
+
 class WriterLock:
     """The project's writer lock: re-entrant in the thread that holds it, exclusive against
-    other threads of this process and against other processes."""
+    other threads of this process and against other processes (on a team store, on every
+    machine: ``engine`` is its database's)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, engine: Any = None) -> None:
         self.root = Path(root)
         self.path = self.root / LOCK_NAME
         self.holder_path = self.root / HOLDER_NAME
-        self._file = FileLock(str(self.path), thread_local=False)
+        self._file: Any = FileLock(str(self.path), thread_local=False) if engine is None else AdvisoryLock(engine)
         self._guard = threading.RLock()
         self._owner: int | None = None
         self._depth = 0

@@ -1,5 +1,7 @@
 """A workspace: one open project with its settings and model cards, and one store per kind
-of record. Everything above the store layer reaches the project through it.
+of record. Everything above the store layer reaches the project through it. A project is a
+folder (its database ``project.db`` inside) or, for a team, a PostgreSQL URL plus the shared
+folder the project recorded (embedding cache, kept stream frames, the project's settings).
 
     with Workspace(root) as ws:
         ws.frames.frame_rows()      # sources, frames, messages
@@ -10,6 +12,7 @@ of record. Everything above the store layer reaches the project through it.
         ws.embeddings.pooled(...)   # the embedding cache beside the database
         ws.audit.sampled(key)       # audit samples of what the policy drops
         ws.rankings.rank_scores()   # active review: the learnt ranking, the blind audit of the unreviewed
+        ws.leases.take(...)         # the frames on each analyst's screen
 """
 
 from __future__ import annotations
@@ -21,12 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from triage_app.core.model.cards import ModelCard, load_cards
-from triage_app.core.model.errors import NoProjectError, StoreError
+from triage_app.core.model.errors import NoProjectError, StoreError, StoreUnavailable
 from triage_app.core.model.policy import Policy
 from triage_app.core.model.settings import Settings, TargetSettings, load_settings, save_section
 from triage_app.core.model.targets import Target, apply_target, resolve_target
 from triage_app.core.store.audit import AuditStore
-from triage_app.core.store.db import Database
+from triage_app.core.store.db import Database, describe_url, is_store_url, store_url
 from triage_app.core.store.decisions import DecisionStore
 from triage_app.core.store.embeddings import EMBED_DIR, EmbeddingStore
 from triage_app.core.store.frames import DB_NAME, FrameStore
@@ -35,6 +38,37 @@ from triage_app.core.store.lock import WriterLock
 from triage_app.core.store.policies import PolicyStore
 from triage_app.core.store.rankings import RankingStore
 from triage_app.core.store.scores import ScoreStore
+from triage_app.core.store.team import LeaseStore, MetaStore
+
+#: The key of a team store's shared folder in ``project_meta``.
+SHARED_KEY = "shared_folder"
+
+
+def shared_folder(url: str) -> Path:
+    """The shared folder of a team store, as a command finds it before it opens the project
+    (its settings are there): ``TRIAGE_SHARED_FOLDER``, else the one the project recorded."""
+    env = os.environ.get("TRIAGE_SHARED_FOLDER")
+    if env:
+        return Path(env)
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import DBAPIError
+
+    u = store_url(url)
+    engine = create_engine(u, connect_args={"connect_timeout": 10})
+    try:
+        with engine.connect() as conn:
+            value = conn.exec_driver_sql(f"SELECT value FROM project_meta WHERE key = '{SHARED_KEY}'").scalar()
+    except DBAPIError as exc:
+        if "project_meta" in str(exc.orig):
+            raise NoProjectError(f"{describe_url(u)}: no triage project in this database; `triage team init URL "
+                                 "--shared FOLDER` sets one up") from exc
+        raise StoreUnavailable(f"{describe_url(u)}: cannot reach the team database ({str(exc.orig).strip()})") from exc
+    finally:
+        engine.dispose()
+    if value is None:
+        raise NoProjectError(f"{describe_url(u)}: this team store has no shared folder yet; `triage team init URL "
+                             "--shared FOLDER` sets it")
+    return Path(str(value))
 
 
 class Workspace:
@@ -43,8 +77,48 @@ class Workspace:
     project, looking for the project's target (``settings.target``)."""
 
     def __init__(self, root: str | Path, settings: Settings | None = None, cards: dict[str, ModelCard] | None = None,
-                 create: bool = True) -> None:
-        self.root = Path(root)
+                 create: bool = True, shared: str | Path | None = None) -> None:
+        self.team = is_store_url(root)
+        if self.team:  # a team store: the database first, then the folder it shares
+            self.db = Database(str(root), create=create and shared is not None)
+            self.location = self.db.where
+            try:
+                self.meta = MetaStore(self.db)
+                self.root = self._shared_folder(shared, create)
+            except BaseException:
+                self.db.close()
+                raise
+        else:
+            self.root = Path(root)
+            self.location = str(self.root)
+            self._make_folder(create)
+            self._check_folder(create)
+        try:
+            self.settings = settings if settings is not None else load_settings(self.root)
+            self.target = self._target()
+            self.cards = apply_target(cards if cards is not None else load_cards(self.settings.models_dir, self.root),
+                                      self.target)
+        except BaseException:
+            if self.team:
+                self.db.close()
+            raise
+        if not self.team:
+            self.db = Database(self.root / DB_NAME)
+            self.meta = MetaStore(self.db)
+        else:  # on a team store, decisions are signed by the database user (what its grants check)
+            self.settings.review.reviewer = self.db.user or self.settings.review.reviewer
+        self.frames = FrameStore(self.db, self.root)
+        self.scores = ScoreStore(self.db)
+        self.decisions = DecisionStore(self.db)
+        self.policies = PolicyStore(self.db)
+        self.heads = HeadStore(self.db)
+        self.embeddings = EmbeddingStore(self.db, self.root)
+        self.audit = AuditStore(self.db)
+        self.rankings = RankingStore(self.db)
+        self.leases = LeaseStore(self.db)
+        self._writer_lock = WriterLock(self.root, self.db.engine if self.team else None)
+
+    def _make_folder(self, create: bool) -> None:
         if self.root.exists() and not self.root.is_dir():
             raise NoProjectError(f"{self.root}: exists and is not a folder, cannot hold a project")
         if not self.root.exists():
@@ -54,21 +128,24 @@ class Workspace:
                 self.root.mkdir(parents=True)
             except OSError as exc:
                 raise StoreError(f"{self.root}: cannot create project folder ({exc.strerror})") from exc
-        self._check_folder(create)
-        self.settings = settings if settings is not None else load_settings(self.root)
-        self.target = self._target()
-        self.cards = apply_target(cards if cards is not None else load_cards(self.settings.models_dir, self.root),
-                                  self.target)
-        self.db = Database(self.root / DB_NAME)
-        self.frames = FrameStore(self.db, self.root)
-        self.scores = ScoreStore(self.db)
-        self.decisions = DecisionStore(self.db)
-        self.policies = PolicyStore(self.db)
-        self.heads = HeadStore(self.db)
-        self.embeddings = EmbeddingStore(self.db, self.root)
-        self.audit = AuditStore(self.db)
-        self.rankings = RankingStore(self.db)
-        self._writer_lock = WriterLock(self.root)
+
+    def _shared_folder(self, given: str | Path | None, create: bool) -> Path:
+        """The folder a team store shares (embedding cache, kept stream frames, settings): the
+        one given (recorded when the project has none yet), else ``TRIAGE_SHARED_FOLDER`` (the
+        same share mounted elsewhere on this machine), else the one the project recorded."""
+        recorded = self.meta.get(SHARED_KEY)
+        env = os.environ.get("TRIAGE_SHARED_FOLDER")
+        chosen = given if given is not None else env if env else recorded
+        if chosen is None:
+            raise NoProjectError(f"{self.location}: this team store has no shared folder yet; set the project up with "
+                                 "`triage team init URL --shared FOLDER` (a folder every analyst's machine reaches)")
+        self.root = Path(chosen)
+        self._make_folder(create=True if recorded is None else create)
+        if not os.access(self.root, os.W_OK):
+            raise StoreError(f"{self.root}: the team's shared folder is read-only; the embedding cache is written there")
+        if recorded is None:
+            self.meta.set(SHARED_KEY, str(self.root.resolve()))
+        return self.root
 
     def writing(self, what: str, wait_s: float = 0.0) -> AbstractContextManager[None]:
         """Hold the project's writer lock (frames, scores, embeddings) for ``what``: one
@@ -98,7 +175,8 @@ class Workspace:
 
     @staticmethod
     def exists(root: str | Path) -> bool:
-        return (Path(root) / DB_NAME).is_file()
+        """Whether a project is there (a team store is taken to be: opening it says if not)."""
+        return is_store_url(root) or (Path(root) / DB_NAME).is_file()
 
     @property
     def target_chosen(self) -> bool:
@@ -151,11 +229,13 @@ class Workspace:
         """Cheap marks of everything derived numbers depend on (scores written, decisions
         made or undone, embeddings cached, frames added or flagged): equal marks, nothing
         changed."""
+        sets = ("group_concat(id || ':' || rows_committed)" if self.db.dialect == "sqlite"
+                else "string_agg(id || ':' || rows_committed, ',' ORDER BY id)")
         with self.db.read() as conn:
             return tuple(tuple(conn.exec_driver_sql(sql).one()) for sql in (
                 "SELECT count(*), max(scored_at) FROM scores",
                 "SELECT count(*), max(id), count(undone_at) FROM decisions",
-                "SELECT group_concat(id || ':' || rows_committed) FROM embedding_sets",
+                f"SELECT {sets} FROM embedding_sets",
                 "SELECT count(*), count(quality_flag), max(source_id) FROM frames",
             ))
 
