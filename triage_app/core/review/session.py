@@ -3,23 +3,57 @@ the queue rebuilt while scoring or learning goes on.
 
 A decision is written (and committed, durably) before ``decide`` returns, with the
 reviewer, the time spent, the policy in force and every member's score at that moment.
-Undo marks the latest decision undone (history is kept) and puts the frame back.
+Undo marks the latest decision undone (history is kept) and puts the frame back; it only
+ever takes back this analyst's own decisions.
+
+Several analysts may review one project at once (a team store): the frame on screen is
+leased (:mod:`triage_app.core.store.team`), so no two analysts see the same frame at once; a
+frame another analyst holds, or has decided meanwhile, leaves this analyst's queue when they
+reach it. The session renews its leases while it lives. When the database cannot be reached
+the decision stays on screen, unsent (``pending``), and ``send_pending`` sends it once the
+database is back.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import socket
+import threading
 import time
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from triage_app.core.model.errors import StoreError, StoreUnavailable
 from triage_app.core.model.policy import Policy
 from triage_app.core.model.records import Label, QueueItem, Why
 from triage_app.core.review.progress import Progress, review_progress
 from triage_app.core.review.queue import ReviewQueue, build_queue, review_order
 from triage_app.core.store import Workspace
 
+from triage_app.core.store.team import LEASE_S
+
+log = logging.getLogger(__name__)
+
 Built = tuple[ReviewQueue, Policy, Progress | None]
+#: How many queue items ahead of the one on screen are asked for at once when it cannot be
+#: had (another analyst holds it, or decided it meanwhile).
+CLAIM_AHEAD = 16
+
+
+@dataclass
+class Pending:
+    """A decision the database could not take (it was unreachable): still on screen, sent by
+    ``send_pending`` once the database is back."""
+
+    members: list[QueueItem]
+    labels: dict[int, Label]
+    via: str
+    spent: float
+    error: str
 
 
 def build(ws: Workspace, resolve: bool, reviewer: str) -> Built:
@@ -48,6 +82,58 @@ class ReviewSession:
         self._undo: list[tuple[list[int], list[QueueItem], int, tuple[int, int]]] = []
         self.skipped: set[int] = set()  # frames the analyst moved past without deciding
         self._during: dict[str, Any] | None = None  # what changed while a rebuild runs
+        self.pending: Pending | None = None  # a decision not sent yet (the database was unreachable)
+        self.holder = f"{self.reviewer}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease_s = LEASE_S
+        self.others_took = 0  # queue items left out because another analyst had them first
+        self._stop = threading.Event()
+        try:
+            others = ws.leases.held_by_others(self.reviewer)
+        except StoreError:
+            others = {}
+        self.queue.items = [c for c in self.queue.items if c.frame_id not in others]
+        self._claim()
+        self._renewer = threading.Thread(target=self._renew_loop, name="lease-renewal", daemon=True)
+        self._renewer.start()
+
+    # -- leases -----------------------------------------------------------------------
+    def _claim(self) -> None:
+        """Lease the frame on screen; when another analyst has it (or decided it meanwhile),
+        drop it from this queue and try the next ones."""
+        while self.queue.items:
+            self.position = min(max(self.position, 0), len(self.queue.items) - 1)
+            window = self.queue.items[self.position:self.position + CLAIM_AHEAD]
+            again = [c.frame_id for c in window if c.why in (Why.REREVIEW, Why.RESOLVE)]
+            second = [c.frame_id for c in window if c.why == Why.SECOND]
+            try:
+                got = self.ws.leases.take(self.holder, self.reviewer, [c.frame_id for c in window], 1, self.lease_s,
+                                          decided_ok=again, second=second)
+            except StoreError as exc:  # review goes on; a decision itself waits for the database
+                log.warning("frame not leased: %s", exc)
+                return
+            if got and got[0] == window[0].frame_id:
+                return
+            first = next((i for i, c in enumerate(window) if got and c.frame_id == got[0]), len(window))
+            gone = {c.frame_id for c in window[:first]}
+            self.others_took += len(gone)
+            self.queue.items = [c for c in self.queue.items if c.frame_id not in gone]
+
+    def _renew_loop(self) -> None:
+        while not self._stop.wait(self.lease_s / 3):
+            try:
+                self.ws.leases.renew(self.holder, self.lease_s)
+            except StoreUnavailable:
+                continue
+            except StoreError:  # the project was closed
+                return
+
+    def close(self) -> None:
+        """Stop renewing and give the frame on screen back to the pool."""
+        self._stop.set()
+        try:
+            self.ws.leases.release(self.holder)
+        except StoreError:
+            pass
 
     # -- navigation -------------------------------------------------------------------
     @property
@@ -63,6 +149,7 @@ class ReviewSession:
             self.position = min(max(self.position + step, 0), len(self.queue.items) - 1)
             if before is not None and self.current is not None and self.current.frame_id != before.frame_id:
                 self.skipped.add(before.frame_id)  # passed over undecided: no batch decides it unseen
+                self._claim()
             self._shown_at = time.monotonic()
         return self.current
 
@@ -92,6 +179,11 @@ class ReviewSession:
         before = {c.frame_id for c in self.queue.items}
         queue, policy, progress = built
         queue.items = [c for c in queue.items if c.frame_id not in during["decided"]]
+        try:
+            others = self.ws.leases.held_by_others(self.reviewer)
+        except StoreError:
+            others = {}
+        queue.items = [c for c in queue.items if c.frame_id not in others or c.frame_id == here]
         self._put((queue, policy, progress))
         if here is not None:
             i = self.queue.index_of(here)
@@ -101,6 +193,7 @@ class ReviewSession:
                 self.position = 0
             elif i is not None:
                 self.position = i
+        self._claim()
         return len({c.frame_id for c in self.queue.items} - before)
 
     def _put(self, built: Built) -> None:
@@ -157,19 +250,49 @@ class ReviewSession:
         return self._decide_many(members, labels, via)
 
     def _decide_many(self, members: list[QueueItem], labels: dict[int, str | Label], via: str) -> list[int]:
+        if self.pending is not None:
+            raise StoreUnavailable(f"a decision is waiting to be sent ({self.pending.error}); it goes first")
         parsed = {f: Label.parse(label) for f, label in labels.items()}
         spent = time.monotonic() - self._shown_at
+        if len(members) > 1:  # a batch decides only what no other analyst has on screen
+            here = self.current.frame_id if self.current else None
+            try:
+                mine = set(self.ws.leases.take(
+                    self.holder, self.reviewer, [m.frame_id for m in members], len(members), self.lease_s,
+                    decided_ok=[m.frame_id for m in members if m.why in (Why.REREVIEW, Why.RESOLVE)],
+                    second=[m.frame_id for m in members if m.why == Why.SECOND]))
+            except StoreUnavailable as exc:
+                self.pending = Pending(members, parsed, via, spent, str(exc))
+                raise
+            members = [m for m in members if m.frame_id in mine or m.frame_id == here]
+        return self._send(members, parsed, via, spent)
+
+    def send_pending(self) -> list[int]:
+        """Send the decision the database could not take; raises ``StoreUnavailable`` while
+        it still cannot. Returns the ids written ([] when nothing was waiting)."""
+        p, self.pending = self.pending, None
+        if p is None:
+            return []
+        return self._send(p.members, p.labels, p.via, p.spent)
+
+    def _send(self, members: list[QueueItem], parsed: dict[int, Label], via: str, spent: float) -> list[int]:
         per = spent / max(len(members), 1)
-        ids = self.ws.decisions.record([self._row(m, parsed[m.frame_id], per, via) for m in members])
+        try:
+            ids = self.ws.decisions.record([self._row(m, parsed[m.frame_id], per, via) for m in members])
+        except StoreUnavailable as exc:
+            self.pending = Pending(members, parsed, via, spent, str(exc))
+            raise
         if self._during is not None:
             self._during["decided"].update(m.frame_id for m in members)
-        first = min(self.queue.items.index(m) for m in members)
         gone = {m.frame_id for m in members}
+        places = [i for i, c in enumerate(self.queue.items) if c.frame_id in gone]
+        first = min(places) if places else self.position
         counted = (len(members), sum(1 for m in members if parsed[m.frame_id].target == 1))
         self._count(*counted)
         self._undo.append((ids, members, self.position, counted))
         self.queue.items = [c for c in self.queue.items if c.frame_id not in gone]
         self.position = min(first, max(len(self.queue.items) - 1, 0))
+        self._claim()
         self._shown_at = time.monotonic()
         return ids
 
@@ -178,8 +301,9 @@ class ReviewSession:
         Returns how many decisions were taken back (0 when there is nothing to undo)."""
         if not self._undo:
             return 0
-        ids, members, _position, counted = self._undo.pop()
-        self.ws.decisions.undo(ids)
+        ids, members, _position, counted = self._undo[-1]
+        self.ws.decisions.undo(ids, reviewer=self.reviewer)
+        self._undo.pop()
         self._count(-counted[0], -counted[1])
         if self._during is not None:
             self._during["undone"] = True
@@ -187,6 +311,7 @@ class ReviewSession:
         restored = self.queue.items + [m for m in members if m.frame_id not in present]
         self.queue.items = sorted(restored, key=review_order(self.ws.settings.review.order))
         self.position = self.queue.index_of(members[0].frame_id) or 0
+        self._claim()
         self._shown_at = time.monotonic()
         return len(ids)
 

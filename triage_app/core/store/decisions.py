@@ -48,11 +48,14 @@ class DecisionStore:
         self.db.checkpoint()
         return ids
 
-    def undo(self, ids: Sequence[int]) -> None:
+    def undo(self, ids: Sequence[int], reviewer: str | None = None) -> int:
+        """Mark decisions undone (history is kept); with ``reviewer``, only that reviewer's own.
+        Returns how many were taken back."""
         stamp = now_iso()
-        self.db.write(lambda c: c.execute(
-            update(self.table).where(and_(self.table.c.id.in_(list(ids)), self.table.c.undone_at.is_(None)))
-            .values(undone_at=stamp)))
+        cond = and_(self.table.c.id.in_(list(ids)), self.table.c.undone_at.is_(None))
+        if reviewer is not None:
+            cond = and_(cond, self.table.c.reviewer == reviewer)
+        return int(self.db.write(lambda c: c.execute(update(self.table).where(cond).values(undone_at=stamp)).rowcount or 0))
 
     def decided_frames(self) -> set[int]:
         with self.db.read() as conn:

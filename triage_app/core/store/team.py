@@ -2,7 +2,9 @@
 folder of a PostgreSQL project) and the leases of the frames analysts have on screen. Every
 statement about the ``project_meta`` and ``leases`` tables lives here.
 
-A lease says "this frame is on this analyst's screen until ``expires_at``". Taking one is a
+A lease says "this frame is on this analyst's screen until ``expires_at``"; it keeps other
+reviewers from the frame, not the same reviewer in another window (or in the window that
+replaced one that crashed). Taking one is a
 short write transaction: on PostgreSQL the pool rows wanted are locked with ``SELECT ... FOR
 UPDATE SKIP LOCKED``, so that two analysts asking at once never wait on each other and never
 get the same frame; on SQLite the single writer (``BEGIN IMMEDIATE``) serialises them. A
@@ -56,15 +58,19 @@ class LeaseStore:
         self.decisions = db.table("decisions")
 
     def take(self, holder: str, reviewer: str, frame_ids: Sequence[int], want: int = 1, lease_s: float = LEASE_S,
-             decided_ok: Sequence[int] = ()) -> list[int]:
+             decided_ok: Sequence[int] = (), second: Sequence[int] = (), keep: Sequence[int] = ()) -> list[int]:
         """Lease up to ``want`` of ``frame_ids`` (in their order) to ``holder``: frames no one
-        else holds (or whose lease expired), not decided by anyone (unless in ``decided_ok``:
-        a second review, a doubted decision). The frames ``holder`` already holds among them
-        count and are renewed. Returns the leased frames, in order."""
+        else holds (or whose lease expired), not decided by anyone (unless in ``decided_ok``: a
+        doubted decision, a disagreement to resolve; or in ``second``: a second review, which
+        only goes to a reviewer who has not decided the frame, while one reviewer has). The
+        frames ``holder`` already holds among them count and are renewed; its other leases,
+        but those in ``keep``, go back to the pool in the same transaction. Returns the leased
+        frames, in order."""
         ids = list(dict.fromkeys(int(f) for f in frame_ids))
         if not ids or want <= 0:
             return []
         again = {int(f) for f in decided_ok}
+        twice = {int(f) for f in second}
         t, d = self.table, self.decisions
         pg = self.db.dialect == "postgresql"
 
@@ -74,16 +80,24 @@ class LeaseStore:
             conn.execute(insert_ignoring(self.db, t, ["frame_id"]),
                          [dict(frame_id=f, holder=FREE, reviewer=FREE, expires_at=0.0) for f in ids])
             q = select(t.c.frame_id).where(and_(t.c.frame_id.in_(ids), (t.c.holder == holder) | (t.c.holder == FREE)
-                                                | (t.c.expires_at < now)))
+                                                | (t.c.reviewer == reviewer) | (t.c.expires_at < now)))
             if pg:
                 q = q.with_for_update(skip_locked=True)
             free = {int(r[0]) for r in conn.execute(q)}
-            decided = {int(r[0]) for r in conn.execute(
-                select(d.c.frame_id).where(and_(d.c.frame_id.in_(list(free - again)), d.c.undone_at.is_(None))))}
+            decided = {int(r[0]) for r in conn.execute(select(d.c.frame_id).where(
+                and_(d.c.frame_id.in_(list(free - again - twice)), d.c.undone_at.is_(None))))}
+            if twice & free:  # a second look: not by its first reviewer, not a third
+                by: dict[int, set[str]] = {}
+                for f, r in conn.execute(select(d.c.frame_id, d.c.reviewer).where(
+                        and_(d.c.frame_id.in_(list(twice & free)), d.c.undone_at.is_(None)))):
+                    by.setdefault(int(f), set()).add(str(r))
+                decided |= {f for f, rs in by.items() if reviewer in rs or len(rs) != 1}
             got = [f for f in ids if f in free and f not in decided][:want]
             if got:
                 conn.execute(update(t).where(t.c.frame_id.in_(got)).values(holder=holder, reviewer=reviewer,
                                                                              expires_at=now + lease_s))
+            conn.execute(update(t).where(and_(t.c.holder == holder, t.c.frame_id.notin_(got + [int(k) for k in keep])))
+                         .values(holder=FREE, reviewer=FREE, expires_at=0.0))
             return got
 
         return self.db.write(fn)
@@ -102,10 +116,10 @@ class LeaseStore:
             cond = and_(cond, t.c.frame_id.in_([int(f) for f in frame_ids]))
         self.db.write(lambda c: c.execute(update(t).where(cond).values(holder=FREE, reviewer=FREE, expires_at=0.0)))
 
-    def held_by_others(self, holder: str) -> dict[int, str]:
-        """Frame id -> reviewer, for the frames others hold now (leases not expired)."""
+    def held_by_others(self, reviewer: str) -> dict[int, str]:
+        """Frame id -> reviewer, for the frames other reviewers hold now (leases not expired)."""
         t = self.table
         with self.db.read() as conn:
             rows = conn.execute(select(t.c.frame_id, t.c.reviewer).where(and_(
-                t.c.holder != holder, t.c.holder != FREE, t.c.expires_at >= time.time()))).all()
+                t.c.reviewer != reviewer, t.c.holder != FREE, t.c.expires_at >= time.time()))).all()
         return {int(f): str(r) for f, r in rows}
