@@ -33,7 +33,6 @@ from triage_app.core.model.records import Label, QueueItem, Why
 from triage_app.core.review.progress import Progress, review_progress
 from triage_app.core.review.queue import ReviewQueue, build_queue, review_order
 from triage_app.core.store import Workspace
-
 from triage_app.core.store.team import LEASE_S
 
 log = logging.getLogger(__name__)
