@@ -11,7 +11,7 @@ import os
 import sys
 
 from triage_app import __version__
-from triage_app.cli import evaluation, learning, project
+from triage_app.cli import evaluation, learning, project, team
 from triage_app.cli.common import (  # noqa: F401 - the exit statuses are part of the command line's interface
     EXIT_BROKEN_PIPE,
     EXIT_INPUT,
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"triage_app {__version__}")
     _log_options(p, False)
     sub = p.add_subparsers(dest="command", required=True)
-    for group in (project, learning, evaluation):
+    for group in (project, learning, team, evaluation):
         group.add_parsers(sub)
     for command in sub.choices.values():  # -v / -q also after the command's name
         _log_options(command, argparse.SUPPRESS)

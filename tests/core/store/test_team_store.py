@@ -291,3 +291,85 @@ def test_a_decision_waits_out_a_database_outage(tmp_path: Path, pg_database, pg_
         assert len(sent) == 1 and s.pending is None and s.current.frame_id != on_screen
         assert [(d.frame_id, d.label.value) for d in ws.decisions.current()] == [(on_screen, "accept")]
         s.close()
+
+
+def test_roles_are_enforced_by_the_database(tmp_path: Path, pg_database, capsys: pytest.CaptureFixture[str]) -> None:
+    """`triage team init` makes the roles: an analyst decides (signed as themselves) and takes
+    back only their own; a resolution, a policy, another's signature are refused by the server;
+    a supervisor may set the policy and resolve."""
+    from triage_app.cli import main
+
+    url = pg_database()
+    suffix = url.rsplit("_", 1)[1]
+    ana, ben, sam = f"ana_{suffix}", f"ben_{suffix}", f"sam_{suffix}"
+    assert main(["team", "init", url, "--shared", str(tmp_path / "s"), "--analyst", ana, "--analyst", ben,
+                 "--supervisor", sam]) == 0
+    out = capsys.readouterr().out
+    assert f"analysts: {ana}, {ben}" in out and f"supervisors: {sam}" in out
+    with Workspace(url) as owner:
+        ids = _queued(owner, 4)
+    as_user = {u: url.replace("postgres@", f"{u}@", 1) for u in (ana, ben, sam)}
+    row = dict(label="accept", seconds_spent=1.0, policy="p", member_scores="{}")
+    try:
+        with Workspace(as_user[ana]) as a:
+            assert a.settings.review.reviewer == ana  # decisions are signed by the database user
+            mine = a.decisions.record([dict(row, frame_id=ids[0], reviewer=ana)])
+            for bad in (dict(row, frame_id=ids[1], reviewer=ben), dict(row, frame_id=ids[1], reviewer=ana,
+                                                                       sample_kind="resolve")):
+                with pytest.raises(StoreError, match=f"{ana} may not do this.*row-level security"):
+                    a.decisions.record([bad])
+            with pytest.raises(StoreError, match="permission denied for table policies"):
+                a.policies.save("any", {"imagenet": 0.1}, ana)
+            assert a.leases.take("h", ana, ids, 1) == [ids[1]]
+        with Workspace(as_user[ben]) as b:
+            assert b.decisions.undo(mine) == 0  # another's decision: the server shows ben no row to change
+        with Workspace(as_user[sam]) as s:
+            s.policies.save("any", {"imagenet": 0.1}, sam)
+            s.decisions.record([dict(row, frame_id=ids[0], reviewer=sam, sample_kind="resolve")])
+        with Workspace(as_user[ana]) as a:
+            assert a.decisions.undo(mine) == 1
+            assert a.policies.current()["created_by"] == sam
+    finally:
+        from triage_app.core.store.roles import role_names
+
+        with Workspace(url) as owner:
+            groups = role_names(owner.db)
+
+        def drop(conn) -> None:  # roles are the server's, not the database's: leave none behind
+            for r in (ana, ben, sam, *groups.values()):
+                conn.exec_driver_sql(f'DROP OWNED BY "{r}"')
+                conn.exec_driver_sql(f'DROP ROLE "{r}"')
+
+        with Workspace(url) as owner:
+            owner.db.write(drop)
+
+
+def test_store_copy_moves_a_project_there_and_back(tmp_path: Path, ortho: np.ndarray, pg_database,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from triage_app.cli import main
+    from triage_app.core.store.copy import combined, table_digests
+
+    video = write_flight(tmp_path / "f.mp4", ortho, frames=48, size=(480, 270))
+    folder = tmp_path / "folder"
+    _fill(str(folder), video)
+    url = pg_database()
+    assert main(["store", "copy", str(folder), url]) == 2  # a team store needs its shared folder
+    assert main(["store", "copy", str(folder), url, "--shared", str(tmp_path / "shared")]) == 0
+    out = capsys.readouterr().out
+    assert "every table's rows and content hash match" in out and "decisions: 16" in out
+    assert main(["store", "copy", str(folder), url, "--shared", str(tmp_path / "shared")]) == 4
+    assert "already holds a project" in capsys.readouterr().err
+    back = tmp_path / "back"
+    assert main(["store", "copy", url, str(back)]) == 0
+    with Workspace(folder) as a, Workspace(url) as b, Workspace(back) as c:
+        digests = [combined(table_digests(w.db)) for w in (a, b, c)]
+        assert digests[0] == digests[1] == digests[2]
+        assert len(c.decisions.history()) == len(c.decisions.current()) == 15  # 16 made, one undone
+        # The copy goes on working: new rows get new keys, the embedding cache is there.
+        c.decisions.record([dict(frame_id=c.frames.frame_rows()[-1]["id"], label="reject", reviewer="x",
+                                 seconds_spent=1.0, policy="p", member_scores="{}")])
+        b.decisions.record([dict(frame_id=b.frames.frame_rows()[-1]["id"], label="reject", reviewer="x",
+                                 seconds_spent=1.0, policy="p", member_scores="{}")])
+        assert max(d.id for d in b.decisions.history()) == 17
+        pooled = [w.embeddings.pooled("imagenet")[0] for w in (a, b)]
+        np.testing.assert_array_equal(pooled[0], pooled[1])

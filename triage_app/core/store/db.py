@@ -320,7 +320,12 @@ class Database:
                     fut.set_exception(self._unavailable(exc) if lost else
                                       StoreError(f"{self.where}: write failed ({exc.orig})"))
                 except DatabaseError as exc:
-                    fut.set_exception(StoreError(f"{self.where}: write failed ({exc.orig})"))
+                    if getattr(exc.orig, "sqlstate", None) == "42501":  # a grant or row-security policy said no
+                        first = str(exc.orig).strip().splitlines()[0]
+                        fut.set_exception(StoreError(f"{self.where}: {self.user} may not do this ({first}); it is "
+                                                     "a supervisor's, or another reviewer's record"))
+                    else:
+                        fut.set_exception(StoreError(f"{self.where}: write failed ({exc.orig})"))
                 except BaseException as exc:  # noqa: BLE001 - handed to the caller
                     fut.set_exception(exc)
                 else:
