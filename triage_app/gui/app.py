@@ -64,7 +64,9 @@ def debian_package(soname: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="triage-app", description="Drone footage triage.")
-    parser.add_argument("project", nargs="?", type=Path, help="project folder to open")
+    parser.add_argument("project", nargs="?", help="project folder to open (or a team store's postgresql:// URL)")
+    parser.add_argument("--store", metavar="URL", help="open a team's project: postgresql://[user@]host/database (the "
+                        "password from ~/.pgpass or PGPASSWORD)")
     parser.add_argument("--demo", action="store_true", help="build the demo project and open it")
     parser.add_argument("--project", dest="project_opt", type=Path, help="where the demo project goes")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -81,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     from PySide6.QtWidgets import QApplication
 
+    from triage_app.core.store.db import is_store_url
     from triage_app.gui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -88,15 +91,19 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(__name__).info("this session's log: %s", log_file)
     window = MainWindow()
     target = args.project_opt or args.project
+    if args.store:
+        if args.demo:
+            parser.error("--store opens a team's project; the demo is built in a folder")
+        target = args.store
     window.restore_layout()
     window.show()
     if args.demo:
         from triage_app.core.evaluation.demo import default_demo_dir
 
-        window.controller.build_demo(Path(target or default_demo_dir()))
+        window.controller.build_demo(Path(str(target)) if target else default_demo_dir())
         window.controller.demo_did_open.connect(lambda _root: window.show_review())
     elif target is not None:
-        window.controller.open_project(Path(target))
+        window.controller.open_project(target if is_store_url(target) else Path(target))
         window.show_review()
     return app.exec()
 

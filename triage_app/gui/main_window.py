@@ -384,7 +384,9 @@ class MainWindow(QMainWindow):
 
     # -- controller events ----------------------------------------------------------
     def _on_project_open(self, path: str) -> None:
-        self.setWindowTitle(f"Drone triage — {Path(path).name}")
+        team = self.controller.ws.team if self.controller.ws is not None else False
+        self.setWindowTitle(f"Drone triage — {Path(path).name}" + (f" (team store, as {self.controller.ws.db.user})"
+                                                                     if team else ""))
         self._show_reviewer()
         c = self.controller
         self._learnt_at = self.review.decisions_made

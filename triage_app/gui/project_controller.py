@@ -43,7 +43,8 @@ class ProjectController(QObject):
     def busy(self) -> bool:
         return bool(self._tasks)
 
-    def open_project(self, path: Path) -> bool:
+    def open_project(self, path: Path | str) -> bool:
+        """Open a project folder or a team store's URL (``work_did_fail`` says why not)."""
         try:
             ws = Workspace(path)
         except TriageError as exc:

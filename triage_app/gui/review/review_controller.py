@@ -7,9 +7,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QImage
 
+from triage_app.core.model.errors import StoreError, StoreUnavailable
 from triage_app.core.store import Workspace
 from triage_app.gui.review.frame_loader import FrameLoader
 from triage_app.gui.review.review_view import ReviewView, member_colour
@@ -48,6 +49,10 @@ def short_time(t: float) -> str:
     minutes, seconds = divmod(t, 60)
     return f"{int(minutes)}:{seconds:05.2f}"
 
+#: How often a decision waiting for the database is sent again (milliseconds).
+RESEND_MS = 5000
+
+
 class ReviewController(QObject):
     queue_did_change = Signal(int)  # candidates left
     decision_did_record = Signal(int)  # decisions made in this session
@@ -81,6 +86,10 @@ class ReviewController(QObject):
         view.user_did_toggle_grid.connect(self.set_grid)
         view.user_did_copy_position.connect(self.copy_position)
         view.user_did_ask_more.connect(self.ask_more)
+        #: Sends a decision that waits for the database (a team store out of reach) every few seconds.
+        self._resend = QTimer(self)
+        self._resend.setInterval(RESEND_MS)
+        self._resend.timeout.connect(self.send_pending)
 
     # -- set-up ---------------------------------------------------------------------------
     def start(self, ws: Workspace, resolve: bool = False) -> None:
@@ -103,6 +112,9 @@ class ReviewController(QObject):
             if loader is not None:
                 loader.close()
         self.loader = self.thumbs = None
+        self._resend.stop()
+        if self.session is not None:
+            self.session.close()  # the frame on screen goes back to the team's pool
         self.session = None
 
     def refresh(self) -> None:
@@ -400,15 +412,49 @@ class ReviewController(QObject):
         c = self.session.current if self.session is not None else None
         return "" if c is None else f"t={short_time(c.timestamp_s)}"
 
+    def _sent(self, send: Callable[[], list[int]]) -> list[int] | None:
+        """Run a decision; when the database cannot take it, say so, keep it on screen and
+        send it again every few seconds (None: not sent)."""
+        try:
+            return send()
+        except StoreUnavailable as exc:
+            self.view.show_feedback(f"Not sent yet: {exc}. The decision stays on screen and is sent as soon as the "
+                                    "database is back (nothing is lost; keys wait until then)")
+            self._resend.start()
+            return None
+        except StoreError as exc:
+            self.view.show_feedback(f"Not recorded: {exc}")
+            return None
+
+    def send_pending(self) -> None:
+        """Try again to send the decision that waits for the database."""
+        if self.session is None or self.session.pending is None:
+            self._resend.stop()
+            return
+        try:
+            ids = self.session.send_pending()
+        except StoreUnavailable:
+            return  # still out of reach: the message on screen stands, the timer tries again
+        except StoreError as exc:
+            self._resend.stop()
+            self.view.show_feedback(f"Not recorded: {exc}")
+            return
+        self._resend.stop()
+        self._after_decision(ids, "The database is back: the decision that waited is recorded")
+
     def decide(self, label: str) -> None:
         if self.session is not None:
             name = self._named()
-            self._after_decision(self.session.decide(label), f"{PAST[label]} the frame at {name}")
+            ids = self._sent(lambda: self.session.decide(label))
+            if ids is not None:
+                self._after_decision(ids, f"{PAST[label]} the frame at {name}")
 
     def decide_event(self, label: str) -> None:
         if self.session is not None:
             c = self.session.current
-            ids = self.session.decide_event(label, on_screen=self._film)
+            ids = self._sent(lambda: self.session.decide_event(label, on_screen=self._film))
+            if ids is None:
+                return
             size = len(ids)
             event = "" if c is None else f" of event {c.event + 1}"
             self._after_decision(ids, f"{PAST[label]} {size} frame{'s' if size != 1 else ''}{event} (those on the "
@@ -416,13 +462,19 @@ class ReviewController(QObject):
 
     def decide_grid(self, labels: dict) -> None:
         if self.session is not None and labels:
-            ids = self.session.decide_frames({int(k): v for k, v in labels.items()})
+            ids = self._sent(lambda: self.session.decide_frames({int(k): v for k, v in labels.items()}))
+            if ids is None:
+                return
             accepted = sum(1 for v in labels.values() if v == "accept")
             self._after_decision(ids, f"Page decided: {accepted} accepted, {len(ids) - accepted} rejected")
 
     def undo(self) -> None:
         if self.session is not None:
-            undone = self.session.undo()
+            try:
+                undone = self.session.undo()
+            except StoreError as exc:
+                self.view.show_feedback(f"Not taken back: {exc}")
+                return
             if undone:
                 self.decisions_made = max(0, self.decisions_made - undone)
                 self.view.show_feedback(f"Took back {undone} decision{'s' if undone != 1 else ''}: "
