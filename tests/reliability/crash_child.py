@@ -10,17 +10,17 @@ import threading
 import time
 
 
-def main(root: str, seed: int) -> None:
+def main(root: str, seed: int, reviewer: str = "scripted", score: bool = True) -> None:
     from triage_app.core.review.session import ReviewSession
     from triage_app.core.scoring.pipeline import score_project
     from triage_app.core.store import Workspace
 
     rng = random.Random(seed)
     with Workspace(root) as project:
-        scorer = threading.Thread(target=lambda: score_project(project), daemon=True)
+        scorer = threading.Thread(target=lambda: score_project(project, wait_s=0.0) if score else None, daemon=True)
         scorer.start()
         print("STARTED", flush=True)
-        session = ReviewSession(project, reviewer="scripted")
+        session = ReviewSession(project, reviewer=reviewer)
         while True:
             c = session.current
             if c is None:
@@ -36,10 +36,10 @@ def main(root: str, seed: int) -> None:
                 continue
             ids = session.decide(rng.choice(["accept", "reject", "unsure"]))
             for i in ids:
-                print(f"ACK {i} {c.frame_id}", flush=True)
+                print(f"ACK {i} {c.frame_id} {reviewer}", flush=True)
             if rng.random() < 0.05:
                 session.refresh()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]))
+    main(sys.argv[1], int(sys.argv[2]), *(sys.argv[3:4]), *([False] if sys.argv[4:5] == ["noscore"] else []))

@@ -86,6 +86,24 @@ def _print_replay(res: Any, retrain_every: int) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.what == "team":
+        from triage_app.core.evaluation.bench_team import bench_team
+
+        if not args.store:
+            print("error: bench team needs --store URL (an empty PostgreSQL database) or --store DIR (a new folder)",
+                  file=sys.stderr)
+            return 2
+        counts = [int(n) for n in str(args.analysts).split(",") if n.strip()]
+        shared = Path(args.shared) if args.shared else (Path(args.workdir) if args.workdir else Path.cwd() / "bench-out") / "team-shared"
+        result = bench_team(args.store, counts, seconds=args.seconds, frames=args.frames if args.frames != 100_000 else 3000,
+                            shared=shared)
+        if args.json:
+            print(json.dumps(result))
+        else:
+            print(f"{result['store']} store, {result['frames']} frames, {result['seconds']:g} s per run, {result['cpus']} CPUs")
+            for r in result["runs"]:
+                print("  " + ", ".join(f"{k} {v}" for k, v in r.items()))
+        return 0
     if args.what == "rescore":
         result = bench.bench_rescore(args.frames)
         print(json.dumps(result) if args.json else "\n".join(f"{k:>24}: {v}" for k, v in result.items()))
@@ -146,10 +164,13 @@ def add_parsers(sub: Any) -> None:
     ev.set_defaults(func=cmd_evaluate)
 
     be = sub.add_parser("bench", help="measure throughput and memory")
-    be.add_argument("what", choices=["pipeline", "review", "rescore"])
+    be.add_argument("what", choices=["pipeline", "review", "rescore", "team"])
+    be.add_argument("--store", help="team: where the bench's project goes (an empty PostgreSQL database's URL, or a folder)")
+    be.add_argument("--analysts", default="1,4,16", help="team: how many analysts at once, each count in turn (default 1,4,16)")
+    be.add_argument("--shared", help="team: the shared folder of a PostgreSQL bench project (default WORKDIR/team-shared)")
     be.add_argument("--json", action="store_true", help="print one JSON object")
     be.add_argument("--input", help="a video to use instead of the generated 1080p H.264 flight")
-    be.add_argument("--seconds", type=float, default=10.0, help="length of the generated flight")
+    be.add_argument("--seconds", type=float, default=10.0, help="length of the generated flight; team: of each run")
     be.add_argument("--sample-fps", type=float, default=3.0, help="frames per second of video scored (0 = every frame)")
     be.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     be.add_argument("--batch", type=int, default=32)
@@ -162,7 +183,8 @@ def add_parsers(sub: Any) -> None:
     be.add_argument("--pipeline-only", action="store_true", help="measure the pipeline alone (for its peak RSS)")
     be.add_argument("--workdir", help="where generated inputs are kept (default ./bench-out)")
     be.add_argument("--decisions", type=int, default=500, help="review: decisions to make")
-    be.add_argument("--frames", type=int, default=100_000, help="rescore: cached frames")
+    be.add_argument("--frames", type=int, default=100_000, help="rescore: cached frames; team: frames of the project "
+                    "(default 3000)")
     be.add_argument("--think-ms", type=float, default=150.0, help="review: the analyst's look at each frame")
     be.set_defaults(func=cmd_bench)
 

@@ -70,6 +70,13 @@ class DecisionStore:
                 and_(t.c.frame_id.in_([int(f) for f in frame_ids]), t.c.undone_at.is_(None))).order_by(t.c.id)).all()
         return {int(f): str(label) for f, label in rows}
 
+    def recorded(self) -> dict[int, tuple[int, str, bool]]:
+        """Every decision ever recorded, undone ones too: id -> (frame id, reviewer, undone)."""
+        t = self.table
+        with self.db.read() as conn:
+            rows = conn.execute(select(t.c.id, t.c.frame_id, t.c.reviewer, t.c.undone_at)).all()
+        return {int(i): (int(f), str(r), u is not None) for i, f, r, u in rows}
+
     def history(self) -> list[Decision]:
         """Every decision not undone, oldest first."""
         with self.db.read() as conn:

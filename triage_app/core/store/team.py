@@ -123,3 +123,13 @@ class LeaseStore:
             rows = conn.execute(select(t.c.frame_id, t.c.reviewer).where(and_(
                 t.c.reviewer != reviewer, t.c.holder != FREE, t.c.expires_at >= time.time()))).all()
         return {int(f): str(r) for f, r in rows}
+
+
+def clear_review(db: Database) -> None:
+    """Remove every review record (decisions, leases, the label check's doubts, rankings, the
+    blind audit's draws), keeping the footage and its scores: a benchmark's fresh start."""
+    def fn(conn: Connection) -> None:
+        for name in ("label_flags", "leases", "audit_draws", "rank_scores", "rankings", "decisions"):
+            conn.execute(delete(db.table(name)))
+
+    db.write(fn)
