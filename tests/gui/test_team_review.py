@@ -77,3 +77,29 @@ def test_a_team_window_rides_out_a_database_outage(qtbot, tmp_path: Path, ortho,
         assert len(labels) == 2 and labels[1] == (on_screen, "reject")
     finally:
         window.controller.close()
+
+
+def test_the_window_sees_what_teammates_change(qtbot, tmp_path: Path, ortho, pg_database) -> None:
+    """Another analyst's decisions and the supervisor's new policy reach an open window: it
+    announces them to its views as it does its own."""
+    from triage_app.gui.tasks import Change
+
+    url = _team_project(tmp_path, ortho, pg_database())
+    window = _window(qtbot, url)
+    try:
+        c = window.controller
+        assert c.look_for_changes() == Change.NONE
+        mine = window.review.session.current.frame_id
+        with Workspace(url) as ws:
+            other = next(f["id"] for f in ws.frames.frame_rows() if f["id"] != mine)
+            ws.decisions.record([dict(frame_id=other, label="accept", reviewer="ben", seconds_spent=1.0, policy="p",
+                                      member_scores="{}")])
+            ws.policies.save("any", {"imagenet": 0.3}, "sam")
+        with qtbot.waitSignal(c.project_did_change, timeout=2000) as sig:
+            seen = c.look_for_changes()
+        assert seen & Change.DECISIONS and seen & Change.POLICY and Change(sig.args[0]) == seen
+        assert c.look_for_changes() == Change.NONE  # each change announced once
+        qtbot.keyClick(window.review_view, Qt.Key.Key_A)  # the window's own decision: announced by itself
+        assert c.look_for_changes() == Change.NONE
+    finally:
+        window.controller.close()

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QThreadPool, Signal
+from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
 
 from triage_app.core.model.errors import TriageError
 from triage_app.core.model.settings import load_settings, save_user_setting
@@ -17,6 +17,10 @@ from triage_app.core.store import Workspace
 from triage_app.gui.tasks import Change, Task, run_task
 
 log = logging.getLogger(__name__)
+
+
+#: How often the window looks for changes others made to the project (milliseconds).
+WATCH_MS = 5000
 
 
 class ProjectController(QObject):
@@ -34,6 +38,12 @@ class ProjectController(QObject):
         self._tasks: list[Task] = []
         self._kinds: dict[Task, str] = {}  # what each running task does
         self._last_refresh = 0.0
+        #: What the store held when last looked at: changes others make (a teammate's decisions,
+        #: the supervisor's policy, a run from a terminal) are announced like this window's own.
+        self._marks: tuple[Any, ...] | None = None
+        self._watch = QTimer(self)
+        self._watch.setInterval(WATCH_MS)
+        self._watch.timeout.connect(self.look_for_changes)
 
     @property
     def settings(self) -> Any:
@@ -53,13 +63,45 @@ class ProjectController(QObject):
         if self.ws is not None:
             self.ws.close()
         self.ws = ws
+        self._marks = self._store_marks()
+        self._watch.start()
         self.project_did_open.emit(str(path))
         self.refresh()
         return True
 
     def announce(self, change: Change) -> None:
         """Tell the views that the project changed (decisions made in review, say)."""
+        self._marks = self._store_marks()  # this window's own change: not announced twice
         self.project_did_change.emit(int(change))
+
+    def _store_marks(self) -> tuple[Any, ...] | None:
+        if self.ws is None:
+            return None
+        try:
+            policy = self.ws.policies.current()
+            ranking = self.ws.rankings.latest()
+            return (*self.ws.change_marks(), policy["id"] if policy else None, ranking["id"] if ranking else None)
+        except TriageError:
+            return None  # unreachable for now: looked at again on the next tick
+
+    def look_for_changes(self) -> Change:
+        """Announce what others changed in the project since the window last looked (scores,
+        decisions, the policy, a new ranking, footage); returns it."""
+        if self.ws is None or self.busy:
+            return Change.NONE  # running work announces its own changes when it ends
+        before, now = self._marks, self._store_marks()
+        if now is None or before is None or now == before:
+            self._marks = now if now is not None else before
+            return Change.NONE
+        self._marks = now
+        change = Change.NONE
+        for i, flag in ((0, Change.SCORES), (1, Change.DECISIONS), (2, Change.SCORES), (3, Change.SOURCES),
+                        (4, Change.POLICY), (5, Change.QUEUE)):
+            if before[i] != now[i]:
+                change |= flag
+        log.info("the project changed elsewhere: %s", change)
+        self.project_did_change.emit(int(change))
+        return change
 
     def set_reviewer(self, name: str) -> str | None:
         """Review as ``name`` from now on, and remember it in the user's settings file. Returns
@@ -321,6 +363,7 @@ class ProjectController(QObject):
             task.cancel.set()
 
     def close(self) -> None:
+        self._watch.stop()
         self.cancel_work()
         QThreadPool.globalInstance().waitForDone(30000)
         if self.ws is not None:
