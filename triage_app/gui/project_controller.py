@@ -280,7 +280,8 @@ class ProjectController(QObject):
                                             "the target the project looks for).")
             self.work_did_finish.emit(" ".join(said) or f"Nothing learnt yet: {out.note}.")
 
-        self._run("Learning", lambda progress, cancel: learn(ws), done)
+        head = ws.role == "supervisor"  # on a team store, an analyst's window learns the review order only
+        self._run("Learning", lambda progress, cancel: learn(ws, head=head), done)
 
     def finetune(self, blocks: int = 2, epochs: int = 6, deploy: str = "auto") -> None:
         """Compare fine-tuning the backbone with the head; deploy it as a member when it wins

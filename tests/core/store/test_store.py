@@ -88,10 +88,12 @@ def test_failed_migration_step_rolls_back(tmp_path: Path, monkeypatch: pytest.Mo
     assert raw.execute("SELECT count(*) FROM sqlite_master WHERE name='half'").fetchone()[0] == 0
 
 
-def test_writer_and_readers_never_see_locked(tmp_path: Path) -> None:
-    """A scoring-like writer, a second process-like writer and GUI-like readers at once."""
+def test_writer_and_readers_never_see_locked(project_at) -> None:
+    """A scoring-like writer, a second process-like writer and GUI-like readers at once, on
+    both stores."""
     errors: list[BaseException] = []
-    with Workspace(tmp_path) as project, Workspace(tmp_path) as other:
+    where = project_at()
+    with Workspace(where) as project, Workspace(where) as other:
         sid, _ = project.frames.add_source("video", "/x.mp4", "x.mp4", {})
         sid2, _ = other.frames.add_source("video", "/y.mp4", "y.mp4", {})
         stop = threading.Event()

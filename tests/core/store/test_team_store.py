@@ -308,11 +308,13 @@ def test_roles_are_enforced_by_the_database(tmp_path: Path, pg_database, capsys:
     assert f"analysts: {ana}, {ben}" in out and f"supervisors: {sam}" in out
     with Workspace(url) as owner:
         ids = _queued(owner, 4)
+        assert owner.role == "supervisor"  # the database's owner
     as_user = {u: url.replace("postgres@", f"{u}@", 1) for u in (ana, ben, sam)}
     row = dict(label="accept", seconds_spent=1.0, policy="p", member_scores="{}")
     try:
         with Workspace(as_user[ana]) as a:
             assert a.settings.review.reviewer == ana  # decisions are signed by the database user
+            assert a.role == "analyst"
             mine = a.decisions.record([dict(row, frame_id=ids[0], reviewer=ana)])
             for bad in (dict(row, frame_id=ids[1], reviewer=ben), dict(row, frame_id=ids[1], reviewer=ana,
                                                                        sample_kind="resolve")):
@@ -324,6 +326,7 @@ def test_roles_are_enforced_by_the_database(tmp_path: Path, pg_database, capsys:
         with Workspace(as_user[ben]) as b:
             assert b.decisions.undo(mine) == 0  # another's decision: the server shows ben no row to change
         with Workspace(as_user[sam]) as s:
+            assert s.role == "supervisor"
             s.policies.save("any", {"imagenet": 0.1}, sam)
             s.decisions.record([dict(row, frame_id=ids[0], reviewer=sam, sample_kind="resolve")])
         with Workspace(as_user[ana]) as a:

@@ -99,9 +99,11 @@ class ReviewSession:
     def _claim(self) -> None:
         """Lease the frame on screen; when another analyst has it (or decided it meanwhile),
         drop it from this queue and try the next ones."""
+        ahead = CLAIM_AHEAD
         while self.queue.items:
             self.position = min(max(self.position, 0), len(self.queue.items) - 1)
-            window = self.queue.items[self.position:self.position + CLAIM_AHEAD]
+            window = self.queue.items[self.position:self.position + ahead]
+            ahead *= 2  # many analysts at the same place: look further ahead each round
             again = [c.frame_id for c in window if c.why in (Why.REREVIEW, Why.RESOLVE)]
             second = [c.frame_id for c in window if c.why == Why.SECOND]
             try:

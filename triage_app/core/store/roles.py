@@ -107,3 +107,21 @@ def members(db: Database) -> dict[str, list[str]]:
                 "SELECT m.rolname FROM pg_auth_members a JOIN pg_roles g ON g.oid = a.roleid "
                 "JOIN pg_roles m ON m.oid = a.member WHERE g.rolname = %s AND m.rolcanlogin ORDER BY 1", (group,))]
     return out
+
+
+def role_of(db: Database) -> str | None:
+    """What the connected user may do in the project: 'supervisor' (a supervisor, the
+    database's owner or a superuser), 'analyst', or None (no role in it)."""
+    names = role_names(db)
+    with db.read() as conn:
+        row = conn.exec_driver_sql(
+            "SELECT r.rolsuper OR d.datdba = r.oid FROM pg_roles r, pg_database d "
+            "WHERE r.rolname = current_user AND d.datname = current_database()").one()
+        if row[0]:
+            return "supervisor"
+        for role in ("supervisor", "analyst"):
+            exists = conn.exec_driver_sql("SELECT 1 FROM pg_roles WHERE rolname = %s", (names[role],)).scalar()
+            if exists and conn.exec_driver_sql("SELECT pg_has_role(current_user, %s, 'MEMBER')",
+                                               (names[role],)).scalar():
+                return role
+    return None

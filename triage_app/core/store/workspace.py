@@ -147,6 +147,18 @@ class Workspace:
             self.meta.set(SHARED_KEY, str(self.root.resolve()))
         return self.root
 
+    @property
+    def role(self) -> str | None:
+        """What this user may do in the project: 'supervisor' (always, on a folder), 'analyst',
+        or None (a team store's user with no role in it)."""
+        if not self.team:
+            return "supervisor"
+        if not hasattr(self, "_role"):
+            from triage_app.core.store.roles import role_of
+
+            self._role = role_of(self.db)
+        return self._role
+
     def writing(self, what: str, wait_s: float = 0.0) -> AbstractContextManager[None]:
         """Hold the project's writer lock (frames, scores, embeddings) for ``what``: one
         writer per project across processes; raises ``ProjectBusy`` naming who holds it."""
