@@ -64,6 +64,9 @@ def test_a_team_window_rides_out_a_database_outage(qtbot, tmp_path: Path, ortho,
             qtbot.keyClick(view, Qt.Key.Key_R)
             assert "Not sent yet" in view.feedback.text() and "cannot reach the team database" in view.feedback.text()
             assert review.session.current.frame_id == on_screen and review.session.pending is not None
+            # What the window reads meanwhile (the finds panel, the sources table) waits too.
+            review.set_finds(list(review.finds))
+            window.controller.refresh()
             qtbot.wait(600)  # the window keeps trying; the message stands
             assert review.session.pending is not None and "Not sent yet" in view.feedback.text()
         finally:

@@ -11,7 +11,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
 
-from triage_app.core.model.errors import TriageError
+from triage_app.core.model.errors import StoreUnavailable, TriageError
 from triage_app.core.model.settings import load_settings, save_user_setting
 from triage_app.core.store import Workspace
 from triage_app.gui.tasks import Change, Task, run_task
@@ -131,7 +131,12 @@ class ProjectController(QObject):
         if self.ws is not None:
             from triage_app.core.outputs.reports import source_overview
 
-            self.sources_did_change.emit(source_overview(self.ws))
+            try:
+                overview = source_overview(self.ws)
+            except StoreUnavailable as exc:  # a team store out of reach: the table stays, the bar says why
+                self.work_did_fail.emit(str(exc))
+                return
+            self.sources_did_change.emit(overview)
 
     def _run(self, what: str, job: Any, on_done: Any) -> None:
         box: list[Task] = []

@@ -160,7 +160,10 @@ class ReviewController(QObject):
         if s is None or self.view.grid_mode or s.current is None:
             return
         c = s.current
-        self._current_info = self._info(c)
+        info = self._readable_info(c)
+        if info is None:
+            return
+        self._current_info = info
         self.view.show_candidate(self._current_info, self.loader.cached(c.frame_id) if self.loader else None)
 
     def _refresh_failed(self, message: str) -> None:
@@ -169,6 +172,16 @@ class ReviewController(QObject):
         self.review_did_fail.emit(f"The review queue could not be refreshed: {message}")
 
     # -- showing -------------------------------------------------------------------------------
+    def _readable_info(self, c: Any) -> dict[str, Any] | None:
+        """The panel's details of a queue item, or None (said on screen) while the project's
+        database cannot be read (a team store out of reach)."""
+        try:
+            return self._info(c)
+        except StoreError as exc:
+            if self.session is None or self.session.pending is None:  # a waiting decision says it already
+                self.view.show_feedback(f"Cannot read the project now: {exc}")
+            return None
+
     def _info(self, c: Any) -> dict[str, Any]:
         s = self.session
         ws = self.ws
@@ -254,7 +267,10 @@ class ReviewController(QObject):
         if s is None or self.view.grid_mode or s.current is None or self._current_info is None:
             return
         # Only the panel's text: the picture, its zoom and the queue stay as they are.
-        self._current_info = self._info(s.current)
+        info = self._readable_info(s.current)
+        if info is None:
+            return
+        self._current_info = info
         self.view.telemetry.setText(self._current_info["telemetry"])
 
     def copy_position(self) -> None:
@@ -327,7 +343,10 @@ class ReviewController(QObject):
                 self.view.show_empty(self._empty_text())
             return
         image = self.loader.cached(c.frame_id)
-        self._current_info = self._info(c)
+        info = self._readable_info(c)
+        if info is None:
+            return  # the project cannot be read now: what is on screen stays, the message says why
+        self._current_info = info
         self.view.show_candidate(self._current_info, image)
         if image is not None:
             s.mark_shown()
