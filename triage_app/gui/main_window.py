@@ -318,6 +318,10 @@ class MainWindow(QMainWindow):
             except TriageError:
                 name = ""
         self.reviewer_edit.setText(name)
+        team = c.ws is not None and c.ws.team  # on a team store the login signs decisions
+        self.reviewer_edit.setReadOnly(team)
+        self.reviewer_edit.setToolTip("Decisions on a team store are signed with your database login" if team
+                                      else "The name your decisions are recorded under")
 
     def _reviewer_changed(self) -> None:
         c = self.controller

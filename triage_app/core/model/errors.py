@@ -42,7 +42,11 @@ class NoProjectError(StoreError):
 
 class StoreUnavailable(StoreError):
     """A team store's database server cannot be reached (network cut, server restarting):
-    what was not written can be sent again once it is back."""
+    what was not written can be sent again once it is back. ``reason`` is the short form."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 class StoreVersionError(StoreError):

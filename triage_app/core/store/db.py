@@ -191,9 +191,11 @@ class Database:
     # -- PostgreSQL -----------------------------------------------------------------
     def _unavailable(self, exc: BaseException) -> StoreUnavailable:
         detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        return StoreUnavailable(f"{self.where}: cannot reach the team database ({detail[0] if detail else exc}); "
-                                "check the server and the network, and that your password is in ~/.pgpass or "
-                                "PGPASSWORD")
+        first = detail[0] if detail else str(exc)
+        host = self.url.host or "localhost"
+        return StoreUnavailable(f"{self.where}: cannot reach the team database ({first}); check the server and the "
+                                "network, and that your password is in ~/.pgpass or PGPASSWORD",
+                                reason=f"the team database on {host} cannot be reached")
 
     def _check_pg(self) -> int:
         """The schema version of a PostgreSQL database; refuse one that holds other tables

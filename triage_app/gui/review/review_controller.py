@@ -437,8 +437,8 @@ class ReviewController(QObject):
         try:
             return send()
         except StoreUnavailable as exc:
-            self.view.show_feedback(f"Not sent yet: {exc}. The decision stays on screen and is sent as soon as the "
-                                    "database is back (nothing is lost; keys wait until then)")
+            self.view.show_feedback(f"Not sent yet: {exc.reason}. The decision stays on screen and is sent as soon "
+                                    "as the database is back; keys wait until then")
             self._resend.start()
             return None
         except StoreError as exc:

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QSizePolicy,
     QSplitter,
     QStackedWidget,
     QVBoxLayout,
@@ -171,6 +172,9 @@ class ReviewView(QWidget):
         self.footer.setStyleSheet("color: #888; padding: 2px;")
         self.feedback = QLabel()  # what the last key did, and how to take it back
         self.feedback.setStyleSheet("color: #1f4e8c; font-weight: 600; padding: 2px;")
+        # A long message wraps; it never widens the window past the screen.
+        self.feedback.setWordWrap(True)
+        self.feedback.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.filmstrip = QListWidget()
         self.filmstrip.setViewMode(QListWidget.ViewMode.IconMode)
         self.filmstrip.setFlow(QListWidget.Flow.LeftToRight)
