@@ -32,8 +32,10 @@ def _window(qtbot, where: str) -> MainWindow:
     qtbot.addWidget(window)
     window.resize(1400, 900)
     window.show()
-    assert window.controller.open_project(where)
+    assert not window.open_team_store("/some/folder") and "not a team store" in window.statusBar().currentMessage()
+    assert window.open_team_store(where)
     window.show_review()
+    assert window.reviewer_edit.isReadOnly()  # the database login signs the decisions
     return window
 
 

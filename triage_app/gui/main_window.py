@@ -45,6 +45,7 @@ class MainWindow(QMainWindow):
         self.controller = controller or ProjectController()
         self._last_sampling = None  # the sampling chosen for the last footage added
         self._learnt_at = 0  # decisions made when learning last started
+        self._last_store = "postgresql://"  # the team store opened last in this window
         self.target_dialog = None
         self.setWindowTitle("Drone triage")
         self.resize(1200, 760)
@@ -120,6 +121,8 @@ class MainWindow(QMainWindow):
         c.work_did_fail.connect(self._on_work_failed)
 
     _TIPS = {
+        "Open team store…": "Open a team's project on its PostgreSQL server: analysts review it at once, never the "
+                            "same frame, and every decision is signed with your database login.",
         "Learn": "Learn from the decisions now: the review order (most likely frames first) and the head, every frame "
                  "re-scored from the cached embeddings. Runs by itself every few dozen decisions.",
         "Target…": "What this project looks for (person, vehicle, boat, ... or your own classes and prompts)",
@@ -134,6 +137,7 @@ class MainWindow(QMainWindow):
         self.addToolBar(bar)
         for text, slot, key in (
             ("Open project…", self._open_project, QKeySequence.StandardKey.Open),
+            ("Open team store…", self._open_team_store, None),
             ("Add video…", self._add_video, None),
             ("Add image folder…", self._add_folder, None),
             ("Add stream…", self._add_stream, None),
@@ -175,6 +179,25 @@ class MainWindow(QMainWindow):
         folder = QFileDialog.getExistingDirectory(self, "Project folder (new or existing)")
         if folder:
             self.open_or_create(Path(folder))
+
+    def _open_team_store(self) -> None:
+        from PySide6.QtWidgets import QInputDialog
+
+        url, ok = QInputDialog.getText(self, "Open team store", "The team's PostgreSQL database, as "
+                                       "postgresql://[user@]host[:port]/database\n(the password comes from ~/.pgpass "
+                                       "or PGPASSWORD, never typed here):", text=self._last_store)
+        if ok and url.strip():
+            self.open_team_store(url.strip())
+
+    def open_team_store(self, url: str) -> bool:
+        """Open a team's project by its database URL; the status bar says why not."""
+        from triage_app.core.store.db import is_store_url
+
+        if not is_store_url(url):
+            self.statusBar().showMessage(f"{url}: not a team store's URL (postgresql://host/database)", 15000)
+            return False
+        self._last_store = url
+        return self.controller.open_project(url)
 
     def open_or_create(self, folder: Path) -> bool:
         """Open the project in ``folder``; where there is none, a new one is made only once the
