@@ -161,9 +161,9 @@ def test_leases_keep_reviewers_apart_and_expire(project_at) -> None:
         assert b.leases.take("b1", "ben", ids[6:8], 1, second=[ids[6]]) == [ids[6]]  # a second reviewer
         assert a.leases.take("a9", "ana", [ids[6]], 1, second=[ids[6]]) == []  # never to its first reviewer
         # A holder that stops renewing gives its frames back once the lease expires.
-        b.leases.take("b2", "ben", ids[10:12], 2, lease_s=0.3)
+        b.leases.take("b2", "ben", ids[10:12], 2, lease_s=3.0)
         assert a.leases.take("a3", "ana", ids[10:12], 2) == []
-        time.sleep(0.5)
+        time.sleep(3.2)
         assert a.leases.take("a3", "ana", ids[10:12], 2) == ids[10:12]
 
 
@@ -216,17 +216,18 @@ def test_a_killed_analysts_frame_returns_to_the_pool(project_at, tmp_path: Path)
         ids = _queued(ws, 5)
     code = ("import sys, time\nfrom triage_app.core.store import Workspace\n"
             "ws = Workspace(sys.argv[1])\nprint(ws.leases.take('dead', 'cleo', [int(a) for a in sys.argv[2:]], 1, "
-            "lease_s=2.0), flush=True)\ntime.sleep(60)\n")
+            "lease_s=8.0), flush=True)\ntime.sleep(60)\n")
     env = dict(os.environ, PYTHONPATH=str(REPO))
     child = subprocess.Popen([sys.executable, "-c", code, where, *map(str, ids)], stdout=subprocess.PIPE, text=True,
                              env=env)
     assert child.stdout is not None
     assert json.loads(child.stdout.readline()) == [ids[0]]
+    taken = time.monotonic()
     child.send_signal(signal.SIGKILL)
     child.wait()
     with Workspace(where) as ws:
         assert ws.leases.take("alive", "dan", ids, 1) == [ids[1]]  # still held by the dead process
-        time.sleep(2.2)
+        time.sleep(max(0.0, 8.3 - (time.monotonic() - taken)))
         assert ws.leases.take("alive", "dan", ids, 1) == [ids[0]]
 
 
