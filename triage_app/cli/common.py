@@ -12,7 +12,6 @@ from triage_app.core.model.errors import InputError, NoProjectError, SettingsErr
 from triage_app.core.model.settings import Settings, load_settings
 from triage_app.core.store import Workspace
 from triage_app.core.store.db import is_store_url
-from triage_app.core.store.workspace import shared_folder
 
 #: Exit statuses, one per kind of failure, so that scripts can tell them apart.
 EXIT_NOTHING_DONE = 1  # the command ran, but none of its inputs could be used (each named on stderr)
@@ -58,14 +57,12 @@ def project_location(text: str) -> str | Path:
 def cli_settings(args: argparse.Namespace, overrides: dict[str, Any] | None = None) -> Settings:
     """The settings for this command: the project's (when it names one), then ``overrides``."""
     project = getattr(args, "project", None)
-    if is_store_url(project):  # a team store's settings live in its shared folder
-        return load_settings(shared_folder(str(project)), overrides=overrides)
     return load_settings(Path(project) if project else None, overrides=overrides)
 
 
 def open_project(args: argparse.Namespace, overrides: dict[str, Any] | None = None, create: bool = False) -> Workspace:
     """The project the command names, with the command line's settings."""
-    return Workspace(args.project, settings=cli_settings(args, overrides), create=create)
+    return Workspace(args.project, overrides=overrides, create=create)  # its own settings, then the command line's
 
 
 def csv_list(text: str | None) -> list[str] | None:

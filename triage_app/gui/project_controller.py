@@ -43,7 +43,10 @@ class ProjectController(QObject):
         self._marks: tuple[Any, ...] | None = None
         self._watch = QTimer(self)
         self._watch.setInterval(WATCH_MS)
-        self._watch.timeout.connect(self.look_for_changes)
+        self._watch.timeout.connect(self._poll)
+        self._announced = Change.NONE  # what this window announced itself since the watcher last looked
+        self._polling = False
+        self._poll_task: Task | None = None
 
     @property
     def settings(self) -> Any:
@@ -63,7 +66,7 @@ class ProjectController(QObject):
         if self.ws is not None:
             self.ws.close()
         self.ws = ws
-        self._marks = self._store_marks()
+        self._marks, self._announced = self._store_marks(), Change.NONE
         self._watch.start()
         self.project_did_open.emit(str(path))
         self.refresh()
@@ -71,36 +74,61 @@ class ProjectController(QObject):
 
     def announce(self, change: Change) -> None:
         """Tell the views that the project changed (decisions made in review, say)."""
-        self._marks = self._store_marks()  # this window's own change: not announced twice
+        self._announced |= change  # this window's own change: the watcher does not say it again
         self.project_did_change.emit(int(change))
 
     def _store_marks(self) -> tuple[Any, ...] | None:
-        if self.ws is None:
+        """Cheap marks of what the views show (read on a worker by the watcher)."""
+        ws = self.ws
+        if ws is None:
             return None
         try:
-            policy = self.ws.policies.current()
-            ranking = self.ws.rankings.latest()
-            return (*self.ws.change_marks(), policy["id"] if policy else None, ranking["id"] if ranking else None)
+            policy = ws.policies.current()
+            ranking = ws.rankings.latest()
+            return (*ws.change_marks(), policy["id"] if policy else None, ranking["id"] if ranking else None)
         except TriageError:
             return None  # unreachable for now: looked at again on the next tick
 
+    def _poll(self) -> None:
+        """The watcher's tick: read the marks on a worker, compare them on the GUI thread."""
+        if self.ws is None or self.busy or self._polling:
+            return  # running work announces its own changes when it ends
+        self._polling = True
+        ws = self.ws
+
+        def done(now: Any) -> None:
+            self._polling = False
+            if ws is self.ws:
+                self._compare(now)
+
+        def failed(_message: str) -> None:
+            self._polling = False
+
+        self._poll_task = run_task(lambda progress, cancel: self._store_marks(), done, failed)  # kept: its signals live
+
     def look_for_changes(self) -> Change:
         """Announce what others changed in the project since the window last looked (scores,
-        decisions, the policy, a new ranking, footage); returns it."""
+        decisions, the policy, a new ranking, footage); returns it. Reads on the calling thread."""
         if self.ws is None or self.busy:
-            return Change.NONE  # running work announces its own changes when it ends
-        before, now = self._marks, self._store_marks()
-        if now is None or before is None or now == before:
-            self._marks = now if now is not None else before
             return Change.NONE
-        self._marks = now
+        return self._compare(self._store_marks())
+
+    def _compare(self, now: tuple[Any, ...] | None) -> Change:
+        before, own = self._marks, self._announced
+        if now is None:
+            return Change.NONE
+        self._marks, self._announced = now, Change.NONE
+        if before is None:
+            return Change.NONE
         change = Change.NONE
         for i, flag in ((0, Change.SCORES), (1, Change.DECISIONS), (2, Change.SCORES), (3, Change.SOURCES),
                         (4, Change.POLICY), (5, Change.QUEUE)):
             if before[i] != now[i]:
                 change |= flag
-        log.info("the project changed elsewhere: %s", change)
-        self.project_did_change.emit(int(change))
+        change &= ~own  # what this window did itself was announced when it did it
+        if change:
+            log.info("the project changed elsewhere: %s", change)
+            self.project_did_change.emit(int(change))
         return change
 
     def set_reviewer(self, name: str) -> str | None:

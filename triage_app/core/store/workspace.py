@@ -20,16 +20,17 @@ from __future__ import annotations
 import os
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from triage_app.core.model.cards import ModelCard, load_cards
-from triage_app.core.model.errors import NoProjectError, StoreError, StoreUnavailable
+from triage_app.core.model.errors import NoProjectError, StoreError
 from triage_app.core.model.policy import Policy
 from triage_app.core.model.settings import Settings, TargetSettings, load_settings, save_section
 from triage_app.core.model.targets import Target, apply_target, resolve_target
 from triage_app.core.store.audit import AuditStore
-from triage_app.core.store.db import Database, describe_url, is_store_url, store_url
+from triage_app.core.store.db import Database, is_store_url
 from triage_app.core.store.decisions import DecisionStore
 from triage_app.core.store.embeddings import EMBED_DIR, EmbeddingStore
 from triage_app.core.store.frames import DB_NAME, FrameStore
@@ -44,40 +45,14 @@ from triage_app.core.store.team import LeaseStore, MetaStore
 SHARED_KEY = "shared_folder"
 
 
-def shared_folder(url: str) -> Path:
-    """The shared folder of a team store, as a command finds it before it opens the project
-    (its settings are there): ``TRIAGE_SHARED_FOLDER``, else the one the project recorded."""
-    env = os.environ.get("TRIAGE_SHARED_FOLDER")
-    if env:
-        return Path(env)
-    from sqlalchemy import create_engine
-    from sqlalchemy.exc import DBAPIError
-
-    u = store_url(url)
-    engine = create_engine(u, connect_args={"connect_timeout": 10})
-    try:
-        with engine.connect() as conn:
-            value = conn.exec_driver_sql(f"SELECT value FROM project_meta WHERE key = '{SHARED_KEY}'").scalar()
-    except DBAPIError as exc:
-        if "project_meta" in str(exc.orig):
-            raise NoProjectError(f"{describe_url(u)}: no triage project in this database; `triage team init URL "
-                                 "--shared FOLDER` sets one up") from exc
-        raise StoreUnavailable(f"{describe_url(u)}: cannot reach the team database ({str(exc.orig).strip()})") from exc
-    finally:
-        engine.dispose()
-    if value is None:
-        raise NoProjectError(f"{describe_url(u)}: this team store has no shared folder yet; `triage team init URL "
-                             "--shared FOLDER` sets it")
-    return Path(str(value))
-
-
 class Workspace:
     """An open project. ``settings`` default to the project's (user file, project file,
     environment); ``cards`` to the settings' models folder plus members deployed into the
     project, looking for the project's target (``settings.target``)."""
 
     def __init__(self, root: str | Path, settings: Settings | None = None, cards: dict[str, ModelCard] | None = None,
-                 create: bool = True, shared: str | Path | None = None) -> None:
+                 create: bool = True, shared: str | Path | None = None,
+                 overrides: dict[str, Any] | None = None) -> None:
         self.team = is_store_url(root)
         if self.team:  # a team store: the database first, then the folder it shares
             self.db = Database(str(root), create=create and shared is not None)
@@ -94,7 +69,7 @@ class Workspace:
             self._make_folder(create)
             self._check_folder(create)
         try:
-            self.settings = settings if settings is not None else load_settings(self.root)
+            self.settings = settings if settings is not None else load_settings(self.root, overrides=overrides)
             self.target = self._target()
             self.cards = apply_target(cards if cards is not None else load_cards(self.settings.models_dir, self.root),
                                       self.target)
