@@ -86,16 +86,20 @@ class ReviewSession:
         self.lease_s = LEASE_S
         self.others_took = 0  # queue items left out because another analyst had them first
         self._stop = threading.Event()
-        try:
-            others = ws.leases.held_by_others(self.reviewer)
-        except StoreError:
-            others = {}
-        self.queue.items = [c for c in self.queue.items if c.frame_id not in others]
+        self.queue.items = self._without_others(self.queue.items)
         self._claim()
         self._renewer = threading.Thread(target=self._renew_loop, name="lease-renewal", daemon=True)
         self._renewer.start()
 
     # -- leases -----------------------------------------------------------------------
+    def _without_others(self, items: list[QueueItem], keep: int | None = None) -> list[QueueItem]:
+        """The queue items no other reviewer has on screen now (and ``keep``, the one on this one)."""
+        try:
+            others = self.ws.leases.held_by_others(self.reviewer)
+        except StoreError:
+            return items
+        return [c for c in items if c.frame_id not in others or c.frame_id == keep]
+
     def _claim(self) -> None:
         """Lease the frame on screen; when another analyst has it (or decided it meanwhile),
         drop it from this queue and try the next ones."""
@@ -180,11 +184,7 @@ class ReviewSession:
         before = {c.frame_id for c in self.queue.items}
         queue, policy, progress = built
         queue.items = [c for c in queue.items if c.frame_id not in during["decided"]]
-        try:
-            others = self.ws.leases.held_by_others(self.reviewer)
-        except StoreError:
-            others = {}
-        queue.items = [c for c in queue.items if c.frame_id not in others or c.frame_id == here]
+        queue.items = self._without_others(queue.items, here)
         self._put((queue, policy, progress))
         if here is not None:
             i = self.queue.index_of(here)
