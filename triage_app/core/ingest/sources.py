@@ -15,7 +15,7 @@ import re
 import tempfile
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from triage_app.core.ingest import video
 from triage_app.core.ingest.parallel import ordered_map
 from triage_app.core.ingest.telemetry.exif import read_exif
 from triage_app.core.ingest.telemetry.model import TelemetryPoint
@@ -154,8 +155,12 @@ class VideoSource:
 
     kind = "video"
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, planned: bool = True, threads: int = 0) -> None:
         self.path = Path(path)
+        self.planned = planned  # decode only what the sampled frames need (PyAV), where the container allows
+        self.threads = threads  # decoder threads (0: FFmpeg's choice)
+        self.frames_decoded = 0  # pictures decoded by the last reading, kept or not
+        self._index: video.PacketIndex | None | bool = False  # not read yet
         if not self.path.exists():
             raise SourceError(self.path, "no such file")
         if self.path.is_dir():
@@ -200,9 +205,49 @@ class VideoSource:
             self.kind, str(self.path.resolve()), self.path.name, self.fps, self.frame_count or None, self.width, self.height, warnings
         )
 
-    def frames(self, sampling: Sampling, start_after: int = -1) -> Iterator[SourceFrame]:
-        """Sampled frames in order. Frames up to ``start_after`` are skipped cheaply."""
+    def packet_index(self) -> video.PacketIndex | None:
+        """The container's packets (:mod:`video`), where they place every frame and PyAV's
+        picture of the first frame is OpenCV's (the reader review shows frames with): else
+        ``None``, and every frame is decoded."""
+        if self._index is False:
+            self._index = None
+            if self.planned and video.available() and _utf8(str(self.path)):
+                index = video.PacketIndex.read(self.path)
+                held = self._held
+                first = held[1] if held is not None else None
+                if index is not None and first is not None:
+                    got = next(video.PlannedDecoder(self.path, index).read([0]), None)
+                    if got is not None and got[1] is not None and np.array_equal(got[1], first):
+                        self._index = index
+                    else:
+                        log.info("%s: PyAV's first frame differs from OpenCV's; every frame is decoded", self.path)
+        return self._index if isinstance(self._index, video.PacketIndex) else None
+
+    def frames(self, sampling: Sampling, start_after: int = -1, only: Collection[int] | None = None) -> Iterator[SourceFrame]:
+        """Sampled frames in order. Frames up to ``start_after`` are skipped cheaply, and with
+        ``only`` (indices) so are the sampled frames not in it. Only what the kept frames need
+        is decoded (:mod:`video`) where the container allows; ``frames_decoded`` counts it."""
+        index = self.packet_index()
+        if index is None:
+            yield from self._frames_decoding_all(sampling, start_after, only)
+            return
+        self.close()
         sampler = _Sampler(sampling)
+        wanted = [i for i, t in enumerate(index.times)
+                  if sampler.keep(i, t) and i > start_after and (only is None or i in only)]
+        decoder = video.PlannedDecoder(self.path, index, self.threads)
+        self.frames_decoded = 0
+        for i, image, error in decoder.read(wanted):
+            self.frames_decoded = decoder.decoded
+            yield SourceFrame(i, index.times[i], image, error=error)
+        self.frames_decoded = decoder.decoded
+        self.frames_read = len(index)
+        self.truncated = bool(self.frame_count and self.frames_read < self.frame_count * 0.98 - 1)
+
+    def _frames_decoding_all(self, sampling: Sampling, start_after: int = -1,
+                             only: Collection[int] | None = None) -> Iterator[SourceFrame]:
+        sampler = _Sampler(sampling)
+        self.frames_decoded = 0
         held, self._held = self._held, None
         cap = held[0] if held is not None else _open_capture(str(self.path))
         index = -1
@@ -213,15 +258,17 @@ class VideoSource:
                 first = held[1]
                 held = None
                 clock.time(0, self._t0_ms)
-                if sampler.keep(0, 0.0) and start_after < 0:
+                self.frames_decoded += 1
+                if sampler.keep(0, 0.0) and start_after < 0 and (only is None or 0 in only):
                     yield SourceFrame(0, 0.0, first)
                 del first
             while True:
                 if not cap.grab():
                     break
                 index += 1
+                self.frames_decoded += 1
                 t = clock.time(index, _position_ms(cap))
-                if not sampler.keep(index, t) or index <= start_after:
+                if not sampler.keep(index, t) or index <= start_after or (only is not None and index not in only):
                     continue
                 ok, image = cap.retrieve()
                 if not ok or image is None:
