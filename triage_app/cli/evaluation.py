@@ -117,9 +117,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     elif args.memory:
         result = bench.bench_memory(work, args.sample_fps or 1.0, args.device)
     else:
-        video = Path(args.input) if args.input else work / f"flight-{args.seconds:g}s.mp4"
+        gop = f"-gop{args.gop:g}s" if args.gop else "-gopx264"
+        video = Path(args.input) if args.input else work / f"flight-{args.seconds:g}s{gop}.mp4"
         if not video.exists():
-            bench.make_h264_flight(video, args.seconds)
+            bench.make_h264_flight(video, args.seconds, gop_s=args.gop or None)
         result = bench.bench_pipeline(video, args.sample_fps, args.device, args.batch, pipeline_only=args.pipeline_only,
                                       precision=args.precision, emulate_device=args.emulate_device)
     if args.json:
@@ -171,6 +172,8 @@ def add_parsers(sub: Any) -> None:
     be.add_argument("--json", action="store_true", help="print one JSON object")
     be.add_argument("--input", help="a video to use instead of the generated 1080p H.264 flight")
     be.add_argument("--seconds", type=float, default=10.0, help="length of the generated flight; team: of each run")
+    be.add_argument("--gop", type=float, default=1.0,
+                    help="pipeline: seconds between keyframes of the generated flight (0: libx264's own choice, up to 250 frames)")
     be.add_argument("--sample-fps", type=float, default=3.0, help="frames per second of video scored (0 = every frame)")
     be.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     be.add_argument("--batch", type=int, default=32)

@@ -56,6 +56,7 @@ class ScoreSummary:
     stage_busy: dict[str, float] = field(default_factory=dict)
     batch_fill: float = 1.0  # share of the batch slots run that held a real tile (the rest is padding)
     first_result_s: float | None = None  # from the stages' start to the first scored frame (pipeline start-up)
+    frames_decoded: int = 0  # pictures the decoders produced (a video's unsampled frames that the sampled ones need included)
     # per source: (smallest, median, largest) scale the frames were cut at, and why
     tiling: dict[int, tuple[float, float, float, str]] = field(default_factory=dict)
 
@@ -123,6 +124,7 @@ class _Stages:
         self.busy: dict[str, float] = defaultdict(float)  # stage -> seconds spent working (not waiting)
         self.scales: dict[int, list[float]] = {}  # source -> the tiling scale of each frame cut
         self.scale_why: dict[int, str] = {}
+        self.frames_decoded = 0  # pictures decoded to give the frames scored (stills: one each)
 
     def busy_shares(self, wall: float) -> dict[str, float]:
         """Each stage's working time as a share of ``wall`` (tiles: per worker)."""
@@ -175,12 +177,15 @@ class _Stages:
         if source["kind"] == "video":
             wanted = {f["idx"]: f for f in frames}
             video = VideoSource(source["uri"])
-            for item in video.frames(Sampling.stored(source["sampling"]), start_after=min(wanted) - 1):
-                f = wanted.pop(item.idx, None)
-                if f is not None and item.image is not None:
-                    yield _Decoded(f, item.image)
-                if not wanted or self.stop.is_set():
-                    break
+            try:
+                for item in video.frames(Sampling.stored(source["sampling"]), start_after=min(wanted) - 1, only=set(wanted)):
+                    f = wanted.pop(item.idx, None)
+                    if f is not None and item.image is not None:
+                        yield _Decoded(f, item.image)
+                    if not wanted or self.stop.is_set():
+                        break
+            finally:
+                self.frames_decoded += video.frames_decoded
             if wanted:
                 self.errors.append(f"{source['uri']}: {len(wanted)} frames could not be decoded again for scoring")
             return
@@ -204,6 +209,7 @@ class _Stages:
             elif error is not None:
                 raise error
             elif image is not None:
+                self.frames_decoded += 1
                 yield _Decoded(f, image)
 
     def decode_stage(self) -> None:
@@ -354,8 +360,9 @@ def _stream(ws: Workspace, ens: Ensemble, pending: list[Frame], versions: dict[s
             log.info("source %d: tiles cut at scale %.2f (median; %.2f-%.2f): %s", sid, summary.tiling[sid][1],
                      summary.tiling[sid][0], summary.tiling[sid][2], stages.scale_why[sid])
         summary.batch_fill = stages.batcher.fill
-        log.info("scored %d frames in %.1f s; stage busy %s; batch fill %.2f", summary.frames_scored,
-                 summary.stream_seconds, summary.stage_busy, summary.batch_fill)
+        summary.frames_decoded = stages.frames_decoded
+        log.info("scored %d frames in %.1f s (%d pictures decoded); stage busy %s; batch fill %.2f", summary.frames_scored,
+                 summary.stream_seconds, summary.frames_decoded, summary.stage_busy, summary.batch_fill)
         if progress:
             progress(summary.frames_scored, len(pending))
     except BaseException:
