@@ -216,7 +216,11 @@ class VideoSource:
                 held = self._held
                 first = held[1] if held is not None else None
                 if index is not None and first is not None:
-                    got = next(video.PlannedDecoder(self.path, index).read([0]), None)
+                    try:
+                        got = next(video.PlannedDecoder(self.path, index).read([0]), None)
+                    except Exception as exc:  # noqa: BLE001 - any PyAV failure: decode every frame instead
+                        log.info("%s: PyAV cannot read it (%s); every frame is decoded", self.path, exc)
+                        got = None
                     if got is not None and got[1] is not None and np.array_equal(got[1], first):
                         self._index = index
                     else:
@@ -237,9 +241,12 @@ class VideoSource:
                   if sampler.keep(i, t) and i > start_after and (only is None or i in only)]
         decoder = video.PlannedDecoder(self.path, index, self.threads)
         self.frames_decoded = 0
-        for i, image, error in decoder.read(wanted):
-            self.frames_decoded = decoder.decoded
-            yield SourceFrame(i, index.times[i], image, error=error)
+        try:
+            for i, image, error in decoder.read(wanted):
+                self.frames_decoded = decoder.decoded
+                yield SourceFrame(i, index.times[i], image, error=error)
+        except video.ReadError as exc:  # the container itself fails (gone, cut short while open)
+            raise SourceError(self.path, f"video can no longer be read ({exc})") from exc
         self.frames_decoded = decoder.decoded
         self.frames_read = len(index)
         self.truncated = bool(self.frame_count and self.frames_read < self.frame_count * 0.98 - 1)

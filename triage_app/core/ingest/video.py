@@ -125,6 +125,10 @@ class Segment:
     targets: set[int]  # decode positions of the kept frames in it
 
 
+class ReadError(Exception):
+    """The container could not be opened, sought or demuxed (not one frame's data)."""
+
+
 class PlannedDecoder:
     """Decodes the frames wanted of one video through :meth:`PacketIndex.segments`."""
 
@@ -138,6 +142,14 @@ class PlannedDecoder:
     def read(self, wanted: list[int]) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
         """(presentation index, BGR picture or None, why not) of each wanted frame, in
         presentation order; a frame the decoder could not give comes with the reason."""
+        import av
+
+        try:
+            yield from self._read(wanted)
+        except (av.error.FFmpegError, OSError) as exc:
+            raise ReadError(str(exc)) from exc
+
+    def _read(self, wanted: list[int]) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
         import av
 
         idx = self.index
