@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.core.ingest.test_video import full_decode
 from triage_app.core.ingest.footage import ingest_source
-from triage_app.core.ingest.sources import FrameReader, ImageFolderSource, open_source
+from triage_app.core.ingest.reader import FrameReader
+from triage_app.core.ingest.sources import ImageFolderSource, open_source
 from triage_app.core.model.errors import SourceError
 from triage_app.core.model.records import Sampling
 from triage_app.core.model.settings import Settings
@@ -187,14 +189,7 @@ def test_a_variable_rate_clip_keeps_its_true_times_and_every_reread_is_its_own_f
     frame read again in any order is the same frame the ingest saw, B-frames and all."""
     video = tmp_path / "vfr.mp4"
     truth = _variable_rate_video(video, ortho)
-    cap = cv2.VideoCapture(str(video))
-    sequential = []
-    while True:
-        ok, img = cap.read()
-        if not ok:
-            break
-        sequential.append(img)
-    cap.release()
+    sequential = full_decode(video)
     assert len(sequential) == len(truth) == 90
     with Workspace(tmp_path / "p") as ws:
         ingest_source(ws, video)

@@ -34,7 +34,8 @@ def _clip(path: Path, ortho: np.ndarray, codec: str, options: dict[str, str], st
     out.close()
 
 
-def _full_decode(path: Path) -> list[np.ndarray]:
+def full_decode(path: Path) -> list[np.ndarray]:
+    """Every frame, as OpenCV decodes them one after the other."""
     cap = cv2.VideoCapture(str(path))
     frames = []
     while True:
@@ -62,13 +63,13 @@ SAMPLINGS = [Sampling(), Sampling(fps=1.0), Sampling(fps=3.0), Sampling(fps=0.5)
 
 
 @pytest.mark.parametrize("name", list(CLIPS))
-def test_sampled_frames_are_those_of_a_full_decode(tmp_path: Path, ortho: np.ndarray, name: str) -> None:
+def test_sampled_frames_are_those_of_afull_decode(tmp_path: Path, ortho: np.ndarray, name: str) -> None:
     codec, options, steps = CLIPS[name]
     if codec not in av.codecs_available:
         pytest.skip(f"this PyAV has no {codec} encoder")
     path = tmp_path / "clip.mp4"
     _clip(path, ortho, codec, options, steps)
-    full = _full_decode(path)
+    full = full_decode(path)
     assert len(full) == len(steps)
     for sampling in SAMPLINGS:
         every = [(f.idx, f.timestamp_s) for f in VideoSource(path, planned=False).frames(sampling)]
@@ -87,7 +88,7 @@ def test_sampled_frames_are_those_of_a_full_decode(tmp_path: Path, ortho: np.nda
 def test_a_resumed_or_partial_reading_decodes_only_the_frames_asked_for(tmp_path: Path, ortho: np.ndarray) -> None:
     path = tmp_path / "clip.mp4"
     _clip(path, ortho, *CLIPS["b-frames"])
-    full = _full_decode(path)
+    full = full_decode(path)
     source = VideoSource(path)
     later = list(source.frames(Sampling(every=3), start_after=100))
     assert [f.idx for f in later] == list(range(102, 150, 3))

@@ -28,7 +28,7 @@ import numpy as np
 
 from triage_app.core.evaluation.truth import Truth, box_inside_share
 from triage_app.core.ingest.footage import ingest_source
-from triage_app.core.ingest.sources import frame_file
+from triage_app.core.ingest.reader import frame_file
 from triage_app.core.learning.head import retrain
 from triage_app.core.learning.loop import learn
 from triage_app.core.model.errors import TriageError

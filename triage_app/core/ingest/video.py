@@ -137,7 +137,6 @@ class PlannedDecoder:
         self.index = index
         self.threads = threads
         self.decoded = 0  # pictures the decoder produced (kept or not)
-        self.seeks = 0
 
     def read(self, wanted: list[int]) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
         """(presentation index, BGR picture or None, why not) of each wanted frame, in
@@ -209,7 +208,6 @@ class PlannedDecoder:
         idx = self.index
         target = (idx.pts[start], idx.dts[start])
         if start > 0:
-            self.seeks += 1
             try:
                 container.seek(idx.pts[start], stream=stream, backward=True, any_frame=False)
                 demux = container.demux(stream)

@@ -31,7 +31,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from triage_app.core.ingest.sources import FrameReader
+from triage_app.core.ingest.reader import FrameReader
 from triage_app.core.learning.folds import fold_groups, grouped_folds
 from triage_app.core.model.cards import ModelCard, load_card, project_models_dir
 from triage_app.core.model.errors import TriageError

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from triage_app.core.ingest.parallel import default_workers, ordered_map
-from triage_app.core.ingest.sources import VideoSource, decode_image, frame_file
+from triage_app.core.ingest.reader import frame_file
+from triage_app.core.ingest.sources import VideoSource, decode_image
 from triage_app.core.model.cards import project_members
 from triage_app.core.model.errors import SourceError
 from triage_app.core.model.records import Frame, Sampling, Source

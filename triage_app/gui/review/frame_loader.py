@@ -37,7 +37,7 @@ class FrameLoader(QObject):
 
     def __init__(self, ws: Any, capacity: int = 32, thumb_size: int = 0) -> None:
         super().__init__()
-        from triage_app.core.ingest.sources import FrameReader  # OpenCV loads with the first project
+        from triage_app.core.ingest.reader import FrameReader  # OpenCV loads with the first project
 
         self.ws = ws
         self.reader = FrameReader(ws.root)

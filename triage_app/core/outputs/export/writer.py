@@ -43,7 +43,7 @@ import cv2
 import numpy as np
 
 from triage_app import __version__
-from triage_app.core.ingest.sources import FrameReader, frame_file
+from triage_app.core.ingest.reader import FrameReader, frame_file
 from triage_app.core.model.errors import InputError, SourceError, TriageError
 from triage_app.core.model.records import Label
 from triage_app.core.outputs.export.formats import (
