@@ -336,3 +336,76 @@ def test_a_score_bar_is_filled_to_the_score_with_the_threshold_marked() -> None:
     assert "#111" in cells[2] and all("#111" not in c for i, c in enumerate(cells) if i != 2)
     assert [("#ff0000" in c) for c in cells] == [True, True, False, True, False, False, False, False]
     assert "#111" not in _score_bar(0.9, None, "#ff0000", length=8)
+
+
+def test_picture_keys_brighten_stretch_and_hide_outlines_without_touching_the_frame(qtbot) -> None:
+    import numpy as np
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QImage
+
+    from triage_app.gui.review.adjust import image_pixels
+    from triage_app.gui.review.review_view import ReviewView
+
+    view = ReviewView()
+    qtbot.addWidget(view)
+    view.resize(1000, 700)
+    view.show()
+    # A dark, flat frame, as a thermal camera at night gives: values 40-80 of 255.
+    ramp = np.tile(np.linspace(40, 80, 320).astype(np.uint8), (200, 1))
+    rgb = np.ascontiguousarray(np.stack([ramp] * 3, axis=2))
+    image = QImage(rgb.data, 320, 200, 960, QImage.Format.Format_RGB888).copy()
+    info = {"header": "frame", "tiles": [("imagenet", 0.9, (10, 10, 100, 80))], "members": ["imagenet"]}
+    view.show_candidate(info, image)
+    original = image_pixels(view.canvas.shown_image())
+    assert view.canvas.overlays_visible()
+    view.canvas.zoom(2.0)
+    zoom = view.canvas.transform().m11()
+
+    qtbot.keyClick(view, Qt.Key.Key_B)
+    brighter = image_pixels(view.canvas.shown_image())
+    assert brighter.mean() > original.mean() + 5
+    assert "brightness +1" in view.feedback.text()
+    assert abs(view.canvas.transform().m11() - zoom) < 1e-9  # the analyst's zoom stays
+    qtbot.keyClick(view, Qt.Key.Key_B, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.keyClick(view, Qt.Key.Key_B, Qt.KeyboardModifier.ShiftModifier)
+    assert image_pixels(view.canvas.shown_image()).mean() < original.mean() - 3
+    qtbot.keyClick(view, Qt.Key.Key_Backspace)
+    assert np.array_equal(image_pixels(view.canvas.shown_image()), original)
+    assert "as captured" in view.feedback.text()
+
+    # Auto-contrast spreads the frame's own range over black to white.
+    qtbot.keyClick(view, Qt.Key.Key_E)
+    stretched = image_pixels(view.canvas.shown_image())
+    assert stretched.min() <= 5 and stretched.max() >= 250
+    qtbot.keyClick(view, Qt.Key.Key_N)
+    assert "auto-contrast, contrast +1" in view.feedback.text()
+
+    # H hides the outlines; the next frame keeps both choices until they are undone.
+    qtbot.keyClick(view, Qt.Key.Key_H)
+    assert not view.canvas.overlays_visible()
+    assert view.picture_state.text() == "Picture: auto-contrast, contrast +1, outlines hidden"
+    view.show_candidate(info, image)
+    assert not view.canvas.overlays_visible()
+    assert image_pixels(view.canvas.shown_image()).max() >= 250
+    qtbot.keyClick(view, Qt.Key.Key_H)
+    qtbot.keyClick(view, Qt.Key.Key_Backspace)
+    assert view.canvas.overlays_visible()
+    assert np.array_equal(image_pixels(view.canvas.shown_image()), original)
+    assert view.picture_state.isHidden()  # nothing left to say once the picture is as captured
+    # The decoded frame itself is never changed: only what is shown.
+    assert np.array_equal(image_pixels(image), original)
+
+
+def test_the_header_gives_the_pace_and_leaving_the_review_sums_the_session_up(qtbot, review_project: Path) -> None:
+    window = _open(qtbot, review_project)
+    view = window.review_view
+    for key in (Qt.Key.Key_A, Qt.Key.Key_R, Qt.Key.Key_R, Qt.Key.Key_R, Qt.Key.Key_U, Qt.Key.Key_R):
+        qtbot.wait(20)
+        qtbot.keyClick(view, key)
+    assert "6 decided this session (" in view.header.text() and "/min)" in view.header.text()
+    qtbot.keyClick(view, Qt.Key.Key_Z)
+    assert "5 decided this session" in view.header.text()
+    window.tabs.setCurrentWidget(window.finds_view)
+    said = window.statusBar().currentMessage()
+    assert said.startswith("This session: 5 frames decided in ") and "(1 accepted, 3 rejected, 1 unsure; 1 taken back)" in said
+    window.controller.close()

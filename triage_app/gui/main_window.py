@@ -110,6 +110,7 @@ class MainWindow(QMainWindow):
         self.finds.finds_did_fail.connect(self._on_work_failed)
         self.finds.finds_did_update.connect(self.review.set_finds)
         self.finds.message_did_post.connect(self._say)
+        self._last_tab: QWidget | None = self.tabs.currentWidget()
         self.tabs.currentChanged.connect(self._on_tab_changed)
         # The sources' counts are rebuilt from the whole project: never on every key press,
         # at most once per quiet second and only while they are on screen.
@@ -387,6 +388,9 @@ class MainWindow(QMainWindow):
 
     def _on_tab_changed(self, index: int) -> None:
         page = self.tabs.widget(index)
+        if self._last_tab is self.review_view and page is not self.review_view and self.review.pace.decided:
+            self.statusBar().showMessage(self.review.pace.summary(), 30000)  # what the session came to
+        self._last_tab = page
         if page is self.finds_view:
             self.finds.refresh()
         elif page is self.supervisor_page:
@@ -496,6 +500,8 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:  # noqa: N802
         self.save_layout()
+        if self.review.pace.decided:
+            log.info("%s", self.review.pace.summary())  # in the log file, for the analyst's records
         self.review.stop()
         self.controller.close()
         super().closeEvent(event)

@@ -86,6 +86,24 @@ def test_the_counts_follow_every_decision_and_undo_between_learnings(tmp_path: P
         assert (p.reviewed, p.found, p.left) == (fresh.reviewed, fresh.found, fresh.left) == (6, fresh.found, 114)
 
 
+def test_once_every_frame_is_reviewed_the_recall_is_known_and_an_undo_reopens_it(tmp_path: Path) -> None:
+    """With nothing left unseen, no estimate: the header says every frame was reviewed, there
+    is no "next" to offer, and the target counts as reached until an undo brings one back."""
+    ws, label = simulated_project(tmp_path / "p", seed=3, frames=40, review={"target_recall": 0.99})
+    with ws:
+        session = ReviewSession(ws)
+        while session.current is not None:
+            session.decide("accept" if label[session.current.frame_id] else "reject")
+        p = session.progress
+        assert p.left == 0 and p.reached and p.recall == 1.0 and p.next_points == []
+        assert p.headline().startswith("Every scored frame reviewed (40, ") and "target 99% reached" in p.headline()
+        fresh = review_progress(ws)
+        assert fresh.reached and fresh.headline() == p.headline()
+        session.undo()
+        assert p.left == 1 and not p.reached and p.recall is None
+        assert "taken back" in p.headline()
+
+
 def test_the_sequence_bound_holds_for_a_ranking_no_better_than_chance() -> None:
     """Callaghan & Müller-Hansen's bound at 95 % assumes only that recent frames are as rich
     as those left: under a random order (the worst it allows) it must hold at least 95 % of

@@ -43,3 +43,13 @@ def utc_time(stamp: str | None) -> str | None:
         return None
     when = when.astimezone(dt.timezone.utc)
     return when.strftime("%Y-%m-%dT%H:%M:%S") + (f".{when.microsecond:06d}".rstrip("0") if when.microsecond else "") + "Z"
+
+
+def duration_words(seconds: float) -> str:
+    """A length of time as a person says it: seconds under a minute and a half, then minutes,
+    then hours."""
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 5400:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"

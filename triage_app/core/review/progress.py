@@ -67,6 +67,7 @@ class Progress:
     note: str = ""
     next_points: list[tuple[float, int]] = field(default_factory=list)  # (recall, frames more to review)
     found_curve: list[tuple[int, int]] = field(default_factory=list)  # (frames reviewed, targets found), ~100 points
+    settled: bool = False  # every scored frame reviewed: the recall is known, not estimated
 
     def gain_curve(self) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
         """(share of the frames reviewed, share of the estimated targets found) along review so
@@ -87,8 +88,31 @@ class Progress:
         out["gain_curve"] = {"done": [list(p) for p in done], "ahead": [list(p) for p in ahead]}
         return out
 
+    def settle_if_all_reviewed(self) -> None:
+        """Every scored frame reviewed: the recall of what was scored is known, not estimated.
+        (An undo that brings a frame back unsettles it until the next estimate.)"""
+        if self.settled and self.left > 0:
+            self.settled = self.reached = False
+            self.recall, self.recall_low, self.recall_high = None, self.sequence_low or 0.0, 1.0
+            self.remaining = self.remaining_high = None
+            self.basis = ""
+            self.note = "a frame was taken back: the estimate comes with the next learning"
+            return
+        if self.left > 0 or self.reviewed == 0:
+            return
+        self.settled = True
+        self.recall = self.recall_low = self.recall_high = 1.0
+        self.remaining = self.remaining_high = 0.0
+        self.next_points = []
+        self.reached = True
+        self.basis = "every scored frame was reviewed: nothing is left to estimate"
+        self.note = ""
+
     def headline(self) -> str:
         """One line for a header: the recall reached, its interval, the target."""
+        if self.left == 0 and self.reviewed and self.recall == 1.0:
+            return (f"Every scored frame reviewed ({self.reviewed:,}, {self.found:,} targets found): nothing was "
+                    f"left unseen · target {self.target:.0%} reached")
         if self.recall is None:
             return (f"Recall so far: not estimated yet ({self.reviewed} reviewed, {self.found} found"
                     f"{'; ' + self.note if self.note else ''}) · target {self.target:.0%}")
@@ -98,7 +122,7 @@ class Progress:
 
     def next_points_text(self) -> str:
         """What the next points of recall would cost, in words."""
-        parts = [f"{r:.0%} after about {n:,} more frames" for r, n in self.next_points]
+        parts = [f"{r:.0%} after about {n:,} more frame{'s' if n != 1 else ''}" for r, n in self.next_points]
         return "Next: " + "; ".join(parts) + "." if parts else ""
 
     def lines(self) -> list[str]:
@@ -253,6 +277,9 @@ def review_progress(ws: Workspace, target: float | None = None, confidence: floa
     p.audit_remaining = audit_estimate(decided_draws, labels, lambda before: int(cum[-1] - cum[min(before, len(seq))]))
     if found:
         p.sequence_low = sequence_lower(seq, pool, confidence)
+    if not left_ids and len(seq):
+        p.settle_if_all_reviewed()
+        return p
     ranked = ws.rankings.rank_scores()
     if ranked.ranking_id is None or found < 2:
         p.basis = "no ranking learnt yet: the zero-shot members' order"

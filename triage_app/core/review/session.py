@@ -325,6 +325,7 @@ class ReviewSession:
         p.reviewed = max(0, p.reviewed + reviewed)
         p.found = max(0, p.found + found)
         p.left = max(0, p.left - reviewed)
+        p.settle_if_all_reviewed()
 
     @property
     def undo_depth(self) -> int:

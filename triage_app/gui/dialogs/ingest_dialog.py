@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from triage_app.core.ingest.footage import FootageProbe, probe_footage
 from triage_app.core.ingest.sources import is_stream_uri
 from triage_app.core.model.records import Sampling
+from triage_app.core.model.text import duration_words
 from triage_app.gui.tasks import run_task
 
 COLUMNS = ("Footage", "Length", "Frame rate", "Size", "Telemetry", "Note")
@@ -39,14 +40,6 @@ def _length(seconds: float | None) -> str:
     m, s = divmod(int(round(seconds)), 60)
     h, m = divmod(m, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-def _duration_words(seconds: float) -> str:
-    if seconds < 90:
-        return f"{max(1, round(seconds))} s"
-    if seconds < 5400:
-        return f"{round(seconds / 60)} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 class AddFootageDialog(QDialog):
@@ -204,7 +197,7 @@ class AddFootageDialog(QDialog):
             if self.speed is not None and known:
                 fps, provider = self.speed
                 parts.append(f"At this project's last scoring speed ({fps:.1f} frames/s on {provider}), about "
-                             f"{_duration_words(known / fps)}.")
+                             f"{duration_words(known / fps)}.")
         streams = sum(p.kind == "stream" for p in self.probes)
         if streams:
             parts.append(f"A stream keeps {sampling.describe()} while it runs.")

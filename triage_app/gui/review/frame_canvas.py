@@ -1,4 +1,5 @@
-"""A frame with its firing tiles outlined; wheel zoom, drag pan, zoom to a box."""
+"""A frame with its firing tiles outlined; wheel zoom, drag pan, zoom to a box; the picture
+adjusted for the eye (brightness, contrast, auto-contrast) and the outlines hidden on request."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import textwrap
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap, QWheelEvent
 from PySide6.QtWidgets import QGraphicsPixmapItem, QGraphicsRectItem, QGraphicsScene, QGraphicsSimpleTextItem, QGraphicsView
+
+from triage_app.gui.review.adjust import Adjustment, adjusted
 
 #: Characters per line of a message shown where no picture is.
 MESSAGE_WIDTH = 56
@@ -31,6 +34,9 @@ class FrameCanvas(QGraphicsView):
         # Set once the analyst zooms or pans in; a resize (a line of text appearing above, the
         # window growing) then keeps their view instead of fitting the frame again.
         self.zoomed = False
+        self._image: QImage | None = None  # the picture as decoded; what shows is it adjusted
+        self.adjustment = Adjustment()
+        self.overlays_shown = True
 
     def show_frame(self, image: QImage | None, boxes: list[tuple[QRectF, str, str]], message: str = "") -> None:
         """Show a picture with (rect, colour, label) outlines, fitted to the view."""
@@ -40,11 +46,12 @@ class FrameCanvas(QGraphicsView):
         # Long lines are wrapped: the message sits in a 400-pixel scene whatever the view's width.
         self._message.setText("\n".join(textwrap.fill(line, MESSAGE_WIDTH) if line else "" for line in message.splitlines()))
         self._message.setVisible(bool(message) or image is None)
+        self._image = image
         if image is None:
             self._pixmap.setPixmap(QPixmap())
             self.scene().setSceneRect(QRectF(0, 0, 400, 300))
             return
-        self._pixmap.setPixmap(QPixmap.fromImage(image))
+        self._pixmap.setPixmap(QPixmap.fromImage(adjusted(image, self.adjustment)))
         self.scene().setSceneRect(QRectF(image.rect()))
         width = max(2.0, image.width() / 400)
         for rect, colour, label in boxes:
@@ -63,8 +70,29 @@ class FrameCanvas(QGraphicsView):
             text.setParentItem(plate)
             text.setPos(2, 1)
             self._boxes += [box, plate]
+            box.setVisible(self.overlays_shown)
+            plate.setVisible(self.overlays_shown)
         self.focus_box = boxes[0][0] if boxes else None
         self.fit()  # a new frame opens whole
+
+    def set_adjustment(self, adjustment: Adjustment) -> None:
+        """Show the picture with ``adjustment`` (kept for the next frames too); zoom and pan stay."""
+        self.adjustment = adjustment
+        if self._image is not None:
+            self._pixmap.setPixmap(QPixmap.fromImage(adjusted(self._image, adjustment)))
+
+    def shown_image(self) -> QImage:
+        """The picture as it is on screen (adjusted)."""
+        return self._pixmap.pixmap().toImage()
+
+    def set_overlays_shown(self, shown: bool) -> None:
+        """Show or hide the firing tiles' outlines and labels (kept for the next frames too)."""
+        self.overlays_shown = shown
+        for item in self._boxes:
+            item.setVisible(shown)
+
+    def overlays_visible(self) -> bool:
+        return any(item.isVisible() for item in self._boxes)
 
     def message_text(self) -> str:
         """What the canvas says where no picture is (empty when a picture shows)."""

@@ -11,6 +11,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QImage
 
 from triage_app.core.model.errors import StoreError, StoreUnavailable
+from triage_app.core.review.pace import Pace
 from triage_app.core.store import Workspace
 from triage_app.gui.review.frame_loader import FrameLoader
 from triage_app.gui.review.review_view import ReviewView, member_colour
@@ -72,6 +73,8 @@ class ReviewController(QObject):
         self._current_info: dict[str, Any] | None = None
         self.finds: list[Any] = []  # the accepted frames so far, for naming a candidate's neighbours
         self.decisions_made = 0
+        self.pace = Pace()  # this session's decisions and working time, for pace and summary
+        self._pace_root: Any = None
         self._film: set[int] = set()  # the frames on the filmstrip
         self._refreshing: Task | None = None
         self._refresh_again = False
@@ -98,6 +101,8 @@ class ReviewController(QObject):
 
         self.stop()
         self.ws = ws
+        if self._pace_root != ws.root:  # another project: a new session (a rebuilt queue is not)
+            self.pace, self._pace_root = Pace(), ws.root
         self.session = ReviewSession(ws, resolve=resolve)
         self._said_reached = self.session.target_reached  # said once, when it happens
         self.loader = FrameLoader(ws, capacity=48)
@@ -257,7 +262,7 @@ class ReviewController(QObject):
             "position": position,
             "header": (f"{'Disagreement to resolve' if s.resolve else 'Candidate'} {s.position + 1} of {len(s.queue)}  ·  "
                        f"event {c.event + 1} ({event_size} frame{'s' if event_size != 1 else ''})  ·  {source['name']} frame {frame['idx']}  ·  "
-                       f"{self.decisions_made} decided this session  ·  undo {s.undo_depth}"),
+                       f"{self.decisions_made} decided this session{self._rate()}  ·  undo {s.undo_depth}"),
         }
 
     def set_finds(self, items: list[Any]) -> None:
@@ -289,6 +294,10 @@ class ReviewController(QObject):
         QGuiApplication.clipboard().setText(text)
         self.position_did_copy.emit(f"Copied {text}: {what}.")
 
+    def _rate(self) -> str:
+        rate = self.pace.per_minute()
+        return "" if rate is None else f" ({rate:.1f}/min)"
+
     def _show_progress(self) -> None:
         """The line under the header in active review: the recall reached and the target."""
         s = self.session
@@ -301,8 +310,14 @@ class ReviewController(QObject):
             text += " · reviewing on (M was pressed)"
         elif not s.target_reached and p.next_points:
             text += " · " + p.next_points_text()
+            until = self.pace.time_for(p.next_points[0][1])
+            if until is not None:
+                text += f" At your pace, {p.next_points[0][0]:.0%} is about {until} away."
         self.view.show_progress(text, reached=s.target_reached)
-        if s.target_reached and not self._said_reached:
+        if s.target_reached and not self._said_reached and p.settled:
+            self._said_reached = True
+            self.target_did_reach.emit(f"{p.headline()}.")
+        elif s.target_reached and not self._said_reached:
             self._said_reached = True
             self.target_did_reach.emit(f"Target recall reached: {p.headline()}. The review queue holds back "
                                        f"{len(s.held):,} frames; press M in the review to keep reviewing.")
@@ -420,8 +435,9 @@ class ReviewController(QObject):
         self.view.grid.set_thumbnail(frame_id, image)
 
     # -- actions ------------------------------------------------------------------------------------
-    def _after_decision(self, ids: list[int], said: str = "") -> None:
+    def _after_decision(self, ids: list[int], said: str = "", labels: list[str] | None = None) -> None:
         if ids:
+            self.pace.record(labels if labels is not None else ["accept"] * len(ids))
             self.decisions_made += len(ids)
             self.decision_did_record.emit(self.decisions_made)
             self.view.show_feedback(said + (" · Z takes it back" if len(ids) == 1 else f" · Z takes all {len(ids)} back"))
@@ -466,7 +482,7 @@ class ReviewController(QObject):
             name = self._named()
             ids = self._sent(lambda: self.session.decide(label))
             if ids is not None:
-                self._after_decision(ids, f"{PAST[label]} the frame at {name}")
+                self._after_decision(ids, f"{PAST[label]} the frame at {name}", [label] * len(ids))
 
     def decide_event(self, label: str) -> None:
         if self.session is not None:
@@ -477,7 +493,7 @@ class ReviewController(QObject):
             size = len(ids)
             event = "" if c is None else f" of event {c.event + 1}"
             self._after_decision(ids, f"{PAST[label]} {size} frame{'s' if size != 1 else ''}{event} (those on the "
-                                      "filmstrip you did not pass over)")
+                                      "filmstrip you did not pass over)", [label] * size)
 
     def decide_grid(self, labels: dict) -> None:
         if self.session is not None and labels:
@@ -485,7 +501,9 @@ class ReviewController(QObject):
             if ids is None:
                 return
             accepted = sum(1 for v in labels.values() if v == "accept")
-            self._after_decision(ids, f"Page decided: {accepted} accepted, {len(ids) - accepted} rejected")
+            by_id = {int(k): v for k, v in labels.items()}
+            self._after_decision(ids, f"Page decided: {accepted} accepted, {len(ids) - accepted} rejected",
+                                 [by_id.get(int(i), "reject") for i in ids])
 
     def undo(self) -> None:
         if self.session is not None:
@@ -495,6 +513,7 @@ class ReviewController(QObject):
                 self.view.show_feedback(f"Not taken back: {exc}")
                 return
             if undone:
+                self.pace.take_back()
                 self.decisions_made = max(0, self.decisions_made - undone)
                 self.view.show_feedback(f"Took back {undone} decision{'s' if undone != 1 else ''}: "
                                         f"{'the frame is' if undone == 1 else 'the frames are'} in the queue again")

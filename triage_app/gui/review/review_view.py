@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from triage_app.gui.review.adjust import Adjustment
 from triage_app.gui.review.frame_canvas import FrameCanvas
 
 KEYS = [
@@ -30,6 +31,9 @@ KEYS = [
     ("Z or Ctrl+Z", "undo (several levels)"),
     ("→ or J / ← or K", "next / previous candidate"),
     ("F", "zoom on the firing tile"), ("0", "fit the frame"), ("wheel, drag", "zoom, pan"),
+    ("B / Shift+B", "brighter / darker picture"), ("N / Shift+N", "more / less contrast"),
+    ("E", "auto-contrast: the frame's own range stretched (thermal, night)"),
+    ("H", "hide / show the outlines"), ("Backspace", "the picture as captured"),
     ("G", "grid mode: 1-9 or click marks a thumbnail to accept, R decides the page"),
     ("C", "copy the find's position on the ground (else the aircraft's)"),
     ("M", "more: keep reviewing once the target recall is reached"),
@@ -39,7 +43,7 @@ MEMBER_COLOURS = ["#ff5a5f", "#ffb400", "#00c2a8", "#8a7dff"]
 
 
 #: The keys of each mode, as the footer lists them.
-FRAME_KEYS = "A accept · R reject · U unsure · Z undo · → next · G grid · C copy position · M more · ? help"
+FRAME_KEYS = "A accept · R reject · U unsure · Z undo · → next · B/N/E picture · H outlines · G grid · M more · ? help"
 GRID_KEYS = "1-9 or click mark accepted · R decide the page (marked accepted, the rest rejected) · Z undo · G back"
 
 
@@ -210,8 +214,13 @@ class ReviewView(QWidget):
         layout.addWidget(self.progress)
         layout.addWidget(self.splitter, 1)
         layout.addWidget(self.filmstrip)
+        # While the picture is not as captured, a lasting word says so (the feedback line moves on).
+        self.picture_state = QLabel()
+        self.picture_state.setStyleSheet("color: #8a5a00; font-weight: 600; padding: 2px 8px;")
+        self.picture_state.hide()
         bottom = QHBoxLayout()
         bottom.addWidget(self.feedback, 1)
+        bottom.addWidget(self.picture_state)
         bottom.addWidget(self.footer)
         layout.addLayout(bottom)
         self.help = HelpOverlay(self)
@@ -303,7 +312,31 @@ class ReviewView(QWidget):
             return False
         return True
 
+    def _picture_key(self, key: int, shift: bool) -> bool:
+        """Brightness, contrast, auto-contrast, outlines: what is shown, never the footage."""
+        K = Qt.Key
+        a = self.canvas.adjustment
+        step = -1 if shift else 1
+        changes = {K.Key_B: lambda: a.step(brightness=step), K.Key_N: lambda: a.step(contrast=step),
+                   K.Key_E: a.toggled_stretch, K.Key_Backspace: Adjustment}
+        if key == K.Key_H:
+            self.canvas.set_overlays_shown(not self.canvas.overlays_shown)
+            self.show_feedback("Outlines hidden (H shows them)." if not self.canvas.overlays_shown else "Outlines shown.")
+        elif (change := changes.get(key)) is not None:
+            self.canvas.set_adjustment(change())
+            said = self.canvas.adjustment.describe()
+            self.show_feedback(f"Picture: {said} (Backspace shows it as captured)." if said else "Picture as captured.")
+        else:
+            return False
+        state = [x for x in (self.canvas.adjustment.describe(),
+                             "" if self.canvas.overlays_shown else "outlines hidden") if x]
+        self.picture_state.setText("Picture: " + ", ".join(state) if state else "")
+        self.picture_state.setVisible(bool(state))
+        return True
+
     def _frame_key(self, key: int, shift: bool) -> bool:
+        if self._picture_key(key, shift):
+            return True
         K = Qt.Key
         decide = self.user_did_decide_event if shift else self.user_did_decide
         actions = {
