@@ -36,17 +36,20 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=2000, help="active: frames per flight")
     ap.add_argument("--prevalence", type=float, default=0.10, help="active: share of frames holding the target")
     ap.add_argument("--separation", type=float, default=2.0, help="active: how clearly the embeddings show the target")
+    ap.add_argument("--burst", type=int, default=1, help="active: frames per run of near duplicates (a video "
+                    "sampled a few times a second; 1 = every frame its own scene)")
     ap.add_argument("--runs", action="store_true", help="active: print every trial, not only the summary")
     args = ap.parse_args()
     if args.active:
         from triage_app.core.evaluation.active_sim import run_active_trial, summarise
 
         trials = [run_active_trial(args.seed + i, frames=args.frames, prevalence=args.prevalence, target=args.target,
-                                   confidence=args.confidence, separation=args.separation) for i in range(args.trials)]
+                                   confidence=args.confidence, separation=args.separation, burst=args.burst)
+                  for i in range(args.trials)]
         result = summarise(trials, args.target)
         if not args.runs:
             result.pop("runs")
-        result.update(frames=args.frames, prevalence=args.prevalence, separation=args.separation)
+        result.update(frames=args.frames, prevalence=args.prevalence, separation=args.separation, burst=args.burst)
     elif args.cold_start:
         result = cold_start(args.trials, seed=args.seed, target=args.target, reviewed=args.reviewed,
                             confidence=args.confidence)

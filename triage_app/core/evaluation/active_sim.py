@@ -45,33 +45,44 @@ class ActiveTrial:
 
 
 def synthetic_flight(seed: int, frames: int = 1000, prevalence: float = 0.10, dim: int = 48, separation: float = 2.0,
-                     faint: float = 0.06, clusters: int = 6) -> tuple[np.ndarray, np.ndarray]:
+                     faint: float = 0.06, clusters: int = 6, burst: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """(pooled embeddings, truth): background clusters; the target adds a direction, clearly
-    in most of its frames and faintly (a third as strong) in a share ``faint`` of them."""
+    in most of its frames and faintly (a third as strong) in a share ``faint`` of them. With
+    ``burst`` > 1 the frames come in runs of that many near duplicates (one scene, one truth,
+    a little noise each), as a video sampled a few times a second."""
     rng = np.random.default_rng(seed)
-    truth = rng.random(frames) < prevalence
+    scenes = -(-frames // burst)
+    truth = rng.random(scenes) < prevalence
     centres = rng.normal(0, 3, (clusters, dim))
-    x = centres[rng.integers(clusters, size=frames)] + rng.normal(0, 1, (frames, dim))
+    x = centres[rng.integers(clusters, size=scenes)] + rng.normal(0, 1, (scenes, dim))
     direction = rng.normal(0, 1, dim)
     direction /= np.linalg.norm(direction)
-    strength = np.where(rng.random(frames) < faint, separation * 0.35, separation) * 2.0
+    strength = np.where(rng.random(scenes) < faint, separation * 0.35, separation) * 2.0
     x += (truth * strength)[:, None] * direction[None, :]
+    if burst > 1:
+        x = np.repeat(x, burst, axis=0)[:frames] + rng.normal(0, 0.35, (frames, dim))
+        truth = np.repeat(truth, burst)[:frames]
     return x.astype(np.float32), truth
 
 
 def simulated_project(root: Path, seed: int, frames: int = 1000, prevalence: float = 0.10, separation: float = 2.0,
-                      faint: float = 0.06, review: dict[str, Any] | None = None) -> tuple[Workspace, dict[int, bool]]:
+                      faint: float = 0.06, review: dict[str, Any] | None = None, burst: int = 1,
+                      ) -> tuple[Workspace, dict[int, bool]]:
     """A project over a simulated flight (its ``settings.toml`` holds ``review``; frames 2 s
-    apart, one frame an event): synthetic pooled embeddings, a zero-shot score that knows
+    apart, one frame an event; with ``burst`` > 1, runs of that many near duplicates 0.5 s
+    apart, 10 s between runs): synthetic pooled embeddings, a zero-shot score that knows
     nothing of the target. Returns the open workspace and the truth per frame id."""
-    emb, truth = synthetic_flight(seed, frames, prevalence, separation=separation, faint=faint)
+    emb, truth = synthetic_flight(seed, frames, prevalence, separation=separation, faint=faint, burst=burst)
+    times = [i * 2.0 for i in range(frames)] if burst <= 1 else [(i // burst) * 10.0 + (i % burst) * 0.5
+                                                                 for i in range(frames)]
     rng = np.random.default_rng(seed + 1)
     zero_shot = np.clip(0.05 + 0.02 * rng.standard_normal(frames), 0.001, 0.999)
     root.mkdir(parents=True, exist_ok=True)
     save_section("review", {"reviewer": "oracle", **(review or {})}, path=root / "settings.toml")
     ws = Workspace(root)
     sid, _ = ws.frames.add_source("video", "/simulated.mp4", "simulated.mp4", {})
-    ws.frames.add_frames([{"source_id": sid, "idx": i, "timestamp_s": i * 2.0, "telemetry_matched": 0} for i in range(frames)])
+    ws.frames.add_frames([{"source_id": sid, "idx": i, "timestamp_s": times[i], "telemetry_matched": 0}
+                          for i in range(frames)])
     ids = np.array([r["id"] for r in ws.frames.frame_rows()], dtype=np.int64)
     v = ws.scores.model_version("imagenet", "imagenet", "simulated")
     ws.scores.commit_scores([dict(frame_id=int(f), member="imagenet", model_version_id=v, score=float(s), tile=0, x0=0, y0=0,
@@ -129,14 +140,14 @@ def review_until_stop(ws: Workspace, label: dict[int, bool], retrain_every: int 
 
 def run_active_trial(seed: int, frames: int = 1000, prevalence: float = 0.10, target: float = 0.95,
                      confidence: float | None = None, separation: float = 2.0, faint: float = 0.06,
-                     retrain_every: int = 25, until_stop: bool = False) -> ActiveTrial:
+                     retrain_every: int = 25, until_stop: bool = False, burst: int = 1) -> ActiveTrial:
     """One simulated flight reviewed by the oracle through the product's queue, learning and
-    stopping point."""
+    stopping point (``burst``: see :func:`simulated_project`)."""
     review: dict[str, Any] = {"target_recall": target, "retrain_every": retrain_every, "audit_seed": seed}
     if confidence is not None:
         review["recall_confidence"] = confidence
     with tempfile.TemporaryDirectory(prefix="triage-sim-") as tmp:
-        ws, label = simulated_project(Path(tmp) / "p", seed, frames, prevalence, separation, faint, review)
+        ws, label = simulated_project(Path(tmp) / "p", seed, frames, prevalence, separation, faint, review, burst)
         with ws:
             shown, stop = review_until_stop(ws, label, retrain_every, until_stop)
     ids = list(label)
