@@ -135,3 +135,20 @@ def test_the_model_based_count_of_targets_left_covers_the_truth_when_calibrated(
         lo, hi = np.quantile(draws, [0.05, 0.95])
         inside += lo <= truth[~decided].sum() <= hi
     assert inside / runs >= 0.8
+
+
+def test_video_like_flights_come_in_runs_of_near_duplicates(tmp_path: Path) -> None:
+    from triage_app.core.evaluation.active_sim import synthetic_flight
+    from triage_app.core.learning.folds import fold_groups
+
+    emb, truth = synthetic_flight(5, frames=100, burst=5)
+    runs = emb.reshape(20, 5, -1)
+    within = np.linalg.norm(runs - runs.mean(axis=1, keepdims=True), axis=2).mean()
+    between = np.linalg.norm(runs.mean(axis=1)[:, None] - runs.mean(axis=1)[None, :], axis=2).mean()
+    assert within < 0.25 * between
+    assert (truth.reshape(20, 5) == truth.reshape(20, 5)[:, :1]).all()  # one truth per run
+    ws, _label = simulated_project(tmp_path / "p", seed=5, frames=100, burst=5)
+    with ws:
+        ids = np.array([f["id"] for f in ws.frames.frame_rows()])
+        groups = fold_groups(ws, ids)
+    assert len(set(groups.tolist())) == 20 and all(len(set(groups[i : i + 5].tolist())) == 1 for i in range(0, 100, 5))
