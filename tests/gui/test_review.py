@@ -409,3 +409,41 @@ def test_the_header_gives_the_pace_and_leaving_the_review_sums_the_session_up(qt
     said = window.statusBar().currentMessage()
     assert said.startswith("This session: 5 frames decided in ") and "(1 accepted, 3 rejected, 1 unsure; 1 taken back)" in said
     window.controller.close()
+
+
+def test_a_past_decision_is_found_in_the_decided_tab_and_changed_there(qtbot, review_project: Path) -> None:
+    window = _open(qtbot, review_project)
+    view = window.review_view
+    for key in (Qt.Key.Key_A, Qt.Key.Key_R, Qt.Key.Key_R):
+        qtbot.keyClick(view, key)
+    decided = _labels(review_project)
+    window.tabs.setCurrentWidget(window.decided_view)
+    table = window.decided_view.table
+    qtbot.waitUntil(lambda: table.rowCount() == 3, timeout=10000)
+    assert window.tabs.tabText(window.tabs.indexOf(window.decided_view)) == "Decided (3)"
+    # Only the rejected ones; the oldest of them is the frame decided second.
+    box = window.decided_view.label_box
+    box.setCurrentIndex(box.findData("reject"))
+    qtbot.waitUntil(lambda: table.rowCount() == 2, timeout=10000)
+    assert "2 of 3 decided frames" in window.decided_view.summary.text()
+    table.selectRow(1)
+    assert window.decided_view.selected_frames() == [decided[1][0]]
+    qtbot.waitUntil(lambda: window.decided_view.preview.pixmap() is not None
+                    and not window.decided_view.preview.pixmap().isNull(), timeout=10000)
+    qtbot.keyClick(table, Qt.Key.Key_A)
+    standing = dict(_labels(review_project))
+    assert standing[decided[1][0]] == "accept"
+    assert "1 frame now accepted" in window.decided_view.feedback.text()
+    qtbot.waitUntil(lambda: table.rowCount() == 1, timeout=10000)  # the filter still shows the rejected only
+    box.setCurrentIndex(box.findData(None))
+    qtbot.waitUntil(lambda: table.rowCount() == 3, timeout=10000)
+    table.selectRow(0)  # the newest decision first: the change
+    assert window.decided_view.selected_frames() == [decided[1][0]]
+    assert window.decided_view.caption.text().endswith("accepted by ana")
+    assert table.item(0, 7).text() == "changed here" and table.item(0, 8).text() == "1×"
+    # The finds follow: two accepted frames now.
+    qtbot.waitUntil(lambda: window.tabs.tabText(window.tabs.indexOf(window.finds_view)) == "Finds (2)", timeout=10000)
+    qtbot.keyClick(table, Qt.Key.Key_Z)
+    assert dict(_labels(review_project))[decided[1][0]] == "reject"
+    qtbot.waitUntil(lambda: window.decided_view.caption.text().endswith("rejected by ana"), timeout=10000)
+    window.controller.close()

@@ -26,6 +26,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from triage_app.gui.decided.decided_controller import DecidedController
+from triage_app.gui.decided.decided_view import DecidedView
 from triage_app.gui.finds.finds_controller import FindsController
 from triage_app.gui.finds.finds_view import FindsView
 from triage_app.gui.project_controller import ProjectController
@@ -87,6 +89,11 @@ class MainWindow(QMainWindow):
         self.finds_view = FindsView()
         self.finds = FindsController(self.finds_view)
         self.tabs.addTab(self.finds_view, "Finds")
+        self.decided_view = DecidedView()
+        self.decided = DecidedController(self.decided_view)
+        self.decided.reviewer = lambda: (self.review.session.reviewer if self.review.session is not None
+                                         else self.controller.ws.settings.review.reviewer)
+        self.tabs.addTab(self.decided_view, "Decided")
         self.setCentralWidget(self.tabs)
         self.statusBar().addPermanentWidget(self.progress)
         self.statusBar().addPermanentWidget(self.cancel_button)
@@ -107,6 +114,9 @@ class MainWindow(QMainWindow):
         self.supervisor.policy_did_change.connect(lambda _pid: c.announce(Change.POLICY))
         self.supervisor.supervisor_did_fail.connect(self._on_work_failed)
         self.finds.finds_did_change.connect(self._show_finds_count)
+        self.decided.decisions_did_change.connect(lambda _n: c.announce(Change.DECISIONS | Change.QUEUE))
+        self.decided.decided_did_count.connect(
+            lambda n: self.tabs.setTabText(self.tabs.indexOf(self.decided_view), f"Decided ({n:,})"))
         self.finds.finds_did_fail.connect(self._on_work_failed)
         self.finds.finds_did_update.connect(self.review.set_finds)
         self.finds.message_did_post.connect(self._say)
@@ -381,6 +391,7 @@ class MainWindow(QMainWindow):
             self._sources_timer.start()
         if what & Change.DECISIONS:
             self.finds.refresh_soon()  # rebuilt a while after decisions (or undos) stop coming
+            self.decided.refresh_soon()
 
     def _on_decided(self, decisions: int) -> None:
         self.controller.announce(Change.DECISIONS)
@@ -393,6 +404,9 @@ class MainWindow(QMainWindow):
         self._last_tab = page
         if page is self.finds_view:
             self.finds.refresh()
+        elif page is self.decided_view:
+            self.decided.refresh()
+            self.decided_view.table.setFocus()
         elif page is self.supervisor_page:
             self.supervisor.refresh()
         elif page is self.review_view:
@@ -427,6 +441,7 @@ class MainWindow(QMainWindow):
         self.review.start(c.ws, resolve=self.resolve_action.isChecked())
         self.supervisor.start(c.ws)
         self.finds.start(c.ws)
+        self.decided.start(c.ws)
 
     def _on_progress(self, what: str, done: int, total: int) -> None:
         self.progress.setVisible(True)
@@ -503,6 +518,7 @@ class MainWindow(QMainWindow):
         if self.review.pace.decided:
             log.info("%s", self.review.pace.summary())  # in the log file, for the analyst's records
         self.review.stop()
+        self.decided.stop()
         self.controller.close()
         super().closeEvent(event)
 

@@ -10,7 +10,6 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QPushButton,
     QTableWidget,
@@ -19,18 +18,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from triage_app.gui.tables import local_time, set_up_list
+
 COLUMNS = ("Place", "Decided (local time)", "Reviewer", "Source", "Frame", "Time in video", "Position", "Within", "Placed",
            "From the aircraft")
-
-
-def _local_time(iso: str) -> str:
-    """A stored UTC time as this computer's local time, to the second."""
-    import datetime as dt
-
-    try:
-        return dt.datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M:%S")
-    except ValueError:
-        return iso[:19].replace("T", " ")
 
 
 class FindsView(QWidget):
@@ -55,16 +46,7 @@ class FindsView(QWidget):
         top.addWidget(self.summary, 1)
         for b in (self.copy_button, self.save_button, self.gpx_button):
             top.addWidget(b)
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.verticalHeader().setVisible(False)
-        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
-        self.table.setAlternatingRowColors(True)
-        header = self.table.horizontalHeader()
-        for i in range(len(COLUMNS)):
-            header.setSectionResizeMode(i, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        self.table = set_up_list(QTableWidget(), COLUMNS, stretch=3)
         self.table.setToolTip("Double-click a row to copy its position")
         self.table.cellDoubleClicked.connect(lambda row, _col: self.user_did_copy_row.emit(row))
         layout = QVBoxLayout(self)
@@ -89,7 +71,7 @@ class FindsView(QWidget):
             placed = {"ground": "on the ground", "aircraft": "aircraft's position", "none": "no position"}[f.placed]
             away = f"{f.distance_m:.0f} m" if f.distance_m is not None else ""
             within = f"{f.radius_m:.0f} m" if f.radius_m is not None else ""
-            values = ("" if f.place is None else str(f.place), _local_time(f.decided_at), f.reviewer, f.source, str(f.frame),
+            values = ("" if f.place is None else str(f.place), local_time(f.decided_at), f.reviewer, f.source, str(f.frame),
                       f"{f.timestamp_s:.1f} s", position, within, placed, away)
             for c, text in enumerate(values):
                 item = QTableWidgetItem(text)
