@@ -437,7 +437,7 @@ class ReviewController(QObject):
     # -- actions ------------------------------------------------------------------------------------
     def _after_decision(self, ids: list[int], said: str = "", labels: list[str] | None = None) -> None:
         if ids:
-            self.pace.record(labels if labels is not None else ["accept"] * len(ids))
+            self.pace.record(labels if labels is not None else ["unsure"] * len(ids))
             self.decisions_made += len(ids)
             self.decision_did_record.emit(self.decisions_made)
             self.view.show_feedback(said + (" · Z takes it back" if len(ids) == 1 else f" · Z takes all {len(ids)} back"))
@@ -466,6 +466,8 @@ class ReviewController(QObject):
         if self.session is None or self.session.pending is None:
             self._resend.stop()
             return
+        waiting = self.session.pending
+        labels = [waiting.labels[m.frame_id].value for m in waiting.members]
         try:
             ids = self.session.send_pending()
         except StoreUnavailable:
@@ -475,7 +477,7 @@ class ReviewController(QObject):
             self.view.show_feedback(f"Not recorded: {exc}")
             return
         self._resend.stop()
-        self._after_decision(ids, "The database is back: the decision that waited is recorded")
+        self._after_decision(ids, "The database is back: the decision that waited is recorded", labels[: len(ids)])
 
     def decide(self, label: str) -> None:
         if self.session is not None:
