@@ -177,8 +177,8 @@ def add_parsers(sub: Any) -> None:
     be.add_argument("--sample-fps", type=float, default=3.0, help="frames per second of video scored (0 = every frame)")
     be.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     be.add_argument("--batch", type=int, default=32)
-    be.add_argument("--precision", choices=["auto", "fp32", "fp16"], default="auto",
-                    help="model precision (auto: fp16 on a GPU, fp32 on the CPU)")
+    be.add_argument("--precision", choices=["auto", "fp32", "fp16", "int8"], default="auto",
+                    help="model precision (auto: fp16 on a GPU, fp32 on the CPU; int8: 8-bit members for the CPU)")
     be.add_argument("--emulate-device", type=float, metavar="TILES_PER_S",
                     help="pipeline: stand in for a GPU whose inference takes this many tiles/s and no CPU (overlap of "
                     "the stages without a GPU; scores meaningless)")

@@ -166,6 +166,17 @@ def resolve_precision(precision: str, device: str) -> str:
     return "fp16" if gpu_will_run(device) else "fp32"
 
 
+def _quantized(exported: exporter.ExportedModel, cache_dir: Path) -> exporter.ExportedModel:
+    """The member's 8-bit model, or its float one (with a warning) where quantizing fails."""
+    from triage_app.core.scoring.members.quantize import quantize_member
+
+    try:
+        return quantize_member(exported, cache_dir)
+    except ModelError as exc:
+        log.warning("%s; the member runs in fp32", exc)
+        return exported
+
+
 def build_members(
     names: list[str], cards: dict[str, ModelCard], cache_dir: Path, device: str = "auto", batch: int = 32,
     head: HeadModel | None = None, precision: str | None = None, cuda_graph: bool = True,
@@ -184,7 +195,9 @@ def build_members(
             return None
         prec = resolve_precision(precision or "auto", device)
         try:
-            exported = exporter.export_member(card, cache_dir, prec)
+            exported = exporter.export_member(card, cache_dir, "fp32" if prec == "int8" else prec)
+            if prec == "int8":
+                exported = _quantized(exported, cache_dir)
             try:
                 session = OnnxSession(exported.path, card.input_size, device, batch, cache_dir, cuda_graph=cuda_graph)
             except ModelError as exc:
@@ -192,7 +205,9 @@ def build_members(
                 log.warning("%s; exporting it again", exc)
                 exported.path.unlink(missing_ok=True)
                 exported.path.with_suffix(".json").unlink(missing_ok=True)
-                exported = exporter.export_member(card, cache_dir, prec)
+                exported = exporter.export_member(card, cache_dir, "fp32" if prec == "int8" else prec)
+                if prec == "int8":
+                    exported = _quantized(exported, cache_dir)
                 session = OnnxSession(exported.path, card.input_size, device, batch, cache_dir, cuda_graph=cuda_graph)
         except (exporter.MemberUnavailable, ModelError) as exc:
             ens.unavailable[name] = str(exc)
