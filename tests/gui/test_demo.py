@@ -79,6 +79,9 @@ def test_demo_builds_in_a_worker_and_opens_the_review_queue(qtbot, tmp_path: Pat
     assert window.tabs.tabText(window.tabs.currentIndex()) == "Finds (2)"
     assert window.finds_view.summary.text().startswith("2 accepted frames at 1 place")
     assert table.item(1, 0).text() == "1"  # its ground disc overlaps the newer one's: one place to go to
+    # Each find with its picture and the time the camera took it.
+    qtbot.waitUntil(lambda: len(window.finds_view.pictured) == 2, timeout=10000)
+    assert table.item(0, 10).text().startswith("20") and ":" in table.item(0, 10).text()
     # Back in review, another frame of that stretch of river says what it overlaps.
     window.show_review()
     _go_to_neighbour(qtbot, window, first)

@@ -519,6 +519,7 @@ class MainWindow(QMainWindow):
             log.info("%s", self.review.pace.summary())  # in the log file, for the analyst's records
         self.review.stop()
         self.decided.stop()
+        self.finds.stop()
         self.controller.close()
         super().closeEvent(event)
 

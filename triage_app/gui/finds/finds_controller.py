@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtGui import QGuiApplication, QImage
 
 from triage_app.core.outputs.finds import finds, finds_csv, finds_geojson, finds_gpx
-from triage_app.gui.finds.finds_view import FindsView
+from triage_app.gui.finds.finds_view import THUMB, FindsView
+from triage_app.gui.review.frame_loader import FrameLoader
 from triage_app.gui.tasks import Task, run_task
 
 
@@ -27,6 +28,7 @@ class FindsController(QObject):
         self.view = view
         self.items: list[Any] = []
         self._ws: Any = None
+        self._loader: FrameLoader | None = None
         self._task: Task | None = None
         self._again = False
         view.user_did_copy_all.connect(self.copy_csv)
@@ -38,9 +40,23 @@ class FindsController(QObject):
         self._timer.setInterval(2000)  # decisions come fast: one rebuild once they pause
         self._timer.timeout.connect(self.refresh)
 
+    #: Finds whose pictures are decoded for the list (the newest first).
+    THUMBNAILS = 60
+
     def start(self, ws: Any) -> None:
+        self.stop()
         self._ws = ws
+        self._loader = FrameLoader(ws, capacity=self.THUMBNAILS, thumb_size=2 * THUMB.width())
+        self._loader.frame_did_load.connect(self._on_thumbnail)
         self.refresh()
+
+    def stop(self) -> None:
+        if self._loader is not None:
+            self._loader.close()
+        self._loader = None
+
+    def _on_thumbnail(self, frame_id: int, image: QImage) -> None:
+        self.view.set_thumbnail(frame_id, image)
 
     def refresh_soon(self) -> None:
         self._timer.start()
@@ -62,6 +78,13 @@ class FindsController(QObject):
         self._task = None
         self.items = items
         self.view.show_finds(items)
+        if self._loader is not None:
+            wanted = [f.frame_id for f in items[: self.THUMBNAILS]]
+            for f in wanted:
+                image = self._loader.cached(f)
+                if image is not None:
+                    self.view.set_thumbnail(f, image)
+            self._loader.request([f for f in wanted if self._loader.cached(f) is None])
         self.finds_did_change.emit(len(items))
         self.finds_did_update.emit(items)
         if self._again:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -21,7 +22,8 @@ from PySide6.QtWidgets import (
 from triage_app.gui.tables import local_time, set_up_list
 
 COLUMNS = ("Place", "Decided (local time)", "Reviewer", "Source", "Frame", "Time in video", "Position", "Within", "Placed",
-           "From the aircraft")
+           "From the aircraft", "Captured")
+THUMB = QSize(96, 60)
 
 
 class FindsView(QWidget):
@@ -47,12 +49,25 @@ class FindsView(QWidget):
         for b in (self.copy_button, self.save_button, self.gpx_button):
             top.addWidget(b)
         self.table = set_up_list(QTableWidget(), COLUMNS, stretch=3)
+        self.table.setIconSize(THUMB)  # each find's picture beside its source's name
+        self.table.verticalHeader().setDefaultSectionSize(THUMB.height() + 8)
         self.table.setToolTip("Double-click a row to copy its position")
         self.table.cellDoubleClicked.connect(lambda row, _col: self.user_did_copy_row.emit(row))
+        grey = QPixmap(THUMB)
+        grey.fill(Qt.GlobalColor.darkGray)
+        self._placeholder = QIcon(grey)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.table, 1)
         self.show_finds([])
+
+    def set_thumbnail(self, frame_id: int, image: QImage) -> None:
+        """A find's picture, once decoded, beside its source's name."""
+        for r in range(self.table.rowCount()):
+            item = self.table.item(r, 3)
+            if item is not None and item.data(Qt.ItemDataRole.UserRole) == frame_id:
+                item.setIcon(QIcon(QPixmap.fromImage(image)))
+                self.pictured.add(frame_id)
 
     def _ask_file(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save the finds", "finds.geojson", "GeoJSON (*.geojson *.json)")
@@ -65,14 +80,16 @@ class FindsView(QWidget):
             self.user_did_save_gpx.emit(path)
 
     def show_finds(self, items: list[Any]) -> None:
+        self.pictured: set[int] = set()  # the finds whose picture shows in the list
         self.table.setRowCount(len(items))
         for r, f in enumerate(items):
             position = f"{f.lat:.6f}, {f.lon:.6f}" if f.lat is not None else "—"
             placed = {"ground": "on the ground", "aircraft": "aircraft's position", "none": "no position"}[f.placed]
             away = f"{f.distance_m:.0f} m" if f.distance_m is not None else ""
             within = f"{f.radius_m:.0f} m" if f.radius_m is not None else ""
+            captured = (f.captured_at or "")[:19].replace("T", " ")
             values = ("" if f.place is None else str(f.place), local_time(f.decided_at), f.reviewer, f.source, str(f.frame),
-                      f"{f.timestamp_s:.1f} s", position, within, placed, away)
+                      f"{f.timestamp_s:.1f} s", position, within, placed, away, captured)
             for c, text in enumerate(values):
                 item = QTableWidgetItem(text)
                 if c in (0, 4, 5, 7, 9):
@@ -82,6 +99,11 @@ class FindsView(QWidget):
                                     "share a number: one place to go to")
                 if c == 8 and f.note:
                     item.setToolTip(f.note)
+                if c == 3:
+                    item.setData(Qt.ItemDataRole.UserRole, f.frame_id)
+                    item.setIcon(self._placeholder)
+                if c == 10:
+                    item.setToolTip("When the camera took the frame (its own clock, as the footage records it)")
                 self.table.setItem(r, c, item)
         ground = sum(f.placed == "ground" for f in items)
         aircraft = sum(f.placed == "aircraft" for f in items)
