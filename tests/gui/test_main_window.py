@@ -215,6 +215,47 @@ def test_the_window_remembers_its_size_and_the_side_panel_width_inside_the_scree
     third.close()
 
 
+def test_text_size_and_full_screen_by_key_and_the_size_is_remembered(qtbot) -> None:
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QApplication
+
+    from triage_app.gui.main_window import MainWindow
+
+    base = QApplication.font().pointSizeF()
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=3000)  # window keys work wherever the focus is in it
+    try:
+        qtbot.keyClick(window.review_view, Qt.Key.Key_Equal, Qt.KeyboardModifier.ControlModifier)
+        qtbot.keyClick(window.review_view, Qt.Key.Key_Equal, Qt.KeyboardModifier.ControlModifier)
+        assert QApplication.font().pointSizeF() == base + 2 and window.text_step == 2
+        qtbot.waitUntil(lambda: window.review_view.footer.font().pointSizeF() == base + 2, timeout=3000)  # every page follows
+        qtbot.keyClick(window.review_view, Qt.Key.Key_F11)
+        qtbot.waitUntil(window.isFullScreen, timeout=3000)
+        qtbot.keyClick(window.review_view, Qt.Key.Key_F11)
+        qtbot.waitUntil(lambda: not window.isFullScreen(), timeout=3000)
+        window.close()
+        font = QApplication.font()  # the next window starts from the system's size again
+        font.setPointSizeF(base)
+        QApplication.setFont(font)
+        again = MainWindow()
+        qtbot.addWidget(again)
+        again.restore_layout()
+        again.show()
+        again.activateWindow()
+        qtbot.waitUntil(again.isActiveWindow, timeout=3000)
+        assert again.text_step == 2 and QApplication.font().pointSizeF() == base + 2
+        qtbot.keyClick(again.review_view, Qt.Key.Key_0, Qt.KeyboardModifier.ControlModifier)
+        assert QApplication.font().pointSizeF() == base and again.text_step == 0
+        again.close()
+    finally:
+        font = QApplication.font()
+        font.setPointSizeF(base)
+        QApplication.setFont(font)
+
+
 def test_the_sources_list_says_how_many_frames_are_not_scored_yet() -> None:
     """"ingested" alone while scoring runs (or never ran) hid that nothing can be reviewed yet."""
     from triage_app.gui.sources.sources_view import _status_text

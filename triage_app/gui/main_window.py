@@ -10,6 +10,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QFileDialog,
     QInputDialog,
     QLabel,
@@ -98,6 +99,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.progress)
         self.statusBar().addPermanentWidget(self.cancel_button)
         self._build_toolbar()
+        self._build_view_keys()
         self.setAcceptDrops(True)  # videos, folders and stills dropped on the window are added
 
         c = self.controller
@@ -141,6 +143,38 @@ class MainWindow(QMainWindow):
                               "folds, and add it to the ensemble when it wins (minutes on a GPU, long on a CPU)",
         "Check labels": "Put the decisions the evidence disagrees with back into the review queue",
     }
+
+    #: Steps of text size either way from the system's (each one point).
+    TEXT_STEPS = 6
+
+    def _build_view_keys(self) -> None:
+        """Window keys, wherever the focus is: F11 full screen, Ctrl+= / Ctrl+- larger or smaller
+        text, Ctrl+0 the system's size (remembered with the window's layout)."""
+        self._base_font = QApplication.font().pointSizeF()
+        self.text_step = 0
+        for keys, slot in ((["F11"], self.toggle_full_screen), (["Ctrl+=", "Ctrl++"], lambda: self.set_text_step(self.text_step + 1)),
+                           (["Ctrl+-"], lambda: self.set_text_step(self.text_step - 1)), (["Ctrl+0"], lambda: self.set_text_step(0))):
+            action = QAction(self)
+            action.setShortcuts([QKeySequence(k) for k in keys])
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            action.triggered.connect(slot)
+            self.addAction(action)
+
+    def toggle_full_screen(self) -> None:
+        self.showNormal() if self.isFullScreen() else self.showFullScreen()
+
+    def set_text_step(self, step: int) -> None:
+        """Text larger or smaller than the system's by ``step`` points, in every page."""
+        self.text_step = max(-self.TEXT_STEPS // 2, min(self.TEXT_STEPS, int(step)))
+        font = QApplication.font()
+        font.setPointSizeF(max(6.0, self._base_font + self.text_step))
+        QApplication.setFont(font)  # dialogs opened from now on
+        self.setFont(font)  # every page of the window now (a widget with a style sheet keeps its own otherwise)
+        for widget in self.findChildren(QWidget):
+            if widget.styleSheet():
+                widget.setStyleSheet(widget.styleSheet())  # polished again with the new size
+        if self.text_step:
+            self.statusBar().showMessage(f"Text {self.text_step:+d} pt (Ctrl+0: the system's size)", 5000)
 
     def _build_toolbar(self) -> None:
         bar = QToolBar("Project")
@@ -489,6 +523,9 @@ class MainWindow(QMainWindow):
         splitter = stored.value("review_splitter")
         if splitter is not None:
             self.review_view.splitter.restoreState(splitter)
+        step = stored.value("text_step")
+        if step is not None:
+            self.set_text_step(int(step))
         screen = self.screen().availableGeometry() if self.screen() is not None else None
         if screen is None:
             return
@@ -511,6 +548,7 @@ class MainWindow(QMainWindow):
         stored = QSettings(str(path), QSettings.Format.IniFormat)
         stored.setValue("geometry", self.saveGeometry())
         stored.setValue("review_splitter", self.review_view.splitter.saveState())
+        stored.setValue("text_step", self.text_step)
         stored.sync()
 
     def closeEvent(self, event) -> None:  # noqa: N802
