@@ -169,10 +169,9 @@ class MainWindow(QMainWindow):
         font = QApplication.font()
         font.setPointSizeF(max(6.0, self._base_font + self.text_step))
         QApplication.setFont(font)  # dialogs opened from now on
-        self.setFont(font)  # every page of the window now (a widget with a style sheet keeps its own otherwise)
         for widget in self.findChildren(QWidget):
-            if widget.styleSheet():
-                widget.setStyleSheet(widget.styleSheet())  # polished again with the new size
+            if widget.styleSheet():  # a widget with a style sheet keeps the size it was polished with
+                widget.setStyleSheet(widget.styleSheet())
         if self.text_step:
             self.statusBar().showMessage(f"Text {self.text_step:+d} pt (Ctrl+0: the system's size)", 5000)
 

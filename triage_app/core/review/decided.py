@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from triage_app.core.model.records import Label
+from triage_app.core.model.records import Decision, Label
 from triage_app.core.store import Workspace
 
 REVISED = "revised"
@@ -22,7 +22,6 @@ REVISED = "revised"
 @dataclass
 class DecidedFrame:
     frame_id: int
-    decision_id: int
     label: str  # accept, reject, unsure
     reviewer: str
     decided_at: str
@@ -31,38 +30,36 @@ class DecidedFrame:
     frame: int  # index in its source
     timestamp_s: float
     fused_score: float | None
-    sample_kind: str
     via: str
     changes: int  # decisions on this frame before the standing one (earlier, or changed since)
 
 
-def decided_frames(ws: Workspace, label: str | None = None, reviewer: str | None = None,
-                   source_id: int | None = None) -> list[DecidedFrame]:
-    """Every decided frame's standing decision, newest first, filtered by label, reviewer and
-    source (None: any)."""
-    history = ws.decisions.history()
-    before: dict[int, int] = {}
-    for d in history:
-        before[d.frame_id] = before.get(d.frame_id, -1) + 1
-    standing = ws.decisions.current()
-    if label is not None:
-        want = Label.parse(label)
-        standing = [d for d in standing if d.label == want]
-    if reviewer is not None:
-        standing = [d for d in standing if d.reviewer == reviewer]
-    frames = ws.frames.frames_by_id([d.frame_id for d in standing])
-    if source_id is not None:
-        standing = [d for d in standing if d.frame_id in frames and int(frames[d.frame_id]["source_id"]) == source_id]
+def decided_frames(ws: Workspace) -> list[DecidedFrame]:
+    """Every decided frame's standing decision (its latest not undone), newest first."""
+    standing: dict[int, Decision] = {}
+    changes: dict[int, int] = {}
+    for d in ws.decisions.history():  # oldest first: the last one of a frame stands
+        changes[d.frame_id] = changes.get(d.frame_id, -1) + 1
+        standing[d.frame_id] = d
+    frames = ws.frames.frames_by_id(list(standing))
     names = {int(s["id"]): str(s["name"]) for s in ws.frames.source_summaries()}
     out = []
-    for d in sorted(standing, key=lambda d: d.id, reverse=True):
+    for d in sorted(standing.values(), key=lambda d: d.id, reverse=True):
         f = frames.get(d.frame_id)
         if f is None:
             continue
-        out.append(DecidedFrame(d.frame_id, d.id, d.label.value, d.reviewer, d.decided_at, int(f["source_id"]),
+        out.append(DecidedFrame(d.frame_id, d.label.value, d.reviewer, d.decided_at, int(f["source_id"]),
                                 names.get(int(f["source_id"]), "?"), int(f["idx"]), float(f["timestamp_s"]),
-                                d.fused_score, d.sample_kind, d.via, before.get(d.frame_id, 0)))
+                                d.fused_score, d.via, changes[d.frame_id]))
     return out
+
+
+def matching(rows: list[DecidedFrame], label: str | None = None, reviewer: str | None = None,
+             source_id: int | None = None) -> list[DecidedFrame]:
+    """The rows of one decision, reviewer and source (None: any)."""
+    want = None if label is None else Label.parse(label).value
+    return [r for r in rows if (want is None or r.label == want) and (reviewer is None or r.reviewer == reviewer)
+            and (source_id is None or r.source_id == source_id)]
 
 
 def revise(ws: Workspace, frame_ids: Sequence[int], label: str | Label, reviewer: str) -> list[int]:

@@ -20,16 +20,14 @@ MIN_DECISIONS = 5
 @dataclass
 class Pace:
     clock: Callable[[], float] = time.monotonic
-    started: float | None = None
     working_s: float = 0.0
-    last: float | None = None
+    last: float = 0.0  # when the last decision (or the session) began
     labels: Counter[str] = field(default_factory=Counter)
     undone: int = 0
     batches: list[list[str]] = field(default_factory=list)  # each key's decisions, for undo
 
     def __post_init__(self) -> None:
-        self.started = self.clock()
-        self.last = self.started
+        self.last = self.clock()
 
     @property
     def decided(self) -> int:
@@ -41,7 +39,7 @@ class Pace:
         if not labels:
             return
         now = self.clock()
-        gap = now - (self.last if self.last is not None else now)
+        gap = now - self.last
         self.working_s += gap if gap <= BREAK_S else 0.0
         self.last = now
         self.labels.update(labels)

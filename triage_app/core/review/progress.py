@@ -110,7 +110,7 @@ class Progress:
 
     def headline(self) -> str:
         """One line for a header: the recall reached, its interval, the target."""
-        if self.left == 0 and self.reviewed and self.recall == 1.0:
+        if self.settled:
             return (f"Every scored frame reviewed ({self.reviewed:,}, {self.found:,} targets found): nothing was "
                     f"left unseen · target {self.target:.0%} reached")
         if self.recall is None:

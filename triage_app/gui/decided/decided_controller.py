@@ -10,7 +10,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QImage
 
 from triage_app.core.model.errors import StoreError
-from triage_app.core.review.decided import decided_frames, revise
+from triage_app.core.review.decided import decided_frames, matching, revise
 from triage_app.gui.decided.decided_view import SHOWN, DecidedView
 from triage_app.gui.review.frame_loader import FrameLoader
 from triage_app.gui.tasks import Task, run_task
@@ -72,9 +72,7 @@ class DecidedController(QObject):
 
         def build(progress: Any, cancel: Any) -> tuple[list[Any], list[Any], list[tuple[int, str]]]:
             every = decided_frames(ws)
-            rows = decided_frames(ws, label, reviewer, source_id) if any(x is not None for x in self._filter) else every
-            sources = sorted({(d.source_id, d.source) for d in every})
-            return rows, every, sources
+            return matching(every, label, reviewer, source_id), every, sorted({(d.source_id, d.source) for d in every})
 
         self._task = run_task(build, self._show, self._failed)
 

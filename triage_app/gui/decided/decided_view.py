@@ -144,9 +144,11 @@ class DecidedView(QWidget):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(r, c, item)
         self.table.clearSelection()
+        chosen = self.table.selectionModel()
         for r, d in enumerate(rows):
-            if d.frame_id in selected:
-                self.table.selectRow(r)
+            if d.frame_id in selected:  # every row selected before stays selected
+                chosen.select(self.table.model().index(r, 0),
+                              chosen.SelectionFlag.Select | chosen.SelectionFlag.Rows)
         self.table.blockSignals(False)
         self._selected()  # the caption says what the selected frame's decision is now
         shown = f"{len(rows):,} of {total:,} decided frames" if len(rows) != total else f"{total:,} decided frames"
@@ -199,6 +201,6 @@ class DecidedView(QWidget):
         self.user_did_select.emit(d.frame_id)
 
     def _set_enabled(self) -> None:
-        some = bool(self.table.selectionModel().selectedRows()) if self.table.selectionModel() else False
+        some = bool(self.selected_rows())
         for button in self.buttons.values():
             button.setEnabled(some)

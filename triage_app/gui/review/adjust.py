@@ -74,11 +74,14 @@ def adjusted(image: QImage, a: Adjustment) -> QImage:
     """A copy of ``image`` as the adjustment shows it (the image itself when there is none)."""
     if a.identity or image.isNull():
         return image
+    import cv2  # OpenCV's table lookup: a 4K frame in milliseconds, on the window's thread
+
     px = image_pixels(image)
     low, high = 0.0, 255.0
     if a.stretch:
-        luma = px[::4, ::4].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-        low, high = (float(x) for x in np.percentile(luma, STRETCH_PERCENTILES))
-    out = np.ascontiguousarray(lookup_table(a, low, high)[px])
+        luma = cv2.cvtColor(np.ascontiguousarray(px[::4, ::4]), cv2.COLOR_RGB2GRAY)
+        share = np.cumsum(np.bincount(luma.ravel(), minlength=256)) / luma.size  # a histogram: no sort
+        low, high = (float(np.searchsorted(share, q / 100.0)) for q in STRETCH_PERCENTILES)
+    out = cv2.LUT(px, lookup_table(a, low, high))
     h, w = out.shape[:2]
     return QImage(out.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()

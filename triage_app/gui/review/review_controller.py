@@ -435,9 +435,9 @@ class ReviewController(QObject):
         self.view.grid.set_thumbnail(frame_id, image)
 
     # -- actions ------------------------------------------------------------------------------------
-    def _after_decision(self, ids: list[int], said: str = "", labels: list[str] | None = None) -> None:
+    def _after_decision(self, ids: list[int], said: str, labels: list[str]) -> None:
         if ids:
-            self.pace.record(labels if labels is not None else ["unsure"] * len(ids))
+            self.pace.record(labels)
             self.decisions_made += len(ids)
             self.decision_did_record.emit(self.decisions_made)
             self.view.show_feedback(said + (" · Z takes it back" if len(ids) == 1 else f" · Z takes all {len(ids)} back"))

@@ -194,10 +194,13 @@ def build_members(
             ens.unavailable[name] = f"no model card named '{name}' in the models folder"
             return None
         prec = resolve_precision(precision or "auto", device)
+
+        def export() -> exporter.ExportedModel:  # an 8-bit member is quantized from its float export
+            made = exporter.export_member(card, cache_dir, "fp32" if prec == "int8" else prec)
+            return _quantized(made, cache_dir) if prec == "int8" else made
+
         try:
-            exported = exporter.export_member(card, cache_dir, "fp32" if prec == "int8" else prec)
-            if prec == "int8":
-                exported = _quantized(exported, cache_dir)
+            exported = export()
             try:
                 session = OnnxSession(exported.path, card.input_size, device, batch, cache_dir, cuda_graph=cuda_graph)
             except ModelError as exc:
@@ -205,9 +208,7 @@ def build_members(
                 log.warning("%s; exporting it again", exc)
                 exported.path.unlink(missing_ok=True)
                 exported.path.with_suffix(".json").unlink(missing_ok=True)
-                exported = exporter.export_member(card, cache_dir, "fp32" if prec == "int8" else prec)
-                if prec == "int8":
-                    exported = _quantized(exported, cache_dir)
+                exported = export()
                 session = OnnxSession(exported.path, card.input_size, device, batch, cache_dir, cuda_graph=cuda_graph)
         except (exporter.MemberUnavailable, ModelError) as exc:
             ens.unavailable[name] = str(exc)
