@@ -60,5 +60,22 @@ def test_export_dialog_previews_and_exports(qtbot, review_project: Path, tmp_pat
     with qtbot.waitSignal(dialog.export_did_fail, timeout=60000) as failed:
         qtbot.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
     assert str(out) in failed.args[0] and "not empty" in failed.args[0]
+
+    # The round trip through CVAT: the accepted frames out as a task, the boxes drawn there back
+    # in by "Import drawn boxes…"; the preview says what came in and which frames carry them.
+    dialog.format_boxes["cvat"].setChecked(True)
+    dialog.overwrite.setChecked(True)
+    with qtbot.waitSignal(dialog.export_did_finish, timeout=60000):
+        qtbot.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
+    xml = out / "cvat" / "annotations.xml"
+    assert xml.is_file() and (out / "cvat" / "images").is_dir()
+    with qtbot.waitSignal(dialog.preview_did_update, timeout=10000):
+        said = dialog.import_drawn(xml)
+    accepted = said.split(" frame")[0].split(": ")[1]
+    assert said.startswith("annotations.xml: ") and "from cvat" in said and int(accepted) > 0
+    assert said in dialog.preview_note.text() and "carry boxes drawn in an annotation tool" in dialog.preview_note.text()
+    with qtbot.waitSignal(dialog.preview_did_update, timeout=10000):
+        said = dialog.import_drawn(tmp_path / "missing.json")
+    assert said.startswith("Not imported: ") and "missing.json" in said and "cannot be read" in said
     dialog.close()
     window.controller.close()

@@ -1,5 +1,5 @@
 """``triage`` commands that fill a project and read it out: ingest, score, policy, report,
-finds, export."""
+finds, export, annotations."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ from typing import Any, TextIO
 
 from triage_app.cli.common import EXIT_NOTHING_DONE, ProgressBar, csv_list, open_project, project_location
 from triage_app.core.ingest.footage import IngestResult, ingest_source
+from triage_app.core.model.errors import InputError
 from triage_app.core.model.records import Sampling
 from triage_app.core.model.targets import load_targets
 from triage_app.core.model.text import terminal_safe
-from triage_app.core.outputs.export.plan import Options, Selection, parse_time
+from triage_app.core.outputs.annotation_import import import_annotations
+from triage_app.core.outputs.export.plan import FORMATS, Options, Selection, parse_time
 from triage_app.core.outputs.export.writer import export
 from triage_app.core.outputs.finds import finds, finds_csv, finds_geojson, finds_gpx
 from triage_app.core.outputs.reports import report
@@ -318,6 +320,42 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_annotations_import(args: argparse.Namespace) -> int:
+    reports = []
+    with open_project(args) as ws:
+        for f in args.files:
+            try:
+                reports.append(import_annotations(ws, f))
+            except InputError as exc:  # named, and the other files go on
+                print(f"error: {terminal_safe(str(exc))}", file=sys.stderr)
+    if args.json:
+        print(json.dumps([dict(file=str(r.file), tool=r.tool, frames=r.frames, boxes=r.boxes, empty=r.empty,
+                               skipped=r.skipped) for r in reports], indent=1))
+    else:
+        for r in reports:
+            print(terminal_safe(r.summary()))
+            for msg in r.skipped[1:6]:
+                print(f"  skipped: {terminal_safe(msg)}")
+    return 0 if any(r.frames for r in reports) else EXIT_NOTHING_DONE  # as ingest: each failure named on stderr
+
+
+def cmd_annotations_list(args: argparse.Namespace) -> int:
+    with open_project(args) as ws:
+        drawn = ws.annotations.of_frames()
+    rows = [dict(frame_id=a.frame_id, tool=a.tool, annotator=a.annotator, file=a.file, imported_at=a.imported_at,
+                 boxes=[dict(label=b.label, x0=b.x0, y0=b.y0, x1=b.x1, y1=b.y1) for b in a.boxes])
+            for a in sorted(drawn.values(), key=lambda a: a.frame_id)]
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    labels = Counter(b["label"] for r in rows for b in r["boxes"])
+    print(f"{len(rows)} frames annotated, {sum(labels.values())} boxes"
+          + (f" ({', '.join(f'{k} {v}' for k, v in sorted(labels.items()))})" if labels else ""))
+    for tool, n in sorted(Counter(r["tool"] for r in rows).items()):
+        print(f"  from {tool}: {n} frames")
+    return 0
+
+
 def add_parsers(sub: Any) -> None:
     ing = sub.add_parser("ingest", help="add videos, image folders or streams to a project")
     ing.add_argument("project", type=project_location, metavar="PROJECT")
@@ -364,7 +402,9 @@ def add_parsers(sub: Any) -> None:
     ex.add_argument("project", type=project_location, metavar="PROJECT")
     ex.add_argument("outdir", type=Path)
     ex.add_argument("--format", default="imagefolder,csv,parquet",
-                    help="comma-separated: imagefolder, csv, parquet, coco, yolo, crops, geojson, kml")
+                    help=f"comma-separated: {', '.join(FORMATS)} (cvat and label-studio: the accepted frames as "
+                    "annotation tasks with the tile that fired pre-drawn; fiftyone: a GeoJSON dataset with each "
+                    "frame's position)")
     ex.add_argument("--split", default="0.8,0.1,0.1", help="train,val,test shares (stratified by class, seeded)")
     ex.add_argument("--balance", choices=["none", "under", "over"], default="none",
                     help="balance the classes of the training split (a report is written either way)")
@@ -395,3 +435,16 @@ def add_parsers(sub: Any) -> None:
     rp.add_argument("project", type=project_location, metavar="PROJECT")
     rp.add_argument("--json", action="store_true")
     rp.set_defaults(func=cmd_report)
+
+    an = sub.add_parser("annotations", help="boxes drawn in CVAT or Label Studio: bring them back, list them")
+    asub = an.add_subparsers(dest="annotations_command", required=True, metavar="COMMAND")
+    ai = asub.add_parser("import", help="read CVAT for images 1.1 XML or Label Studio JSON / JSON-MIN exports of frames "
+                         "this project exported; each frame's boxes replace what it had")
+    ai.add_argument("project", type=project_location, metavar="PROJECT")
+    ai.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    ai.add_argument("--json", action="store_true")
+    ai.set_defaults(func=cmd_annotations_import)
+    al = asub.add_parser("list", help="the frames annotated and their boxes")
+    al.add_argument("project", type=project_location, metavar="PROJECT")
+    al.add_argument("--json", action="store_true")
+    al.set_defaults(func=cmd_annotations_list)

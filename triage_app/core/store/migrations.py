@@ -252,6 +252,27 @@ _V10 = [
 ]
 
 
+# Boxes drawn in an annotation tool (CVAT, Label Studio) and brought back: each frame's latest
+# import is its annotation (``annotation_sets``: who drew it, where it came from; a set with no
+# box says the annotator saw nothing to box), its boxes in the frame's pixels.
+_V11 = [
+    """CREATE TABLE annotation_sets (
+        frame_id INTEGER PRIMARY KEY REFERENCES frames(id) ON DELETE CASCADE,
+        tool TEXT NOT NULL,
+        annotator TEXT,
+        file TEXT NOT NULL,
+        imported_at TEXT NOT NULL
+    )""",
+    """CREATE TABLE annotation_boxes (
+        id INTEGER PRIMARY KEY,
+        frame_id INTEGER NOT NULL REFERENCES annotation_sets(frame_id) ON DELETE CASCADE,
+        label TEXT NOT NULL,
+        x0 REAL NOT NULL, y0 REAL NOT NULL, x1 REAL NOT NULL, y1 REAL NOT NULL
+    )""",
+    "CREATE INDEX annotation_boxes_frame ON annotation_boxes (frame_id)",
+]
+
+
 def for_dialect(sql: str, dialect: str) -> str:
     """A statement written for SQLite, in the words of ``dialect``."""
     if dialect != "postgresql":
@@ -271,4 +292,4 @@ def _run(statements: list[str]) -> Callable[[Connection], None]:
 
 #: MIGRATIONS[n] upgrades a database from version n to n + 1.
 MIGRATIONS: list[Callable[[Connection], None]] = [
-    _run(v) for v in (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10)]
+    _run(v) for v in (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11)]

@@ -13,6 +13,7 @@ folder the project recorded (embedding cache, kept stream frames, the project's 
         ws.audit.sampled(key)       # audit samples of what the policy drops
         ws.rankings.rank_scores()   # active review: the learnt ranking, the blind audit of the unreviewed
         ws.leases.take(...)         # the frames on each analyst's screen
+        ws.annotations.of_frames()  # boxes drawn in CVAT or Label Studio and brought back
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from triage_app.core.model.errors import NoProjectError, StoreError
 from triage_app.core.model.policy import Policy
 from triage_app.core.model.settings import Settings, TargetSettings, load_settings, save_section
 from triage_app.core.model.targets import Target, apply_target, resolve_target
+from triage_app.core.store.annotations import AnnotationStore
 from triage_app.core.store.audit import AuditStore
 from triage_app.core.store.db import Database, is_store_url
 from triage_app.core.store.decisions import DecisionStore
@@ -91,6 +93,7 @@ class Workspace:
         self.audit = AuditStore(self.db)
         self.rankings = RankingStore(self.db)
         self.leases = LeaseStore(self.db)
+        self.annotations = AnnotationStore(self.db)
         self._writer_lock = WriterLock(self.root, self.db.engine if self.team else None)
 
     def _make_folder(self, create: bool) -> None:

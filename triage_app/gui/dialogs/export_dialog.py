@@ -46,6 +46,9 @@ _FORMAT_TEXT = {
     "coco": "COCO JSON (detection, the target's class)", "yolo": "YOLO detection (images/, labels/, data.yaml)",
     "crops": "Crops around the firing tile", "geojson": "GeoJSON points (accepted finds, on the ground)",
     "kml": "KML points (accepted finds, on the ground)",
+    "cvat": "CVAT task (accepted frames, the tile pre-drawn)",
+    "label-studio": "Label Studio tasks (accepted frames, the tile pre-drawn)",
+    "fiftyone": "FiftyOne dataset (every frame with its position)",
 }
 _CLASSES = ("positive", "negative", "unsure")
 
@@ -82,6 +85,7 @@ class ExportDialog(QDialog):
         self._generation = 0
         self._worker: Task | None = None
         self._preview_worker: Task | None = None
+        self.import_note = ""
 
         sources = [(f"{s['name']}  ({s['kind']}, {s['frames']} frames)", int(s["id"])) for s in ws.frames.source_summaries()]
         reviewers, policies = ws.decisions.reviewers_and_policies()
@@ -173,11 +177,17 @@ class ExportDialog(QDialog):
         self.export_button.clicked.connect(self.start_export)
         self.close_button = QPushButton("Close")
         self.close_button.clicked.connect(self._close_or_cancel)
+        self.import_button = QPushButton("Import drawn boxes…")
+        self.import_button.setToolTip("Boxes people drew in CVAT (CVAT for images 1.1 XML) or Label Studio (JSON, "
+                                      "JSON-MIN) on frames exported from here: they become the frames' boxes in "
+                                      "COCO, YOLO and the next CVAT or Label Studio export")
+        self.import_button.clicked.connect(self._choose_import)
 
         top = QHBoxLayout()
         top.addWidget(what, 1)
         top.addWidget(how, 1)
         buttons = QHBoxLayout()
+        buttons.addWidget(self.import_button)
         buttons.addWidget(self.progress, 3)
         buttons.addStretch(1)
         buttons.addWidget(self.export_button)
@@ -274,11 +284,37 @@ class ExportDialog(QDialog):
                          f"{held['doubted']} decisions the label check doubts.")
         gps = sum(1 for it in plan.items if not it.copy and it.decision.label is Label.ACCEPT and it.frame["lat"] is not None)
         notes.append(f"{gps} accepted frames have GPS (map points).")
+        drawn = sum(1 for it in plan.items if not it.copy and it.drawn is not None and it.cls == "positive")
+        if drawn:
+            notes.append(f"{drawn} accepted frames carry boxes drawn in an annotation tool (COCO, YOLO and the "
+                         "annotation tasks use them instead of the tile that fired).")
         if not plan.items:
             notes.insert(0, "Nothing matches this selection.")
+        if self.import_note:
+            notes.insert(0, self.import_note + ".")
         self.preview_note.setText(" ".join(notes))
         self.export_button.setEnabled(bool(plan.items) and self._worker is None)
         self.preview_did_update.emit(dict(counts=counts, held_back=held, items=len(plan.items)))
+
+    # -- annotations drawn elsewhere ------------------------------------------------------------
+    def _choose_import(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Boxes drawn in CVAT or Label Studio", "",
+                                              "CVAT XML or Label Studio JSON (*.xml *.json);;All files (*)")
+        if path:
+            self.import_drawn(Path(path))
+
+    def import_drawn(self, path: Path) -> str:
+        """Record the boxes of a CVAT or Label Studio export; the preview says what came in."""
+        from triage_app.core.model.errors import InputError
+        from triage_app.core.outputs.annotation_import import import_annotations
+
+        try:
+            text = import_annotations(self.ws, path).summary()
+        except InputError as exc:
+            text = f"Not imported: {exc}"
+        self.import_note = text
+        self.update_preview()
+        return text
 
     # -- export ----------------------------------------------------------------------------
     def start_export(self) -> None:

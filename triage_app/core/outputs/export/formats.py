@@ -176,53 +176,71 @@ def write_kml(path: Path, pts: list[dict[str, Any]]) -> None:
 
 
 # ------------------------------------------------------------------------------ YOLO
+def class_names(items: list[Item], target: str) -> list[str]:
+    """The classes a detector trained on the export learns: the project's target first, then
+    any other label drawn in an annotation tool, in name order."""
+    drawn = {label for it in items for label, _box, kind in it.target_boxes(target) if kind == "drawn"}
+    return [target] + sorted(drawn - {target})
+
+
 def write_yolo(tmp: Path, items: list[Item], rows: dict[tuple[int, int], dict[str, Any]], target: str) -> int:
     """A YOLO detection dataset under ``yolo/``, as Ultralytics and other YOLO trainers read
-    it: ``images/<split>/`` beside ``labels/<split>/`` (one ``.txt`` per image: ``0 cx cy w h``,
-    normalised, for an accepted frame's firing tile; empty for a rejected frame, a
-    background image) and ``data.yaml`` naming the one class, the project's target. The
+    it: ``images/<split>/`` beside ``labels/<split>/`` (one ``.txt`` per image: ``class cx cy
+    w h``, normalised, for each box of an accepted frame: the boxes drawn in an annotation tool
+    where it was annotated, else the tile that fired; empty for a rejected frame, a
+    background image) and ``data.yaml`` naming the classes, the project's target first. The
     images are hard links to the image-folder copies where the disk allows (else copies).
     Unsure frames are left out. Returns the files written."""
     root = tmp / "yolo"
+    names = class_names(items, target)
+    index = {n: i for i, n in enumerate(names)}
     written = 0
     for it in items:
         if it.cls not in ("positive", "negative"):
             continue
         r = rows[(int(it.frame["id"]), it.copy)]
-        src = tmp / r["file"]
         name = Path(r["file"]).name
-        image = root / "images" / it.split / name
-        image.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(src, image)
-        except OSError:
-            shutil.copyfile(src, image)
+        link_image(tmp / r["file"], root / "images" / it.split / name)
         label = root / "labels" / it.split / (Path(name).stem + ".txt")
         label.parent.mkdir(parents=True, exist_ok=True)
-        line = ""
+        lines = []
         w, h = float(r["width"] or 0), float(r["height"] or 0)
-        if it.cls == "positive" and it.box and w > 0 and h > 0:
-            x0, y0, x1, y1 = it.box
-            line = f"0 {(x0 + x1) / 2 / w:.6f} {(y0 + y1) / 2 / h:.6f} {(x1 - x0) / w:.6f} {(y1 - y0) / h:.6f}\n"
-        label.write_text(line, encoding="utf-8")
+        for cls, (x0, y0, x1, y1), _kind in it.target_boxes(target) if w > 0 and h > 0 else []:
+            lines.append(f"{index[cls]} {(x0 + x1) / 2 / w:.6f} {(y0 + y1) / 2 / h:.6f} {(x1 - x0) / w:.6f} {(y1 - y0) / h:.6f}\n")
+        label.write_text("".join(lines), encoding="utf-8")
         written += 2
-    safe = target.replace("'", "''")
+    listed = "".join(f"  {i}: '{n.replace(chr(39), chr(39) * 2)}'\n" for i, n in enumerate(names))
     (root / "data.yaml").write_text(
-        "# triage_app export: accepted frames boxed with the tile that fired (a region a person confirmed\n"
-        "# holds the target, not a tight box); rejected frames are background images.\n"
-        f"path: .\ntrain: images/train\nval: images/val\ntest: images/test\nnames:\n  0: '{safe}'\n",
+        "# triage_app export: accepted frames boxed with the boxes drawn in an annotation tool where they\n"
+        "# were annotated, else with the tile that fired (a region a person confirmed holds the target,\n"
+        "# not a tight box); rejected frames are background images.\n"
+        f"path: .\ntrain: images/train\nval: images/val\ntest: images/test\nnames:\n{listed}",
         encoding="utf-8")
     return written + 1
 
 
+def link_image(src: Path, dst: Path) -> None:
+    """``dst`` the same file as ``src``: a hard link where the disk allows, else a copy."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
 # ------------------------------------------------------------------------------ COCO
-def coco(items: list[Item], rows: dict[tuple[int, int], dict[str, Any]], split: str, target: str = "target") -> dict[str, Any]:
-    """COCO detection JSON for one split, as a detector's training reads it: one category, the
-    project's target; an accepted frame's firing tile is an annotation of it (a region the
-    model fired on and a person confirmed holds the target, not a box drawn tight around it:
-    ``attributes.box`` says so); a rejected frame is an image without annotations (background).
-    Unsure frames are left out (neither target nor background); ``info`` counts them."""
-    cats = [dict(id=1, name=target, supercategory="target")]
+def coco(items: list[Item], rows: dict[tuple[int, int], dict[str, Any]], split: str, target: str = "target",
+         names: list[str] | None = None) -> dict[str, Any]:
+    """COCO detection JSON for one split, as a detector's training reads it: the project's
+    target (and any other label drawn in an annotation tool) as categories; an accepted frame's
+    boxes are its annotations: those drawn in an annotation tool where it was annotated
+    (``attributes.box`` "drawn"), else the tile that fired (``attributes.box`` "firing tile": a
+    region the model fired on and a person confirmed holds the target, not a box drawn tight
+    around it); a rejected frame is an image without annotations (background). Unsure frames
+    are left out (neither target nor background); ``info`` counts them."""
+    names = names or [target]
+    cats = [dict(id=i + 1, name=n, supercategory="target") for i, n in enumerate(names)]
+    cat_id = {n: i + 1 for i, n in enumerate(names)}
     images: list[dict[str, Any]] = []
     anns: list[dict[str, Any]] = []
     unsure = 0
@@ -237,13 +255,15 @@ def coco(items: list[Item], rows: dict[tuple[int, int], dict[str, Any]], split: 
         images.append(dict(id=iid, file_name=r["file"], width=r["width"], height=r["height"], source=r["source_name"],
                            frame_index=r["frame_index"], timestamp_s=r["timestamp_s"], decision=r["decision"],
                            frame_id=r["frame_id"]))
-        if it.cls == "positive" and it.box:
-            x0, y0, x1, y1 = it.box
-            anns.append(dict(id=len(anns) + 1, image_id=iid, category_id=1, bbox=[x0, y0, x1 - x0, y1 - y0],
-                             area=(x1 - x0) * (y1 - y0), iscrowd=0,
-                             attributes=dict(box="firing tile", member=it.firing_member,
-                                             score=r.get(f"score_{it.firing_member}"))))
+        for label, (x0, y0, x1, y1), kind in it.target_boxes(target):
+            attributes: dict[str, Any] = dict(box=kind)
+            if kind == "drawn" and it.drawn is not None:
+                attributes.update(tool=it.drawn.tool, annotator=it.drawn.annotator)
+            else:
+                attributes.update(member=it.firing_member, score=r.get(f"score_{it.firing_member}"))
+            anns.append(dict(id=len(anns) + 1, image_id=iid, category_id=cat_id.get(label, 1),
+                             bbox=[x0, y0, x1 - x0, y1 - y0], area=(x1 - x0) * (y1 - y0), iscrowd=0, attributes=attributes))
     info = dict(description=f"triage_app export: frames decided for '{target}'; accepted frames annotated with the "
-                            "tile that fired, rejected frames as background", version=__version__,
-                unsure_left_out=unsure)
+                            "boxes drawn in an annotation tool where they were, else the tile that fired; rejected "
+                            "frames as background", version=__version__, unsure_left_out=unsure)
     return dict(info=info, images=images, annotations=anns, categories=cats)

@@ -15,8 +15,9 @@ from triage_app.core.model.policy import firing_tile
 from triage_app.core.model.records import LABELS, Decision, Frame, Source, Why, event_groups
 from triage_app.core.review.agreement import disagreements
 from triage_app.core.store import Workspace
+from triage_app.core.store.annotations import Annotation
 
-FORMATS = ("imagefolder", "csv", "parquet", "coco", "yolo", "crops", "geojson", "kml")
+FORMATS = ("imagefolder", "csv", "parquet", "coco", "yolo", "crops", "geojson", "kml", "cvat", "label-studio", "fiftyone")
 DEFAULT_FORMATS = ("imagefolder", "csv", "parquet")
 CLASS_OF = {"accept": "positive", "reject": "negative", "unsure": "unsure"}
 SPLITS = ("train", "val", "test")
@@ -75,8 +76,9 @@ class Options:
 
     @property
     def writes_images(self) -> bool:
-        """COCO names the image-folder files, and YOLO links them, so both bring them along."""
-        return bool({"imagefolder", "coco", "yolo"} & set(self.formats))
+        """COCO names the image-folder files, and the other dataset formats link them, so they
+        bring them along."""
+        return bool({"imagefolder", "coco", "yolo", "cvat", "label-studio", "fiftyone"} & set(self.formats))
 
 
 @dataclass
@@ -92,10 +94,25 @@ class Item:
     split: str = "train"
     copy: int = 0  # > 0 for an oversampled duplicate
     second_review: bool = False
+    drawn: Annotation | None = None  # boxes drawn in an annotation tool and imported (None: never annotated)
 
     @property
     def cls(self) -> str:
         return CLASS_OF[self.decision.label.value]
+
+    def target_boxes(self, target: str) -> list[tuple[str, tuple[float, float, float, float], str]]:
+        """(label, (x0, y0, x1, y1), kind) of what a detector should learn on this frame: an
+        accepted frame's drawn boxes where it was annotated (kind "drawn"; none when the
+        annotator boxed nothing), else the tile that fired (kind "firing tile"); nothing on
+        a rejected or unsure frame (background, or left out)."""
+        if self.cls != "positive":
+            return []
+        if self.drawn is not None:
+            return [(b.label, (b.x0, b.y0, b.x1, b.y1), "drawn") for b in self.drawn.boxes]
+        if not self.box:
+            return []
+        x0, y0, x1, y1 = self.box
+        return [(target, (float(x0), float(y0), float(x1), float(y1)), "firing tile")]
 
 
 @dataclass
@@ -183,6 +200,9 @@ def plan_export(ws: Workspace, selection: Selection, options: Options) -> Plan:
         member, box = firing_tile(sc, thresholds)
         items.append(Item(decision=d, frame=fr, source=sources[fr["source_id"]], scores=sc, firing_member=member, box=box,
                           second_review=len(reviewers_of.get(d.frame_id, ())) > 1 or d.sample_kind == Why.SECOND.value))
+    drawn = ws.annotations.of_frames([d.frame_id for d in chosen]) if chosen else {}
+    for it in items:
+        it.drawn = drawn.get(int(it.frame["id"]))
     members = sorted({m for it in items for m in it.scores} | set(ws.cards))
     _assign_splits(items, options, ws.settings.review.event_gap_s)
     before = counts(items)
@@ -253,7 +273,7 @@ def _balance(items: list[Item], options: Options) -> tuple[list[Item], int]:
                 copies[i] = copies.get(i, 0) + 1
                 src = group[i]
                 out.append(Item(src.decision, src.frame, src.source, src.scores, src.firing_member, src.box,
-                                src.split, copies[i], src.second_review))
+                                src.split, copies[i], src.second_review, src.drawn))
     return out + rest, dropped
 
 

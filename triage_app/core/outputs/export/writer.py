@@ -13,8 +13,11 @@ sibling folder and renamed into place):
   accept -> ``positive``, reject -> ``negative``, unsure -> ``unsure``.
 - ``manifest.csv`` / ``manifest.parquet``: one row per exported file with the provenance.
 - ``crops/<split>/<class>/<name>``: the firing tile with a margin around it.
-- ``coco_<split>.json``: COCO-style image list with one annotation per image (the firing
-  tile's box, labelled with the decision).
+- ``coco_<split>.json``, ``yolo/``: detection datasets, an accepted frame's boxes those drawn
+  in an annotation tool where it was annotated, else the firing tile; rejected frames as
+  background.
+- ``cvat/``, ``label-studio/``: the accepted frames as annotation tasks with their boxes
+  pre-drawn (``tools.py``); ``fiftyone/``: every frame with its position.
 - ``accepted.geojson`` / ``accepted.kml``: the accepted frames that have GPS telemetry, as
   points, with a thumbnail under ``thumbnails/``.
 - ``balance.json``: counts per split and class before and after balancing.
@@ -47,6 +50,7 @@ from triage_app.core.ingest.reader import FrameReader, frame_file
 from triage_app.core.model.errors import InputError, SourceError, TriageError
 from triage_app.core.model.records import Label
 from triage_app.core.outputs.export.formats import (
+    class_names,
     coco,
     geo_points,
     manifest_columns,
@@ -70,6 +74,7 @@ from triage_app.core.outputs.export.plan import (
     counts,
     plan_export,
 )
+from triage_app.core.outputs.export.tools import write_cvat, write_fiftyone, write_label_studio
 from triage_app.core.store import Workspace
 
 
@@ -198,7 +203,7 @@ def export(ws: Workspace, outdir: str | Path, selection: Selection,
 
 # What an export writes at its top level; a folder holding anything else is not replaced.
 _EXPORT_ENTRIES = re.compile(r"(train|val|test|crops|thumbnails|manifest\.csv|manifest\.parquet|coco_(train|val|test)\.json"
-                             r"|accepted\.geojson|accepted\.kml|balance\.json|export\.json)")
+                             r"|accepted\.geojson|accepted\.kml|accepted\.kmz|balance\.json|export\.json|yolo|cvat|label-studio|fiftyone)")
 
 
 def check_replaceable(out: Path, ws: Workspace) -> None:
@@ -280,6 +285,24 @@ def _write_item(ws: Workspace, plan: Plan, it: Item, reader: FrameReader, tmp: P
     return written, manifest_row(it, plan.members, rel if options.writes_images else "", crop_rel, thumb_rel)
 
 
+def _write_datasets(tmp: Path, fmt: set[str], kept: list[Item], by_key: dict[tuple[int, int], dict[str, Any]],
+                    target: str) -> int:
+    """The detection datasets and the annotation tasks; returns the files written."""
+    written = 0
+    if "yolo" in fmt:
+        written += write_yolo(tmp, kept, by_key, target)
+    if "coco" in fmt:
+        names = class_names(kept, target)
+        for split in SPLITS:
+            (tmp / f"coco_{split}.json").write_text(json.dumps(coco(kept, by_key, split, target, names), indent=1),
+                                                    encoding="utf-8")
+    if "cvat" in fmt:
+        written += write_cvat(tmp, kept, by_key, target)
+    if "label-studio" in fmt:
+        written += write_label_studio(tmp, kept, by_key, target)
+    return written
+
+
 def _write_all(ws: Workspace, plan: Plan, tmp: Path, out: Path, options: Options,
                progress: Callable[[int, int], None] | None, cancel: threading.Event | None) -> ExportReport:
     fmt = set(options.formats)
@@ -312,11 +335,7 @@ def _write_all(ws: Workspace, plan: Plan, tmp: Path, out: Path, options: Options
         write_csv(tmp / "manifest.csv", cols, rows)
     if "parquet" in fmt:
         write_parquet(tmp / "manifest.parquet", cols, rows)
-    if "yolo" in fmt:
-        written += write_yolo(tmp, kept, by_key, ws.settings.target.name)
-    if "coco" in fmt:
-        for split in SPLITS:
-            (tmp / f"coco_{split}.json").write_text(json.dumps(coco(kept, by_key, split, ws.settings.target.name), indent=1), encoding="utf-8")
+    written += _write_datasets(tmp, fmt, kept, by_key, ws.settings.target.name)
     pts: list[dict[str, Any]] = []
     if geo:
         originals = {int(it.frame["id"]): by_key[(int(it.frame["id"]), 0)] for it in kept if it.copy == 0}
@@ -326,6 +345,8 @@ def _write_all(ws: Workspace, plan: Plan, tmp: Path, out: Path, options: Options
         if "kml" in fmt:
             write_kml(tmp / "accepted.kml", pts)
             write_kmz(tmp / "accepted.kmz", tmp / "accepted.kml", tmp, pts)
+    if "fiftyone" in fmt:
+        written += write_fiftyone(tmp, [it for it in kept if it.copy == 0], by_key, ws.settings.geo)
     split_counts = counts(kept)
     balance = dict(balance=options.balance, applies_to="train", before=plan.before_balance, after=split_counts,
                    dropped_by_undersampling=plan.dropped_by_balance,
