@@ -3,6 +3,7 @@ tables and the demo inside (a non-editable install has no checkout to read them 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tomllib
@@ -49,3 +50,57 @@ def test_every_platform_gets_exactly_one_onnx_runtime() -> None:
         env = {"sys_platform": platform, "platform_machine": machine}
         chosen = [d.name for d in runtimes if d.marker is None or d.marker.evaluate(env)]
         assert chosen == [want], (platform, machine, chosen)
+
+
+_NO_TORCH = """import sys
+class _NoTorch:  # as on a machine installed without the models extra
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "torchvision", "open_clip", "efficientnet_lite_pytorch"):
+            raise ModuleNotFoundError(f"No module named '{name}'")
+        return None
+sys.meta_path.insert(0, _NoTorch())
+import cv2, numpy as np
+from triage_app.cli import main
+w = cv2.VideoWriter("v.mp4", cv2.VideoWriter_fourcc(*"mp4v"), 5, (320, 240))
+for i in range(6):
+    w.write(np.full((240, 320, 3), 40 + i * 20, np.uint8))
+w.release()
+sys.exit(main(["ingest", "p", "v.mp4"]) or main(["score", "p", "--members", "imagenet"]))
+"""
+
+
+def test_scoring_needs_no_pytorch_once_the_member_is_exported(model_cache: Path, tmp_path: Path) -> None:
+    """PyTorch is the models extra: it exports a member to ONNX once. Without it, a machine
+    handed the exported file scores; one without the file is told what to install."""
+    pytest.importorskip("torch")
+    from triage_app.core.model.cards import load_cards
+    from triage_app.core.scoring.members.onnx_build import export_member
+    from triage_app.core.store import Workspace
+
+    export_member(load_cards()["imagenet"], model_cache)
+    for cache, works in ((model_cache, True), (tmp_path / "empty-cache", False)):
+        run_dir = tmp_path / ("with" if works else "without")
+        run_dir.mkdir()
+        env = dict(os.environ, TRIAGE_CACHE_DIR=str(cache), PYTHONPATH=str(REPO))
+        out = subprocess.run([sys.executable, "-c", _NO_TORCH], cwd=run_dir, env=env, capture_output=True, text=True,
+                             timeout=300)
+        said = out.stdout + out.stderr
+        if works:
+            assert out.returncode == 0, said
+            with Workspace(run_dir / "p") as ws:
+                assert len(ws.scores.score_table()[0]) == 6
+        else:
+            assert out.returncode != 0 and 'needs PyTorch, which is not installed here: pip install "triage_app[models]"' in said
+            assert str(cache / "onnx") in said and "nothing can be scored" in said
+
+
+def test_pytorch_is_an_extra_and_the_tests_bring_it() -> None:
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    core = {Requirement(d).name for d in project["dependencies"]}
+    extras = {k: {Requirement(d).name for d in v} for k, v in project["optional-dependencies"].items()}
+    assert not core & {"torch", "torchvision", "open-clip-torch", "open_clip_torch", "onnxscript"}
+    assert {"torch", "torchvision"} <= extras["models"] and "triage_app" in extras["test"]
+    readme = (REPO / "README.md").read_text()
+    assert 'pip install torch==2.14.1 torchvision==0.29.1 -e ".[models]"' in readme

