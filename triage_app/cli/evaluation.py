@@ -121,8 +121,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
         video = Path(args.input) if args.input else work / f"flight-{args.seconds:g}s{gop}.mp4"
         if not video.exists():
             bench.make_h264_flight(video, args.seconds, gop_s=args.gop or None)
-        result = bench.bench_pipeline(video, args.sample_fps, args.device, args.batch, pipeline_only=args.pipeline_only,
-                                      precision=args.precision, emulate_device=args.emulate_device)
+        if args.cluster:
+            from triage_app.core.evaluation.bench_cluster import bench_cluster
+
+            result = bench_cluster(video, args.sample_fps, args.cluster, args.workers, args.device, args.batch,
+                                   precision=args.precision)
+        else:
+            result = bench.bench_pipeline(video, args.sample_fps, args.device, args.batch, pipeline_only=args.pipeline_only,
+                                          precision=args.precision, emulate_device=args.emulate_device)
     if args.json:
         print(json.dumps(result))
     else:
@@ -184,6 +190,10 @@ def add_parsers(sub: Any) -> None:
                     "the stages without a GPU; scores meaningless)")
     be.add_argument("--memory", action="store_true", help="compare peak RSS on 1- and 10-minute inputs")
     be.add_argument("--pipeline-only", action="store_true", help="measure the pipeline alone (for its peak RSS)")
+    be.add_argument("--cluster", metavar="ADDRESS", help="pipeline: score the same input locally and on this Ray cluster "
+                    "(auto, HOST:PORT or ray://HOST:10001), with the ratio and a check that the scores agree")
+    be.add_argument("--workers", type=int, help="pipeline --cluster: how many workers (default: one per GPU, or per "
+                    "scoring.cluster_cpus_per_worker CPUs)")
     be.add_argument("--workdir", help="where generated inputs are kept (default ./bench-out)")
     be.add_argument("--decisions", type=int, default=500, help="review: decisions to make")
     be.add_argument("--frames", type=int, default=100_000, help="rescore: cached frames; team: frames of the project "

@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, TextIO
 
-from triage_app.cli.common import EXIT_NOTHING_DONE, ProgressBar, csv_list, open_project, project_location
+from triage_app.cli.common import EXIT_NOTHING_DONE, EXIT_USAGE, ProgressBar, csv_list, open_project, project_location
 from triage_app.core.ingest.footage import IngestResult, ingest_source
 from triage_app.core.model.errors import InputError
 from triage_app.core.model.records import Sampling
@@ -110,6 +110,10 @@ def after_scoring(ws: Workspace, summary: ScoreSummary) -> tuple[int, int, str]:
     return int(cand.sum()), len(ids), policy.describe(summary.members)
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def _print_score(summary: ScoreSummary, candidates: int, scored: int, policy: str, out: TextIO | None = None) -> None:
     out = out or sys.stdout
     for name, why in summary.unavailable.items():
@@ -123,6 +127,11 @@ def _print_score(summary: ScoreSummary, candidates: int, scored: int, policy: st
         + ("; stopped early, run again to resume" if summary.cancelled else ""),
         file=out,
     )
+    if summary.cluster:
+        c = summary.cluster
+        print(f"  on the cluster at {c.get('address')}: {plural(c.get('workers', 0), 'worker')} on {plural(c.get('nodes', 0), 'node')} "
+              f"({c.get('device')}), {plural(c.get('units', 0), 'work unit')}, {c.get('retried_units', 0)} handed to another "
+              "worker after one died", file=out)
     for sid, (lo, med, hi, why) in summary.tiling.items():
         spread = "" if lo == hi else f" ({lo:.2f}-{hi:.2f})"
         print(f"  source {sid}: tiles cut at scale {med:.2f}{spread}: {why}", file=out)
@@ -134,6 +143,9 @@ def _print_score(summary: ScoreSummary, candidates: int, scored: int, policy: st
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    if args.workers is not None and (not args.cluster or args.workers < 1):
+        print("error: --workers takes a count of at least 1, with --cluster", file=sys.stderr)
+        return EXIT_USAGE
     overrides: dict[str, Any] = {"scoring": {}}
     if args.device:
         overrides["scoring"]["device"] = args.device
@@ -144,7 +156,12 @@ def cmd_score(args: argparse.Namespace) -> int:
     with open_project(args, overrides) as ws:
         bar = ProgressBar("scoring")
         try:
-            summary = score_project(ws, progress=bar, wait_s=args.wait)
+            if args.cluster:
+                from triage_app.core.scoring.cluster import score_on_cluster
+
+                summary = score_on_cluster(ws, args.cluster, workers=args.workers, progress=bar, wait_s=args.wait)
+            else:
+                summary = score_project(ws, progress=bar, wait_s=args.wait)
         finally:
             bar.close()
         candidates, scored, policy = after_scoring(ws, summary)
@@ -386,6 +403,10 @@ def add_parsers(sub: Any) -> None:
     sc.add_argument("--batch", type=int, help="tiles per inference batch")
     sc.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                      help="when another run is writing the project, wait this long for it (default: say who and stop)")
+    sc.add_argument("--cluster", metavar="ADDRESS", help="score on a Ray cluster: auto (the one started here with `ray start "
+                    "--head`), HOST:PORT, or ray://HOST:10001; the footage must be readable by the workers at its stored path")
+    sc.add_argument("--workers", type=int, help="with --cluster: how many workers (default: one per GPU, or per "
+                    "scoring.cluster_cpus_per_worker CPUs)")
     sc.set_defaults(func=cmd_score)
 
     po = sub.add_parser("policy", help="derive thresholds for a target recall and save them as the policy")

@@ -280,7 +280,8 @@ class MainWindow(QMainWindow):
             self.controller.ingest([folder])
 
     def _add_stream(self) -> None:
-        url, ok = QInputDialog.getText(self, "Add stream", "Stream URL (rtsp://, http://, udp://, file://):")
+        url, ok = QInputDialog.getText(self, "Add stream", "A live stream's URL (rtsp://, http://, udp://),\n"
+                                       "or a video or folder in an object store (s3://, gs://, az://):")
         if ok and url.strip():
             self.open_add_footage([url.strip()])
 

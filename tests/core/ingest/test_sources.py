@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import functools
+import http.server
 import shutil
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -28,8 +32,42 @@ def test_video_sampling_every_and_fps(flight_video: Path) -> None:
     assert [f.timestamp_s for f in two] == pytest.approx([0, 0.5, 1.0, 1.5, 2.0, 2.5])
 
 
-def test_stream_url_is_read_and_frames_kept_in_the_project(tmp_path: Path, flight_video: Path) -> None:
-    url = flight_video.resolve().as_uri()  # file:///...: any URL cv2.VideoCapture opens
+@pytest.fixture
+def http_stream(flight_video: Path) -> Iterator[str]:
+    """The flight as MPEG-TS served over HTTP on this machine: a live stream's URL as FFmpeg
+    reads one (in order, no seeking)."""
+    import av
+
+    folder = flight_video.parent / "served"
+    folder.mkdir(exist_ok=True)
+    ts = folder / "live.ts"
+    if not ts.exists():
+        cap = cv2.VideoCapture(str(flight_video))
+        with av.open(str(ts), "w", format="mpegts") as out:
+            stream = out.add_stream("mpeg2video", rate=10)
+            stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+            stream.bit_rate = 4_000_000
+            ok, image = cap.read()
+            while ok:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+                    out.mux(packet)
+                ok, image = cap.read()
+            for packet in stream.encode():
+                out.mux(packet)
+        cap.release()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/live.ts"
+    finally:
+        server.shutdown()
+
+
+def test_stream_url_is_read_and_frames_kept_in_the_project(tmp_path: Path, flight_video: Path, http_stream: str) -> None:
+    url = http_stream
     with Workspace(tmp_path / "p", settings=Settings()) as project:
         res = ingest_source(project, url, sampling=Sampling(every=3))
         assert res.ok and res.frames_total == 10

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import cv2
 
-from triage_app.core.ingest import quality
+from triage_app.core.ingest import quality, remote
 from triage_app.core.ingest.parallel import default_workers
 from triage_app.core.ingest.sources import (
     IMAGE_SUFFIXES,
@@ -362,7 +362,9 @@ def probe_footage(uri: str | Path, ws: Workspace | None = None) -> FootageProbe:
     """Read a video's header and first frame (never its whole length); a stream is not
     opened, since connecting to one can take long. Never raises: the problem is in ``error``."""
     text = str(uri)
-    if is_stream_uri(text):
+    if remote.is_object_url(text):  # not fetched just to describe it: the ingest fetches it once
+        probe = FootageProbe(text, text.rstrip("/").rsplit("/", 1)[-1], "video")
+    elif is_stream_uri(text):
         probe = FootageProbe(text, text, "stream")
     else:
         probe = FootageProbe(text, Path(text).name, "video")

@@ -10,7 +10,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from triage_app.core.ingest.sources import _open_capture, _position_ms, decode_image
+from triage_app.core.ingest import remote
+from triage_app.core.ingest.sources import IMAGE_SUFFIXES, _open_capture, _position_ms, decode_image
 from triage_app.core.model.errors import SourceError
 from triage_app.core.model.records import Frame, Source
 
@@ -24,9 +25,15 @@ def frame_file(source: Source, frame: Frame, project_root: Path) -> Path | None:
     if kind not in ("images", "stream") or not frame.get("path"):
         return None
     rel = Path(str(frame["path"]))
-    base = Path(source["uri"]) if kind == "images" else Path(project_root)
-    if kind == "images" and not base.is_dir():
-        base = base.parent
+    uri = str(source["uri"])
+    if kind == "images" and remote.is_object_url(uri):
+        base_url = remote.parent(uri) if Path(uri).suffix.lower() in IMAGE_SUFFIXES else uri
+        if rel.is_absolute() or rel.drive or ".." in rel.parts:
+            raise SourceError(base_url, f"frame {frame.get('idx')} names {str(rel)!a}, outside its source: refused")
+        return remote.local_copy(remote.join(base_url, rel.as_posix()))  # this frame alone, fetched once
+    base = Path(uri) if kind == "images" else Path(project_root)
+    if kind == "images" and base.suffix.lower() in IMAGE_SUFFIXES and not base.is_dir():
+        base = base.parent  # a source of one image (a folder gone since ingest stays the folder in the message)
     if rel.is_absolute() or rel.drive or ".." in rel.parts:
         raise SourceError(str(base), f"frame {frame.get('idx')} names {str(rel)!a}, outside its source: refused")
     return base / rel
@@ -56,6 +63,7 @@ class FrameReader:
         self.max_open = max_open
         self.max_pixels = max_pixels
         self._caps: OrderedDict[str, _OpenVideo] = OrderedDict()
+        self._local: dict[str, str] = {}  # object-store URL -> its local copy
 
     def read(self, source: Source, frame: Frame) -> np.ndarray:
         """BGR pixels of a frame; raises ``SourceError`` naming the file if gone or broken."""
@@ -66,7 +74,12 @@ class FrameReader:
                 raise SourceError(source["uri"], f"frame {frame['idx']} names no file")
             return decode_image(path, self.max_pixels)
         t = frame.get("timestamp_s")
-        return self._read_video(source["uri"], int(frame["idx"]), None if t is None else float(t))
+        uri = str(source["uri"])
+        if remote.is_object_url(uri):
+            if uri not in self._local:
+                self._local[uri] = remote.localise(uri)  # the video's copy on this machine, fetched once
+            uri = self._local[uri]
+        return self._read_video(uri, int(frame["idx"]), None if t is None else float(t))
 
     def _open(self, uri: str) -> _OpenVideo:
         if not Path(uri).is_file():

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from triage_app.core.ingest import video
+from triage_app.core.ingest import remote, video
 from triage_app.core.ingest.parallel import ordered_map
 from triage_app.core.ingest.telemetry.exif import read_exif
 from triage_app.core.ingest.telemetry.model import TelemetryPoint
@@ -156,6 +156,7 @@ class VideoSource:
 
     def __init__(self, path: str | Path, planned: bool = True, threads: int = 0) -> None:
         self.path = Path(path)
+        self.url: str | None = None  # where the footage lives when this file is its local copy (remote.py)
         self.planned = planned  # decode only what the sampled frames need (PyAV), where the container allows
         self.threads = threads  # decoder threads (0: FFmpeg's choice)
         self.frames_decoded = 0  # pictures decoded by the last reading, kept or not
@@ -201,7 +202,8 @@ class VideoSource:
     def info(self) -> SourceInfo:
         warnings = ["frame rate missing from the header, assumed 30 frames/s"] if self._fps_guessed else []
         return SourceInfo(
-            self.kind, str(self.path.resolve()), self.path.name, self.fps, self.frame_count or None, self.width, self.height, warnings
+            self.kind, self.url or str(self.path.resolve()), self.path.name, self.fps, self.frame_count or None, self.width,
+            self.height, warnings
         )
 
     def packet_index(self) -> video.PacketIndex | None:
@@ -315,6 +317,8 @@ def decode_image(path: Path, max_pixels: int, min_long_side: int | None = None) 
     smoother than an area resize, and at 1/4 or 1/8 it shifts a blur measure by 15 to 55 %."""
     try:
         w, h = image_size(path)
+    except FileNotFoundError as exc:
+        raise SourceError(path, "file is gone (moved or deleted since it was added)") from exc
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
         raise SourceError(path, f"not a readable image ({exc.__class__.__name__}: {exc})") from exc
     if w * h > max_pixels:
@@ -346,6 +350,7 @@ class ImageFolderSource:
     def __init__(self, path: str | Path, max_pixels: int = 250_000_000, workers: int = 1,
                  min_long_side: int | None = None) -> None:
         self.path = Path(path)
+        self.url: str | None = None  # where the footage lives when this folder is its local copy (remote.py)
         self.max_pixels = max_pixels
         self.workers = workers
         self.min_long_side = min_long_side  # JPEGs at half size when it keeps this long side (ingest's quality gate)
@@ -369,7 +374,7 @@ class ImageFolderSource:
         return self.path if self.path.is_dir() else self.path.parent
 
     def info(self) -> SourceInfo:
-        return SourceInfo(self.kind, str(self.path.resolve()), self.path.name, None, len(self.entries))
+        return SourceInfo(self.kind, self.url or str(self.path.resolve()), self.path.name, None, len(self.entries))
 
     def frames(self, sampling: Sampling, start_after: int = -1, known: dict[str, int] | None = None,
                retry: set[str] | None = None, t0: float | None = None) -> Iterator[SourceFrame]:
@@ -434,7 +439,8 @@ def capture_seconds(value: str) -> float:
 # ---------------------------------------------------------------------------- stream
 class StreamSource:
     """A live stream: anything ``cv2.VideoCapture`` opens from a URL (rtsp://, http://,
-    udp://, file://). Frames are read once; the ingest keeps the sampled ones."""
+    udp://, srt://; an object store's URL is footage, see :mod:`.remote`). Frames are read
+    once; the ingest keeps the sampled ones."""
 
     kind = "stream"
 
@@ -482,6 +488,11 @@ def open_source(uri: str | Path, max_pixels: int = 250_000_000, stream_max_frame
     image source (decoded by ``decode_workers`` threads, JPEGs reduced down to
     ``min_long_side`` when given), anything else is tried as a video. Raises ``SourceError``."""
     text = str(uri)
+    if remote.is_object_url(text):  # a file or folder in an object store: read from this machine's copy
+        reader = open_source(remote.local_copy(text, IMAGE_SUFFIXES), max_pixels, stream_max_frames, decode_workers, min_long_side)
+        if not isinstance(reader, StreamSource):
+            reader.url = text.rstrip("/")
+        return reader
     if is_stream_uri(text):
         return StreamSource(text, stream_max_frames)
     path = Path(text)

@@ -94,6 +94,10 @@ class ScoringSettings(_Section):
                                 "when scoring (0: half the cores, 1 to 8); a video is decoded as one stream")
     queue_frames: int = Field(8, ge=1, description="frames buffered between pipeline stages")
     commit_every: int = Field(16, ge=1, description="frames per store transaction")
+    cluster_unit_frames: int = Field(256, ge=1, description="on a Ray cluster (triage score --cluster): frames per work "
+                                     "unit handed to a worker (a long video is cut into runs of this many sampled frames)")
+    cluster_cpus_per_worker: int = Field(4, ge=1, description="on a Ray cluster without GPUs: CPUs each worker takes (its "
+                                         "ONNX Runtime threads); with GPUs each worker takes one GPU")
     rule: str = Field("any", description="any, all, or K-of-N")
 
 

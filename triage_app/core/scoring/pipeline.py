@@ -17,19 +17,22 @@ import queue
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from triage_app.core.ingest import remote
 from triage_app.core.ingest.parallel import default_workers, ordered_map
 from triage_app.core.ingest.reader import frame_file
 from triage_app.core.ingest.sources import VideoSource, decode_image
 from triage_app.core.model.cards import project_members
 from triage_app.core.model.errors import SourceError
 from triage_app.core.model.records import Frame, Sampling, Source
+from triage_app.core.model.settings import Settings
 from triage_app.core.scoring.batching import FrameOutputs, FrameTiles, TileBatcher
 from triage_app.core.scoring.members.ensemble import Ensemble, HeadMember, HeadModel, OnnxMember, build_members, pool_tiles
 from triage_app.core.scoring.tiling import Tile, frame_tiles, tiling_scale
@@ -60,6 +63,7 @@ class ScoreSummary:
     frames_decoded: int = 0  # pictures the decoders produced (a video's unsampled frames that the sampled ones need included)
     # per source: (smallest, median, largest) scale the frames were cut at, and why
     tiling: dict[int, tuple[float, float, float, str]] = field(default_factory=dict)
+    cluster: dict[str, Any] = field(default_factory=dict)  # scored on a Ray cluster: its workers, units, retries
 
     @property
     def fps(self) -> float:
@@ -99,18 +103,40 @@ def default_members(ws: Workspace) -> list[str]:
     return names + [n for n in project_members(ws.root) if n not in names]
 
 
-def build_ensemble(ws: Workspace, names: list[str] | None = None) -> Ensemble:
+def build_ensemble(ws: Workspace, names: list[str] | None = None, device: str | None = None,
+                   precision: str | None = None) -> Ensemble:
     s = ws.settings.scoring
     return build_members(
-        names or default_members(ws), ws.cards, ws.settings.cache_dir, s.device, s.batch, head=load_head(ws),
-        precision=s.precision, cuda_graph=s.cuda_graph,
+        names or default_members(ws), ws.cards, ws.settings.cache_dir, device or s.device, s.batch, head=load_head(ws),
+        precision=precision or s.precision, cuda_graph=s.cuda_graph,
     )
 
 
-class _Stages:
-    def __init__(self, ws: Workspace, ens: Ensemble, pending: list[Frame], errors: list[str]) -> None:
-        settings = ws.settings
-        self.ws, self.settings, self.ens, self.pending, self.errors = ws, settings, ens, pending, errors
+@dataclass
+class ScoringContext:
+    """What the stages read besides the frames and the members, with no tie to the store:
+    a Ray worker gets a copy of it (:mod:`.cluster`)."""
+
+    settings: Settings
+    root: Path  # the project's folder (a stream's frames are kept there)
+    target_size_m: float
+    sources: dict[int, Source]
+
+
+def scoring_context(ws: Workspace, frames: list[Frame]) -> ScoringContext:
+    ids = sorted({int(f["source_id"]) for f in frames})
+    return ScoringContext(ws.settings, Path(ws.root), ws.target.size_m, {i: ws.frames.source(i) for i in ids})
+
+
+class Stages:
+    """Decode, tiles and inference over ``pending`` frames, each stage a thread; the results
+    come out of ``q_results`` (:func:`run_stages`). A source that cannot be read is reported
+    through ``report(source id, why)`` and the other sources go on."""
+
+    def __init__(self, ctx: ScoringContext, ens: Ensemble, pending: list[Frame], errors: list[str],
+                 report: Callable[[int, str], None] | None = None) -> None:
+        settings = ctx.settings
+        self.ctx, self.settings, self.ens, self.pending, self.errors, self.report = ctx, settings, ens, pending, errors, report
         size = max(1, settings.scoring.queue_frames)
         self.q_decoded: queue.Queue[Any] = queue.Queue(size)
         self.q_tiled: queue.Queue[Any] = queue.Queue(size)
@@ -166,18 +192,19 @@ class _Stages:
         for f in self.pending:
             by_source[f["source_id"]].append(f)
         for source_id, frames in by_source.items():
-            source = self.ws.frames.source(source_id)
+            source = self.ctx.sources[source_id]
             try:
                 yield from self._decode_source(source, frames)
             except SourceError as exc:
                 self.errors.append(str(exc))
-                self.ws.frames.add_message("error", f"scoring skipped frames: {exc}", path=source["uri"], source_id=source_id)
+                if self.report is not None:
+                    self.report(source_id, str(exc))
 
     def _decode_source(self, source: Source, frames: list[Frame]) -> Iterator[_Decoded]:
         max_px = self.settings.quality.max_pixels
         if source["kind"] == "video":
             wanted = {f["idx"]: f for f in frames}
-            video = VideoSource(source["uri"])
+            video = VideoSource(remote.localise(source["uri"]))  # an object-store video: its copy on this machine
             try:
                 for item in video.frames(Sampling.stored(source["sampling"]), start_after=min(wanted) - 1, only=set(wanted)):
                     f = wanted.pop(item.idx, None)
@@ -193,7 +220,7 @@ class _Stages:
         files = []
         for f in frames:
             try:
-                path = frame_file(source, f, self.ws.root)
+                path = frame_file(source, f, self.ctx.root)
             except SourceError as exc:
                 self.errors.append(str(exc))
                 continue
@@ -246,7 +273,7 @@ class _Stages:
                     return
                 t0 = time.perf_counter()
                 frame = dict(item.frame, width=item.image.shape[1], height=item.image.shape[0])
-                scale, why = tiling_scale(frame, self.ws.target.size_m, t, self.settings.geo.hfov_deg, max(self.sizes))
+                scale, why = tiling_scale(frame, self.ctx.target_size_m, t, self.settings.geo.hfov_deg, max(self.sizes))
                 self._note_scale(int(item.frame["source_id"]), scale, why)
                 tiles, pixels = frame_tiles(item.image, self.sizes, t.overlap, scale, t.whole_frame)
                 self._add_busy("tile", time.perf_counter() - t0)
@@ -297,18 +324,16 @@ def score_project(
     scored. Never raises for a member that cannot be had (listed in ``summary.unavailable``)
     or a frame that cannot be decoded (``summary.errors``); raises ``ProjectBusy`` when
     another run is writing the project (after waiting up to ``wait_s`` seconds). What depends on the scores (the
-    audit, the review queue) is brought up to date by the caller."""
+    audit, the review queue) is brought up to date by the caller. :func:`.cluster.score_on_cluster`
+    does the same on a Ray cluster."""
     t0 = time.perf_counter()
     ens = ensemble or build_ensemble(ws, member_names)
     summary = ScoreSummary(members=ens.names, unavailable=dict(ens.unavailable), provider=ens.provider)
     if not ens.members:
         summary.errors.append("no ensemble member is available: nothing can be scored")
         return summary
-    store = ws.scores
     with ws.writing("scoring", wait_s=wait_s):  # one writer of the embedding cache at a time
-        ws.embeddings.sets()  # a cache cut short forgets the lost frames' scores: they are embedded again now
-        versions = {m.name: store.model_version(m.name, m.card.kind, m.version_key) for m in ens.members}
-        pending = store.pending_frames(versions, include_flagged=not ws.settings.quality.gate_scoring)
+        versions, pending = pending_work(ws, ens)
         summary.frames_pending = len(pending)
         if pending:
             _stream(ws, ens, pending, versions, summary, progress, cancel)
@@ -316,68 +341,101 @@ def score_project(
     return summary
 
 
+def pending_work(ws: Workspace, ens: Ensemble) -> tuple[dict[str, int], list[Frame]]:
+    """The members' model versions, and the frames lacking a score from any of them (in
+    source and index order). Called by the project's writer (``ws.writing``)."""
+    ws.embeddings.sets()  # a cache cut short forgets the lost frames' scores: they are embedded again now
+    versions = {m.name: ws.scores.model_version(m.name, m.card.kind, m.version_key) for m in ens.members}
+    return versions, ws.scores.pending_frames(versions, include_flagged=not ws.settings.quality.gate_scoring)
+
+
+def run_stages(stages: Stages, cancel: Any = None) -> Generator[_Result, None, None]:
+    """Start the stages' threads and yield each frame's result as inference finishes it; the
+    threads are stopped and joined when the caller stops reading (or ``cancel`` is set, checked
+    between results)."""
+    stage_fns = [stages.decode_stage, *[stages.tile_stage] * stages.tile_workers, stages.infer_stage]
+    threads = [threading.Thread(target=fn, name=f"score-{fn.__name__}", daemon=True) for fn in stage_fns]
+    for th in threads:
+        th.start()
+    try:
+        while cancel is None or not cancel.is_set():
+            item = stages._get(stages.q_results)
+            if item is _END:
+                return
+            if isinstance(item, _Failed):
+                raise item.exc
+            yield item
+    finally:
+        stages.stop.set()
+        for th in threads:
+            th.join(timeout=30)
+
+
+def note_tiling(summary: ScoreSummary, scales: dict[int, list[float]], why: dict[int, str]) -> None:
+    """Each source's tiling scale (smallest, median, largest) into the summary and the log."""
+    for sid, vals in scales.items():
+        summary.tiling[sid] = (round(float(np.min(vals)), 3), round(float(np.median(vals)), 3), round(float(np.max(vals)), 3), why[sid])
+        log.info("source %d: tiles cut at scale %.2f (median; %.2f-%.2f): %s", sid, summary.tiling[sid][1],
+                 summary.tiling[sid][0], summary.tiling[sid][2], why[sid])
+
+
+@contextmanager
+def scoring_run(ws: Workspace, ens: Ensemble, versions: dict[str, int], provider: str, summary: ScoreSummary) -> Iterator[StoreWriter]:
+    """One scoring run in the store's log, and the writer of its results (embedding sets
+    open); the run is recorded as done, cancelled (``summary.cancelled``) or failed."""
+    run_id = ws.scores.start_run(ens.names, provider, ws.settings.scoring.device)
+    writer = StoreWriter(ws, versions)
+    status = "failed"
+    try:
+        writer.open_embeddings(ens)
+        yield writer
+        status = "cancelled" if summary.cancelled else "done"
+    finally:
+        writer.close()
+        ws.scores.finish_run(run_id, summary.frames_scored, status)
+
+
 def _stream(ws: Workspace, ens: Ensemble, pending: list[Frame], versions: dict[str, int], summary: ScoreSummary,
             progress: Callable[[int, int | None], None] | None, cancel: Any) -> None:
     """Run the stages over the pending frames and commit their results as they come."""
-    store = ws.scores
-    run_id = store.start_run(ens.names, ens.provider, ws.settings.scoring.device)
-    stages = _Stages(ws, ens, pending, summary.errors)
-    stage_fns = [stages.decode_stage, *[stages.tile_stage] * stages.tile_workers, stages.infer_stage]
-    threads = [threading.Thread(target=fn, name=f"score-{fn.__name__}", daemon=True) for fn in stage_fns]
+
+    def report(source_id: int, why: str) -> None:
+        ws.frames.add_message("error", f"scoring skipped frames: {why}", path=ctx.sources[source_id].get("uri"), source_id=source_id)
+
+    ctx = scoring_context(ws, pending)
+    stages = Stages(ctx, ens, pending, summary.errors, report)
     t_stream = time.perf_counter()
-    for th in threads:
-        th.start()
-    status = "done"
-    writer = _StoreWriter(ws, versions)
-    try:
-        writer.open_embeddings(ens)
-        while True:
-            if cancel is not None and cancel.is_set():
-                summary.cancelled = True
-                status = "cancelled"
-                break
-            item = stages._get(stages.q_results)
-            if item is _END:
-                break
-            if isinstance(item, _Failed):
-                raise item.exc
-            t_work = time.perf_counter()
-            if summary.first_result_s is None:
-                summary.first_result_s = t_work - t_stream
-            writer.add(item)
-            if writer.frames >= ws.settings.scoring.commit_every:
-                summary.frames_scored += writer.commit()
-                if progress:
-                    progress(summary.frames_scored, len(pending))
-            stages.busy["store"] += time.perf_counter() - t_work
+    with scoring_run(ws, ens, versions, ens.provider, summary) as writer:
+        results = run_stages(stages, cancel)
+        try:
+            for item in results:
+                t_work = time.perf_counter()
+                if summary.first_result_s is None:
+                    summary.first_result_s = t_work - t_stream
+                writer.add(item)
+                if writer.frames >= ws.settings.scoring.commit_every:
+                    summary.frames_scored += writer.commit()
+                    if progress:
+                        progress(summary.frames_scored, len(pending))
+                stages.busy["store"] += time.perf_counter() - t_work
+        finally:
+            results.close()  # the stages stop and are joined
+        summary.cancelled = cancel is not None and cancel.is_set()
         t_work = time.perf_counter()
         summary.frames_scored += writer.commit()
         stages.busy["store"] += time.perf_counter() - t_work
         summary.stream_seconds = time.perf_counter() - t_stream
         summary.stage_busy = stages.busy_shares(summary.stream_seconds)
-        for sid, scales in stages.scales.items():
-            summary.tiling[sid] = (round(float(np.min(scales)), 3), round(float(np.median(scales)), 3),
-                                   round(float(np.max(scales)), 3), stages.scale_why[sid])
-            log.info("source %d: tiles cut at scale %.2f (median; %.2f-%.2f): %s", sid, summary.tiling[sid][1],
-                     summary.tiling[sid][0], summary.tiling[sid][2], stages.scale_why[sid])
+        note_tiling(summary, stages.scales, stages.scale_why)
         summary.batch_fill = stages.batcher.fill
         summary.frames_decoded = stages.frames_decoded
         log.info("scored %d frames in %.1f s (%d pictures decoded); stage busy %s; batch fill %.2f", summary.frames_scored,
                  summary.stream_seconds, summary.frames_decoded, summary.stage_busy, summary.batch_fill)
         if progress:
             progress(summary.frames_scored, len(pending))
-    except BaseException:
-        status = "failed"
-        raise
-    finally:
-        stages.stop.set()
-        for th in threads:
-            th.join(timeout=30)
-        writer.close()
-        store.finish_run(run_id, summary.frames_scored, status)
 
 
-class _StoreWriter:
+class StoreWriter:
     """The store stage's side: score rows and embedding rows gathered per frame, committed
     together (embeddings made durable first, then the scores and the embedding sets' row
     counts in one transaction)."""
