@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,6 +113,14 @@ def test_work_units_keep_a_source_together_and_cut_long_ones() -> None:
     assert [u.source_id for u in units] == [1, 1, 1, 2]
 
 
+def test_units_spread_a_short_job_over_every_worker_and_cap_a_long_one() -> None:
+    from triage_app.core.scoring.cluster import unit_size
+
+    assert unit_size(180, 2, 256) == 23  # about four units per worker
+    assert unit_size(1_000_000, 8, 256) == 256
+    assert unit_size(20, 4, 256) == 8 and unit_size(20, 4, 5) == 5
+
+
 def test_plan_takes_one_worker_per_gpu_or_per_cpus_of_each_node() -> None:
     nodes = [{"Alive": True, "Resources": {"CPU": 16.0, "GPU": 2.0}}, {"Alive": True, "Resources": {"CPU": 8.0, "GPU": 2.0}}]
     plan = plan_workers({"CPU": 24.0, "GPU": 4.0}, nodes, "auto", None, 4)
@@ -138,6 +147,7 @@ def test_cluster_scores_equal_a_local_run_bit_for_bit(tmp_path: Path, ortho: np.
         assert summary.provider == "CPUExecutionProvider" and summary.cluster["workers"] == 2
         # one worker on each node; the 24 video frames in units of 5 (5 units), the 6 stills in 2
         assert len({w["node"] for w in started}) == summary.cluster["nodes"] == 2 and summary.cluster["units"] == 7
+        assert not any(w["torch_loaded"] for w in started)  # the members came as ONNX files, not as model code
         assert sum(summary.cluster["frames_per_worker"].values()) == 30
         assert _scores(on_cluster) == _scores(local)
         mine, theirs = _embeddings(on_cluster), _embeddings(local)
@@ -172,6 +182,22 @@ def test_a_killed_worker_has_its_unit_scored_elsewhere_and_no_frame_twice(tmp_pa
         assert len(_scores(ws)) == 30 and len(ws.scores.score_table()[0]) == 30
         emb = _embeddings(ws)  # raises where a frame's tile was cached twice
         assert len({k[:2] for k in emb["imagenet:pooled"]}) == 30
+    finally:
+        ws.close()
+
+
+def test_a_cancelled_run_keeps_what_it_committed_and_the_next_scores_the_rest(tmp_path: Path, ortho: np.ndarray,
+                                                                             ray_cluster: str) -> None:
+    ws = _project(tmp_path / "p", _footage(tmp_path, ortho), unit_frames=2)
+    stop = threading.Event()
+    try:
+        first = score_on_cluster(ws, ray_cluster, progress=lambda done, total: stop.set() if done >= 4 else None, cancel=stop)
+        assert first.cancelled and 4 <= first.frames_scored < 30
+        assert len(ws.scores.score_table()[0]) == first.frames_scored
+        second = score_on_cluster(ws, ray_cluster)
+        assert second.frames_pending == 30 - first.frames_scored and first.frames_scored + second.frames_scored == 30
+        emb = _embeddings(ws)  # raises where a frame's tile was cached twice
+        assert len({k[:2] for k in emb["imagenet:pooled"]}) == 30 and len(ws.scores.score_table()[0]) == 30
     finally:
         ws.close()
 

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import socket
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -134,6 +136,12 @@ def work_units(pending: list[Frame], unit_frames: int) -> list[WorkUnit]:
     return units
 
 
+def unit_size(frames: int, workers: int, most: int) -> int:
+    """Frames per unit: at most ``most``, and small enough that each worker gets about four
+    units (a short job still spreads over every worker), but not under 8 frames."""
+    return max(1, min(most, max(8, math.ceil(frames / (4 * max(1, workers))))))
+
+
 def ensemble_spec(ens: Ensemble, device: str, batch: int, cuda_graph: bool, threads: int | None) -> tuple[EnsembleSpec, list[bytes]]:
     """The spec of ``ens`` and its ONNX files' bytes (in the spec's backbone order)."""
     files, blobs = [], []
@@ -198,7 +206,9 @@ class ScoringWorker:
         self.name = f"{socket.gethostname()} (node {self.node[:8]}) pid {os.getpid()}"
 
     def ready(self) -> dict[str, Any]:
-        return {"worker": self.name, "node": self.node, "pid": os.getpid(), "provider": self.ens.provider}
+        """Who this worker is, and that it runs the members without PyTorch."""
+        return {"worker": self.name, "node": self.node, "pid": os.getpid(), "provider": self.ens.provider,
+                "torch_loaded": "torch" in sys.modules}
 
     def score(self, unit: WorkUnit) -> UnitResult:
         t0 = time.perf_counter()
@@ -288,8 +298,8 @@ def score_on_cluster(
                     on_started(started)
                 log.info("scoring %d frames on %d workers of the cluster at %s (%s)", len(pending), len(actors), address,
                          ", ".join(w["worker"] for w in started))
-                _drive(ray, ws, ens, _Pool(workers_now, new_actor), ctx, work_units(pending, s.cluster_unit_frames), versions,
-                       summary, progress, cancel)
+                units = work_units(pending, unit_size(len(pending), len(workers_now), s.cluster_unit_frames))
+                _drive(ray, ws, ens, _Pool(workers_now, new_actor), ctx, units, versions, summary, progress, cancel)
                 summary.cluster = {"address": address, "workers": len(workers_now), "device": plan.device,
                                    "nodes": len({w["node"] for w in started})} | summary.cluster
         summary.seconds = time.perf_counter() - t0
@@ -362,7 +372,7 @@ class _Driver:
         self.why: dict[int, str] = {}
         self.retried = 0
         self.per_worker: dict[str, int] = {}
-        self.commit_s = 0.0  # this process's time writing results: the ceiling of the whole cluster's rate
+        self.commit_s = 0.0  # this process's time taking results in and writing them: the ceiling of the cluster's rate
 
     def submit(self) -> None:
         """Keep ``_IN_FLIGHT`` units queued on every actor, the least loaded first."""
@@ -385,12 +395,14 @@ class _Driver:
             for ref in ready:
                 unit, k, actor = self.in_flight.pop(ref)
                 self.load[k] -= 1
+                t0 = time.perf_counter()
                 res = self._result(ref, unit, k, actor)
                 if res is None:
                     continue
                 if self.summary.first_result_s is None:
                     self.summary.first_result_s = time.perf_counter() - t_stream
                 self._commit(res)
+                self.commit_s += time.perf_counter() - t0
                 if progress:
                     progress(self.summary.frames_scored, self.total)
             self.submit()
@@ -417,7 +429,6 @@ class _Driver:
 
     def _commit(self, res: UnitResult) -> None:
         """A unit's frames into the store in one commit, as a local run writes them."""
-        t0 = time.perf_counter()
         for item in res.results:
             self.writer.add(item)
         self.summary.frames_scored += self.writer.commit()
@@ -430,7 +441,6 @@ class _Driver:
             self.why.setdefault(sid, res.scale_why.get(sid, ""))
         self.summary.frames_decoded += res.frames_decoded
         self.per_worker[res.worker] = self.per_worker.get(res.worker, 0) + len(res.results)
-        self.commit_s += time.perf_counter() - t0
 
 
 def _drive(ray: Any, ws: Workspace, ens: Ensemble, pool: _Pool, ctx: ScoringContext, units: list[WorkUnit],
@@ -443,6 +453,6 @@ def _drive(ray: Any, ws: Workspace, ens: Ensemble, pool: _Pool, ctx: ScoringCont
         summary.stream_seconds = time.perf_counter() - t_stream
         note_tiling(summary, driver.scales, driver.why)
         summary.cluster = {"retried_units": driver.retried, "units": driver.units, "frames_per_worker": driver.per_worker,
-                           "commit_s": round(driver.commit_s, 3)}
+                           "commit_s": round(driver.commit_s, 5)}
         log.info("scored %d frames on the cluster in %.1f s; %d units retried", summary.frames_scored, summary.stream_seconds,
                  driver.retried)
