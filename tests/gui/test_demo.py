@@ -81,24 +81,37 @@ def test_demo_builds_in_a_worker_and_opens_the_review_queue(qtbot, tmp_path: Pat
     assert table.item(1, 0).text() == "1"  # its ground disc overlaps the newer one's: one place to go to
     # Each find with its picture and the time the camera took it.
     qtbot.waitUntil(lambda: len(window.finds_view.pictured) == 2, timeout=10000)
-    assert table.item(0, 10).text().startswith("20") and ":" in table.item(0, 10).text()
+    assert table.item(0, 12).text().startswith("20") and ":" in table.item(0, 12).text()
     # Back in review, another frame of that stretch of river says what it overlaps.
     window.show_review()
     _go_to_neighbour(qtbot, window, first)
     qtbot.waitUntil(lambda: "overlaps place 1 (accepted by analyst): flight.mp4 frame" in window.review_view.telemetry.text(), timeout=10000)
     shot(window, "review_overlap.png")
-    assert table.item(0, 8).text() == "on the ground" and table.item(0, 9).text().endswith(" m")
-    assert table.item(0, 7).text().endswith(" m")  # within: the telemetry's errors and the tile's size
+    assert table.item(0, 10).text() == "on the ground" and table.item(0, 11).text().endswith(" m")
+    assert table.item(0, 9).text().endswith(" m")  # within: the telemetry's errors and the tile's size
     assert table.item(0, 0).text() == "1"  # the first place
-    table.cellDoubleClicked.emit(0, 6)
-    assert QGuiApplication.clipboard().text() == table.item(0, 6).text()
+    table.cellDoubleClicked.emit(0, 8)
+    assert QGuiApplication.clipboard().text() == table.item(0, 8).text()
+    # The analyst says what the find is, in the What and Note columns: recorded at once, kept
+    # through the list's refreshes, and carried by the exports.
+    assert table.item(0, 1).flags() & Qt.ItemFlag.ItemIsEditable and not table.item(0, 8).flags() & Qt.ItemFlag.ItemIsEditable
+    newest = window.finds.items[0].frame_id
+    table.item(0, 1).setText("boat")
+    table.item(0, 2).setText("moored, nobody aboard")
+    ws = window.controller.ws
+    assert (ws.notes.of_frames([newest])[newest].what, ws.notes.of_frames([newest])[newest].note) == ("boat", "moored, nobody aboard")
+    window.finds.refresh()
+    qtbot.waitUntil(lambda: window.finds._task is None, timeout=10000)
+    assert table.item(0, 1).text() == "boat" and table.item(0, 2).text() == "moored, nobody aboard"
     window.finds.save_geojson(tmp_path / "finds.geojson")
     import json
 
     feature = json.loads((tmp_path / "finds.geojson").read_text())["features"][0]
     assert feature["properties"]["placed"] == "ground" and feature["properties"]["source"] == "flight.mp4"
+    assert (feature["properties"]["what"], feature["properties"]["remark"]) == ("boat", "moored, nobody aboard")
     window.finds.save_gpx(tmp_path / "places.gpx")
     assert (tmp_path / "places.gpx").read_text().count("<wpt ") == 1  # two finds, one place
+    assert "<type>boat</type>" in (tmp_path / "places.gpx").read_text() and "boat: moored, nobody aboard" in (tmp_path / "places.gpx").read_text()
     window.finds.save_gpx(tmp_path / "no-such-folder" / "places.gpx")
     assert "places.gpx: cannot be written" in window.problems_view.item(window.problems_view.count() - 1).text()
     window.tabs.setCurrentWidget(window.finds_view)

@@ -10,9 +10,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, TextIO
 
-from triage_app.cli.common import EXIT_NOTHING_DONE, EXIT_USAGE, ProgressBar, csv_list, open_project, project_location
+from triage_app.cli.common import EXIT_INPUT, EXIT_NOTHING_DONE, EXIT_USAGE, ProgressBar, csv_list, open_project, project_location
 from triage_app.core.ingest.footage import IngestResult, ingest_source
-from triage_app.core.model.errors import InputError
+from triage_app.core.model.errors import InputError, StoreError
 from triage_app.core.model.records import Sampling
 from triage_app.core.model.targets import load_targets
 from triage_app.core.model.text import terminal_safe
@@ -233,8 +233,32 @@ def cmd_finds(args: argparse.Namespace) -> int:
             f"{f.distance_m:.0f} m from the aircraft" if f.placed == "ground" else
             f"  aircraft ({f.note})" if f.placed == "aircraft" else "")
         place = f"place {f.place:<3}" if f.place is not None else "         "
+        said = " — " + terminal_safe(": ".join(t for t in (f.what, f.remark) if t)) if f.what or f.remark else ""
         print(f"  {place} {f.decided_at[:19].replace('T', ' ')} UTC  {terminal_safe(f.reviewer):<10} {terminal_safe(f.source)} frame {f.frame} "
-              f"(t={f.timestamp_s:.1f} s)  {where}")
+              f"(t={f.timestamp_s:.1f} s)  {where}{said}")
+    return 0
+
+
+def cmd_note(args: argparse.Namespace) -> int:
+    """A class and a note on a find (any frame, by its id as ``triage finds --csv`` gives it)."""
+    with open_project(args) as ws:
+        try:
+            frame = ws.frames.frame(args.frame)
+        except StoreError:
+            print(f"error: {args.project} has no frame {args.frame} (the frame_id column of triage finds --csv)", file=sys.stderr)
+            return EXIT_INPUT
+        before = ws.notes.of_frames([args.frame]).get(args.frame)
+        if args.what is None and args.text is None:
+            print(f"frame {args.frame}: " + (f"{before.what or '-'}: {before.note or '-'} (by {before.author}, {before.noted_at[:19]})"
+                                               if before else "no note"))
+            return 0
+        what = args.what if args.what is not None else (before.what if before else "")
+        text = args.text if args.text is not None else (before.note if before else "")
+        now = ws.notes.set(args.frame, what, text, ws.settings.review.reviewer)
+        accepted = any(d.frame_id == args.frame and d.label.value == "accept" for d in ws.decisions.current())
+    print(f"frame {args.frame} (frame {frame['idx']} of source {frame['source_id']}): "
+          + (f"{now.what or '-'}: {now.note or '-'}" if now else "note taken away")
+          + ("" if accepted else " (not a find yet: the frame is not accepted)"))
     return 0
 
 
@@ -451,6 +475,13 @@ def add_parsers(sub: Any) -> None:
     fi.add_argument("--gpx", metavar="FILE", help="also write their places as GPX waypoints, for handheld receivers "
                     "(- : to standard output, alone)")
     fi.set_defaults(func=cmd_finds)
+
+    no = sub.add_parser("note", help="say what a find is and add a note to it (shown with the finds and in their exports)")
+    no.add_argument("project", type=project_location, metavar="PROJECT")
+    no.add_argument("frame", type=int, metavar="FRAME_ID", help="the frame's id (frame_id in triage finds --csv)")
+    no.add_argument("--what", help="what was found, in your words (person, vehicle, debris, ...); '' takes it away")
+    no.add_argument("--text", help="the note; '' takes it away (without --what and --text: print the note)")
+    no.set_defaults(func=cmd_note)
 
     rp = sub.add_parser("report", help="workload, reviews, audit and the measured recall")
     rp.add_argument("project", type=project_location, metavar="PROJECT")

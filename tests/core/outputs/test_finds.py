@@ -144,3 +144,40 @@ def test_finds_write_gpx_to_standard_output_and_a_closed_pipe_is_no_error(tmp_pa
     piped = subprocess.run(f"{sys.executable} -m triage_app finds {root} --csv | head -c 1", shell=True, cwd=REPO,
                            capture_output=True, text=True)
     assert "Traceback" not in piped.stderr
+
+
+def test_an_analyst_says_what_a_find_is_and_every_output_carries_it(tmp_path: Path, ortho: np.ndarray,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from lxml import etree
+
+    from triage_app.core.outputs.finds import finds_gpx
+
+    root = scored_project(tmp_path, ortho, members=("imagenet",))
+    with Workspace(root) as p:
+        a, b = (r["id"] for r in p.frames.frame_rows()[:2])
+        p.decisions.record([dict(frame_id=a, label="accept", reviewer="ana", seconds_spent=1.0, policy="p", member_scores="{}")])
+    assert main(["note", str(root), str(a), "--what", "person", "--text", "waving, by the red car"]) == 0
+    assert capsys.readouterr().out.startswith(f"frame {a} (frame 0 of source 1): person: waving, by the red car")
+    assert main(["note", str(root), str(b), "--what", "debris"]) == 0
+    assert "(not a find yet: the frame is not accepted)" in capsys.readouterr().out
+    assert main(["note", str(root), str(a)]) == 0  # without --what or --text: what stands
+    assert "person: waving, by the red car (by " in capsys.readouterr().out
+    assert main(["finds", str(root)]) == 0
+    assert "— person: waving, by the red car" in capsys.readouterr().out
+    with Workspace(root) as p:
+        found = finds(p)
+    assert [(f.frame_id, f.what, f.remark) for f in found] == [(a, "person", "waving, by the red car")]
+    row = next(csv.DictReader(io.StringIO(finds_csv(found))))
+    assert (row["what"], row["remark"]) == ("person", "waving, by the red car")
+    found[0].lat, found[0].lon, found[0].place = 45.0, 7.0, 1  # a place, for the GPX
+    wpt = etree.fromstring(finds_gpx(found).encode()).find("{http://www.topografix.com/GPX/1/1}wpt")
+    tags = [etree.QName(e).localname for e in wpt]
+    assert tags == ["name", "desc", "sym", "type"]  # in GPX 1.1's order
+    assert wpt[3].text == "person" and wpt[1].text.endswith("; person: waving, by the red car")
+    # Taken away again; a frame that does not exist is named.
+    assert main(["note", str(root), str(a), "--what", "", "--text", ""]) == 0
+    assert "note taken away" in capsys.readouterr().out
+    with Workspace(root) as p:
+        assert p.notes.of_frames() == {b: p.notes.of_frames([b])[b]} and p.notes.of_frames([b])[b].what == "debris"
+    assert main(["note", str(root), "99999", "--what", "x"]) == 3
+    assert "has no frame 99999" in capsys.readouterr().err

@@ -34,6 +34,8 @@ class Find:
     radius_m: float | None  # how far the find may be from its position (telemetry errors and the tile's size)
     note: str  # why it was not placed on the ground, if it was not
     place: int | None = None  # finds whose ground discs overlap share a place (1 = the newest); None: no position
+    what: str = ""  # the analyst's class for what was found ("person", "vehicle", ...)
+    remark: str = ""  # the analyst's note on it
 
 
 def finds(ws: Workspace) -> list[Find]:
@@ -46,6 +48,7 @@ def finds(ws: Workspace) -> list[Find]:
     scores = ws.scores.frame_score_rows([d.frame_id for d in accepted])
     sources = {s["id"]: s for s in ws.frames.source_summaries()}
     frames = ws.frames.frames_by_id([d.frame_id for d in accepted])
+    notes = ws.notes.of_frames([d.frame_id for d in accepted])
     out = []
     geo = ws.settings.geo
     for d in accepted:
@@ -61,9 +64,10 @@ def finds(ws: Workspace) -> list[Find]:
             lat, lon, how, dist, radius, note = fr["lat"], fr["lon"], "aircraft", None, None, placed.reason
         else:
             lat, lon, how, dist, radius, note = None, None, "none", None, None, "no position for this frame"
+        said = notes.get(d.frame_id)
         out.append(Find(d.frame_id, d.decided_at, d.reviewer, sources[fr["source_id"]]["name"],
                         int(fr["idx"]), float(fr["timestamp_s"]), fr.get("captured_at"), lat, lon, how, dist, radius,
-                        note))
+                        note, what=said.what if said else "", remark=said.note if said else ""))
     group_places(out)
     return out
 
@@ -166,8 +170,12 @@ def finds_gpx(items: list[Find]) -> str:
         where = f"within {max(radii):.0f} m" if head.placed == "ground" and radii else "the aircraft's position"
         frames = ", ".join(f"{f.source} frame {f.frame}" for f in fs[:10]) + (" …" if len(fs) > 10 else "")
         local = f"; captured {head.captured_at} (camera clock, zone unknown)" if head.captured_at and when is None else ""
+        said = "".join(f"; {f.what or 'note'}: {f.remark}" if f.remark else f"; {f.what}" for f in fs if f.what or f.remark)
         ET.SubElement(wpt, "desc").text = xml_safe(f"{len(fs)} accepted frame{'s' if len(fs) != 1 else ''} ({where}), by "
-                                                   f"{', '.join(sorted({f.reviewer for f in fs}))}: {frames}{local}")
+                                                   f"{', '.join(sorted({f.reviewer for f in fs}))}: {frames}{local}{said}")
         ET.SubElement(wpt, "sym").text = "Flag, Red"
+        whats = sorted({f.what for f in fs if f.what})
+        if whats:  # after sym, as GPX 1.1 orders them
+            ET.SubElement(wpt, "type").text = xml_safe(", ".join(whats))
     ET.indent(gpx)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(gpx, encoding="unicode") + "\n"

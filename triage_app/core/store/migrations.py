@@ -290,6 +290,19 @@ def _run(statements: list[str]) -> Callable[[Connection], None]:
     return step
 
 
+# What an analyst says of a find (a class, "two people, one waving", "debris, not a boat"): one
+# per frame, the latest word standing, with who wrote it and when.
+_V12 = [
+    """CREATE TABLE find_notes (
+        frame_id INTEGER PRIMARY KEY REFERENCES frames(id) ON DELETE CASCADE,
+        what TEXT NOT NULL DEFAULT '',
+        note TEXT NOT NULL DEFAULT '',
+        author TEXT NOT NULL,
+        noted_at TEXT NOT NULL
+    )""",
+]
+
+
 #: MIGRATIONS[n] upgrades a database from version n to n + 1.
 MIGRATIONS: list[Callable[[Connection], None]] = [
-    _run(v) for v in (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11)]
+    _run(v) for v in (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11, _V12)]

@@ -38,6 +38,7 @@ from triage_app.core.store.embeddings import EMBED_DIR, EmbeddingStore
 from triage_app.core.store.frames import DB_NAME, FrameStore
 from triage_app.core.store.heads import HeadStore
 from triage_app.core.store.lock import WriterLock
+from triage_app.core.store.notes import NoteStore
 from triage_app.core.store.policies import PolicyStore
 from triage_app.core.store.rankings import RankingStore
 from triage_app.core.store.scores import ScoreStore
@@ -94,6 +95,7 @@ class Workspace:
         self.rankings = RankingStore(self.db)
         self.leases = LeaseStore(self.db)
         self.annotations = AnnotationStore(self.db)
+        self.notes = NoteStore(self.db)
         self._writer_lock = WriterLock(self.root, self.db.engine if self.team else None)
 
     def _make_folder(self, create: bool) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QGuiApplication, QImage
 
+from triage_app.core.model.errors import StoreError
 from triage_app.core.outputs.finds import finds, finds_csv, finds_geojson, finds_gpx
 from triage_app.gui.finds.finds_view import THUMB, FindsView
 from triage_app.gui.review.frame_loader import FrameLoader
@@ -35,6 +36,7 @@ class FindsController(QObject):
         view.user_did_save.connect(lambda path: self.save_geojson(Path(path)))
         view.user_did_save_gpx.connect(lambda path: self.save_gpx(Path(path)))
         view.user_did_copy_row.connect(self.copy_position)
+        view.user_did_note.connect(self.save_note)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(2000)  # decisions come fast: one rebuild once they pause
@@ -76,6 +78,9 @@ class FindsController(QObject):
 
     def _show(self, items: list[Any]) -> None:
         self._task = None
+        if self.view.editing():  # an analyst is typing a note: the list waits for them
+            self.refresh_soon()
+            return
         self.items = items
         self.view.show_finds(items)
         if self._loader is not None:
@@ -90,6 +95,23 @@ class FindsController(QObject):
         if self._again:
             self._again = False
             self.refresh()
+
+    def save_note(self, frame_id: int, what: str, note: str) -> None:
+        """What the analyst wrote in the What or Note column, recorded at once."""
+        ws = self._ws
+        if ws is None:
+            return
+        try:
+            ws.notes.set(frame_id, what, note, ws.settings.review.reviewer)
+        except StoreError as exc:
+            self.finds_did_fail.emit(f"The note could not be saved: {exc}")
+            return
+        for f in self.items:
+            if f.frame_id == frame_id:
+                f.what, f.remark = what, note
+                said = ": ".join(t for t in (what, note) if t)
+                self.message_did_post.emit(f"Noted on {f.source} frame {f.frame}: {said}." if said else
+                                           f"Note taken off {f.source} frame {f.frame}.")
 
     def copy_position(self, row: int) -> None:
         f = self.items[row] if 0 <= row < len(self.items) else None

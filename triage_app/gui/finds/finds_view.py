@@ -21,8 +21,9 @@ from PySide6.QtWidgets import (
 
 from triage_app.gui.tables import local_time, set_up_list
 
-COLUMNS = ("Place", "Decided (local time)", "Reviewer", "Source", "Frame", "Time in video", "Position", "Within", "Placed",
-           "From the aircraft", "Captured")
+COLUMNS = ("Place", "What", "Note", "Decided (local time)", "Reviewer", "Source", "Frame", "Time in video", "Position",
+           "Within", "Placed", "From the aircraft", "Captured")
+WHAT, NOTE, SOURCE = 1, 2, 5  # the two columns an analyst writes in, and the one that carries the frame's id
 THUMB = QSize(96, 60)
 
 
@@ -33,6 +34,7 @@ class FindsView(QWidget):
     user_did_save = Signal(str)  # the chosen file (GeoJSON)
     user_did_save_gpx = Signal(str)  # the chosen file (GPX: the places, for handheld receivers)
     user_did_copy_row = Signal(int)
+    user_did_note = Signal(int, str, str)  # frame id, what was found, the note
 
     def __init__(self) -> None:
         super().__init__()
@@ -48,11 +50,15 @@ class FindsView(QWidget):
         top.addWidget(self.summary, 1)
         for b in (self.copy_button, self.save_button, self.gpx_button):
             top.addWidget(b)
-        self.table = set_up_list(QTableWidget(), COLUMNS, stretch=3)
+        self.table = set_up_list(QTableWidget(), COLUMNS, stretch=NOTE)
         self.table.setIconSize(THUMB)  # each find's picture beside its source's name
         self.table.verticalHeader().setDefaultSectionSize(THUMB.height() + 8)
-        self.table.setToolTip("Double-click a row to copy its position")
-        self.table.cellDoubleClicked.connect(lambda row, _col: self.user_did_copy_row.emit(row))
+        self.table.setToolTip("Double-click What or Note to say what the find is; double-click elsewhere to copy its position")
+        # Only What and Note take edits (their items alone are editable); a double-click
+        # elsewhere copies the position.
+        self.table.setEditTriggers(QTableWidget.EditTrigger.DoubleClicked | QTableWidget.EditTrigger.EditKeyPressed)
+        self.table.cellDoubleClicked.connect(lambda row, col: col in (WHAT, NOTE) or self.user_did_copy_row.emit(row))
+        self.table.itemChanged.connect(self._on_edit)
         grey = QPixmap(THUMB)
         grey.fill(Qt.GlobalColor.darkGray)
         self._placeholder = QIcon(grey)
@@ -64,7 +70,7 @@ class FindsView(QWidget):
     def set_thumbnail(self, frame_id: int, image: QImage) -> None:
         """A find's picture, once decoded, beside its source's name."""
         for r in range(self.table.rowCount()):
-            item = self.table.item(r, 3)
+            item = self.table.item(r, SOURCE)
             if item is not None and item.data(Qt.ItemDataRole.UserRole) == frame_id:
                 item.setIcon(QIcon(QPixmap.fromImage(image)))
                 self.pictured.add(frame_id)
@@ -79,8 +85,28 @@ class FindsView(QWidget):
         if path:
             self.user_did_save_gpx.emit(path)
 
+    def editing(self) -> bool:
+        """Whether a What or Note cell is open for typing (a refresh then waits)."""
+        return self.table.state() == QTableWidget.State.EditingState
+
+    def _on_edit(self, item: QTableWidgetItem) -> None:
+        if item.column() not in (WHAT, NOTE):
+            return
+        r = item.row()
+        source = self.table.item(r, SOURCE)
+        what, note = self.table.item(r, WHAT), self.table.item(r, NOTE)
+        if source is not None and what is not None and note is not None:
+            self.user_did_note.emit(int(source.data(Qt.ItemDataRole.UserRole)), what.text().strip(), note.text().strip())
+
     def show_finds(self, items: list[Any]) -> None:
         self.pictured: set[int] = set()  # the finds whose picture shows in the list
+        self.table.blockSignals(True)  # filling in is not an edit
+        try:
+            self._fill(items)
+        finally:
+            self.table.blockSignals(False)
+
+    def _fill(self, items: list[Any]) -> None:
         self.table.setRowCount(len(items))
         for r, f in enumerate(items):
             position = f"{f.lat:.6f}, {f.lon:.6f}" if f.lat is not None else "—"
@@ -88,21 +114,27 @@ class FindsView(QWidget):
             away = f"{f.distance_m:.0f} m" if f.distance_m is not None else ""
             within = f"{f.radius_m:.0f} m" if f.radius_m is not None else ""
             captured = (f.captured_at or "")[:19].replace("T", " ")
-            values = ("" if f.place is None else str(f.place), local_time(f.decided_at), f.reviewer, f.source, str(f.frame),
-                      f"{f.timestamp_s:.1f} s", position, within, placed, away, captured)
+            values = ("" if f.place is None else str(f.place), f.what, f.remark, local_time(f.decided_at), f.reviewer, f.source,
+                      str(f.frame), f"{f.timestamp_s:.1f} s", position, within, placed, away, captured)
             for c, text in enumerate(values):
                 item = QTableWidgetItem(text)
-                if c in (0, 4, 5, 7, 9):
+                if c in (WHAT, NOTE):
+                    item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
+                    item.setToolTip("What the find is, in your words (person, vehicle, debris, ...): double-click to write"
+                                    if c == WHAT else "A note for whoever acts on the find: double-click to write")
+                else:
+                    item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
+                if c in (0, 6, 7, 9, 11):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 if c == 0:
                     item.setToolTip("Finds whose places on the ground overlap (their positions, within their radii) "
                                     "share a number: one place to go to")
-                if c == 8 and f.note:
+                if c == 10 and f.note:
                     item.setToolTip(f.note)
-                if c == 3:
+                if c == SOURCE:
                     item.setData(Qt.ItemDataRole.UserRole, f.frame_id)
                     item.setIcon(self._placeholder)
-                if c == 10:
+                if c == 12:
                     item.setToolTip("When the camera took the frame (its own clock, as the footage records it)")
                 self.table.setItem(r, c, item)
         ground = sum(f.placed == "ground" for f in items)
