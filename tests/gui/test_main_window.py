@@ -256,6 +256,55 @@ def test_text_size_and_full_screen_by_key_and_the_size_is_remembered(qtbot) -> N
         QApplication.setFont(font)
 
 
+def test_the_dark_look_by_key_reaches_every_page_and_is_remembered(qtbot) -> None:
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QPalette
+    from PySide6.QtWidgets import QApplication
+
+    from triage_app.gui import theme
+    from triage_app.gui.main_window import MainWindow
+
+    base = QApplication.font().pointSizeF()
+    light_window = QApplication.palette().color(QPalette.ColorRole.Window).lightness()
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=3000)
+    try:
+        assert theme.current() == "light" and "#1f4e8c" in window.review_view.feedback.styleSheet()
+        qtbot.keyClick(window.review_view, Qt.Key.Key_D, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+        assert theme.current() == "dark" and QApplication.palette().color(QPalette.ColorRole.Window).lightness() < 80 < light_window
+        text = QApplication.palette().color(QPalette.ColorRole.WindowText).lightness()
+        assert text > 200  # light words on the dark window
+        # The pages' own colours follow: the feedback line, the decided list's, the charts.
+        assert theme.TONES["dark"]["feedback"] in window.review_view.feedback.styleSheet()
+        assert theme.TONES["dark"]["feedback"] in window.decided_view.feedback.styleSheet()
+        from PySide6.QtCharts import QChart
+
+        assert window.supervisor_view.curve_chart.theme() == QChart.ChartTheme.ChartThemeDark
+        # Headers are sized from the window's text, so they grow with Ctrl+= too.
+        before = window.review_view.header.styleSheet()
+        window.set_text_step(3)
+        assert f"font-size: {(base + 3) * 1.25:.1f}pt" in window.review_view.header.styleSheet() != before
+        window.set_text_step(0)
+        window.close()
+        again = MainWindow()
+        qtbot.addWidget(again)
+        theme.apply("light")
+        again.restore_layout()  # the look of the last session
+        assert theme.current() == "dark"
+        again.set_theme("light")
+        assert QApplication.palette().color(QPalette.ColorRole.Window).lightness() == light_window
+        assert "#1f4e8c" in again.review_view.feedback.styleSheet()
+        again.close()
+    finally:
+        theme.apply("light")
+        font = QApplication.font()
+        font.setPointSizeF(base)
+        QApplication.setFont(font)
+
+
 def test_the_sources_list_says_how_many_frames_are_not_scored_yet() -> None:
     """"ingested" alone while scoring runs (or never ran) hid that nothing can be reviewed yet."""
     from triage_app.gui.sources.sources_view import _status_text

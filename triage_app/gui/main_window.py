@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from triage_app.gui import theme
 from triage_app.gui.decided.decided_controller import DecidedController
 from triage_app.gui.decided.decided_view import DecidedView
 from triage_app.gui.finds.finds_controller import FindsController
@@ -149,11 +150,13 @@ class MainWindow(QMainWindow):
 
     def _build_view_keys(self) -> None:
         """Window keys, wherever the focus is: F11 full screen, Ctrl+= / Ctrl+- larger or smaller
-        text, Ctrl+0 the system's size (remembered with the window's layout)."""
+        text, Ctrl+0 the system's size, Ctrl+Shift+D the dark or the light look (remembered with
+        the window's layout)."""
         self._base_font = QApplication.font().pointSizeF()
         self.text_step = 0
         for keys, slot in ((["F11"], self.toggle_full_screen), (["Ctrl+=", "Ctrl++"], lambda: self.set_text_step(self.text_step + 1)),
-                           (["Ctrl+-"], lambda: self.set_text_step(self.text_step - 1)), (["Ctrl+0"], lambda: self.set_text_step(0))):
+                           (["Ctrl+-"], lambda: self.set_text_step(self.text_step - 1)), (["Ctrl+0"], lambda: self.set_text_step(0)),
+                           (["Ctrl+Shift+D"], lambda: self.set_theme("light" if theme.current() == "dark" else "dark"))):
             action = QAction(self)
             action.setShortcuts([QKeySequence(k) for k in keys])
             action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
@@ -169,11 +172,28 @@ class MainWindow(QMainWindow):
         font = QApplication.font()
         font.setPointSizeF(max(6.0, self._base_font + self.text_step))
         QApplication.setFont(font)  # dialogs opened from now on
+        self._restyle()
         for widget in self.findChildren(QWidget):
             if widget.styleSheet():  # a widget with a style sheet keeps the size it was polished with
                 widget.setStyleSheet(widget.styleSheet())
         if self.text_step:
             self.statusBar().showMessage(f"Text {self.text_step:+d} pt (Ctrl+0: the system's size)", 5000)
+
+    def set_theme(self, name: str) -> None:
+        """The dark or the light look, in every page (and the dialogs opened from now on)."""
+        theme.apply(name)
+        self._restyle()
+        self.review.show_current()  # the score bars are drawn in the look's colours
+        if self.isVisible():
+            self.save_layout()  # kept at once: a session that ends badly keeps the choice
+        self.statusBar().showMessage(f"The {name} look (Ctrl+Shift+D: the {'light' if name == 'dark' else 'dark'} one)", 5000)
+
+    def _restyle(self) -> None:
+        """Views that style labels themselves, again for the current look and text size."""
+        for widget in [self, *self.findChildren(QWidget)]:
+            restyle = getattr(widget, "restyle", None)
+            if callable(restyle):
+                restyle()
 
     def _build_toolbar(self) -> None:
         bar = QToolBar("Project")
@@ -526,6 +546,9 @@ class MainWindow(QMainWindow):
         step = stored.value("text_step")
         if step is not None:
             self.set_text_step(int(step))
+        look = stored.value("theme")
+        if look in theme.THEMES and look != theme.current():
+            self.set_theme(str(look))
         screen = self.screen().availableGeometry() if self.screen() is not None else None
         if screen is None:
             return
@@ -549,6 +572,7 @@ class MainWindow(QMainWindow):
         stored.setValue("geometry", self.saveGeometry())
         stored.setValue("review_splitter", self.review_view.splitter.saveState())
         stored.setValue("text_step", self.text_step)
+        stored.setValue("theme", theme.current())
         stored.sync()
 
     def closeEvent(self, event) -> None:  # noqa: N802

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from triage_app.gui import theme
 from triage_app.gui.tables import local_time, set_up_list
 
 COLUMNS = ("Decided", "Decision", "Reviewer", "Source", "Frame", "Time", "Score then", "How", "Changed")
@@ -105,7 +106,7 @@ class DecidedView(QWidget):
         self.splitter.setChildrenCollapsible(False)
         self.splitter.setSizes([640, 360])  # the list gets the larger share at any width
         self.feedback = QLabel()
-        self.feedback.setStyleSheet("color: #1f4e8c; font-weight: 600; padding: 2px;")
+        self.restyle()
         self.feedback.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
@@ -166,6 +167,10 @@ class DecidedView(QWidget):
         size = self.preview.size()
         self.preview.setPixmap(QPixmap.fromImage(image).scaled(size, Qt.AspectRatioMode.KeepAspectRatio,
                                                                Qt.TransformationMode.SmoothTransformation))
+
+    def restyle(self) -> None:
+        """The feedback line's colour for the current look (``theme``)."""
+        self.feedback.setStyleSheet(f"color: {theme.tone('feedback')}; font-weight: 600; padding: 2px;")
 
     def show_feedback(self, text: str) -> None:
         self.feedback.setText(text)

@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 from triage_app.core.model.records import Label
 from triage_app.core.outputs.export.plan import SPLITS, ExportReport, Options, Selection, plan_export
 from triage_app.core.outputs.export.writer import export
+from triage_app.gui import theme
 from triage_app.gui.tasks import Task, run_task
 
 log = logging.getLogger(__name__)
@@ -256,7 +257,7 @@ class ExportDialog(QDialog):
                                         lambda msg: self._show_problem(msg) if gen == self._generation else None)
 
     def _show_problem(self, message: str) -> None:
-        self.preview_note.setText(f"<span style='color:#b00020'>{message}</span>")
+        self.preview_note.setText(f"<span style='color:{theme.tone('error')}'>{message}</span>")
         self.export_button.setEnabled(False)
 
     def _show_plan(self, gen: int, plan: Any) -> None:

@@ -29,6 +29,7 @@ from triage_app.core.ingest.footage import FootageProbe, probe_footage
 from triage_app.core.ingest.sources import is_stream_uri
 from triage_app.core.model.records import Sampling
 from triage_app.core.model.text import duration_words
+from triage_app.gui import theme
 from triage_app.gui.tasks import run_task
 
 COLUMNS = ("Footage", "Length", "Frame rate", "Size", "Telemetry", "Note")
@@ -169,7 +170,7 @@ class AddFootageDialog(QDialog):
                 if c == 5:
                     item.setToolTip(text)
                 if c == 5 and p.error:
-                    item.setForeground(QColor("#b00020"))
+                    item.setForeground(QColor(theme.tone("error")))
                 if c in (1, 2):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(r, c, item)

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 
 from triage_app.core.model.errors import TriageError
 from triage_app.core.model.targets import Target, TargetTable, load_targets, resolve_target
+from triage_app.gui import theme
 
 CUSTOM = "__custom__"
 
@@ -67,10 +68,10 @@ class TargetDialog(QDialog):
 
         self.details = QLabel()
         self.details.setWordWrap(True)
-        self.details.setStyleSheet("color: #555;")
+        self.details.setStyleSheet(f"color: {theme.tone('secondary')};")
         self.problem = QLabel()
         self.problem.setWordWrap(True)
-        self.problem.setStyleSheet("color: #b00020;")
+        self.problem.setStyleSheet(f"color: {theme.tone('error')};")
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         self.buttons.accepted.connect(self._accept)
         self.buttons.rejected.connect(self.reject)

@@ -13,6 +13,7 @@ from PySide6.QtGui import QImage
 from triage_app.core.model.errors import StoreError, StoreUnavailable
 from triage_app.core.review.pace import Pace
 from triage_app.core.store import Workspace
+from triage_app.gui import theme
 from triage_app.gui.review.frame_loader import FrameLoader
 from triage_app.gui.review.review_view import ReviewView, member_colour
 from triage_app.gui.tasks import Task, run_task
@@ -35,9 +36,10 @@ def _score_bar(score: float, threshold: float | None, colour: str, length: int =
     cells = []
     for i in range(length):
         if i == tick:
-            cells.append("<span style='background:#111; color:#111'>|</span>")
+            tick_colour = theme.tone("bar_tick")
+            cells.append(f"<span style='background:{tick_colour}; color:{tick_colour}'>|</span>")
         else:
-            bg = colour if i < filled else "#e4e4e4"
+            bg = colour if i < filled else theme.tone("bar_empty")
             cells.append(f"<span style='background:{bg}'>&nbsp;</span>")
     return "".join(cells)
 

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from triage_app.gui import theme
 from triage_app.gui.review.adjust import Adjustment
 from triage_app.gui.review.frame_canvas import FrameCanvas
 
@@ -160,9 +161,8 @@ class ReviewView(QWidget):
         self.stack.addWidget(self.canvas)
         self.stack.addWidget(self.grid)
         self.header = QLabel("No candidates yet.")
-        self.header.setStyleSheet("font-size: 15px; font-weight: 600; padding: 4px;")
         self.progress = QLabel()  # active review: the recall reached so far and the target
-        self.progress.setStyleSheet("color: #555; padding: 0 4px 4px 4px;")
+        self._reached = False
         self.progress.setWordWrap(True)
         self.progress.hide()
         self.scores = QLabel()
@@ -173,9 +173,7 @@ class ReviewView(QWidget):
         self.telemetry.setAlignment(Qt.AlignmentFlag.AlignTop)
         self.telemetry.setWordWrap(True)
         self.footer = QLabel(FRAME_KEYS)
-        self.footer.setStyleSheet("color: #888; padding: 2px;")
         self.feedback = QLabel()  # what the last key did, and how to take it back
-        self.feedback.setStyleSheet("color: #1f4e8c; font-weight: 600; padding: 2px;")
         # A long message wraps; it never widens the window past the screen.
         self.feedback.setWordWrap(True)
         self.feedback.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
@@ -216,8 +214,8 @@ class ReviewView(QWidget):
         layout.addWidget(self.filmstrip)
         # While the picture is not as captured, a lasting word says so (the feedback line moves on).
         self.picture_state = QLabel()
-        self.picture_state.setStyleSheet("color: #8a5a00; font-weight: 600; padding: 2px 8px;")
         self.picture_state.hide()
+        self.restyle()
         bottom = QHBoxLayout()
         bottom.addWidget(self.feedback, 1)
         bottom.addWidget(self.picture_state)
@@ -251,8 +249,21 @@ class ReviewView(QWidget):
     def show_progress(self, text: str, reached: bool = False) -> None:
         """The line under the header: where active review stands (hidden when empty)."""
         self.progress.setText(text)
-        self.progress.setStyleSheet("padding: 0 4px 4px 4px; " + ("color: #1b7f3b; font-weight: 600;" if reached else "color: #555;"))
+        self._reached = reached
+        self._style_progress()
         self.progress.setVisible(bool(text))
+
+    def restyle(self) -> None:
+        """The labels' colours and sizes for the current look and text size (``theme``)."""
+        self.header.setStyleSheet(f"{theme.text_size(1.25)} font-weight: 600; padding: 4px;")
+        self.footer.setStyleSheet(f"color: {theme.tone('quiet')}; padding: 2px;")
+        self.feedback.setStyleSheet(f"color: {theme.tone('feedback')}; font-weight: 600; padding: 2px;")
+        self.picture_state.setStyleSheet(f"color: {theme.tone('warning')}; font-weight: 600; padding: 2px 8px;")
+        self._style_progress()
+
+    def _style_progress(self) -> None:
+        self.progress.setStyleSheet("padding: 0 4px 4px 4px; " + (f"color: {theme.tone('good')}; font-weight: 600;" if self._reached
+                                                                  else f"color: {theme.tone('secondary')};"))
 
     def show_feedback(self, text: str) -> None:
         """Say what the last decision or undo did."""

@@ -24,6 +24,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from triage_app.gui import theme
+
 
 def _table(headers: list[str]) -> QTableWidget:
     t = QTableWidget(0, len(headers))
@@ -93,12 +95,12 @@ class SupervisorView(QWidget):
         self.preview.setWordWrap(True)
         self.apply_button = QPushButton("Apply policy")
         self.headline = QLabel()
-        self.headline.setStyleSheet("font-size: 16px; font-weight: 600;")
         self.headline.setWordWrap(True)
         self.curve_chart, curve_view = _chart("Recall against workload (labels so far)")
         self.hist_chart, hist_view = _chart("Scores of accepted and rejected frames")
         self.audit_chart, audit_view = _chart("Audit of dropped frames")
         self.reviewers_chart, reviewers_view = _chart("Reviewers: decisions (and decisions per hour of review)")
+        self.restyle()
 
         top = QHBoxLayout()
         top.addWidget(QLabel("Target recall"))
@@ -199,11 +201,11 @@ class SupervisorView(QWidget):
         active = r.get("active_review")
         if active is not None:
             # Active review: the recall reached so far is the headline; what it rests on is named.
-            colour = "#1b7f3b" if active["reached"] else "#222"
+            colour = theme.tone("good") if active["reached"] else theme.tone("text")
             rest = html.escape(" · ".join(x for x in (active["lines"][1], active["next"]) if x))
             self.headline.setText(
                 f"<span style='color:{colour}'>{html.escape(active['headline'])}</span><br>"
-                f"<span style='font-size:13px; font-weight:400'>{rest}</span>")
+                f"<span style='{theme.text_size(1.0)} font-weight:400'>{rest}</span>")
             self.headline.setToolTip("<br>".join(html.escape(x) for x in active["lines"])
                                      + "<br><br>Policy in force (for review by threshold): " + html.escape(policy_line))
         else:
@@ -224,6 +226,14 @@ class SupervisorView(QWidget):
         self._drift(data.get("drift", []), data.get("alert_psi", 0.25))
         self._agreement(data.get("agreement", []), data.get("disagreements", 0))
 
+    def restyle(self) -> None:
+        """The headline's size and the charts' look for the current look and text size (``theme``)."""
+        self.headline.setStyleSheet(f"{theme.text_size(1.35)} font-weight: 600;")
+        look = QChart.ChartTheme.ChartThemeDark if theme.current() == "dark" else QChart.ChartTheme.ChartThemeLight
+        for chart in (self.curve_chart, self.hist_chart, self.audit_chart, self.reviewers_chart):
+            if chart.theme() != look:
+                chart.setTheme(look)
+
     def _drift(self, flights: list[dict[str, Any]], alert: float) -> None:
         t = self.drift_table
         t.setRowCount(len(flights))
@@ -238,7 +248,7 @@ class SupervisorView(QWidget):
             for c, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 if f["alert"]:
-                    item.setBackground(QBrush(QColor("#fde2e1")))
+                    item.setBackground(QBrush(QColor(theme.tone("alert_row"))))
                 t.setItem(r, c, item)
             alerts += bool(f["alert"])
         self.quality_tabs.setTabText(0, f"Drift per flight ({alerts} past {alert:g})" if alerts else "Drift per flight")
