@@ -342,3 +342,22 @@ def test_a_folder_without_a_project_becomes_one_only_when_the_user_says_so(qtbot
     asked.clear()
     assert window.open_or_create(notes) and not asked  # an existing project opens without a question
     window.controller.close()
+
+
+def test_the_window_fits_a_small_screen_at_150_percent(qtbot) -> None:
+    """1366x768 at 150 % leaves about 910x510 of the screen: long telemetry, a long finds
+    summary and wide tables scroll or wrap instead of making the window larger than that."""
+    from triage_app.gui.main_window import MainWindow
+
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    window.review_view.telemetry.setText("<br>".join(f"telemetry line {i}: a value with its unit" for i in range(24)))
+    window.review_view.scores.setText("<br>".join(f"member {i} 0.5 in tile 3 of 16" for i in range(6)))
+    window.finds_view.summary.setText("4 accepted frames at 2 places, newest first: 4 placed on the ground (flat ground "
+                                      "assumed), 0 at the aircraft's position.")
+    for page in (window.review_view, window.finds_view, window.decided_view, window.supervisor_view):
+        window.tabs.setCurrentWidget(page)
+        hint = window.minimumSizeHint()
+        assert hint.width() <= 900 and hint.height() <= 500, (type(page).__name__, hint.toTuple())
+    window.close()

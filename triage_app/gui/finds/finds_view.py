@@ -39,6 +39,8 @@ class FindsView(QWidget):
     def __init__(self) -> None:
         super().__init__()
         self.summary = QLabel("No accepted frame yet.")
+        self.summary.setWordWrap(True)  # a narrow window wraps it rather than growing past the screen
+        self.summary.setMinimumWidth(120)
         self.copy_button = QPushButton("Copy all as CSV")
         self.save_button = QPushButton("Save GeoJSON…")
         self.gpx_button = QPushButton("Save places as GPX…")

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QScrollArea,
     QSizePolicy,
     QSplitter,
     QStackedWidget,
@@ -185,20 +186,27 @@ class ReviewView(QWidget):
         self.filmstrip.setGridSize(QSize(162, 116))
         self.filmstrip.setMovement(QListWidget.Movement.Static)
         self.filmstrip.setFixedHeight(130)
+        self.filmstrip.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # one row, scrolled sideways
         self.filmstrip.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         # The strip shows where the frame lies; a click must not add a second highlight beside
         # the current frame's (the keys always decide the frame in the large view).
         self.filmstrip.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
 
-        side = QFrame()
-        side.setMinimumWidth(200)
-        side.setFrameShape(QFrame.Shape.StyledPanel)
-        sl = QVBoxLayout(side)
+        panel = QWidget()
+        sl = QVBoxLayout(panel)
         sl.addWidget(QLabel("<b>Scores</b>"))
         sl.addWidget(self.scores)
         sl.addWidget(QLabel("<b>Telemetry</b>"))
         sl.addWidget(self.telemetry)
         sl.addStretch(1)
+        # The panel scrolls where the window is short (a small screen at 150 %): its text never
+        # makes the window taller than the screen.
+        side = QScrollArea()
+        side.setWidget(panel)
+        side.setWidgetResizable(True)
+        side.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        side.setMinimumWidth(200)
+        side.setFrameShape(QFrame.Shape.StyledPanel)
         # The picture and the side panel share the width as the analyst drags it (remembered).
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.stack)
