@@ -447,3 +447,44 @@ def test_a_past_decision_is_found_in_the_decided_tab_and_changed_there(qtbot, re
     assert dict(_labels(review_project))[decided[1][0]] == "reject"
     qtbot.waitUntil(lambda: window.decided_view.caption.text().endswith("rejected by ana"), timeout=10000)
     window.controller.close()
+
+
+def test_the_frame_viewer_pops_out_follows_review_and_decides_with_its_keys(qtbot) -> None:
+    import numpy as np
+    import pytest
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QImage
+
+    from triage_app.gui.review.adjust import image_pixels
+    from triage_app.gui.review.review_view import ReviewView
+
+    view = ReviewView()
+    qtbot.addWidget(view)
+    view.resize(1000, 700)
+    view.show()
+
+    def frame(value: int) -> QImage:
+        rgb = np.full((200, 320, 3), value, np.uint8)
+        return QImage(rgb.data, 320, 200, 960, QImage.Format.Format_RGB888).copy()
+
+    info = {"header": "flight.mp4 frame 30", "tiles": [("imagenet", 0.9, (10, 10, 100, 80))], "members": ["imagenet"]}
+    view.show_candidate(info, frame(90))
+    qtbot.keyClick(view, Qt.Key.Key_P)
+    viewer = view.popout
+    assert viewer is not None and viewer.isVisible() and viewer.isWindow()
+    assert np.array_equal(image_pixels(viewer.canvas.shown_image()), image_pixels(view.canvas.shown_image()))
+    assert viewer.canvas.overlays_visible() and "flight.mp4 frame 30" in viewer.windowTitle()
+    # Its keys decide in the review; the next candidate shows in it at once.
+    with qtbot.waitSignal(view.user_did_decide) as decided:
+        qtbot.keyClick(viewer, Qt.Key.Key_A)
+    assert decided.args == ["accept"]
+    view.show_candidate(dict(info, header="flight.mp4 frame 32"), frame(150))
+    assert image_pixels(viewer.canvas.shown_image()).mean() == pytest.approx(150, abs=1)
+    assert viewer.caption.text() == "flight.mp4 frame 32"
+    # Picture keys (brighter, outlines) change both; the viewer's own zoom is its own.
+    qtbot.keyClick(view, Qt.Key.Key_B)
+    assert image_pixels(viewer.canvas.shown_image()).mean() > 155
+    qtbot.keyClick(viewer, Qt.Key.Key_H)
+    assert not viewer.canvas.overlays_visible() and not view.canvas.overlays_visible()
+    qtbot.keyClick(viewer, Qt.Key.Key_P)  # closes it, from either window
+    assert not viewer.isVisible()

@@ -39,6 +39,7 @@ KEYS = [
     ("G", "grid mode: 1-9 or click marks a thumbnail to accept, R decides the page"),
     ("C", "copy the find's position on the ground (else the aircraft's)"),
     ("M", "more: keep reviewing once the target recall is reached"),
+    ("P", "pop out the picture into a window of its own (a second screen; F11 there: full screen)"),
     ("? or F1", "this help"),
 ]
 MEMBER_COLOURS = ["#ff5a5f", "#ffb400", "#00c2a8", "#8a7dff"]
@@ -223,6 +224,8 @@ class ReviewView(QWidget):
         # While the picture is not as captured, a lasting word says so (the feedback line moves on).
         self.picture_state = QLabel()
         self.picture_state.hide()
+        self.popout: Any = None  # the frame viewer, once opened (popout.py)
+        self._shown: tuple[Any, ...] = (None, [], "", "")  # what the canvas shows, for the viewer
         self.restyle()
         bottom = QHBoxLayout()
         bottom.addWidget(self.feedback, 1)
@@ -250,6 +253,9 @@ class ReviewView(QWidget):
             if box is not None:
                 boxes.append((QRectF(*box), member_colour(member, members), f"{member} {score:.2f}"))
         self.canvas.show_frame(image, boxes, "" if image is not None else info.get("loading", "loading…"))
+        self._shown = (image, boxes, "" if image is not None else info.get("loading", "loading…"), info.get("header", ""))
+        if self.popout is not None and self.popout.isVisible():
+            self.popout.show_frame(*self._shown)
         self.header.setText(info.get("header", ""))
         self.scores.setText(info.get("scores_html", ""))
         self.telemetry.setText(info.get("telemetry", ""))
@@ -279,6 +285,9 @@ class ReviewView(QWidget):
 
     def show_empty(self, text: str) -> None:
         self.canvas.show_frame(None, [], text)
+        self._shown = (None, [], text, "")
+        if self.popout is not None and self.popout.isVisible():
+            self.popout.show_frame(*self._shown)
         self.header.setText(text.splitlines()[0])
         self.scores.setText("")
         self.telemetry.setText("")
@@ -302,6 +311,23 @@ class ReviewView(QWidget):
             if item.data(Qt.ItemDataRole.UserRole) == frame_id:
                 item.setIcon(QIcon(QPixmap.fromImage(image)))
                 self.filmstrip.viewport().update()
+
+    def toggle_popout(self) -> None:
+        """The picture in a window of its own (for a second screen), or back to this one only."""
+        from triage_app.gui.review.popout import PopOutViewer
+
+        if self.popout is not None and self.popout.isVisible():
+            self.popout.close()
+            self.show_feedback("Frame viewer closed (P opens it again).")
+            return
+        if self.popout is None:
+            self.popout = PopOutViewer(self.keyPressEvent, self)
+        self.popout.follow_picture(self.canvas.adjustment, self.canvas.overlays_shown)
+        self.popout.show_frame(*self._shown)
+        self.popout.show()
+        self.popout.raise_()
+        self.show_feedback("The picture is in the frame viewer too: drag it to another screen (F11 there: full screen); "
+                           "its keys decide here. P closes it.")
 
     # -- keys ---------------------------------------------------------------------------
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
@@ -347,6 +373,8 @@ class ReviewView(QWidget):
             self.show_feedback(f"Picture: {said} (Backspace shows it as captured)." if said else "Picture as captured.")
         else:
             return False
+        if self.popout is not None:
+            self.popout.follow_picture(self.canvas.adjustment, self.canvas.overlays_shown)
         state = [x for x in (self.canvas.adjustment.describe(),
                              "" if self.canvas.overlays_shown else "outlines hidden") if x]
         self.picture_state.setText("Picture: " + ", ".join(state) if state else "")
@@ -365,7 +393,7 @@ class ReviewView(QWidget):
             K.Key_Space: lambda: self.user_did_move.emit(1),
             K.Key_Left: lambda: self.user_did_move.emit(-1), K.Key_K: lambda: self.user_did_move.emit(-1),
             K.Key_F: self.canvas.zoom_to_focus, K.Key_C: self.user_did_copy_position.emit, K.Key_0: self.canvas.fit,
-            K.Key_M: self.user_did_ask_more.emit,
+            K.Key_M: self.user_did_ask_more.emit, K.Key_P: self.toggle_popout,
             K.Key_Plus: lambda: self.canvas.zoom(1.25), K.Key_Equal: lambda: self.canvas.zoom(1.25),
             K.Key_Minus: lambda: self.canvas.zoom(0.8),
         }
