@@ -3,6 +3,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import Qt
 
 from tests.gui.conftest import shot
@@ -488,3 +489,24 @@ def test_the_frame_viewer_pops_out_follows_review_and_decides_with_its_keys(qtbo
     assert not viewer.canvas.overlays_visible() and not view.canvas.overlays_visible()
     qtbot.keyClick(viewer, Qt.Key.Key_P)  # closes it, from either window
     assert not viewer.isVisible()
+
+
+def test_v_plays_the_seconds_around_the_frame_and_any_key_goes_back_to_it(qtbot, review_project: Path) -> None:
+    from triage_app.gui.review.adjust import image_pixels
+
+    window = _open(qtbot, review_project)
+    view, session = window.review_view, window.review.session
+    first = session.current.frame_id
+    still = image_pixels(view.canvas.shown_image())
+    qtbot.keyClick(view, Qt.Key.Key_V)
+    qtbot.waitUntil(view.player.playing, timeout=15000)
+    player = view.player
+    assert len(player.images) >= 10 and player.times == sorted(player.times)
+    assert "around the frame" in view.feedback.text() and "· the frame" not in player.where.text()  # it starts before
+    player.slider.setValue(player.centre)  # scrubbed onto the candidate's own frame: its outlines are back
+    assert "· the frame" in player.where.text() and view.canvas.focus_box is not None
+    player.slider.setValue(0)
+    assert not np.array_equal(image_pixels(view.canvas.shown_image()), still)  # an earlier picture of the video
+    qtbot.keyClick(view, Qt.Key.Key_A)  # a decision goes to the candidate, shown again first
+    assert not player.playing() and _labels(review_project) == [(first, "accept")]
+    window.controller.close()

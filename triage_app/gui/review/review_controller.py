@@ -14,7 +14,7 @@ from triage_app.core.model.errors import StoreError, StoreUnavailable
 from triage_app.core.review.pace import Pace
 from triage_app.core.store import Workspace
 from triage_app.gui import theme
-from triage_app.gui.review.frame_loader import FrameLoader
+from triage_app.gui.review.frame_loader import FrameLoader, to_qimage
 from triage_app.gui.review.review_view import ReviewView, member_colour
 from triage_app.gui.tasks import Task, run_task
 
@@ -91,6 +91,8 @@ class ReviewController(QObject):
         view.user_did_toggle_grid.connect(self.set_grid)
         view.user_did_copy_position.connect(self.copy_position)
         view.user_did_ask_more.connect(self.ask_more)
+        view.user_did_ask_clip.connect(self.play_clip)
+        self._clip_task: Task | None = None
         #: Sends a decision that waits for the database (a team store out of reach) every few seconds.
         self._resend = QTimer(self)
         self._resend.setInterval(RESEND_MS)
@@ -279,6 +281,36 @@ class ReviewController(QObject):
             return
         self._current_info = info
         self.view.telemetry.setText(self._current_info["telemetry"])
+
+    def play_clip(self) -> None:
+        """The seconds of video around the candidate, read in the background, then played."""
+        s, ws = self.session, self.ws
+        if s is None or ws is None or s.current is None or self.view.grid_mode:
+            self.view.show_feedback("Open a candidate first (G leaves grid mode).")
+            return
+        c = s.current
+        source = ws.frames.source(c.source_id)
+        if source["kind"] != "video":
+            self.view.show_feedback("A still has no video around it: the filmstrip shows the frames before and after.")
+            return
+        if self._clip_task is not None:
+            return
+        from triage_app.core.ingest.clip import clip_around
+
+        uri, t, frame_id = str(source["uri"]), float(c.timestamp_s), c.frame_id
+
+        def shown(clip: Any) -> None:
+            self._clip_task = None
+            now = self.session.current if self.session is not None else None
+            if now is None or now.frame_id != frame_id:
+                return  # review moved on meanwhile
+            self.view.play_clip([to_qimage(im) for im in clip.images], clip.times, clip.centre)
+
+        def failed(message: str) -> None:
+            self._clip_task = None
+            self.view.show_feedback(f"The seconds around this frame cannot be played: {message}")
+
+        self._clip_task = run_task(lambda progress, cancel: clip_around(uri, t), shown, failed)
 
     def copy_position(self) -> None:
         """Put the find's position on the clipboard: where the outlined tile lies on the ground

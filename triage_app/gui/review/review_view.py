@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from triage_app.gui import theme
 from triage_app.gui.review.adjust import Adjustment
+from triage_app.gui.review.clip_player import ClipPlayer
 from triage_app.gui.review.frame_canvas import FrameCanvas
 
 KEYS = [
@@ -39,6 +40,7 @@ KEYS = [
     ("G", "grid mode: 1-9 or click marks a thumbnail to accept, R decides the page"),
     ("C", "copy the find's position on the ground (else the aircraft's)"),
     ("M", "more: keep reviewing once the target recall is reached"),
+    ("V", "play the seconds of video around the frame (the slider scrubs; V again: back to the frame)"),
     ("P", "pop out the picture into a window of its own (a second screen; F11 there: full screen)"),
     ("? or F1", "this help"),
 ]
@@ -153,6 +155,7 @@ class ReviewView(QWidget):
     user_did_toggle_grid = Signal(bool)
     user_did_copy_position = Signal()
     user_did_ask_more = Signal()  # keep reviewing once the target recall is reached
+    user_did_ask_clip = Signal()  # play the seconds of video around the candidate
 
     def __init__(self) -> None:
         super().__init__()
@@ -216,16 +219,18 @@ class ReviewView(QWidget):
         self.splitter.setStretchFactor(1, 0)
         self.splitter.setChildrenCollapsible(False)
         self.splitter.setSizes([900, 280])
+        self._shown: tuple[Any, ...] = (None, [], "", "")  # what the canvas shows, for the viewer and the player
+        self.player = ClipPlayer(self._show_clip_frame)  # the seconds around the frame (V)
         layout = QVBoxLayout(self)
         layout.addWidget(self.header)
         layout.addWidget(self.progress)
         layout.addWidget(self.splitter, 1)
+        layout.addWidget(self.player)
         layout.addWidget(self.filmstrip)
         # While the picture is not as captured, a lasting word says so (the feedback line moves on).
         self.picture_state = QLabel()
         self.picture_state.hide()
         self.popout: Any = None  # the frame viewer, once opened (popout.py)
-        self._shown: tuple[Any, ...] = (None, [], "", "")  # what the canvas shows, for the viewer
         self.restyle()
         bottom = QHBoxLayout()
         bottom.addWidget(self.feedback, 1)
@@ -312,6 +317,29 @@ class ReviewView(QWidget):
                 item.setIcon(QIcon(QPixmap.fromImage(image)))
                 self.filmstrip.viewport().update()
 
+    def _clip_key(self) -> None:
+        if self.player.playing():
+            self.stop_clip()
+        else:
+            self.show_feedback("Reading the seconds around this frame…")
+            self.user_did_ask_clip.emit()
+
+    def play_clip(self, images: list[QImage], times: list[float], centre: int) -> None:
+        """Play the frames around the candidate's, looping; the slider scrubs (``ClipPlayer``)."""
+        self.player.play(images, times, centre)
+        self.show_feedback(f"Playing {times[-1] - times[0]:.1f} s around the frame ({len(images)} pictures); the slider "
+                           "scrubs, V goes back to the frame.")
+
+    def stop_clip(self) -> None:
+        if self.player.playing():
+            self.player.stop()
+            self.canvas.show_frame(*self._shown[:3])
+            self.show_feedback("Back on the candidate's frame.")
+
+    def _show_clip_frame(self, image: QImage, here: bool) -> None:
+        # The outlines belong to the candidate's own frame: shown on it alone.
+        self.canvas.show_frame(image, self._shown[1] if here else [], "")
+
     def toggle_popout(self) -> None:
         """The picture in a window of its own (for a second screen), or back to this one only."""
         from triage_app.gui.review.popout import PopOutViewer
@@ -382,6 +410,8 @@ class ReviewView(QWidget):
         return True
 
     def _frame_key(self, key: int, shift: bool) -> bool:
+        if self.player.playing() and key != Qt.Key.Key_V:
+            self.stop_clip()  # any other key acts on the candidate's own frame again
         if self._picture_key(key, shift):
             return True
         K = Qt.Key
@@ -393,7 +423,7 @@ class ReviewView(QWidget):
             K.Key_Space: lambda: self.user_did_move.emit(1),
             K.Key_Left: lambda: self.user_did_move.emit(-1), K.Key_K: lambda: self.user_did_move.emit(-1),
             K.Key_F: self.canvas.zoom_to_focus, K.Key_C: self.user_did_copy_position.emit, K.Key_0: self.canvas.fit,
-            K.Key_M: self.user_did_ask_more.emit, K.Key_P: self.toggle_popout,
+            K.Key_M: self.user_did_ask_more.emit, K.Key_P: self.toggle_popout, K.Key_V: self._clip_key,
             K.Key_Plus: lambda: self.canvas.zoom(1.25), K.Key_Equal: lambda: self.canvas.zoom(1.25),
             K.Key_Minus: lambda: self.canvas.zoom(0.8),
         }
