@@ -116,6 +116,17 @@ def test_demo_builds_in_a_worker_and_opens_the_review_queue(qtbot, tmp_path: Pat
     assert "places.gpx: cannot be written" in window.problems_view.item(window.problems_view.count() - 1).text()
     window.tabs.setCurrentWidget(window.finds_view)
     shot(window, "finds.png")
+    # The map: the flight's track and the ground its frames saw, the finds, the frame on screen;
+    # a click on a find opens it in the Finds tab.
+    window.tabs.setCurrentWidget(window.map_view)
+    qtbot.waitUntil(lambda: window.map.view.positions and window.map._task is None, timeout=10000)
+    assert len(window.map_view.footprints) >= 10 and window.map_view.marker is not None
+    picked = window.finds.items[-1].frame_id
+    window.map_view.user_did_pick_find.emit(picked)
+    assert window.tabs.currentWidget() is window.finds_view
+    assert window.finds_view.table.currentRow() == len(window.finds.items) - 1
+    window.tabs.setCurrentWidget(window.map_view)
+    shot(window, "map.png")
     # Undo in review takes the newest find back; the list follows without being looked at.
     window.show_review()
     qtbot.keyClick(window.review_view, Qt.Key.Key_Z)

@@ -32,6 +32,7 @@ from triage_app.gui.decided.decided_controller import DecidedController
 from triage_app.gui.decided.decided_view import DecidedView
 from triage_app.gui.finds.finds_controller import FindsController
 from triage_app.gui.finds.finds_view import FindsView
+from triage_app.gui.map.map_controller import attach_map
 from triage_app.gui.project_controller import ProjectController
 from triage_app.gui.review.review_controller import ReviewController
 from triage_app.gui.review.review_view import ReviewView
@@ -123,6 +124,7 @@ class MainWindow(QMainWindow):
         self.finds.finds_did_fail.connect(self._on_work_failed)
         self.finds.finds_did_update.connect(self.review.set_finds)
         self.finds.message_did_post.connect(self._say)
+        self.map = attach_map(self)  # the map tab (gui/map)
         self._last_tab: QWidget | None = self.tabs.currentWidget()
         self.tabs.currentChanged.connect(self._on_tab_changed)
         # The sources' counts are rebuilt from the whole project: never on every key press,

@@ -87,6 +87,16 @@ class FindsView(QWidget):
         if path:
             self.user_did_save_gpx.emit(path)
 
+    def select_frame(self, frame_id: int) -> bool:
+        """Select and show the find of this frame (a click on the map)."""
+        for r in range(self.table.rowCount()):
+            item = self.table.item(r, SOURCE)
+            if item is not None and item.data(Qt.ItemDataRole.UserRole) == frame_id:
+                self.table.selectRow(r)
+                self.table.scrollToItem(item)
+                return True
+        return False
+
     def editing(self) -> bool:
         """Whether a What or Note cell is open for typing (a refresh then waits)."""
         return self.table.state() == QTableWidget.State.EditingState

@@ -1,0 +1,69 @@
+"""Builds the map (:func:`~triage_app.core.outputs.flight_map.flight_map`) in the background
+whenever the finds change, marks the frame review shows, and opens a find clicked on the map
+in the Finds tab."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QObject
+
+from triage_app.core.outputs.flight_map import flight_map
+from triage_app.gui.map.map_view import MapView
+from triage_app.gui.tasks import Task, run_task
+
+
+class MapController(QObject):
+    def __init__(self, view: MapView) -> None:
+        super().__init__(view)
+        self.view = view
+        self.ws: Any = None
+        self._task: Task | None = None
+        self._again: list[Any] | None = None
+        self._current: int | None = None
+
+    def show_finds(self, finds: list[Any]) -> None:
+        """The finds changed (or the project opened): draw the map again, in the background."""
+        if self.ws is None:
+            return
+        if self._task is not None:
+            self._again = finds
+            return
+        ws = self.ws
+        self._task = run_task(lambda progress, cancel: flight_map(ws, finds), self._drawn, self._failed)
+
+    def _drawn(self, m: Any) -> None:
+        self._task = None
+        self.view.show_map(m)
+        if self._current is not None:
+            self.view.mark_frame(self._current)
+        if self._again is not None:
+            finds, self._again = self._again, None
+            self.show_finds(finds)
+
+    def _failed(self, message: str) -> None:
+        self._task = None
+        self.view.message = f"The map could not be drawn: {message}"
+        self.view.viewport().update()
+
+    def mark_frame(self, frame_id: int) -> None:
+        self._current = frame_id
+        self.view.mark_frame(frame_id)
+
+
+def attach_map(window: Any) -> MapController:
+    """The map tab in the window, between Finds and Decided, wired to review and the finds."""
+    view = MapView()
+    controller = MapController(view)
+    window.tabs.insertTab(window.tabs.indexOf(window.finds_view) + 1, view, "Map")
+    window.map_view = view
+    window.finds.finds_did_update.connect(lambda finds: (setattr(controller, "ws", window.controller.ws),
+                                                         controller.show_finds(finds)))
+    window.review.frame_did_show.connect(controller.mark_frame)
+
+    def open_find(frame_id: int) -> None:
+        window.tabs.setCurrentWidget(window.finds_view)
+        window.finds_view.select_frame(frame_id)
+
+    view.user_did_pick_find.connect(open_find)
+    return controller

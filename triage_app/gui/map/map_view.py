@@ -1,0 +1,181 @@
+"""The map tab's picture: the flights' tracks, the ground their frames saw, the finds with
+their radii and place numbers, and the frame on screen in review, on a metric plane with
+north up, a scale bar and a north arrow. Layout and drawing only; ``map_controller`` builds
+what it shows. A click on a find asks for it to be opened."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QFont, QMouseEvent, QPainter, QPainterPath, QPen, QPolygonF, QWheelEvent
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsScene, QGraphicsView
+
+TRACK_COLOURS = ["#3d8bfd", "#f28e2b", "#59a14f", "#b07aa1", "#e15759", "#76b7b2"]
+FIND_ROLE = 1  # an item's data key holding the frame id of the find it draws
+
+
+def nice_length(metres: float) -> float:
+    """1, 2 or 5 times a power of ten, at most ``metres`` (a scale bar's length)."""
+    if metres <= 0:
+        return 1.0
+    power = 10 ** math.floor(math.log10(metres))
+    return max(m * power for m in (1, 2, 5) if m * power <= metres)
+
+
+class MapView(QGraphicsView):
+    user_did_pick_find = Signal(int)  # the find's frame id
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setScene(QGraphicsScene(self))
+        self.setRenderHint(QPainter.RenderHint.Antialiasing)
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.positions: dict[int, tuple[float, float]] = {}
+        self.footprints: dict[int, list[tuple[float, float]]] = {}
+        self.marker: QGraphicsItem | None = None
+        self.current_footprint: QGraphicsItem | None = None
+        self.message = "The map shows the flights once frames with a position are in the project."
+        self.user_zoomed = False  # until the analyst zooms, the map fits the view as it resizes
+        self._extent: QRectF | None = None
+
+    # -- what the controller shows -------------------------------------------------------
+    def show_map(self, m: Any) -> None:
+        """Draw ``m`` (a ``FlightMap``); the view keeps the analyst's zoom after the first time."""
+        scene = self.scene()
+        scene.clear()
+        self.marker = self.current_footprint = None
+        self.positions, self.footprints = m.positions, m.footprints
+        if m.origin is None:
+            self.message = ("No frame has a position: the map needs telemetry (a DJI .SRT beside the video, or GPS in "
+                            "the photos).")
+            self.viewport().update()
+            return
+        self.message = ""
+        foot_pen = QPen(QColor(120, 140, 160, 160), 0)
+        foot_brush = QBrush(QColor(120, 160, 200, 28))
+        for corners in m.footprints.values():
+            scene.addPolygon(QPolygonF([QPointF(x, -y) for x, y in corners]), foot_pen, foot_brush)
+        for k, (_name, points) in enumerate(m.tracks.items()):
+            path = QPainterPath(QPointF(points[0][0], -points[0][1]))
+            for x, y in points[1:]:
+                path.lineTo(x, -y)
+            pen = QPen(QColor(TRACK_COLOURS[k % len(TRACK_COLOURS)]), 2)
+            pen.setCosmetic(True)
+            scene.addPath(path, pen)
+        for f in m.finds:
+            self._add_find(f)
+        box = m.extent()
+        if box is not None:
+            w, s, e, n = box
+            pad = max(20.0, 0.08 * max(e - w, n - s))
+            self._extent = QRectF(w - pad, -n - pad, e - w + 2 * pad, n - s + 2 * pad)
+            if not self.user_zoomed:
+                self.fit()
+        self.viewport().update()
+
+    def fit(self) -> None:
+        """Everything drawn, in the view."""
+        if self._extent is not None:
+            self.fitInView(self._extent, Qt.AspectRatioMode.KeepAspectRatio)
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 - Qt name
+        super().resizeEvent(event)
+        if not self.user_zoomed:
+            self.fit()
+
+    def _add_find(self, f: Any) -> None:
+        scene = self.scene()
+        red = QColor("#e03131")
+        if f.radius_m:
+            disc = scene.addEllipse(f.x - f.radius_m, -f.y - f.radius_m, 2 * f.radius_m, 2 * f.radius_m,
+                                    QPen(QColor(224, 49, 49, 150), 0), QBrush(QColor(224, 49, 49, 40)))
+            disc.setData(FIND_ROLE, f.frame_id)
+            disc.setToolTip(f.label)
+        dot = scene.addEllipse(-6, -6, 12, 12, QPen(QColor("white"), 1.5), QBrush(red))
+        dot.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+        dot.setPos(f.x, -f.y)
+        dot.setZValue(5)
+        dot.setData(FIND_ROLE, f.frame_id)
+        dot.setToolTip(f.label + " (click: open it in Finds)")
+        if f.place is not None:
+            text = scene.addSimpleText(f"Place {f.place}", QFont("", 9, QFont.Weight.Bold))
+            text.setBrush(red)
+            text.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+            text.setPos(f.x, -f.y)
+            text.setZValue(5)
+            text.setData(FIND_ROLE, f.frame_id)
+
+    def mark_frame(self, frame_id: int) -> None:
+        """The frame on screen in review: a marker at the aircraft's position, its footprint lit."""
+        scene = self.scene()
+        for item in (self.marker, self.current_footprint):
+            if item is not None and item.scene() is scene:
+                scene.removeItem(item)
+        self.marker = self.current_footprint = None
+        where = self.positions.get(frame_id)
+        if where is None:
+            return
+        corners = self.footprints.get(frame_id)
+        if corners:
+            pen = QPen(QColor("#ffd43b"), 2)
+            pen.setCosmetic(True)
+            self.current_footprint = scene.addPolygon(QPolygonF([QPointF(x, -y) for x, y in corners]), pen,
+                                                      QBrush(QColor(255, 212, 59, 50)))
+            self.current_footprint.setZValue(3)
+        self.marker = scene.addPolygon(QPolygonF([QPointF(0, -9), QPointF(7, 7), QPointF(-7, 7)]), QPen(QColor("black"), 1),
+                                       QBrush(QColor("#ffd43b")))
+        self.marker.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+        self.marker.setPos(where[0], -where[1])
+        self.marker.setZValue(6)
+        self.marker.setToolTip("The frame on screen in review (the aircraft's position)")
+
+    # -- the analyst's hands -------------------------------------------------------------
+    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 - Qt name
+        factor = 1.25 if event.angleDelta().y() > 0 else 0.8
+        self.scale(factor, factor)
+        self.user_zoomed = True
+
+    def keyPressEvent(self, event: Any) -> None:  # noqa: N802 - Qt name
+        if event.key() == Qt.Key.Key_0:  # as in review: fit again
+            self.user_zoomed = False
+            self.fit()
+        else:
+            super().keyPressEvent(event)
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt name
+        for item in self.items(event.position().toPoint()):
+            frame_id = item.data(FIND_ROLE)
+            if frame_id is not None:
+                self.user_did_pick_find.emit(int(frame_id))
+                return
+        super().mousePressEvent(event)
+
+    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802 - Qt name
+        """The scale bar and the north arrow, fixed to the view's corner; or why there is no map."""
+        painter.save()
+        painter.resetTransform()
+        vp = self.viewport().rect()
+        fg = self.palette().color(self.foregroundRole())
+        painter.setPen(QPen(fg, 2))
+        if self.message:
+            painter.drawText(vp.adjusted(20, 20, -20, -20), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.message)
+            painter.restore()
+            return
+        per_px = 1.0 / max(self.transform().m11(), 1e-9)  # metres per pixel
+        metres = nice_length(120 * per_px)
+        px = metres / per_px
+        x0, y0 = 20, vp.height() - 24
+        painter.drawLine(QPointF(x0, y0), QPointF(x0 + px, y0))
+        painter.drawLine(QPointF(x0, y0 - 5), QPointF(x0, y0 + 5))
+        painter.drawLine(QPointF(x0 + px, y0 - 5), QPointF(x0 + px, y0 + 5))
+        label = f"{metres / 1000:g} km" if metres >= 1000 else f"{metres:g} m"
+        painter.drawText(QPointF(x0 + px + 8, y0 + 5), label)
+        nx, ny = vp.width() - 30, 24
+        painter.drawLine(QPointF(nx, ny + 26), QPointF(nx, ny))
+        painter.drawLine(QPointF(nx, ny), QPointF(nx - 6, ny + 9))
+        painter.drawLine(QPointF(nx, ny), QPointF(nx + 6, ny + 9))
+        painter.drawText(QPointF(nx - 5, ny + 42), "N")
+        painter.restore()
