@@ -264,7 +264,10 @@ class ReviewController(QObject):
             "scores_html": "best tile per member (outlined)<br><br>" + "".join(bars),
             "telemetry": "\n".join(tele),
             "position": position,
-            "header": (f"{'Disagreement to resolve' if s.resolve else 'Candidate'} {s.position + 1} of {len(s.queue)}  ·  "
+            # How many wait is what moves as decisions are made (a decided frame leaves the queue, so
+            # the one on screen is nearly always the first of them).
+            "header": (f"{'Disagreements to resolve' if s.resolve else 'Waiting'}: {len(s.queue):,}"
+                       + (f" (this is number {s.position + 1})" if s.position else "") + "  ·  "
                        f"event {c.event + 1} ({event_size} frame{'s' if event_size != 1 else ''})  ·  {source['name']} frame {frame['idx']}  ·  "
                        f"{self.decisions_made} decided this session{self._rate()}  ·  undo {s.undo_depth}"),
         }
