@@ -511,3 +511,15 @@ def test_v_plays_the_seconds_around_the_frame_and_any_key_goes_back_to_it(qtbot,
     qtbot.keyClick(view, Qt.Key.Key_A)  # a decision goes to the candidate, shown again first
     assert not player.playing() and _labels(review_project) == [(first, "accept")]
     window.controller.close()
+
+
+def test_leaving_keeps_the_session_summary_and_the_next_opening_says_it(qtbot, review_project: Path) -> None:
+    window = _open(qtbot, review_project)
+    qtbot.keyClick(window.review_view, Qt.Key.Key_A)
+    qtbot.keyClick(window.review_view, Qt.Key.Key_R)
+    window.close()
+    again = _open(qtbot, review_project)
+    said = again.review_view.feedback.text()
+    assert said.startswith("Your last session here, ended ") and "2 frames decided in" in said
+    assert "1 accepted, 1 rejected" in said
+    again.close()

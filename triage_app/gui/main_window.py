@@ -579,8 +579,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:  # noqa: N802
         self.save_layout()
-        if self.review.pace.decided:
-            log.info("%s", self.review.pace.summary())  # in the log file, for the analyst's records
+        self.review.end_session()  # its summary in the log and the project, said at the next opening
         self.review.stop()
         self.decided.stop()
         self.finds.stop()

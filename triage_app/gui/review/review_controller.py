@@ -16,6 +16,7 @@ from triage_app.core.store import Workspace
 from triage_app.gui import theme
 from triage_app.gui.review.frame_loader import FrameLoader, to_qimage
 from triage_app.gui.review.review_view import ReviewView, member_colour
+from triage_app.gui.tables import local_time
 from triage_app.gui.tasks import Task, run_task
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,33 @@ class ReviewController(QObject):
         self.thumbs = FrameLoader(ws, capacity=128, thumb_size=480)  # the grid's thumbnails grow with the window
         self.thumbs.frame_did_load.connect(self._on_thumb_loaded)
         self.show_current()
+        last = self.last_session(ws, self.session.reviewer)
+        if last:
+            self.view.show_feedback(last)
+
+    #: How a session's summary is kept in the project's messages (one per session that decided).
+    SESSION_NOTE = "review session of"
+
+    def end_session(self) -> None:
+        """The session's summary, into the log file and the project (shown on the next opening)."""
+        if not self.pace.decided or self.ws is None:
+            return
+        text = self.pace.summary()
+        log.info("%s", text)  # in the log file, for the analyst's records
+        who = self.session.reviewer if self.session is not None else self.ws.settings.review.reviewer
+        try:
+            self.ws.frames.add_message("info", f"{self.SESSION_NOTE} {who}: {text}")
+        except StoreError as exc:
+            log.warning("the session's summary could not be kept in the project: %s", exc)
+
+    def last_session(self, ws: Workspace, reviewer: str) -> str:
+        """The reviewer's last session in this project, in words ("" if none)."""
+        lead = f"{self.SESSION_NOTE} {reviewer}: This session: "
+        rows = [r for r in ws.frames.message_rows() if r["level"] == "info" and str(r["message"]).startswith(lead)]
+        if not rows:
+            return ""
+        when = local_time(str(rows[-1]["created_at"]))[:16]
+        return f"Your last session here, ended {when}: {str(rows[-1]['message'])[len(lead):]}"
 
     def stop(self) -> None:
         for loader in (self.loader, self.thumbs):
