@@ -181,3 +181,22 @@ def test_an_analyst_says_what_a_find_is_and_every_output_carries_it(tmp_path: Pa
         assert p.notes.of_frames() == {b: p.notes.of_frames([b])[b]} and p.notes.of_frames([b])[b].what == "debris"
     assert main(["note", str(root), "99999", "--what", "x"]) == 3
     assert "has no frame 99999" in capsys.readouterr().err
+
+
+def test_gps_software_reads_the_places_with_utc_times_and_what_was_found() -> None:
+    import datetime as dt
+
+    import gpxpy
+
+    from triage_app.core.outputs.finds import Find, finds_gpx, group_places
+
+    items = [Find(1, "t", "ana", "f.mp4", 12, 3.0, "2024-05-01T10:30:02+02:00", 45.0, 7.0, "ground", 40.0, 12.0, "",
+                  what="person", remark="waving"),
+             Find(2, "t", "bob", "g.mp4", 2, 0.0, "2024-05-01T10:31:00", 46.0, 8.0, "aircraft", None, None, "no height")]
+    group_places(items)
+    gpx = gpxpy.parse(finds_gpx(items))
+    assert [(w.name, round(w.latitude, 6), round(w.longitude, 6)) for w in gpx.waypoints] == [("Place 1", 45.0, 7.0),
+                                                                                             ("Place 2", 46.0, 8.0)]
+    first, second = gpx.waypoints
+    assert first.time == dt.datetime(2024, 5, 1, 8, 30, 2, tzinfo=dt.timezone.utc) and first.type == "person"
+    assert "person: waving" in first.description and second.time is None  # a clock without a zone is no UTC time
