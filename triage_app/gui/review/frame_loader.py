@@ -59,6 +59,11 @@ class FrameLoader(QObject):
                 self._cache.move_to_end(frame_id)
             return img
 
+    def busy(self) -> bool:
+        """Whether frames asked for are still being decoded."""
+        with self._lock:
+            return bool(self._pending)
+
     def request(self, frame_ids: list[int]) -> None:
         """Load these frames (in this order) unless cached or already on the way."""
         for fid in frame_ids:

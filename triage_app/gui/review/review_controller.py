@@ -74,6 +74,7 @@ class ReviewController(QObject):
         self.thumbs: FrameLoader | None = None
         self.ws: Workspace | None = None
         self._current_info: dict[str, Any] | None = None
+        self._film_wanted: list[int] = []  # filmstrip pictures waiting for the candidates' own
         self.finds: list[Any] = []  # the accepted frames so far, for naming a candidate's neighbours
         self.decisions_made = 0
         self.pace = Pace()  # this session's decisions and working time, for pace and summary
@@ -462,7 +463,16 @@ class ReviewController(QObject):
             img = self.thumbs.cached(r["id"])
             if img is not None:
                 self.view.set_filmstrip_thumbnail(r["id"], img)
-        self.thumbs.request([r["id"] for r in near])
+        self._film_wanted = [int(r["id"]) for r in near]
+        self._feed_film()
+
+    def _feed_film(self) -> None:
+        """The filmstrip's pictures are decoded once the candidates' own are (the two loaders
+        share the cores, and the analyst waits on the candidate, not on its neighbours)."""
+        if self.thumbs is None or not self._film_wanted or (self.loader is not None and self.loader.busy()):
+            return
+        wanted, self._film_wanted = self._film_wanted, []
+        self.thumbs.request(wanted)
 
     def _show_grid(self) -> None:
         s = self.session
@@ -488,6 +498,7 @@ class ReviewController(QObject):
             self.view.show_candidate(self._current_info, image)
             s.mark_shown()
             self.frame_did_show.emit(frame_id)
+        self._feed_film()
 
     def _on_frame_failed(self, frame_id: int, message: str) -> None:
         s = self.session
