@@ -282,7 +282,7 @@ def test_a_member_keeps_its_colour_whatever_its_rank_on_the_frame() -> None:
 
 
 def test_filmstrip_captions_tell_frames_a_quarter_second_apart() -> None:
-    from triage_app.gui.review.review_controller import short_time
+    from triage_app.gui.review.candidate_text import short_time
 
     assert [short_time(t) for t in (0.0, 0.25, 0.5, 0.75, 12.5, 187.25)] == ["0s", "0.25s", "0.5s", "0.75s", "12.5s",
                                                                              "3:07.25"]
@@ -331,13 +331,13 @@ def test_a_click_on_the_filmstrip_adds_no_second_highlight(qtbot, review_project
 
 
 def test_a_score_bar_is_filled_to_the_score_with_the_threshold_marked() -> None:
-    from triage_app.gui.review.review_controller import _score_bar
+    from triage_app.gui.review.candidate_text import score_bar
 
-    cells = _score_bar(0.5, 0.25, "#ff0000", length=8).split("</span>")[:-1]
+    cells = score_bar(0.5, 0.25, "#ff0000", length=8).split("</span>")[:-1]
     assert len(cells) == 8
     assert "#111" in cells[2] and all("#111" not in c for i, c in enumerate(cells) if i != 2)
     assert [("#ff0000" in c) for c in cells] == [True, True, False, True, False, False, False, False]
-    assert "#111" not in _score_bar(0.9, None, "#ff0000", length=8)
+    assert "#111" not in score_bar(0.9, None, "#ff0000", length=8)
 
 
 def test_picture_keys_brighten_stretch_and_hide_outlines_without_touching_the_frame(qtbot) -> None:

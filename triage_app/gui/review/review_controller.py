@@ -13,10 +13,10 @@ from PySide6.QtGui import QImage
 from triage_app.core.model.errors import StoreError, StoreUnavailable
 from triage_app.core.review.pace import Pace
 from triage_app.core.store import Workspace
-from triage_app.gui import theme
+from triage_app.gui.review.candidate_text import score_bar, short_time
 from triage_app.gui.review.frame_loader import FrameLoader, to_qimage
 from triage_app.gui.review.review_view import ReviewView, member_colour
-from triage_app.gui.tables import local_time
+from triage_app.gui.review.session_summary import keep_summary, last_summary
 from triage_app.gui.tasks import Task, run_task
 
 log = logging.getLogger(__name__)
@@ -28,30 +28,6 @@ PAST = {"accept": "Accepted", "reject": "Rejected", "unsure": "Marked unsure"}
 MARK = {"accept": " ✓ accepted", "reject": " ✗ rejected", "unsure": " ? unsure"}
 
 
-
-def _score_bar(score: float, threshold: float | None, colour: str, length: int = 26) -> str:
-    """A bar of ``length`` cells for a score in [0, 1], filled to the score, with the
-    threshold's cell drawn as a dark tick (rich text)."""
-    filled = int(round(length * min(max(score, 0.0), 1.0)))
-    tick = None if threshold is None else min(length - 1, int(length * min(max(threshold, 0.0), 1.0)))
-    cells = []
-    for i in range(length):
-        if i == tick:
-            tick_colour = theme.tone("bar_tick")
-            cells.append(f"<span style='background:{tick_colour}; color:{tick_colour}'>|</span>")
-        else:
-            bg = colour if i < filled else theme.tone("bar_empty")
-            cells.append(f"<span style='background:{bg}'>&nbsp;</span>")
-    return "".join(cells)
-
-
-def short_time(t: float) -> str:
-    """A frame's time for a caption, precise to the hundredth (frames sampled every 0.25 s
-    must not read alike): ``0.25s``, ``12.5s``, ``3:07.25``."""
-    if t < 60:
-        return f"{t:.2f}".rstrip("0").rstrip(".") + "s"
-    minutes, seconds = divmod(t, 60)
-    return f"{int(minutes)}:{seconds:05.2f}"
 
 #: How often a decision waiting for the database is sent again (milliseconds).
 RESEND_MS = 5000
@@ -117,33 +93,15 @@ class ReviewController(QObject):
         self.thumbs = FrameLoader(ws, capacity=128, thumb_size=480)  # the grid's thumbnails grow with the window
         self.thumbs.frame_did_load.connect(self._on_thumb_loaded)
         self.show_current()
-        last = self.last_session(ws, self.session.reviewer)
+        last = last_summary(ws, self.session.reviewer)
         if last:
             self.view.show_feedback(last)
 
-    #: How a session's summary is kept in the project's messages (one per session that decided).
-    SESSION_NOTE = "review session of"
-
     def end_session(self) -> None:
-        """The session's summary, into the log file and the project (shown on the next opening)."""
-        if not self.pace.decided or self.ws is None:
-            return
-        text = self.pace.summary()
-        log.info("%s", text)  # in the log file, for the analyst's records
-        who = self.session.reviewer if self.session is not None else self.ws.settings.review.reviewer
-        try:
-            self.ws.frames.add_message("info", f"{self.SESSION_NOTE} {who}: {text}")
-        except StoreError as exc:
-            log.warning("the session's summary could not be kept in the project: %s", exc)
-
-    def last_session(self, ws: Workspace, reviewer: str) -> str:
-        """The reviewer's last session in this project, in words ("" if none)."""
-        lead = f"{self.SESSION_NOTE} {reviewer}: This session: "
-        rows = [r for r in ws.frames.message_rows() if r["level"] == "info" and str(r["message"]).startswith(lead)]
-        if not rows:
-            return ""
-        when = local_time(str(rows[-1]["created_at"]))[:16]
-        return f"Your last session here, ended {when}: {str(rows[-1]['message'])[len(lead):]}"
+        """The session's summary, into the log file and the project (said at the next opening)."""
+        if self.pace.decided and self.ws is not None:
+            keep_summary(self.ws, self.pace.summary(), self.session.reviewer if self.session is not None
+                         else self.ws.settings.review.reviewer)
 
     def stop(self) -> None:
         for loader in (self.loader, self.thumbs):
@@ -238,7 +196,7 @@ class ReviewController(QObject):
             where = "on the whole frame" if whole or r["tiles"] <= 1 else f"in tile {r['tile'] + 1} of {r['tiles']}"
             th = (s.policy.thresholds if s.policy else {}).get(r["member"])
             # The bar with the member's threshold marked on it (a tick where the policy's cut lies).
-            bar = _score_bar(r["score"], th, colour)
+            bar = score_bar(r["score"], th, colour)
             bars.append(
                 f"<div><span style='color:{colour}'>■</span> <b>{r['member']}</b> {r['score']:.3f} {where}"
                 + (f"; threshold {th:.3f}" if th is not None else "") + f"<br>{bar}</div>"
