@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -34,6 +37,7 @@ def _isolated_settings(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     monkeypatch.setenv("TRIAGE_SETTINGS", str(home / "settings.toml"))
     monkeypatch.setenv("TRIAGE_CACHE_DIR", str(model_cache))
     monkeypatch.delenv("TRIAGE_ALLOW_DOWNLOADS", raising=False)
+    monkeypatch.setenv("TRIAGE_GEO__MAP_TILES", "")  # no tile server is asked unless a test serves one
 
 
 @pytest.fixture(scope="session")
@@ -194,3 +198,39 @@ def project_at(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[
         return url
 
     return at
+
+
+class TileServer(http.server.BaseHTTPRequestHandler):
+    """Serves ``/z/x/y.png`` and keeps the paths asked for."""
+
+    asked: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802 - the server's name
+        TileServer.asked.append(self.path)
+        parts = self.path.strip("/").removesuffix(".png").split("/")
+        if len(parts) != 3 or not all(p.isdigit() for p in parts):
+            self.send_error(404)
+            return
+        z, x, y = (int(p) for p in parts)
+        picture = np.full((256, 256, 3), (z * 10 % 255, x % 255, y % 255), np.uint8)
+        data = cv2.imencode(".png", picture)[1].tobytes()
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def tile_server() -> Iterator[str]:
+    """A web map tile server on this machine (each tile one colour, from its z, x, y): its URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), TileServer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    TileServer.asked = []
+    yield f"http://127.0.0.1:{server.server_address[1]}/{{z}}/{{x}}/{{y}}.png"
+    server.shutdown()
+    server.server_close()

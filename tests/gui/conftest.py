@@ -32,3 +32,17 @@ def review_project(tmp_path: Path, ortho: np.ndarray) -> Path:
 def shot(widget, name: str) -> None:
     SHOTS.mkdir(exist_ok=True)
     assert widget.grab().save(str(SHOTS / name))
+
+
+def open_review(qtbot, root: Path):  # type: ignore[no-untyped-def]
+    """The window on ``root``, in review, with the first candidate's picture on screen."""
+    from triage_app.gui.main_window import MainWindow
+
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.resize(1400, 900)
+    window.show()
+    assert window.controller.open_project(root)
+    window.show_review()
+    qtbot.waitUntil(lambda: not window.review_view.canvas._pixmap.pixmap().isNull(), timeout=10000)
+    return window

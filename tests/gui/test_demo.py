@@ -18,7 +18,8 @@ def _go_to_neighbour(qtbot, window: MainWindow, frame) -> None:
         qtbot.keyClick(window.review_view, Qt.Key.Key_Right if want > s.position else Qt.Key.Key_Left)
 
 
-def test_demo_builds_in_a_worker_and_opens_the_review_queue(qtbot, tmp_path: Path) -> None:
+def test_demo_builds_in_a_worker_and_opens_the_review_queue(qtbot, tmp_path: Path, tile_server: str, monkeypatch) -> None:
+    monkeypatch.setenv("TRIAGE_GEO__MAP_TILES", tile_server)  # a machine online: the map gets its base
     window = MainWindow()
     qtbot.addWidget(window)
     window.resize(1400, 900)
@@ -121,6 +122,17 @@ def test_demo_builds_in_a_worker_and_opens_the_review_queue(qtbot, tmp_path: Pat
     window.tabs.setCurrentWidget(window.map_view)
     qtbot.waitUntil(lambda: window.map.view.positions and window.map._task is None, timeout=10000)
     assert len(window.map_view.footprints) >= 10 and window.map_view.marker is not None
+    qtbot.waitUntil(lambda: bool(window.map_view.base_tiles), timeout=20000)
+    tiles = window.map_view.base_tiles
+    covered = tiles[0].sceneBoundingRect()
+    for item in tiles[1:]:
+        covered = covered.united(item.sceneBoundingRect())
+    drawn = [i for i in window.map_view.scene().items() if i not in tiles and i.zValue() < 5]  # tracks, footprints
+    flight = drawn[0].sceneBoundingRect()
+    for item in drawn[1:]:
+        flight = flight.united(item.sceneBoundingRect())
+    assert covered.contains(flight)  # the tiles lie under all of the flight
+    assert all(item.zValue() < 0 for item in tiles) and window.map_view.attribution == "© OpenStreetMap contributors"
     picked = window.finds.items[-1].frame_id
     window.map_view.user_did_pick_find.emit(picked)
     assert window.tabs.currentWidget() is window.finds_view

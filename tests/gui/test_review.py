@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import Qt
 
+from tests.gui.conftest import open_review as _open
 from tests.gui.conftest import shot
 from triage_app.gui.main_window import MainWindow
 
@@ -13,18 +14,6 @@ from triage_app.gui.main_window import MainWindow
 def _labels(root: Path) -> list[tuple[int, str]]:
     raw = sqlite3.connect(root / "project.db")
     return raw.execute("SELECT frame_id, label FROM decisions WHERE undone_at IS NULL ORDER BY id").fetchall()
-
-
-def _open(qtbot, root: Path) -> MainWindow:
-    window = MainWindow()
-    qtbot.addWidget(window)
-    window.resize(1400, 900)
-    window.show()
-    assert window.controller.open_project(root)
-    window.show_review()
-    view = window.review_view
-    qtbot.waitUntil(lambda: not view.canvas._pixmap.pixmap().isNull(), timeout=10000)
-    return window
 
 
 def test_review_flow_by_keys(qtbot, review_project: Path) -> None:

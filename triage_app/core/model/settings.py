@@ -127,6 +127,10 @@ class ReviewSettings(_Section):
                                        "second reviewer (a different reviewer name)")
     cold_start_share: float = Field(0.02, ge=0, le=1, description="time and score orders: until a head is trained, this "
                                     "share of the dropped frames closest to the threshold joins the queue")
+    picture_px: int = Field(1280, ge=0, le=8192, description="scoring keeps a JPEG of each frame it decodes, this many "
+                            "pixels on the long side, in the project's pictures/ folder (about 0.1-0.3 MB a frame): review "
+                            "shows it at once, whatever order the frames come in, and the exact frame replaces it a moment "
+                            "later (0: none kept; review decodes every frame from the footage)")
 
     @field_validator("order", mode="before")
     @classmethod
@@ -165,6 +169,10 @@ class GeoSettings(_Section):
     height_error: float = Field(0.1, ge=0, le=1, description="how far the height above the ground may be off, as a share "
                                 "(barometric drift, and ground higher or lower than the take-off point)")
     position_error_m: float = Field(3.0, ge=0, description="how far the aircraft's GNSS position may be off, metres")
+    map_tiles: str = Field("https://tile.openstreetmap.org/{z}/{x}/{y}.png", description="the Map tab's base map where "
+                           "the machine is online: a tile server's address with {z}, {x} and {y} (XYZ web map tiles); "
+                           "tiles are kept on disk and shown again offline; empty: the offline base alone")
+    map_attribution: str = Field("© OpenStreetMap contributors", description="the tiles' credit, shown on the map")
 
 
 class Settings(_Section):

@@ -27,7 +27,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -282,7 +282,7 @@ def score_on_cluster(
             summary.frames_pending = len(pending)
             if pending:
                 spec, blobs = ensemble_spec(ens, plan.device, s.batch, s.cuda_graph, plan.threads)
-                ctx = scoring_context(ws, pending)
+                ctx = replace(scoring_context(ws, pending), pictures=None)  # the workers keep no pictures
                 refs = [ray.put(b) for b in blobs]
                 remote = ray.remote(ScoringWorker).options(num_cpus=plan.cpus, num_gpus=plan.gpus, max_restarts=0)
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from triage_app.core.ingest import remote
 from triage_app.core.ingest.parallel import default_workers, ordered_map
+from triage_app.core.ingest.pictures import ReviewPictures
 from triage_app.core.ingest.reader import frame_file
 from triage_app.core.ingest.sources import VideoSource, decode_image
 from triage_app.core.model.cards import project_members
@@ -121,11 +122,16 @@ class ScoringContext:
     root: Path  # the project's folder (a stream's frames are kept there)
     target_size_m: float
     sources: dict[int, Source]
+    #: Where the frames' review pictures are kept as they are decoded (None on a cluster's
+    #: workers, which have no project folder: review makes those pictures itself).
+    pictures: ReviewPictures | None = None
 
 
 def scoring_context(ws: Workspace, frames: list[Frame]) -> ScoringContext:
     ids = sorted({int(f["source_id"]) for f in frames})
-    return ScoringContext(ws.settings, Path(ws.root), ws.target.size_m, {i: ws.frames.source(i) for i in ids})
+    pictures = ReviewPictures(ws.root, ws.settings.review.picture_px)
+    return ScoringContext(ws.settings, Path(ws.root), ws.target.size_m, {i: ws.frames.source(i) for i in ids},
+                          pictures if pictures.enabled else None)
 
 
 class Stages:
@@ -276,6 +282,8 @@ class Stages:
                 scale, why = tiling_scale(frame, self.ctx.target_size_m, t, self.settings.geo.hfov_deg, max(self.sizes))
                 self._note_scale(int(item.frame["source_id"]), scale, why)
                 tiles, pixels = frame_tiles(item.image, self.sizes, t.overlap, scale, t.whole_frame)
+                if self.ctx.pictures is not None:
+                    self.ctx.pictures.put(item.frame, item.image)  # review shows it whatever order it comes in
                 self._add_busy("tile", time.perf_counter() - t0)
                 if not self._put(self.q_tiled, FrameTiles(item.frame, tiles, pixels)):
                     return

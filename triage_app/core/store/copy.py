@@ -160,7 +160,7 @@ def _empty(db: Database, tables: list[Table]) -> None:
 
 def _copy_files(src: Path, dst: Path) -> int:
     """The project folder's files beside the database (embedding cache, kept stream frames,
-    settings, deployed members) into the other store's folder; the database files, their
+    review pictures, settings, deployed members) into the other store's folder; the database files, their
     backups and the writer lock stay."""
     if src.resolve() == dst.resolve():
         return 0

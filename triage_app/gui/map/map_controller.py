@@ -1,6 +1,7 @@
 """Builds the map (:func:`~triage_app.core.outputs.flight_map.flight_map`) in the background
-whenever the finds change, marks the frame review shows, and opens a find clicked on the map
-in the Finds tab."""
+whenever the finds change, lays the base map's tiles under it where they can be had
+(:mod:`~triage_app.core.outputs.map_tiles`), marks the frame review shows, and opens a find
+clicked on the map in the Finds tab."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from PySide6.QtCore import QObject
 
 from triage_app.core.outputs.flight_map import flight_map
+from triage_app.core.outputs.map_tiles import base_map
 from triage_app.gui.map.map_view import MapView
 from triage_app.gui.tasks import Task, run_task
 
@@ -21,6 +23,7 @@ class MapController(QObject):
         self._task: Task | None = None
         self._again: list[Any] | None = None
         self._current: int | None = None
+        self._tiles: Task | None = None
 
     def show_finds(self, finds: list[Any]) -> None:
         """The finds changed (or the project opened): draw the map again, in the background."""
@@ -35,11 +38,32 @@ class MapController(QObject):
     def _drawn(self, m: Any) -> None:
         self._task = None
         self.view.show_map(m)
+        self._fetch_base(m)
         if self._current is not None:
             self.view.mark_frame(self._current)
         if self._again is not None:
             finds, self._again = self._again, None
             self.show_finds(finds)
+
+    def _fetch_base(self, m: Any) -> None:
+        """The tiles under the map, in the background (from the disk where fetched before)."""
+        geo = self.ws.settings.geo if self.ws is not None else None
+        box = self.view.extent()
+        if geo is None or not geo.map_tiles or m.origin is None or box is None:
+            return
+        if self._tiles is not None:
+            self._tiles.cancel.set()
+        url, credit, cache = geo.map_tiles, geo.map_attribution, self.ws.settings.cache_dir
+        task = run_task(lambda progress, cancel: base_map(url, credit, cache, m.origin, box, cancel.is_set),
+                        lambda base: self._based(task, base), lambda message: self._based(task, None))
+        self._tiles = task
+
+    def _based(self, task: Task, base: Any) -> None:
+        if task is not self._tiles:
+            return  # an older map's tiles
+        self._tiles = None
+        if base is not None:
+            self.view.show_base(base)
 
     def _failed(self, message: str) -> None:
         self._task = None

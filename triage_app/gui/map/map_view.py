@@ -9,7 +9,7 @@ import math
 from typing import Any
 
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QFont, QMouseEvent, QPainter, QPainterPath, QPen, QPolygonF, QWheelEvent
+from PySide6.QtGui import QBrush, QColor, QFont, QMouseEvent, QPainter, QPainterPath, QPen, QPixmap, QPolygonF, QTransform, QWheelEvent
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsScene, QGraphicsView
 
 TRACK_COLOURS = ["#3d8bfd", "#f28e2b", "#59a14f", "#b07aa1", "#e15759", "#76b7b2"]
@@ -40,6 +40,9 @@ class MapView(QGraphicsView):
         self.message = "The map shows the flights once frames with a position are in the project."
         self.user_zoomed = False  # until the analyst zooms, the map fits the view as it resizes
         self._extent: QRectF | None = None
+        self.base_tiles: list[QGraphicsItem] = []  # the base map's tiles, under everything else
+        self.attribution = ""  # the tiles' credit, in the corner while they show
+        self.base_note = ""  # why the base map is missing, in the corner
 
     # -- what the controller shows -------------------------------------------------------
     def show_map(self, m: Any) -> None:
@@ -47,6 +50,7 @@ class MapView(QGraphicsView):
         scene = self.scene()
         scene.clear()
         self.marker = self.current_footprint = None
+        self.base_tiles, self.attribution, self.base_note = [], "", ""
         self.positions, self.footprints = m.positions, m.footprints
         if m.origin is None:
             self.message = ("No frame has a position: the map needs telemetry (a DJI .SRT beside the video, or GPS in "
@@ -74,6 +78,34 @@ class MapView(QGraphicsView):
             self._extent = QRectF(w - pad, -n - pad, e - w + 2 * pad, n - s + 2 * pad)
             if not self.user_zoomed:
                 self.fit()
+        self.viewport().update()
+
+    def extent(self) -> tuple[float, float, float, float] | None:
+        """(west, south, east, north) metres of the map with its margin (what tiles must cover)."""
+        r = self._extent
+        return None if r is None else (r.left(), -r.bottom(), r.right(), -r.top())
+
+    def show_base(self, base: Any) -> None:
+        """Lay a ``BaseMap``'s tiles under the map (each on its ground rectangle), with their
+        credit; or say in the corner why there are none."""
+        scene = self.scene()
+        for item in self.base_tiles:
+            if item.scene() is scene:
+                scene.removeItem(item)
+        self.base_tiles = []
+        for tile in base.tiles:
+            pixmap = QPixmap()
+            if not pixmap.loadFromData(tile.data) or pixmap.width() == 0:
+                continue
+            w, s, e, n = tile.rect
+            item = scene.addPixmap(pixmap)
+            item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+            item.setTransform(QTransform.fromScale((e - w) / pixmap.width(), (n - s) / pixmap.height()))
+            item.setPos(w, -n)
+            item.setZValue(-10)
+            self.base_tiles.append(item)
+        self.attribution = base.attribution if self.base_tiles else ""
+        self.base_note = base.note
         self.viewport().update()
 
     def fit(self) -> None:
@@ -178,4 +210,12 @@ class MapView(QGraphicsView):
         painter.drawLine(QPointF(nx, ny), QPointF(nx - 6, ny + 9))
         painter.drawLine(QPointF(nx, ny), QPointF(nx + 6, ny + 9))
         painter.drawText(QPointF(nx - 5, ny + 42), "N")
+        corner = " · ".join(t for t in (self.attribution, self.base_note) if t)
+        if corner:  # the tiles' credit (and what is missing), on a plate readable on any map
+            metrics = painter.fontMetrics()
+            box = metrics.boundingRect(corner).adjusted(-6, -3, 6, 3)
+            box.moveBottomRight(vp.bottomRight() - QPointF(6, 6).toPoint())
+            painter.fillRect(box, QColor(255, 255, 255, 200))
+            painter.setPen(QColor(40, 40, 40))
+            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, corner)
         painter.restore()

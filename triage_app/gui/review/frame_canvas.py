@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import textwrap
 
-from PySide6.QtCore import QRectF, Qt
+from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap, QWheelEvent
 from PySide6.QtWidgets import QGraphicsPixmapItem, QGraphicsRectItem, QGraphicsScene, QGraphicsSimpleTextItem, QGraphicsView
 
@@ -14,8 +14,27 @@ from triage_app.gui.review.adjust import Adjustment, adjusted
 #: Characters per line of a message shown where no picture is.
 MESSAGE_WIDTH = 56
 
+#: The text key of a review picture's full frame size ("1920x1080").
+FULL_SIZE = "triage-full-size"
+
+
+def full_size(image: QImage) -> QSize:
+    """The size of the frame ``image`` shows: its own, unless it is a reduced review picture."""
+    text = image.text(FULL_SIZE)
+    if text:
+        w, _, h = text.partition("x")
+        return QSize(int(w), int(h))
+    return image.size()
+
+
+def is_picture(image: QImage) -> bool:
+    """Whether ``image`` is a kept review picture (the exact frame is still to come)."""
+    return bool(image.text(FULL_SIZE))
+
 
 class FrameCanvas(QGraphicsView):
+    zoom_did_start = Signal()  # the analyst zooms in: the exact frame is wanted now
+
     def __init__(self) -> None:
         super().__init__()
         self.setScene(QGraphicsScene(self))
@@ -51,16 +70,17 @@ class FrameCanvas(QGraphicsView):
             self._pixmap.setPixmap(QPixmap())
             self.scene().setSceneRect(QRectF(0, 0, 400, 300))
             return
-        self._pixmap.setPixmap(QPixmap.fromImage(adjusted(image, self.adjustment)))
-        self.scene().setSceneRect(QRectF(image.rect()))
-        width = max(2.0, image.width() / 400)
+        self._set_pixmap(image)
+        full = full_size(image)  # a reduced review picture is drawn at the frame's own size
+        self.scene().setSceneRect(QRectF(0, 0, full.width(), full.height()))
+        width = max(2.0, full.width() / 400)
         for rect, colour, label in boxes:
             pen = QPen(QColor(colour), width)
             pen.setCosmetic(False)
             box = self.scene().addRect(rect, pen)
             text = QGraphicsSimpleTextItem(label)
             text.setBrush(QColor(colour))
-            scale = max(1.0, image.width() / 900)
+            scale = max(1.0, full.width() / 900)
             # A dark plate under the label keeps it readable on water, roofs and snow alike.
             r = text.boundingRect()
             plate = self.scene().addRect(QRectF(0, 0, r.width() + 4, r.height() + 2), QPen(Qt.PenStyle.NoPen),
@@ -75,11 +95,30 @@ class FrameCanvas(QGraphicsView):
         self.focus_box = boxes[0][0] if boxes else None
         self.fit()  # a new frame opens whole
 
+    def _set_pixmap(self, image: QImage) -> None:
+        self._pixmap.setPixmap(QPixmap.fromImage(adjusted(image, self.adjustment)))
+        full = full_size(image)
+        self._pixmap.setScale(full.width() / image.width() if image.width() else 1.0)
+
+    def sharpen(self, image: QImage) -> bool:
+        """Put the exact frame in place of the review picture on screen (same frame, same
+        outlines, zoom and pan kept); False where the canvas shows something else."""
+        shown = self._image
+        if shown is None or not is_picture(shown) or full_size(shown) != image.size():
+            return False
+        self._image = image
+        self._set_pixmap(image)
+        return True
+
+    def showing_picture(self) -> bool:
+        """Whether a reduced review picture is on screen (the exact frame not yet in place)."""
+        return self._image is not None and is_picture(self._image)
+
     def set_adjustment(self, adjustment: Adjustment) -> None:
         """Show the picture with ``adjustment`` (kept for the next frames too); zoom and pan stay."""
         self.adjustment = adjustment
         if self._image is not None:
-            self._pixmap.setPixmap(QPixmap.fromImage(adjusted(self._image, adjustment)))
+            self._set_pixmap(self._image)
 
     def shown_image(self) -> QImage:
         """The picture as it is on screen (adjusted)."""
@@ -108,10 +147,13 @@ class FrameCanvas(QGraphicsView):
             area = self.focus_box.adjusted(-m, -m, m, m).intersected(self.scene().sceneRect())
             self.fitInView(area, Qt.AspectRatioMode.KeepAspectRatio)
             self.zoomed = True
+            self.zoom_did_start.emit()
 
     def zoom(self, factor: float) -> None:
         self.scale(factor, factor)
         self.zoomed = True
+        if factor > 1:
+            self.zoom_did_start.emit()
 
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 - Qt name
         self.zoom(1.25 if event.angleDelta().y() > 0 else 0.8)

@@ -14,6 +14,7 @@ from triage_app.core.model.errors import StoreError, StoreUnavailable
 from triage_app.core.review.pace import Pace
 from triage_app.core.store import Workspace
 from triage_app.gui.review.candidate_text import score_bar, short_time
+from triage_app.gui.review.exact_frames import ExactFrames
 from triage_app.gui.review.frame_loader import FrameLoader, to_qimage
 from triage_app.gui.review.review_view import ReviewView, member_colour
 from triage_app.gui.review.session_summary import keep_summary, last_summary
@@ -48,6 +49,8 @@ class ReviewController(QObject):
         self.session: Any = None
         self.loader: FrameLoader | None = None
         self.thumbs: FrameLoader | None = None
+        self.exact: ExactFrames | None = None  # the exact frame behind a kept picture
+        self._showing: int | None = None  # the frame whose picture is on screen
         self.ws: Workspace | None = None
         self._current_info: dict[str, Any] | None = None
         self._film_wanted: list[int] = []  # filmstrip pictures waiting for the candidates' own
@@ -92,7 +95,11 @@ class ReviewController(QObject):
         self.loader.frame_did_fail.connect(self._on_frame_failed)
         self.thumbs = FrameLoader(ws, capacity=128, thumb_size=480)  # the grid's thumbnails grow with the window
         self.thumbs.frame_did_load.connect(self._on_thumb_loaded)
+        self.exact = ExactFrames(ws)
+        self.exact.exact_did_load.connect(self._on_exact_loaded)
+        self.view.canvas.zoom_did_start.connect(self.exact.now)
         self.show_current()
+        self.exact.make_missing([x.frame_id for x in self.session.queue.items])
         last = last_summary(ws, self.session.reviewer)
         if last:
             self.view.show_feedback(last)
@@ -104,10 +111,12 @@ class ReviewController(QObject):
                          else self.ws.settings.review.reviewer)
 
     def stop(self) -> None:
-        for loader in (self.loader, self.thumbs):
+        for loader in (self.loader, self.thumbs, self.exact):
             if loader is not None:
                 loader.close()
-        self.loader = self.thumbs = None
+        if self.exact is not None:
+            self.view.canvas.zoom_did_start.disconnect(self.exact.now)
+        self.loader = self.thumbs = self.exact = None
         self._resend.stop()
         if self.session is not None:
             self.session.close()  # the frame on screen goes back to the team's pool
@@ -160,7 +169,7 @@ class ReviewController(QObject):
         if info is None:
             return
         self._current_info = info
-        self.view.show_candidate(self._current_info, self.loader.cached(c.frame_id) if self.loader else None)
+        self.view.show_candidate(self._current_info, self._best_image(c.frame_id))
 
     def _refresh_failed(self, message: str) -> None:
         self._refreshing = None
@@ -364,6 +373,7 @@ class ReviewController(QObject):
             return
         self.queue_did_change.emit(len(s.queue))
         self._show_progress()
+        self._showing = None
         if self.view.grid_mode:
             self._current_info = None  # many frames on screen: none to copy a position from
             self._show_grid()
@@ -381,12 +391,15 @@ class ReviewController(QObject):
             else:
                 self.view.show_empty(self._empty_text())
             return
-        image = self.loader.cached(c.frame_id)
+        image = self._best_image(c.frame_id)
         info = self._readable_info(c)
         if info is None:
             return  # the project cannot be read now: what is on screen stays, the message says why
         self._current_info = info
         self.view.show_candidate(self._current_info, image)
+        self._showing = c.frame_id if image is not None else None
+        if self.exact is not None:
+            self.exact.shown(c.frame_id, image)
         if image is not None:
             s.mark_shown()
             self.frame_did_show.emit(c.frame_id)
@@ -452,11 +465,25 @@ class ReviewController(QObject):
 
     def _on_frame_loaded(self, frame_id: int, image: QImage) -> None:
         s = self.session
-        if s is not None and not self.view.grid_mode and s.current is not None and s.current.frame_id == frame_id:
+        if (s is not None and not self.view.grid_mode and s.current is not None and s.current.frame_id == frame_id
+                and self._showing != frame_id):  # not when its picture is on screen already
             self.view.show_candidate(self._current_info, image)
+            self._showing = frame_id
+            if self.exact is not None:
+                self.exact.shown(frame_id, image)
             s.mark_shown()
             self.frame_did_show.emit(frame_id)
         self._feed_film()
+
+    def _best_image(self, frame_id: int) -> QImage | None:
+        """The frame's picture at hand: the exact one where it was decoded, else the quick one."""
+        exact = self.exact.loader.cached(frame_id) if self.exact is not None else None
+        return exact if exact is not None else (self.loader.cached(frame_id) if self.loader is not None else None)
+
+    def _on_exact_loaded(self, frame_id: int, image: QImage) -> None:
+        s = self.session
+        if s is not None and not self.view.grid_mode and s.current is not None and s.current.frame_id == frame_id:
+            self.view.sharpen(image)
 
     def _on_frame_failed(self, frame_id: int, message: str) -> None:
         s = self.session

@@ -265,6 +265,15 @@ class ReviewView(QWidget):
         self.scores.setText(info.get("scores_html", ""))
         self.telemetry.setText(info.get("telemetry", ""))
 
+    def sharpen(self, image: QImage) -> None:
+        """The exact frame in place of its quick picture, on screen and in the viewer; the
+        analyst's zoom stays."""
+        if self.player.playing() or not self.canvas.sharpen(image):
+            return
+        self._shown = (image, *self._shown[1:])
+        if self.popout is not None and self.popout.isVisible():
+            self.popout.canvas.sharpen(image)
+
     def show_progress(self, text: str, reached: bool = False) -> None:
         """The line under the header: where active review stands (hidden when empty)."""
         self.progress.setText(text)
