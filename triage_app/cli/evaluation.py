@@ -119,9 +119,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     else:
         gop = f"-gop{args.gop:g}s" if args.gop else "-gopx264"
         video = Path(args.input) if args.input else work / f"flight-{args.seconds:g}s{gop}.mp4"
-        if not video.exists():
+        if not video.exists() and not args.archive:
             bench.make_h264_flight(video, args.seconds, gop_s=args.gop or None)
-        if args.cluster:
+        if args.archive:
+            from triage_app.core.evaluation.bench_archive import archive_flights, bench_archive
+
+            flights = archive_flights(work, args.archive, args.seconds, args.gop or None)
+            result = bench_archive(flights, args.sample_fps, args.device, args.batch, args.precision, args.sources_at_once)
+        elif args.cluster:
             from triage_app.core.evaluation.bench_cluster import bench_cluster
 
             result = bench_cluster(video, args.sample_fps, args.cluster, args.workers, args.device, args.batch,
@@ -192,6 +197,10 @@ def add_parsers(sub: Any) -> None:
     be.add_argument("--pipeline-only", action="store_true", help="measure the pipeline alone (for its peak RSS)")
     be.add_argument("--cluster", metavar="ADDRESS", help="pipeline: score the same input locally and on this Ray cluster "
                     "(auto, HOST:PORT or ray://HOST:10001), with the ratio and a check that the scores agree")
+    be.add_argument("--archive", type=int, metavar="N", help="pipeline: N generated flights of --seconds each in one "
+                    "project, scored one after another and several at once (--sources-at-once), in one run")
+    be.add_argument("--sources-at-once", type=int, help="pipeline --archive: flights decoded at once (default: "
+                    "scoring.sources_at_once from the machine, at least 2)")
     be.add_argument("--workers", type=int, help="pipeline --cluster: how many workers (default: one per GPU, or per "
                     "scoring.cluster_cpus_per_worker CPUs)")
     be.add_argument("--workdir", help="where generated inputs are kept (default ./bench-out)")

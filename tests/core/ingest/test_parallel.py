@@ -68,3 +68,35 @@ def test_a_survey_ingests_in_order_with_several_threads_and_names_a_broken_still
         assert (one.image is None and three.image is None) or np.array_equal(one.image, three.image)
     assert [f.path for f in frames[3]] == [f"IMG_{k}.jpg" for k in range(7)]
     assert frames[3][3].image is None and frames[3][3].error
+
+
+def test_several_streams_at_once_give_every_item_and_say_an_error() -> None:
+    from triage_app.core.ingest.parallel import interleaved
+
+    seen_threads: set[str] = set()
+    closed: list[str] = []
+
+    def stream(name: str, n: int, fail_at: int | None = None):
+        def items():
+            try:
+                for i in range(n):
+                    seen_threads.add(threading.current_thread().name)
+                    if i == fail_at:
+                        raise ValueError(f"{name}: broken at {i}")
+                    yield name, i
+            finally:
+                closed.append(name)
+        return items
+
+    got = list(interleaved([stream("a", 5), stream("b", 7), stream("c", 3)], 2, lambda: False, backlog=2))
+    assert sorted(got) == sorted([("a", i) for i in range(5)] + [("b", i) for i in range(7)] + [("c", i) for i in range(3)])
+    assert [i for n, i in got if n == "b"] == list(range(7))  # each stream in its own order
+    assert seen_threads <= {"decode-stream-0", "decode-stream-1"} and sorted(closed) == ["a", "b", "c"]
+    with pytest.raises(ValueError, match="b: broken at 2"):
+        list(interleaved([stream("a", 50), stream("b", 5, fail_at=2)], 2, lambda: False))
+    # The reader leaving early ends every thread and closes the streams left part-way.
+    closed.clear()
+    gen = interleaved([stream("x", 1000), stream("y", 1000)], 2, lambda: False, backlog=1)
+    next(gen)
+    gen.close()
+    assert sorted(closed) == ["x", "y"]

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from tests.conftest import scored_project
-from triage_app.core.ingest.pictures import PICTURES_DIR, ReviewPictures, make_pictures
+from triage_app.core.ingest.pictures import PICTURES_DIR, PictureWriter, ReviewPictures, make_pictures
 from triage_app.core.ingest.reader import FrameReader
 from triage_app.core.model.settings import load_settings
 from triage_app.core.store import Workspace
@@ -85,3 +86,30 @@ def test_turned_off_reads_nothing(tmp_path: Path) -> None:
     frame = dict(id=1, source_id=1, width=80, height=60)
     assert not pictures.enabled and pictures.put(frame, np.zeros((60, 80, 3), np.uint8)) is False
     assert pictures.get(frame) is None
+
+
+def test_scoring_never_waits_on_a_slow_picture_writer(tmp_path: Path, monkeypatch) -> None:
+    import threading
+    import time
+
+    pictures = ReviewPictures(tmp_path, 64)
+    gate = threading.Event()
+    real_put = pictures.put
+
+    def slow_put(frame, image):  # a disk that stalls until told
+        gate.wait(10)
+        return real_put(frame, image)
+
+    monkeypatch.setattr(pictures, "put", slow_put)
+    writer = PictureWriter(pictures, backlog=2)
+    frames = [dict(id=i, source_id=1, width=80, height=60) for i in range(10)]
+    t0 = time.perf_counter()
+    for f in frames:
+        writer.offer(f, np.full((60, 80, 3), f["id"] * 20, np.uint8))
+    assert time.perf_counter() - t0 < 1.0  # offering never blocked on the stalled disk
+    gate.set()
+    writer.close()
+    assert writer.passed_over >= 7 and writer.kept + writer.passed_over == 10
+    kept = [f for f in frames if pictures.has(f)]
+    assert len(kept) == writer.kept and kept[0]["id"] == 0  # the first offered is kept, the rest as room allowed
+    assert int(pictures.get(kept[-1]).mean()) == pytest.approx(kept[-1]["id"] * 20, abs=2)  # each its own picture

@@ -65,6 +65,12 @@ def test_a_server_out_of_reach_is_said_quickly(tmp_path: Path) -> None:
     t0 = time.perf_counter()
     base = base_map(url, "© x", tmp_path, (45.0, 7.0), (-100.0, -100.0, 100.0, 100.0))
     assert time.perf_counter() - t0 < 10  # one refused connection, then the server is not asked again
-    assert base.tiles == [] and base.note.startswith("No base map: tiles could not be fetched (127.0.0.1:")
+    assert base.tiles == [] and base.note == f"No base map: 127.0.0.1:{port} out of reach"
     assert TileSource(url, tmp_path).get(17, 1, 1) is None  # still out of reach: not asked for a while
     assert base_map("", "", tmp_path, (45.0, 7.0), (0, 0, 1, 1)).tiles == []  # no server set: no tiles
+
+
+def test_a_server_that_refuses_a_tile_is_named_with_its_answer(tile_server: str, tmp_path: Path) -> None:
+    wrong = tile_server.replace("{z}/{x}/{y}.png", "styles/{z}/{x}/{y}.png")  # a path the server has no tiles at
+    base = base_map(wrong, "© x", tmp_path, (45.0, 7.0), (-50.0, -50.0, 50.0, 50.0))
+    assert base.tiles == [] and base.note.endswith("answered 404 Not Found")

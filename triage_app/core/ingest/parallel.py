@@ -1,16 +1,20 @@
-"""Ordered work on a few threads, for decoding still images.
+"""Work on a few threads, for decoding.
 
 A 20-megapixel JPEG takes a quarter of a second to decode, and OpenCV releases the GIL while
-it does, so a photo survey decodes several images at once. Results come back in the input
-order, and at most one item per worker is in flight, so memory stays bounded whatever the
-number of files.
+it does, so a photo survey decodes several images at once (:func:`ordered_map`: results in
+the input order, at most one item per worker in flight, so memory stays bounded whatever the
+number of files). Several videos are decoded at once by :func:`interleaved`: each stream on
+a thread of its own, their frames as they come.
 """
 
 from __future__ import annotations
 
 import os
+import queue
+import threading
+import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -59,3 +63,92 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int,
 
 
 _DONE = object()
+
+
+class _Failure:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+_ENDED = object()
+
+
+class _Streams:
+    """The threads behind :func:`interleaved`."""
+
+    def __init__(self, streams: Sequence[Callable[[], Iterator[Any]]], stop: Callable[[], bool], backlog: int,
+                 busy: Callable[[float], None] | None) -> None:
+        self.todo: queue.Queue[Callable[[], Iterator[Any]]] = queue.Queue()
+        for stream in streams:
+            self.todo.put(stream)
+        self.out: queue.Queue[Any] = queue.Queue(backlog)
+        self.halt = threading.Event()  # the reader is gone (finished, failed or stopped)
+        self.stop, self.busy = stop, busy
+
+    def put(self, item: Any) -> bool:
+        while not (self.halt.is_set() or self.stop()):
+            try:
+                self.out.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def drain(self, items: Iterator[Any]) -> None:
+        """One stream's items onto the queue, until it ends or the reader is gone."""
+        try:
+            while True:
+                t0 = time.perf_counter()
+                item = next(items, _DONE)
+                if self.busy is not None:
+                    self.busy(time.perf_counter() - t0)
+                if item is _DONE or not self.put(item):
+                    return
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()  # a stream left part-way lets its file go
+
+    def work(self) -> None:
+        try:
+            while not (self.halt.is_set() or self.stop()):
+                try:
+                    stream = self.todo.get_nowait()
+                except queue.Empty:
+                    break
+                self.drain(stream())
+        except BaseException as exc:  # noqa: BLE001 - raised in the reader
+            self.put(_Failure(exc))
+        self.put(_ENDED)
+
+
+def interleaved(streams: Sequence[Callable[[], Iterator[T]]], workers: int, stop: Callable[[], bool],
+                backlog: int = 8, busy: Callable[[float], None] | None = None) -> Iterator[T]:
+    """The items of every stream (each a function giving an iterator), ``workers`` streams at
+    once, each on a thread of its own, in the order they come. ``busy`` gets each thread's
+    seconds spent producing items; an error in a stream is raised here; ``stop`` (or the
+    caller leaving) ends every thread, which are joined before this returns."""
+    state = _Streams(streams, stop, backlog, busy)
+    n = max(1, min(workers, len(streams)))
+    threads = [threading.Thread(target=state.work, name=f"decode-stream-{k}", daemon=True) for k in range(n)]
+    for th in threads:
+        th.start()
+    running = n
+    try:
+        while running:
+            try:
+                item = state.out.get(timeout=0.1)
+            except queue.Empty:
+                if stop():
+                    return
+                continue
+            if item is _ENDED:
+                running -= 1
+            elif isinstance(item, _Failure):
+                raise item.exc
+            else:
+                yield item
+    finally:
+        state.halt.set()
+        for th in threads:
+            th.join(timeout=30)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -97,6 +99,43 @@ class ReviewPictures:
             log.info("%s: review picture of another shape than its frame (%sx%s), ignored", path, w, h)
             return None
         return image
+
+
+class PictureWriter:
+    """Keeps pictures on a thread of its own, so that scoring never waits on a JPEG: while the
+    writer is behind (a fast GPU, a slow disk), the frames offered are passed over and review
+    makes their pictures later (:func:`make_pictures`)."""
+
+    def __init__(self, pictures: ReviewPictures, backlog: int = 8) -> None:
+        self.pictures = pictures
+        self.kept = 0
+        self.passed_over = 0
+        self._queue: queue.Queue[tuple[dict[str, Any], np.ndarray] | None] = queue.Queue(backlog)
+        self._thread = threading.Thread(target=self._run, name="review-pictures", daemon=True)
+        self._thread.start()
+
+    def offer(self, frame: dict[str, Any], image: np.ndarray) -> None:
+        """Keep this frame's picture unless the writer is behind (``image`` is not changed after)."""
+        try:
+            self._queue.put_nowait((frame, image))
+        except queue.Full:
+            self.passed_over += 1
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self.pictures.put(*item):
+                self.kept += 1
+
+    def close(self) -> None:
+        """Keep what was offered, then stop."""
+        self._queue.put(None)
+        self._thread.join(timeout=60)
+        if self.passed_over:
+            log.info("review pictures: %d kept, %d passed over while scoring outran the writer (made when review "
+                     "opens)", self.kept, self.passed_over)
 
 
 def pictures_of(ws: Any) -> ReviewPictures:

@@ -92,6 +92,9 @@ class ScoringSettings(_Section):
     tile_workers: int = Field(0, ge=0, le=32, description="threads cutting tiles (0: a quarter of the cores, 1 to 4)")
     decode_workers: int = Field(0, ge=0, le=32, description="threads decoding still images, at ingest and "
                                 "when scoring (0: half the cores, 1 to 8); a video is decoded as one stream")
+    sources_at_once: int = Field(0, ge=0, le=32, description="with several sources to score, how many are decoded at once, "
+                                 "each by a decoder of its own, all feeding one inference stage (0: one per four cores, "
+                                 "1 to 4)")
     queue_frames: int = Field(8, ge=1, description="frames buffered between pipeline stages")
     commit_every: int = Field(16, ge=1, description="frames per store transaction")
     cluster_unit_frames: int = Field(256, ge=1, description="on a Ray cluster (triage score --cluster): frames per work "

@@ -123,7 +123,8 @@ class TileSource:
                 data = response.read()
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
-            self.failure = f"{self.server}: {reason}"
+            self.failure = (f"{self.server} answered {exc.code} {exc.reason}" if isinstance(exc, urllib.error.HTTPError)
+                            else f"{self.server} out of reach")
             TileSource._down_until[self.server] = time.monotonic() + RETRY_AFTER_S
             log.info("map tiles: %s cannot be fetched (%s)", url, reason)
             return None
@@ -152,6 +153,6 @@ def base_map(url: str, attribution: str, cache_dir: Path, origin: tuple[float, f
         if data is not None:
             out.tiles.append(MapTile(z, x, y, rect, data))
     if len(out.tiles) < len(wanted):
-        out.note = (f"No base map: tiles could not be fetched ({source.failure})" if not out.tiles else
-                    f"{len(wanted) - len(out.tiles)} of {len(wanted)} map tiles missing ({source.failure})")
+        out.note = (f"No base map: {source.failure}" if not out.tiles else
+                    f"{len(wanted) - len(out.tiles)} of {len(wanted)} map tiles missing: {source.failure}")
     return out

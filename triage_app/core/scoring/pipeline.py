@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from triage_app.core.ingest import remote
-from triage_app.core.ingest.parallel import default_workers, ordered_map
-from triage_app.core.ingest.pictures import ReviewPictures
+from triage_app.core.ingest.parallel import default_workers, interleaved, ordered_map
+from triage_app.core.ingest.pictures import PictureWriter, ReviewPictures
 from triage_app.core.ingest.reader import frame_file
 from triage_app.core.ingest.sources import VideoSource, decode_image
 from triage_app.core.model.cards import project_members
@@ -151,6 +151,8 @@ class Stages:
         self.sizes = sorted({m.input_size for m in ens.backbones})
         self.tile_workers = default_workers(settings.scoring.tile_workers, share=4, most=4)
         self.decode_workers = default_workers(settings.scoring.decode_workers)
+        self.sources_at_once = default_workers(settings.scoring.sources_at_once, share=4, most=4)
+        self._decoders_at_once = 0  # decoders running at once (0: one source after another)
         self._tile_running = self.tile_workers
         self._lock = threading.Lock()
         self.batcher = TileBatcher(ens.backbones, settings.scoring.batch)
@@ -158,6 +160,7 @@ class Stages:
         self.scales: dict[int, list[float]] = {}  # source -> the tiling scale of each frame cut
         self.scale_why: dict[int, str] = {}
         self.frames_decoded = 0  # pictures decoded to give the frames scored (stills: one each)
+        self.pictures = PictureWriter(ctx.pictures) if ctx.pictures is not None else None
 
     def busy_shares(self, wall: float) -> dict[str, float]:
         """Each stage's working time as a share of ``wall`` (tiles: per worker)."""
@@ -194,17 +197,35 @@ class Stages:
 
     # -- stage 1: decode ------------------------------------------------------------
     def frames(self) -> Iterator[_Decoded]:
+        """Every pending frame decoded: source after source, or with several sources pending and
+        ``sources_at_once`` above one, that many sources at once, each on a decoder of its own,
+        all feeding the one inference stage (their frames interleave; each frame is still
+        scored once, and committed with its own results)."""
         by_source: dict[int, list[Frame]] = defaultdict(list)
         for f in self.pending:
             by_source[f["source_id"]].append(f)
+        if self.sources_at_once > 1 and len(by_source) > 1:
+            yield from self._frames_at_once(list(by_source.items()))
+            return
         for source_id, frames in by_source.items():
-            source = self.ctx.sources[source_id]
-            try:
-                yield from self._decode_source(source, frames)
-            except SourceError as exc:
-                self.errors.append(str(exc))
-                if self.report is not None:
-                    self.report(source_id, str(exc))
+            yield from self._source_frames(source_id, frames)
+
+    def _source_frames(self, source_id: int, frames: list[Frame]) -> Iterator[_Decoded]:
+        source = self.ctx.sources[source_id]
+        try:
+            yield from self._decode_source(source, frames)
+        except SourceError as exc:
+            self.errors.append(str(exc))
+            if self.report is not None:
+                self.report(source_id, str(exc))
+
+    def _frames_at_once(self, work: list[tuple[int, list[Frame]]]) -> Iterator[_Decoded]:
+        n = min(self.sources_at_once, len(work))
+        self._decoders_at_once = n
+        streams = [lambda sid=sid, frames=frames: self._source_frames(sid, frames) for sid, frames in work]
+        # Each decoder's working time counts as its share of the stage's.
+        yield from interleaved(streams, n, self.stop.is_set, self.q_decoded.maxsize,
+                               busy=lambda seconds: self._add_busy("decode", seconds / n))
 
     def _decode_source(self, source: Source, frames: list[Frame]) -> Iterator[_Decoded]:
         max_px = self.settings.quality.max_pixels
@@ -219,7 +240,8 @@ class Stages:
                     if not wanted or self.stop.is_set():
                         break
             finally:
-                self.frames_decoded += video.frames_decoded
+                with self._lock:
+                    self.frames_decoded += video.frames_decoded
             if wanted:
                 self.errors.append(f"{source['uri']}: {len(wanted)} frames could not be decoded again for scoring")
             return
@@ -243,7 +265,8 @@ class Stages:
             elif error is not None:
                 raise error
             elif image is not None:
-                self.frames_decoded += 1
+                with self._lock:
+                    self.frames_decoded += 1
                 yield _Decoded(f, image)
 
     def decode_stage(self) -> None:
@@ -252,7 +275,8 @@ class Stages:
             while True:
                 t0 = time.perf_counter()
                 item = next(frames, None)
-                self._add_busy("decode", time.perf_counter() - t0)
+                if not self._decoders_at_once:  # several decoders count their own working time
+                    self._add_busy("decode", time.perf_counter() - t0)
                 if item is None:
                     break
                 if not self._put(self.q_decoded, item):
@@ -282,8 +306,8 @@ class Stages:
                 scale, why = tiling_scale(frame, self.ctx.target_size_m, t, self.settings.geo.hfov_deg, max(self.sizes))
                 self._note_scale(int(item.frame["source_id"]), scale, why)
                 tiles, pixels = frame_tiles(item.image, self.sizes, t.overlap, scale, t.whole_frame)
-                if self.ctx.pictures is not None:
-                    self.ctx.pictures.put(item.frame, item.image)  # review shows it whatever order it comes in
+                if self.pictures is not None:
+                    self.pictures.offer(item.frame, item.image)  # review shows it whatever order it comes in
                 self._add_busy("tile", time.perf_counter() - t0)
                 if not self._put(self.q_tiled, FrameTiles(item.frame, tiles, pixels)):
                     return
@@ -377,6 +401,8 @@ def run_stages(stages: Stages, cancel: Any = None) -> Generator[_Result, None, N
         stages.stop.set()
         for th in threads:
             th.join(timeout=30)
+        if stages.pictures is not None:
+            stages.pictures.close()
 
 
 def note_tiling(summary: ScoreSummary, scales: dict[int, list[float]], why: dict[int, str]) -> None:
