@@ -133,6 +133,17 @@ def test_demo_builds_in_a_worker_and_opens_the_review_queue(qtbot, tmp_path: Pat
         flight = flight.united(item.sceneBoundingRect())
     assert covered.contains(flight)  # the tiles lie under all of the flight
     assert all(item.zValue() < 0 for item in tiles) and window.map_view.attribution == "© OpenStreetMap contributors"
+    # Each tile where its ground lies: the one holding the first position is drawn under it
+    # (the test server paints every tile in a colour of its own z, x and y).
+    from PySide6.QtCore import QPointF
+
+    from triage_app.core.outputs.map_tiles import tiles_covering
+
+    (z, x, y, _rect), = [t for t in tiles_covering(window.map_view.origin, window.map_view.extent())
+                         if t[3][0] < 0 < t[3][2] and t[3][1] < 0 < t[3][3]]
+    at = tiles[0].mapFromScene(QPointF(0, 0))
+    colour = tiles[0].pixmap().toImage().pixelColor(int(at.x()), int(at.y()))
+    assert (colour.red(), colour.green(), colour.blue()) == (y % 255, x % 255, z * 10 % 255)
     picked = window.finds.items[-1].frame_id
     window.map_view.user_did_pick_find.emit(picked)
     assert window.tabs.currentWidget() is window.finds_view

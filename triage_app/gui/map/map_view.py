@@ -9,7 +9,7 @@ import math
 from typing import Any
 
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QFont, QMouseEvent, QPainter, QPainterPath, QPen, QPixmap, QPolygonF, QTransform, QWheelEvent
+from PySide6.QtGui import QBrush, QColor, QFont, QImage, QMouseEvent, QPainter, QPainterPath, QPen, QPixmap, QPolygonF, QTransform, QWheelEvent
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsScene, QGraphicsView
 
 TRACK_COLOURS = ["#3d8bfd", "#f28e2b", "#59a14f", "#b07aa1", "#e15759", "#76b7b2"]
@@ -33,6 +33,9 @@ class MapView(QGraphicsView):
         self.setRenderHint(QPainter.RenderHint.Antialiasing)
         self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        # A map pans by dragging; scroll bars would only take room (and come and go with the tiles).
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.positions: dict[int, tuple[float, float]] = {}
         self.footprints: dict[int, list[tuple[float, float]]] = {}
         self.marker: QGraphicsItem | None = None
@@ -40,6 +43,7 @@ class MapView(QGraphicsView):
         self.message = "The map shows the flights once frames with a position are in the project."
         self.user_zoomed = False  # until the analyst zooms, the map fits the view as it resizes
         self._extent: QRectF | None = None
+        self.origin: tuple[float, float] | None = None
         self.base_tiles: list[QGraphicsItem] = []  # the base map's tiles, under everything else
         self.attribution = ""  # the tiles' credit, in the corner while they show
         self.base_note = ""  # why the base map is missing, in the corner
@@ -52,6 +56,7 @@ class MapView(QGraphicsView):
         self.marker = self.current_footprint = None
         self.base_tiles, self.attribution, self.base_note = [], "", ""
         self.positions, self.footprints = m.positions, m.footprints
+        self.origin = m.origin  # (lat, lon) of the plane's (0, 0)
         if m.origin is None:
             self.message = ("No frame has a position: the map needs telemetry (a DJI .SRT beside the video, or GPS in "
                             "the photos).")
@@ -86,22 +91,34 @@ class MapView(QGraphicsView):
         return None if r is None else (r.left(), -r.bottom(), r.right(), -r.top())
 
     def show_base(self, base: Any) -> None:
-        """Lay a ``BaseMap``'s tiles under the map (each on its ground rectangle), with their
-        credit; or say in the corner why there are none."""
+        """Lay a ``BaseMap``'s tiles under the map, stitched into one picture on the ground
+        rectangle they cover (no seams between them at any zoom), with their credit; or say
+        in the corner why there are none."""
         scene = self.scene()
         for item in self.base_tiles:
             if item.scene() is scene:
                 scene.removeItem(item)
         self.base_tiles = []
-        for tile in base.tiles:
-            pixmap = QPixmap()
-            if not pixmap.loadFromData(tile.data) or pixmap.width() == 0:
-                continue
-            w, s, e, n = tile.rect
-            item = scene.addPixmap(pixmap)
+        pictures = [(t, QImage.fromData(t.data)) for t in base.tiles]
+        pictures = [(t, img) for t, img in pictures if not img.isNull()]
+        if pictures:
+            size = pictures[0][1].width()
+            x0, y0 = min(t.x for t, _ in pictures), min(t.y for t, _ in pictures)
+            cols, rows = max(t.x for t, _ in pictures) - x0 + 1, max(t.y for t, _ in pictures) - y0 + 1
+            mosaic = QImage(cols * size, rows * size, QImage.Format.Format_RGB32)
+            mosaic.fill(QColor("#e8e8e8"))  # a tile the server did not give
+            painter = QPainter(mosaic)
+            for t, img in pictures:
+                painter.drawImage(QRectF((t.x - x0) * size, (t.y - y0) * size, size, size), img)
+            painter.end()
+            west = min(t.rect[0] for t, _ in pictures)
+            south = min(t.rect[1] for t, _ in pictures)
+            east = max(t.rect[2] for t, _ in pictures)
+            north = max(t.rect[3] for t, _ in pictures)
+            item = scene.addPixmap(QPixmap.fromImage(mosaic))
             item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
-            item.setTransform(QTransform.fromScale((e - w) / pixmap.width(), (n - s) / pixmap.height()))
-            item.setPos(w, -n)
+            item.setTransform(QTransform.fromScale((east - west) / mosaic.width(), (north - south) / mosaic.height()))
+            item.setPos(west, -north)
             item.setZValue(-10)
             self.base_tiles.append(item)
         self.attribution = base.attribution if self.base_tiles else ""
