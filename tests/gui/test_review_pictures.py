@@ -70,3 +70,24 @@ def test_pictures_missing_are_made_in_the_background(qtbot, review_project: Path
         frames = ws.frames.frame_count()
     qtbot.waitUntil(lambda: len(list((review_project / PICTURES_DIR).rglob("*.jpg"))) == frames, timeout=20000)
     assert window.review.session.current is not None
+
+
+def test_the_tabs_count_a_decision_at_once(qtbot, review_project: Path) -> None:
+    """The Finds and Decided counts follow each key within a moment, before their lists are
+    rebuilt (which waits for the decisions to pause)."""
+    window = _open(qtbot, review_project)
+    view, tabs = window.review_view, window.tabs
+
+    def label(page) -> str:
+        return tabs.tabText(tabs.indexOf(page))
+
+    qtbot.waitUntil(lambda: label(window.finds_view) == "Finds (0)" and label(window.decided_view) == "Decided (0)", timeout=10000)
+    qtbot.keyClick(view, Qt.Key.Key_A)
+    qtbot.keyClick(view, Qt.Key.Key_R)
+    qtbot.waitUntil(lambda: label(window.finds_view) == "Finds (1)" and label(window.decided_view) == "Decided (2)", timeout=1500)
+    assert window.finds._timer.isActive() and window.decided._timer.isActive()  # the lists are not rebuilt yet
+    qtbot.keyClick(view, Qt.Key.Key_Z)
+    qtbot.keyClick(view, Qt.Key.Key_Z)
+    qtbot.waitUntil(lambda: label(window.finds_view) == "Finds (0)" and label(window.decided_view) == "Decided (0)", timeout=1500)
+    qtbot.waitUntil(lambda: not window.finds._timer.isActive() and window.finds._task is None, timeout=10000)
+    assert label(window.finds_view) == "Finds (0)" and window.finds.items == []  # the list agrees with the count

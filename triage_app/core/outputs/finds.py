@@ -38,6 +38,11 @@ class Find:
     remark: str = ""  # the analyst's note on it
 
 
+def accepted_count(ws: Workspace) -> int:
+    """How many finds there are (:func:`finds` without building them)."""
+    return sum(1 for d in ws.decisions.current() if d.label is Label.ACCEPT)
+
+
 def finds(ws: Workspace) -> list[Find]:
     """Accepted frames, newest decision first."""
     accepted = [d for d in ws.decisions.current() if d.label is Label.ACCEPT]

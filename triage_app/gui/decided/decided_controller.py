@@ -39,6 +39,8 @@ class DecidedController(QObject):
         self._timer.setSingleShot(True)
         self._timer.setInterval(2000)  # decisions come fast in the review: one rebuild once they pause
         self._timer.timeout.connect(self.refresh)
+        self._counting = 0  # counts asked for, the newest wins
+        self._count_task: Task | None = None  # kept: its signals live as long as it does
 
     def start(self, ws: Any) -> None:
         self.stop()
@@ -55,7 +57,15 @@ class DecidedController(QObject):
         self.loader = None
 
     def refresh_soon(self) -> None:
+        """Decisions came: the count follows at once (in the background), the list once they pause."""
         self._timer.start()
+        ws = self.ws
+        if ws is None:
+            return
+        self._counting += 1
+        asked = self._counting
+        self._count_task = run_task(lambda progress, cancel: len(ws.decisions.decided_frames()),
+                 lambda n: self.decided_did_count.emit(n) if asked == self._counting else None)
 
     def set_filter(self, label: Any, reviewer: Any, source_id: Any) -> None:
         self._filter = (label, reviewer, source_id)

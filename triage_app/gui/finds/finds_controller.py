@@ -10,7 +10,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QGuiApplication, QImage
 
 from triage_app.core.model.errors import StoreError
-from triage_app.core.outputs.finds import finds, finds_csv, finds_geojson, finds_gpx
+from triage_app.core.outputs.finds import accepted_count, finds, finds_csv, finds_geojson, finds_gpx
 from triage_app.gui.finds.finds_view import THUMB, FindsView
 from triage_app.gui.review.frame_loader import FrameLoader
 from triage_app.gui.tasks import Task, run_task
@@ -41,6 +41,8 @@ class FindsController(QObject):
         self._timer.setSingleShot(True)
         self._timer.setInterval(2000)  # decisions come fast: one rebuild once they pause
         self._timer.timeout.connect(self.refresh)
+        self._counting = 0  # counts asked for, the newest wins
+        self._count_task: Task | None = None  # kept: its signals live as long as it does
 
     #: Finds whose pictures are decoded for the list (the newest first).
     THUMBNAILS = 60
@@ -61,7 +63,19 @@ class FindsController(QObject):
         self.view.set_thumbnail(frame_id, image)
 
     def refresh_soon(self) -> None:
+        """Decisions came: the count follows at once (a count of the accepted frames, in the
+        background), the list once they pause."""
         self._timer.start()
+        ws = self._ws
+        if ws is None:
+            return
+        self._counting += 1
+        asked = self._counting
+        self._count_task = run_task(lambda progress, cancel: accepted_count(ws), lambda n: self._counted(asked, n))
+
+    def _counted(self, asked: int, n: int) -> None:
+        if asked == self._counting:  # the latest count asked for (an older one may land after it)
+            self.finds_did_change.emit(n)
 
     def refresh(self) -> None:
         ws = self._ws
