@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
 
 from tests.gui.conftest import open_review as _open
 from tests.gui.conftest import shot
@@ -119,14 +120,41 @@ def test_grid_mode_rejects_a_page_with_marked_accepts(qtbot, review_project: Pat
     page = [view.grid.item(i).data(Qt.ItemDataRole.UserRole) for i in range(9)]
     qtbot.keyClick(view, Qt.Key.Key_2)
     qtbot.keyClick(view, Qt.Key.Key_5)
-    qtbot.waitUntil(lambda: not view.grid.item(0).icon().isNull(), timeout=10000)
+    qtbot.keyClick(view, Qt.Key.Key_7)
+    qtbot.keyClick(view, Qt.Key.Key_7)  # a second press: unsure
+    qtbot.keyClick(view, Qt.Key.Key_9)
+    qtbot.keyClick(view, Qt.Key.Key_9)
+    qtbot.keyClick(view, Qt.Key.Key_9)  # a third: neither
+    assert view.grid.item(6).text().endswith("? unsure") and not view.grid.item(8).text().endswith(("accept", "unsure"))
+    # Each thumbnail outlines its frame's firing tile, in the frame's place scaled down.
+    from triage_app.gui.review.candidate_text import grid_boxes
+
+    boxes = grid_boxes(window.controller.ws, page)
+    k, (rect, colour) = next((k, b[0][0]) for k, b in enumerate(boxes[f] for f in page) if b[0])
+    frame_w = boxes[page[k]][1]
+    qtbot.waitUntil(lambda: bool(view.grid.item(k).icon().availableSizes())
+                    and view.grid.item(k).icon().availableSizes()[0].width() > 300, timeout=10000)  # the picture, not the placeholder
+    icon = view.grid.item(k).icon()
+    thumb = icon.pixmap(icon.availableSizes()[0]).toImage()
+    s = thumb.width() / frame_w
+    want = QColor(colour)
+    x, y = int((rect.x() + rect.width() / 2) * s), int(rect.y() * s)  # the middle of the box's top edge
+
+    def off(c: QColor) -> int:
+        return abs(c.red() - want.red()) + abs(c.green() - want.green()) + abs(c.blue() - want.blue())
+
+    assert min(off(thumb.pixelColor(x, min(thumb.height() - 1, max(0, y + d)))) for d in range(-2, 3)) < 60
     shot(window, "review_grid.png")
     qtbot.keyClick(view, Qt.Key.Key_R)
     labels = dict(_labels(review_project))
-    assert [labels[f] for f in page] == ["reject", "accept", "reject", "reject", "accept", "reject", "reject", "reject", "reject"]
+    assert [labels[f] for f in page] == ["reject", "accept", "reject", "reject", "accept", "reject", "unsure", "reject", "reject"]
     assert view.grid.count() == 3  # the next page holds the 3 left
     qtbot.keyClick(view, Qt.Key.Key_Z)
     assert _labels(review_project) == [] and view.grid.count() == 9
+    # The page comes back with its marks as they were decided.
+    assert [view.grid.labels()[f] for f in page] == ["reject", "accept", "reject", "reject", "accept", "reject", "unsure",
+                                                     "reject", "reject"]
+    assert view.grid.item(1).text().endswith("✔ accept") and view.grid.item(6).text().endswith("? unsure")
     qtbot.keyClick(view, Qt.Key.Key_G)
     assert not view.grid_mode and view.footer.text().startswith("A accept")
     window.controller.close()

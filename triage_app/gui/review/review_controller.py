@@ -13,7 +13,7 @@ from PySide6.QtGui import QImage
 from triage_app.core.model.errors import StoreError, StoreUnavailable
 from triage_app.core.review.pace import Pace
 from triage_app.core.store import Workspace
-from triage_app.gui.review.candidate_text import score_bar, short_time
+from triage_app.gui.review.candidate_text import MARK, PAST, grid_boxes, score_bar, short_time
 from triage_app.gui.review.exact_frames import ExactFrames
 from triage_app.gui.review.frame_loader import FrameLoader, to_qimage
 from triage_app.gui.review.review_view import ReviewView, member_colour
@@ -24,11 +24,6 @@ log = logging.getLogger(__name__)
 PREFETCH_AHEAD = 6
 GRID_SIZE = 9
 FILM_RADIUS = 3
-#: What a decision was, in words, and its mark on the filmstrip.
-PAST = {"accept": "Accepted", "reject": "Rejected", "unsure": "Marked unsure"}
-MARK = {"accept": " ✓ accepted", "reject": " ✗ rejected", "unsure": " ? unsure"}
-
-
 
 #: How often a decision waiting for the database is sent again (milliseconds).
 RESEND_MS = 5000
@@ -51,6 +46,8 @@ class ReviewController(QObject):
         self.thumbs: FrameLoader | None = None
         self.exact: ExactFrames | None = None  # the exact frame behind a kept picture
         self._showing: int | None = None  # the frame whose picture is on screen
+        self._batches: list[dict[int, str]] = []  # each key's decisions, newest last (what an undo brings back)
+        self._marks: dict[int, str] = {}  # the marks an undone page comes back with
         self.ws: Workspace | None = None
         self._current_info: dict[str, Any] | None = None
         self._film_wanted: list[int] = []  # filmstrip pictures waiting for the candidates' own
@@ -452,7 +449,10 @@ class ReviewController(QObject):
             self.view.grid.clear()
             self.view.header.setText("No candidate waiting.")
             return
-        self.view.grid.show_items([(c.frame_id, f"t={short_time(c.timestamp_s)}") for c in page])
+        marks, self._marks = {**self.view.grid.marks(), **self._marks}, {}  # a page drawn again keeps its marks
+        self.view.grid.show_items([(c.frame_id, f"t={short_time(c.timestamp_s)}") for c in page],
+                                  grid_boxes(self.ws, [c.frame_id for c in page]))
+        self.view.grid.set_marks(marks)
         for c in page:
             img = self.thumbs.cached(c.frame_id)
             if img is not None:
@@ -460,7 +460,7 @@ class ReviewController(QObject):
         self.thumbs.request([c.frame_id for c in page])
         self.view.header.setText(
             f"Grid: candidates {s.position + 1}-{s.position + len(page)} of {len(s.queue)}  ·  "
-            "1-9 or click marks accept · R decides the page (marked accepted, the rest rejected) · G back")
+            "1-9 or click marks accepted (again: unsure) · R decides the page (the rest rejected) · G back")
         s.mark_shown()
 
     def _on_frame_loaded(self, frame_id: int, image: QImage) -> None:
@@ -496,8 +496,9 @@ class ReviewController(QObject):
         self.view.grid.set_thumbnail(frame_id, image)
 
     # -- actions ------------------------------------------------------------------------------------
-    def _after_decision(self, ids: list[int], said: str, labels: list[str]) -> None:
+    def _after_decision(self, ids: list[int], said: str, labels: list[str], marks: dict[int, str] | None = None) -> None:
         if ids:
+            self._batches.append(marks or {})  # a grid page's marks, shown again when it is taken back
             self.pace.record(labels)
             self.decisions_made += len(ids)
             self.decision_did_record.emit(self.decisions_made)
@@ -563,10 +564,10 @@ class ReviewController(QObject):
             ids = self._sent(lambda: self.session.decide_frames({int(k): v for k, v in labels.items()}))
             if ids is None:
                 return
-            accepted = sum(1 for v in labels.values() if v == "accept")
-            by_id = {int(k): v for k, v in labels.items()}
-            self._after_decision(ids, f"Page decided: {accepted} accepted, {len(ids) - accepted} rejected",
-                                 [by_id.get(int(i), "reject") for i in ids])
+            by_frame = {int(k): v for k, v in labels.items()}  # (``ids`` are the decisions' own ids)
+            accepted, unsure = (sum(1 for v in by_frame.values() if v == k) for k in ("accept", "unsure"))
+            self._after_decision(ids, f"Page decided: {accepted} accepted, {unsure} unsure, {len(ids) - accepted - unsure} rejected",
+                                 list(by_frame.values())[: len(ids)], marks=by_frame)
 
     def undo(self) -> None:
         if self.session is not None:
@@ -580,6 +581,7 @@ class ReviewController(QObject):
                 self.decisions_made = max(0, self.decisions_made - undone)
                 self.view.show_feedback(f"Took back {undone} decision{'s' if undone != 1 else ''}: "
                                         f"{'the frame is' if undone == 1 else 'the frames are'} in the queue again")
+                self._marks = self._batches.pop() if self._batches else {}  # in grid mode the page shows them again
                 self.show_current()
                 self.decision_did_undo.emit(undone)
             else:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QImage, QKeyEvent, QPixmap
+from PySide6.QtGui import QIcon, QImage, QKeyEvent, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFrame,
@@ -27,6 +27,7 @@ from triage_app.gui import theme
 from triage_app.gui.review.adjust import Adjustment
 from triage_app.gui.review.clip_player import ClipPlayer
 from triage_app.gui.review.frame_canvas import FrameCanvas
+from triage_app.gui.review.grid_view import GridView, placeholder_icon
 
 KEYS = [
     ("A", "accept"), ("R", "reject"), ("U", "unsure"),
@@ -37,7 +38,7 @@ KEYS = [
     ("B / Shift+B", "brighter / darker picture"), ("N / Shift+N", "more / less contrast"),
     ("E", "auto-contrast: the frame's own range stretched (thermal, night)"),
     ("H", "hide / show the outlines"), ("Backspace", "the picture as captured"),
-    ("G", "grid mode: 1-9 or click marks a thumbnail to accept, R decides the page"),
+    ("G", "grid mode: 1-9 or a click marks a thumbnail accepted, again unsure, again neither; R decides the page"),
     ("C", "copy the find's position on the ground (else the aircraft's)"),
     ("M", "more: keep reviewing once the target recall is reached"),
     ("V", "play the seconds of video around the frame (the slider scrubs; V again: back to the frame)"),
@@ -49,7 +50,8 @@ MEMBER_COLOURS = ["#ff5a5f", "#ffb400", "#00c2a8", "#8a7dff"]
 
 #: The keys of each mode, as the footer lists them.
 FRAME_KEYS = "A accept · R reject · U unsure · Z undo · → next · B/N/E picture · H outlines · G grid · M more · ? help"
-GRID_KEYS = "1-9 or click mark accepted · R decide the page (marked accepted, the rest rejected) · Z undo · G back"
+GRID_KEYS = ("1-9 or click: accepted, again unsure, again neither · R decide the page (the rest rejected) · Z undo (the "
+             "page comes back marked) · G back")
 
 
 def member_colour(member: str, members: list[str]) -> str:
@@ -58,13 +60,6 @@ def member_colour(member: str, members: list[str]) -> str:
     order = sorted(members)
     k = order.index(member) if member in order else len(order)
     return MEMBER_COLOURS[k % len(MEMBER_COLOURS)]
-
-
-def placeholder_icon(size: QSize) -> QIcon:
-    """A grey box the size of a thumbnail, shown until the picture is decoded."""
-    pix = QPixmap(size)
-    pix.fill(QColor("#3a3b3f"))
-    return QIcon(pix)
 
 
 class HelpOverlay(QLabel):
@@ -82,68 +77,6 @@ class HelpOverlay(QLabel):
         self.setGeometry(parent.rect().adjusted(80, 60, -80, -60))
         self.setVisible(not self.isVisible())
         self.raise_()
-
-
-class GridView(QListWidget):
-    """N thumbnails at once; marked ones are accepted, the rest rejected, in one key."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.setViewMode(QListWidget.ViewMode.IconMode)
-        self.setIconSize(QSize(256, 160))
-        self.setGridSize(QSize(276, 196))
-        self.setResizeMode(QListWidget.ResizeMode.Adjust)
-        self.setMovement(QListWidget.Movement.Static)
-        self.setSpacing(0)  # the grid cells hold the margins
-        # One page of nine fills the area exactly: no scroll bar to steal a column.
-        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.setSelectionMode(QListWidget.SelectionMode.NoSelection)
-        self.itemClicked.connect(lambda item: self.toggle(self.row(item)))
-
-    COLUMNS = ROWS = 3  # one page: keys 1-9
-
-    def resizeEvent(self, event) -> None:  # noqa: N802
-        """The page's nine thumbnails share the whole area, as large as it allows (16:9)."""
-        super().resizeEvent(event)
-        area = self.viewport().size()
-        cell_w = max(120, (area.width() - 6) // self.COLUMNS)
-        cell_h = max(90, (area.height() - 6) // self.ROWS)
-        icon_h = cell_h - self.fontMetrics().height() - 18
-        icon_w = max(96, min(cell_w - 16, icon_h * 16 // 9))
-        self.setGridSize(QSize(cell_w, cell_h))
-        self.setIconSize(QSize(icon_w, icon_w * 9 // 16))
-
-    def show_items(self, items: list[tuple[int, str]]) -> None:
-        self.clear()
-        for n, (frame_id, caption) in enumerate(items, start=1):
-            item = QListWidgetItem(placeholder_icon(self.iconSize()), f"{n}  {caption}")
-            item.setData(Qt.ItemDataRole.UserRole, frame_id)
-            item.setData(Qt.ItemDataRole.UserRole + 1, False)
-            self.addItem(item)
-
-    def set_thumbnail(self, frame_id: int, image: QImage) -> None:
-        for i in range(self.count()):
-            item = self.item(i)
-            if item.data(Qt.ItemDataRole.UserRole) == frame_id:
-                item.setIcon(QIcon(QPixmap.fromImage(image)))  # drawn at the icon size, which follows the window
-
-    def toggle(self, row: int) -> None:
-        item = self.item(row)
-        if item is None:
-            return
-        marked = not item.data(Qt.ItemDataRole.UserRole + 1)
-        item.setData(Qt.ItemDataRole.UserRole + 1, marked)
-        text = item.text().removesuffix("  ✔ accept")
-        item.setText(text + ("  ✔ accept" if marked else ""))
-        item.setBackground(Qt.GlobalColor.darkGreen if marked else Qt.GlobalColor.transparent)
-
-    def labels(self) -> dict[int, str]:
-        return {
-            int(self.item(i).data(Qt.ItemDataRole.UserRole)): "accept" if self.item(i).data(Qt.ItemDataRole.UserRole + 1) else "reject"
-            for i in range(self.count())
-        }
 
 
 class ReviewView(QWidget):
