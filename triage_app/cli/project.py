@@ -268,12 +268,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data))
         return 0
-    rec = data["recall_estimate"]
     if data["active_review"] is not None:
         print(f"active review for {data['target']}:")
         for line in data["active_review"]["lines"]:
             print(f"  {line}")
         print("policy in force (the frames past its thresholds, for a review by threshold):")
+    data = {**data, **(data.get("policy_in_force") or {})}  # the policy's own numbers from here on
+    rec = data["recall_estimate"]
     print(f"{data['frames']} frames, {data['scored']} scored, {data['candidates']} candidates "
           f"({data['workload_fraction']:.1%} of scored), {data['reviewed']} reviewed, {data['accepted']} accepted")
     print(f"audit: {data['audit_sampled']} dropped frames checked, {data['audit_positives']} positive, "

@@ -184,6 +184,7 @@ def _replay_policy(ws: Workspace, truth: Truth, target_recall: float, retrain_ev
 
     def point() -> None:
         rep = report(ws)
+        rep = rep.get("policy_in_force") or rep  # the policy's estimate (active review's stop is read on its own)
         ids, _, cand = ws.candidates()
         cand_ids = {int(i) for i, c in zip(ids, cand, strict=True) if c}
         found = len(shown & positives)

@@ -20,8 +20,11 @@ from triage_app.core.store import Workspace
 
 
 def report(ws: Workspace, snap: Snapshot | None = None) -> dict[str, Any]:
-    """The supervisor's headline numbers under the policy in force (from ``snap`` when the
-    caller already took the snapshot)."""
+    """The supervisor's headline numbers (from ``snap`` when the caller already took the
+    snapshot). In active review (the default order) the top-level counts and recall are active
+    review's, as the window shows them, its details under ``active_review``, and the policy in
+    force's own (the frames past its thresholds and the blind audit of the rest, for a review
+    by threshold) under ``policy_in_force``; in time or score order they are the policy's."""
     snap = snap if snap is not None else snapshot(ws)
     cand = snap.candidate
     reviewed_c = int((cand & (snap.labels >= 0)).sum())
@@ -41,16 +44,7 @@ def report(ws: Workspace, snap: Snapshot | None = None) -> dict[str, Any]:
     est = estimate_recall(int(cand.sum()), reviewed_c, accepted_c, sizes, n_h, a_h, known_dropped=known_dropped,
                           unaudited=unaudited)
     frames = ws.frames.frame_count()
-    active = None
-    if ws.settings.review.order == "active":
-        progress = review_progress(ws)
-        active = progress.as_dict() | {"lines": progress.lines(), "headline": progress.headline(),
-                                       "next": progress.next_points_text()}
-    return {
-        "active_review": active,  # where active review stands: the recall reached and the stopping point
-        "target": ws.target.name,
-        "frames": frames,
-        "scored": int(len(snap.ids)),
+    policy = {  # the policy in force: the frames past its thresholds, and the blind audit of the rest
         "candidates": int(cand.sum()),
         "reviewed": reviewed_c,
         "accepted": accepted_c,
@@ -67,6 +61,19 @@ def report(ws: Workspace, snap: Snapshot | None = None) -> dict[str, Any]:
                    "thresholds": {n: round(snap.policy.thresholds.get(n, 0.5), 6) for n in snap.names}},
         "strata": est.strata,
     }
+    out: dict[str, Any] = {"active_review": None, "target": ws.target.name, "frames": frames, "scored": int(len(snap.ids)),
+                           **policy}
+    if ws.settings.review.order == "active":
+        # The headline numbers are active review's, as the window shows them; the policy's own
+        # (a review by threshold) stand beside them, named so.
+        progress = review_progress(ws)
+        active = progress.as_dict() | {"lines": progress.lines(), "headline": progress.headline(),
+                                       "next": progress.next_points_text()}
+        out.update(active_review=active, policy_in_force=policy, reviewed=progress.reviewed, accepted=progress.found,
+                   audit_sampled=progress.audit_draws, audit_positives=progress.audit_positives,
+                   recall_estimate=None if progress.recall is None else round(progress.recall, 4),
+                   recall_ci_low=round(progress.recall_low, 4), recall_ci_high=round(progress.recall_high, 4))
+    return out
 
 
 

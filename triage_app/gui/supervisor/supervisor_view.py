@@ -184,7 +184,7 @@ class SupervisorView(QWidget):
         self.preview.setText(text)
 
     def show_data(self, data: dict[str, Any]) -> None:
-        r = data["report"]
+        r = {**data["report"], **(data["report"].get("policy_in_force") or {})}  # the policy's own numbers (active review's: below)
         rec = r["recall_estimate"]
         unaudited = int(r.get("unaudited_dropped", 0))
         # "Measured" only when every dropped frame lies in an audit stratum; otherwise part of
@@ -198,7 +198,7 @@ class SupervisorView(QWidget):
                       "not measured." if unaudited else
                       "Recall of the policy in force: positives among the candidates, and among the dropped frames as "
                       "measured by the blind audit samples.")
-        active = r.get("active_review")
+        active = data["report"].get("active_review")
         if active is not None:
             # Active review: the recall reached so far is the headline; what it rests on is named.
             colour = theme.tone("good") if active["reached"] else theme.tone("text")
