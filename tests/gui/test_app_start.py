@@ -27,3 +27,29 @@ def test_missing_xcb_libraries_are_named_with_their_packages(monkeypatch: pytest
     assert app.main(["--demo"]) == 1
     err = capsys.readouterr().err
     assert "libxcb-icccm.so.4" in err and "apt-get install libxcb-icccm4" in err
+
+
+def test_a_mistyped_project_path_on_the_command_line_makes_nothing_unasked(monkeypatch: pytest.MonkeyPatch, tmp_path,
+                                                                           qtbot) -> None:
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    asked: list[tuple[str, object]] = []
+
+    def answer(reply):
+        def question(parent, title, text, buttons, default):
+            asked.append((text, default))
+            return reply
+        return question
+
+    monkeypatch.setattr(QApplication, "exec", lambda self: 0)  # the window opens and the event loop returns at once
+    monkeypatch.setattr(app, "missing_xcb_libraries", lambda environ=None: [])
+    typo = tmp_path / "projcet"
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.No))
+    assert app.main([str(typo)]) == 0
+    assert not typo.exists()  # nothing made
+    assert "does not exist (a mistyped path?)" in asked[0][0] and asked[0][1] == QMessageBox.StandardButton.No
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Yes))
+    assert app.main([str(typo)]) == 0
+    assert (typo / "project.db").is_file()  # made once the user said so
+    for w in QApplication.topLevelWidgets():
+        w.close()

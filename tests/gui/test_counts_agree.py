@@ -20,7 +20,8 @@ def test_the_window_and_the_report_say_the_same_numbers(qtbot, review_project: P
         qtbot.keyClick(view, key)
     qtbot.waitUntil(lambda: tabs.tabText(tabs.indexOf(window.decided_view)) == "Decided (5)", timeout=5000)
     window.tabs.setCurrentWidget(window.supervisor_page)
-    qtbot.waitUntil(lambda: "reviewed" in window.supervisor_view.headline.toolTip(), timeout=30000)
+    qtbot.waitUntil(lambda: "(5 reviewed, 2 found" in window.supervisor_view.headline.text()
+                    or "5 of 12 scored frames reviewed" in window.supervisor_view.headline.text(), timeout=30000)
     out = subprocess.run([sys.executable, "-m", "triage_app.cli", "report", str(review_project), "--json"],
                          capture_output=True, text=True, check=True)
     r = json.loads(out.stdout)

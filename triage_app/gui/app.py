@@ -103,8 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         window.controller.build_demo(Path(str(target)) if target else default_demo_dir())
         window.controller.demo_did_open.connect(lambda _root: window.show_review())
     elif target is not None:
-        window.controller.open_project(target if is_store_url(target) else Path(target))
-        window.show_review()
+        # A folder named on the command line is opened as Open project does: one with no project
+        # (a mistyped path) becomes one only once the user says so.
+        if window.controller.open_project(target) if is_store_url(target) else window.open_or_create(Path(target)):
+            window.show_review()
     return app.exec()
 
 

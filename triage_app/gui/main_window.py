@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListWidget,
     QMainWindow,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QScrollArea,
@@ -27,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from triage_app.gui import theme
+from triage_app.gui import status_line, theme
 from triage_app.gui.decided.decided_controller import DecidedController
 from triage_app.gui.decided.decided_view import DecidedView
 from triage_app.gui.finds.finds_controller import FindsController
@@ -151,14 +152,15 @@ class MainWindow(QMainWindow):
     TEXT_STEPS = 6
 
     def _build_view_keys(self) -> None:
-        """Window keys, wherever the focus is: F11 full screen, Ctrl+= / Ctrl+- larger or smaller
-        text, Ctrl+0 the system's size, Ctrl+Shift+D the dark or the light look (remembered with
-        the window's layout)."""
+        """Window keys, wherever the focus is: F11 full screen, Ctrl+= / Ctrl+- larger or smaller text,
+        Ctrl+0 the system's size, Ctrl+Shift+D the dark or the light look (remembered with the
+        window's layout), Ctrl+Q quits as closing the window does."""
         self._base_font = QApplication.font().pointSizeF()
         self.text_step = 0
         for keys, slot in ((["F11"], self.toggle_full_screen), (["Ctrl+=", "Ctrl++"], lambda: self.set_text_step(self.text_step + 1)),
                            (["Ctrl+-"], lambda: self.set_text_step(self.text_step - 1)), (["Ctrl+0"], lambda: self.set_text_step(0)),
-                           (["Ctrl+Shift+D"], lambda: self.set_theme("light" if theme.current() == "dark" else "dark"))):
+                           (["Ctrl+Shift+D"], lambda: self.set_theme("light" if theme.current() == "dark" else "dark")),
+                           (["Ctrl+Q"], self.close)):
             action = QAction(self)
             action.setShortcuts([QKeySequence(k) for k in keys])
             action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
@@ -269,18 +271,17 @@ class MainWindow(QMainWindow):
         """Open the project in ``folder``; where there is none, a new one is made only once the
         user says so (a folder picked by mistake does not silently become a project), and the
         status bar says it was made."""
-        from PySide6.QtWidgets import QMessageBox
-
         from triage_app.core.store.frames import DB_NAME
 
         new = not (folder / DB_NAME).exists()
         if new:
             holds = sum(1 for _ in folder.iterdir()) if folder.is_dir() else 0
-            what = f"{folder} holds {holds} other item(s) and no project." if holds else f"{folder} holds no project yet."
-            answer = QMessageBox.question(self, "New project?", f"{what}\n\nMake a new project there?",
-                                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                                          QMessageBox.StandardButton.No if holds else QMessageBox.StandardButton.Yes)
-            if answer != QMessageBox.StandardButton.Yes:
+            what = (f"{folder} does not exist (a mistyped path?)." if not folder.exists() else
+                    f"{folder} holds {holds} other item(s) and no project." if holds else f"{folder} holds no project yet.")
+            yes, no = QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.No
+            answer = QMessageBox.question(self, "New project?", f"{what}\n\nMake a new project there?", yes | no,
+                                          no if holds or not folder.exists() else yes)
+            if answer != yes:
                 self.statusBar().showMessage(f"No project opened: {folder} was left as it is.", 15000)
                 return False
         opened = self.controller.open_project(folder)
@@ -481,7 +482,7 @@ class MainWindow(QMainWindow):
         self.tabs.setTabText(self.tabs.indexOf(self.finds_view), f"Finds ({n})")
 
     def _say(self, text: str) -> None:
-        self.statusBar().showMessage(text, 15000)
+        status_line.show(self.statusBar(), text, 15000)  # cut to the width, whole in its tooltip
 
     # -- controller events ----------------------------------------------------------
     def _on_project_open(self, path: str) -> None:
@@ -510,7 +511,7 @@ class MainWindow(QMainWindow):
         if not self.controller.busy:
             self.progress.setVisible(False)
             self.cancel_button.setVisible(False)
-        self.statusBar().showMessage(summary, 15000)
+        self._say(summary)
 
     def _maybe_learn(self, decisions: int) -> None:
         """Learn again once ``review.retrain_every`` decisions were made since the last time

@@ -284,7 +284,10 @@ def review_progress(ws: Workspace, target: float | None = None, confidence: floa
     if ranked.ranking_id is None or found < 2:
         p.basis = "no ranking learnt yet: the zero-shot members' order"
         p.recall_low = p.sequence_low or 0.0
-        p.note = "the recall can be estimated once decisions hold accepted and rejected frames"
+        p.note = ("the recall can be estimated once decisions hold at least 2 accepted frames" if found < 2 else
+                  "the recall is estimated once the ranking has learnt from the decisions (Learn, or by itself "
+                  f"after {ws.settings.review.retrain_every} decisions)" if ws.settings.review.retrain_every else
+                  "the recall is estimated once the ranking has learnt from the decisions (Learn)")
         return p
     at = {int(f): i for i, f in enumerate(ranked.frame_ids.tolist())}
     dec = [f for f in labels if f in at and not np.isnan(ranked.oof[at[f]])]

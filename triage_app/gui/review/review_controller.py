@@ -97,9 +97,7 @@ class ReviewController(QObject):
         self.view.canvas.zoom_did_start.connect(self.exact.now)
         self.show_current()
         self.exact.make_missing([x.frame_id for x in self.session.queue.items])
-        last = last_summary(ws, self.session.reviewer)
-        if last:
-            self.view.show_feedback(last)
+        self.view.show_feedback(last_summary(ws, self.session.reviewer) or "")  # nothing left from another project
 
     def end_session(self) -> None:
         """The session's summary, into the log file and the project (said at the next opening)."""

@@ -247,6 +247,7 @@ class ReviewView(QWidget):
             item.setData(Qt.ItemDataRole.UserRole, frame_id)
             if current:
                 item.setBackground(Qt.GlobalColor.darkCyan)
+                item.setForeground(Qt.GlobalColor.white)  # readable on the highlight
             self.filmstrip.addItem(item)
         # Repaint the whole strip: a partial repaint left the previous captions showing under
         # the new ones.
