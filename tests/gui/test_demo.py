@@ -122,6 +122,8 @@ def test_demo_builds_in_a_worker_and_opens_the_review_queue(qtbot, tmp_path: Pat
     window.tabs.setCurrentWidget(window.map_view)
     qtbot.waitUntil(lambda: window.map.view.positions and window.map._task is None, timeout=10000)
     assert len(window.map_view.footprints) >= 10 and window.map_view.marker is not None
+    places = [i.text() for i in window.map_view.scene().items() if hasattr(i, "text") and str(i.text()).startswith("Place ")]
+    assert places == ["Place 1"]  # two finds at one place: its number once, not piled up
     qtbot.waitUntil(lambda: bool(window.map_view.base_tiles), timeout=20000)
     tiles = window.map_view.base_tiles
     covered = tiles[0].sceneBoundingRect()

@@ -117,6 +117,7 @@ def test_grid_mode_rejects_a_page_with_marked_accepts(qtbot, review_project: Pat
     qtbot.keyClick(view, Qt.Key.Key_G)
     assert view.grid_mode and view.grid.count() == 9
     assert view.footer.text().startswith("1-9") and "A accept" not in view.footer.text()  # the grid's own keys
+    assert not view.filmstrip.isVisible()  # one frame's neighbours mean nothing beside nine candidates
     page = [view.grid.item(i).data(Qt.ItemDataRole.UserRole) for i in range(9)]
     qtbot.keyClick(view, Qt.Key.Key_2)
     qtbot.keyClick(view, Qt.Key.Key_5)
@@ -156,7 +157,7 @@ def test_grid_mode_rejects_a_page_with_marked_accepts(qtbot, review_project: Pat
                                                      "reject", "reject"]
     assert view.grid.item(1).text().endswith("✔ accept") and view.grid.item(6).text().endswith("? unsure")
     qtbot.keyClick(view, Qt.Key.Key_G)
-    assert not view.grid_mode and view.footer.text().startswith("A accept")
+    assert not view.grid_mode and view.footer.text().startswith("A accept") and view.filmstrip.isVisible()
     window.controller.close()
 
 

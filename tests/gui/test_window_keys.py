@@ -23,6 +23,11 @@ def test_ctrl_q_quits_and_another_project_starts_clean(qtbot, review_project: Pa
     qtbot.keyClick(view, Qt.Key.Key_A)
     qtbot.waitUntil(lambda: "once the ranking has learnt" in view.progress.text()
                     or "at least 2 accepted" in view.progress.text(), timeout=5000)
+    # A click on the filmstrip says what it is for (it never changes the frame the keys decide).
+    shown = window.review.session.current.frame_id
+    view.filmstrip.itemClicked.emit(view.filmstrip.item(0))
+    assert view.feedback.text().startswith("The filmstrip shows the frames around this one")
+    assert window.review.session.current.frame_id == shown
     # Another (new) project: no word of the first one's session.
     other = tmp_path / "other"
     other.mkdir()

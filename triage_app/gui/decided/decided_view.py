@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 from triage_app.gui import theme
 from triage_app.gui.tables import local_time, set_up_list
 
-COLUMNS = ("Decided", "Decision", "Reviewer", "Source", "Frame", "Time", "Score then", "How", "Changed")
+COLUMNS = ("Decided", "Decision", "Reviewer", "Source", "Frame", "Time", "Fused score then", "How", "Changed")
 #: How a decision was made, in words (the audit's draws stay blind: nothing says which they were).
 HOW = {"single": "one frame", "event": "the event", "grid": "grid page", "revised": "changed here"}
 LABELS = (("All decisions", None), ("Accepted", "accept"), ("Rejected", "reject"), ("Unsure", "unsure"))

@@ -74,8 +74,11 @@ class MapView(QGraphicsView):
             pen = QPen(QColor(TRACK_COLOURS[k % len(TRACK_COLOURS)]), 2)
             pen.setCosmetic(True)
             scene.addPath(path, pen)
+        labelled: set[int] = set()  # a place's number once, on its first find (not piled up on each)
         for f in m.finds:
-            self._add_find(f)
+            self._add_find(f, f.place is not None and f.place not in labelled)
+            if f.place is not None:
+                labelled.add(f.place)
         box = m.extent()
         if box is not None:
             w, s, e, n = box
@@ -135,7 +138,7 @@ class MapView(QGraphicsView):
         if not self.user_zoomed:
             self.fit()
 
-    def _add_find(self, f: Any) -> None:
+    def _add_find(self, f: Any, label: bool = True) -> None:
         scene = self.scene()
         red = QColor("#e03131")
         if f.radius_m:
@@ -149,7 +152,7 @@ class MapView(QGraphicsView):
         dot.setZValue(5)
         dot.setData(FIND_ROLE, f.frame_id)
         dot.setToolTip(f.label + " (click: open it in Finds)")
-        if f.place is not None:
+        if f.place is not None and label:
             text = scene.addSimpleText(f"Place {f.place}", QFont("", 9, QFont.Weight.Bold))
             text.setBrush(red)
             text.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)

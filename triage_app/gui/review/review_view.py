@@ -128,6 +128,8 @@ class ReviewView(QWidget):
         # The strip shows where the frame lies; a click must not add a second highlight beside
         # the current frame's (the keys always decide the frame in the large view).
         self.filmstrip.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.filmstrip.itemClicked.connect(lambda _item: self.show_feedback(
+            "The filmstrip shows the frames around this one: → / ← step through the queue, V plays these seconds."))
 
         panel = QWidget()
         sl = QVBoxLayout(panel)
@@ -179,6 +181,7 @@ class ReviewView(QWidget):
     def set_grid_mode(self, on: bool) -> None:
         self.stack.setCurrentWidget(self.grid if on else self.canvas)
         self.footer.setText(GRID_KEYS if on else FRAME_KEYS)  # the keys that work in this mode
+        self.filmstrip.setVisible(not on)  # the neighbours of one frame: none in a grid of nine
         if on:
             self.scores.setText("Grid mode: each thumbnail is one candidate.")
             self.telemetry.setText("")
