@@ -51,6 +51,12 @@ def test_once_the_target_is_reached_the_queue_says_so_and_offers_more_on_request
         p = session.progress
         assert p.reached and p.recall_low >= 0.9 and p.recall_low <= p.recall <= p.recall_high
         assert "target 90% reached" in p.headline()
+        # The assurance is one-sided: asked for less, the lower bound rises (never falls), and the
+        # headline says what it is: at least the bound, with that assurance.
+        lows = [review_progress(ws, confidence=c) for c in (0.95, 0.8, 0.5)]
+        assert lows[0].recall_low <= lows[1].recall_low <= lows[2].recall_low <= lows[2].recall + 1e-9
+        assert f"at least {lows[0].recall_low:.1%} with 95% assurance" in lows[0].headline()
+        assert "the median estimate" in lows[2].headline()
         assert any(line.startswith("From the review sequence alone") for line in p.lines())
         # What the next points would cost, in frames, growing with the recall asked for.
         costs = [n for _r, n in p.next_points]

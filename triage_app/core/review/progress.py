@@ -117,8 +117,11 @@ class Progress:
             return (f"Recall so far: not estimated yet ({self.reviewed} reviewed, {self.found} found"
                     f"{'; ' + self.note if self.note else ''}) · target {self.target:.0%}")
         state = f"target {self.target:.0%} reached" if self.reached else f"target {self.target:.0%} not reached yet"
-        return (f"Recall so far ≈ {self.recall:.1%} (model-based, {self.confidence:.0%} sure of "
-                f"{self.recall_low:.1%}–{self.recall_high:.1%}) · {state}")
+        # The assurance is one-sided: how sure the recall is at least the lower bound (the range
+        # up to the same quantile above is said beside it; asked for 50 %, the median alone).
+        sure = (f"at least {self.recall_low:.1%} with {self.confidence:.0%} assurance, likely "
+                f"{self.recall_low:.1%}–{self.recall_high:.1%}" if self.confidence > 0.5 else "the median estimate")
+        return f"Recall so far ≈ {self.recall:.1%} (model-based, {sure}) · {state}"
 
     def next_points_text(self) -> str:
         """What the next points of recall would cost, in words."""
