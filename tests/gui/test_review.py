@@ -524,6 +524,13 @@ def test_v_plays_the_seconds_around_the_frame_and_any_key_goes_back_to_it(qtbot,
     assert "around the frame" in view.feedback.text() and "· the frame" not in player.where.text()  # it starts before
     player.slider.setValue(player.centre)  # scrubbed onto the candidate's own frame: its outlines are back
     assert "· the frame" in player.where.text() and view.canvas.focus_box is not None
+    player.pause()
+    player.slider.setValue(player.centre)
+    qtbot.keyClick(view, Qt.Key.Key_Period)  # one picture on, paused there
+    assert player.slider.value() == player.centre + 1 and not player.timer.isActive() and player.playing()
+    qtbot.keyClick(view, Qt.Key.Key_Comma)
+    qtbot.keyClick(view, Qt.Key.Key_Comma)
+    assert player.slider.value() == player.centre - 1 and "(-" in player.where.text()
     player.slider.setValue(0)
     assert not np.array_equal(image_pixels(view.canvas.shown_image()), still)  # an earlier picture of the video
     qtbot.keyClick(view, Qt.Key.Key_A)  # a decision goes to the candidate, shown again first

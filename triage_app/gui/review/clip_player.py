@@ -68,6 +68,12 @@ class ClipPlayer(QWidget):
             self.pause_button.setText("Pause")
             self._schedule()
 
+    def step(self, by: int) -> None:
+        """Pause and show the picture ``by`` places on (a key steps along the seconds around the frame)."""
+        if self.images:
+            self.pause()
+            self.slider.setValue((self.slider.value() + by) % len(self.images))
+
     def _schedule(self) -> None:
         k = self.slider.value()
         gap = self.times[k + 1] - self.times[k] if k + 1 < len(self.times) else 0.6  # a pause at the loop's end

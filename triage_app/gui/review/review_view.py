@@ -41,7 +41,8 @@ KEYS = [
     ("G", "grid mode: 1-9 or a click marks a thumbnail accepted, again unsure, again neither; R decides the page"),
     ("C", "copy the find's position on the ground (else the aircraft's)"),
     ("M", "more: keep reviewing once the target recall is reached"),
-    ("V", "play the seconds of video around the frame (the slider scrubs; V again: back to the frame)"),
+    ("V", "play the seconds of video around the frame (the slider scrubs, , / . step one picture back / on; "
+          "V again: back to the frame)"),
     ("P", "pop out the picture into a window of its own (a second screen; F11 there: full screen)"),
     ("? or F1", "this help"),
 ]
@@ -356,6 +357,9 @@ class ReviewView(QWidget):
         return True
 
     def _frame_key(self, key: int, shift: bool) -> bool:
+        if self.player.playing() and key in (Qt.Key.Key_Comma, Qt.Key.Key_Period):
+            self.player.step(-1 if key == Qt.Key.Key_Comma else 1)  # step along the seconds around the frame
+            return True
         if self.player.playing() and key != Qt.Key.Key_V:
             self.stop_clip()  # any other key acts on the candidate's own frame again
         if self._picture_key(key, shift):
