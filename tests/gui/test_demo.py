@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.conftest import TileServer
 from tests.gui.conftest import shot
 from triage_app.gui.main_window import MainWindow
 
@@ -146,6 +147,27 @@ def test_demo_builds_in_a_worker_and_opens_the_review_queue(qtbot, tmp_path: Pat
     at = tiles[0].mapFromScene(QPointF(0, 0))
     colour = tiles[0].pixmap().toImage().pixelColor(int(at.x()), int(at.y()))
     assert (colour.red(), colour.green(), colour.blue()) == (y % 255, x % 255, z * 10 % 255)
+    # Zoomed in past the base tiles' pixels: finer tiles of the area in view come over them.
+    mv = window.map_view
+    mv.scale(16, 16)
+    mv.user_zoomed = True
+    assert mv.detail_wanted() is not None
+    window.map.fetch_detail()
+    qtbot.waitUntil(lambda: bool(mv.detail_tiles), timeout=20000)
+    (detail,) = mv.detail_tiles
+    assert detail.transform().m11() < 0.6 * tiles[0].transform().m11() and detail.zValue() == -9  # finer, over the base
+    in_view = mv.mapToScene(mv.viewport().rect()).boundingRect()
+    assert detail.sceneBoundingRect().contains(in_view.center())
+    assert detail.sceneBoundingRect().contains(in_view)  # all of the view
+    # Zoomed this far the finest tiles the scheme has (z 19) cover the view: nothing more is asked for.
+    from triage_app.core.outputs.map_tiles import MAX_ZOOM
+
+    assert window.map._detail_cover[0] == MAX_ZOOM
+    asked = len(TileServer.asked)
+    window.map.fetch_detail()
+    assert window.map._detail is None and len(TileServer.asked) == asked
+    mv.user_zoomed = False
+    mv.fit()
     picked = window.finds.items[-1].frame_id
     window.map_view.user_did_pick_find.emit(picked)
     assert window.tabs.currentWidget() is window.finds_view

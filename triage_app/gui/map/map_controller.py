@@ -10,7 +10,7 @@ from typing import Any
 from PySide6.QtCore import QObject
 
 from triage_app.core.outputs.flight_map import flight_map
-from triage_app.core.outputs.map_tiles import base_map
+from triage_app.core.outputs.map_tiles import MAX_ZOOM, base_map
 from triage_app.gui.map.map_view import MapView
 from triage_app.gui.tasks import Task, run_task
 
@@ -24,6 +24,9 @@ class MapController(QObject):
         self._again: list[Any] | None = None
         self._current: int | None = None
         self._tiles: Task | None = None
+        self._detail: Task | None = None  # finer tiles of the area in view, on the way
+        self._detail_cover: tuple[int, tuple[float, float, float, float]] = (-1, (0.0, 0.0, 0.0, 0.0))  # their zoom, ground
+        view.view_did_settle.connect(self.fetch_detail)
 
     def show_finds(self, finds: list[Any]) -> None:
         """The finds changed (or the project opened): draw the map again, in the background."""
@@ -57,6 +60,28 @@ class MapController(QObject):
         task = run_task(lambda progress, cancel: base_map(url, credit, cache, m.origin, box, cancel.is_set),
                         lambda base: self._based(task, base), lambda message: self._based(task, None))
         self._tiles = task
+
+    def fetch_detail(self) -> None:
+        """The analyst zoomed in past the base tiles: finer ones for the area in view."""
+        geo = self.ws.settings.geo if self.ws is not None else None
+        box = self.view.detail_wanted()
+        if geo is None or not geo.map_tiles or box is None or self.view.origin is None or self._detail is not None:
+            return
+        z, (w, s, e, n) = self._detail_cover
+        if z >= MAX_ZOOM and w <= box[0] and s <= box[1] and e >= box[2] and n >= box[3]:
+            return  # the finest tiles there are cover the view already
+        url, credit, cache, origin = geo.map_tiles, geo.map_attribution, self.ws.settings.cache_dir, self.view.origin
+        task = run_task(lambda progress, cancel: base_map(url, credit, cache, origin, box, cancel.is_set),
+                        lambda base: self._detailed(base), lambda message: self._detailed(None))
+        self._detail = task
+
+    def _detailed(self, base: Any) -> None:
+        self._detail = None
+        if base is not None and base.tiles:
+            self.view.show_base(base, detail=True)
+            rects = [t.rect for t in base.tiles]
+            self._detail_cover = (base.tiles[0].z, (min(r[0] for r in rects), min(r[1] for r in rects),
+                                                    max(r[2] for r in rects), max(r[3] for r in rects)))
 
     def _based(self, task: Task, base: Any) -> None:
         if task is not self._tiles:

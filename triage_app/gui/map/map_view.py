@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QImage, QMouseEvent, QPainter, QPainterPath, QPen, QPixmap, QPolygonF, QTransform, QWheelEvent
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsScene, QGraphicsView
 
@@ -26,6 +26,7 @@ def nice_length(metres: float) -> float:
 
 class MapView(QGraphicsView):
     user_did_pick_find = Signal(int)  # the find's frame id
+    view_did_settle = Signal()  # the analyst zoomed in and stopped: finer tiles may be wanted
 
     def __init__(self) -> None:
         super().__init__()
@@ -47,6 +48,11 @@ class MapView(QGraphicsView):
         self.base_tiles: list[QGraphicsItem] = []  # the base map's tiles, under everything else
         self.attribution = ""  # the tiles' credit, in the corner while they show
         self.base_note = ""  # why the base map is missing, in the corner
+        self.detail_tiles: list[QGraphicsItem] = []  # finer tiles of the area in view, once zoomed in
+        self._settle = QTimer(self)
+        self._settle.setSingleShot(True)
+        self._settle.setInterval(400)
+        self._settle.timeout.connect(self.view_did_settle)
 
     # -- what the controller shows -------------------------------------------------------
     def show_map(self, m: Any) -> None:
@@ -54,7 +60,7 @@ class MapView(QGraphicsView):
         scene = self.scene()
         scene.clear()
         self.marker = self.current_footprint = None
-        self.base_tiles, self.attribution, self.base_note = [], "", ""
+        self.base_tiles, self.detail_tiles, self.attribution, self.base_note = [], [], "", ""
         self.positions, self.footprints = m.positions, m.footprints
         self.origin = m.origin  # (lat, lon) of the plane's (0, 0)
         if m.origin is None:
@@ -93,15 +99,33 @@ class MapView(QGraphicsView):
         r = self._extent
         return None if r is None else (r.left(), -r.bottom(), r.right(), -r.top())
 
-    def show_base(self, base: Any) -> None:
+    def detail_wanted(self) -> tuple[float, float, float, float] | None:
+        """The area in view (west, south, east, north metres) where the view shows the base
+        tiles' pixels enlarged (zoomed in past them), else None."""
+        layer = self.detail_tiles or self.base_tiles
+        if not layer:
+            return None
+        tile_m_per_px = layer[0].transform().m11()
+        view_m_per_px = 1.0 / max(self.transform().m11(), 1e-12)
+        if view_m_per_px > 0.6 * tile_m_per_px:
+            return None
+        r = self.mapToScene(self.viewport().rect()).boundingRect()
+        return r.left(), -r.bottom(), r.right(), -r.top()
+
+    def show_base(self, base: Any, detail: bool = False) -> None:
         """Lay a ``BaseMap``'s tiles under the map, stitched into one picture on the ground
         rectangle they cover (no seams between them at any zoom), with their credit; or say
-        in the corner why there are none."""
+        in the corner why there are none. ``detail``: finer tiles of the area in view, over
+        the base."""
         scene = self.scene()
-        for item in self.base_tiles:
+        for item in self.detail_tiles if detail else self.base_tiles:
             if item.scene() is scene:
                 scene.removeItem(item)
-        self.base_tiles = []
+        layer: list[QGraphicsItem] = []
+        if detail:
+            self.detail_tiles = layer
+        else:
+            self.base_tiles = layer
         pictures = [(t, QImage.fromData(t.data)) for t in base.tiles]
         pictures = [(t, img) for t, img in pictures if not img.isNull()]
         if pictures:
@@ -122,10 +146,11 @@ class MapView(QGraphicsView):
             item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
             item.setTransform(QTransform.fromScale((east - west) / mosaic.width(), (north - south) / mosaic.height()))
             item.setPos(west, -north)
-            item.setZValue(-10)
-            self.base_tiles.append(item)
-        self.attribution = base.attribution if self.base_tiles else ""
-        self.base_note = base.note
+            item.setZValue(-9 if detail else -10)
+            layer.append(item)
+        if not detail:
+            self.attribution = base.attribution if layer else ""
+            self.base_note = base.note
         self.viewport().update()
 
     def fit(self) -> None:
@@ -189,6 +214,7 @@ class MapView(QGraphicsView):
         factor = 1.25 if event.angleDelta().y() > 0 else 0.8
         self.scale(factor, factor)
         self.user_zoomed = True
+        self._settle.start()
 
     def keyPressEvent(self, event: Any) -> None:  # noqa: N802 - Qt name
         if event.key() == Qt.Key.Key_0:  # as in review: fit again
