@@ -125,7 +125,9 @@ def test_demo_builds_in_a_worker_and_opens_the_review_queue(qtbot, tmp_path: Pat
     assert len(window.map_view.footprints) >= 10 and window.map_view.marker is not None
     places = [i.text() for i in window.map_view.scene().items() if hasattr(i, "text") and str(i.text()).startswith("Place ")]
     assert places == ["Place 1"]  # two finds at one place: its number once, not piled up
-    qtbot.waitUntil(lambda: bool(window.map_view.base_tiles), timeout=20000)
+    # The map as it stands once the finds' list has settled (a new list redraws it).
+    qtbot.waitUntil(lambda: window.map._task is None and window.map._tiles is None and bool(window.map_view.base_tiles)
+                    and not window.finds._timer.isActive() and window.finds._task is None, timeout=20000)
     tiles = window.map_view.base_tiles
     covered = tiles[0].sceneBoundingRect()
     for item in tiles[1:]:
@@ -149,13 +151,14 @@ def test_demo_builds_in_a_worker_and_opens_the_review_queue(qtbot, tmp_path: Pat
     assert (colour.red(), colour.green(), colour.blue()) == (y % 255, x % 255, z * 10 % 255)
     # Zoomed in past the base tiles' pixels: finer tiles of the area in view come over them.
     mv = window.map_view
+    base_m_per_px = tiles[0].transform().m11()
     mv.scale(16, 16)
     mv.user_zoomed = True
     assert mv.detail_wanted() is not None
     window.map.fetch_detail()
     qtbot.waitUntil(lambda: bool(mv.detail_tiles), timeout=20000)
     (detail,) = mv.detail_tiles
-    assert detail.transform().m11() < 0.6 * tiles[0].transform().m11() and detail.zValue() == -9  # finer, over the base
+    assert detail.transform().m11() < 0.6 * base_m_per_px and detail.zValue() == -9  # finer, over the base
     in_view = mv.mapToScene(mv.viewport().rect()).boundingRect()
     assert detail.sceneBoundingRect().contains(in_view.center())
     assert detail.sceneBoundingRect().contains(in_view)  # all of the view
