@@ -128,24 +128,9 @@ def bench_pipeline(video: Path, sample_fps: float | None, device: str = "auto", 
 
             # 2. inference alone: every tile of every frame through every member, in the full
             #    batches the pipeline runs (tiles cut beforehand)
-            t = settings.tiling
-            sizes = sorted({b.input_size for b in ens.backbones})
-            stacks: list[FrameTiles] = []
-            t_cut = time.perf_counter()
-            for k, img in enumerate(images):
-                tiles, pixels = frame_tiles(img, sizes, t.overlap, t.downscale, t.whole_frame)
-                stacks.append(FrameTiles(k, tiles, pixels))
-            cut_s = time.perf_counter() - t_cut
-            tiles_per_frame = len(stacks[0].tiles) if stacks else 0
+            n_infer = len(images)
+            infer_s, cut_s, tiles_per_frame = inference_alone(ens, images, settings.tiling, batch)
             del images
-            n_infer = len(stacks)
-            batcher = TileBatcher(ens.backbones, batch)
-            t0 = time.perf_counter()
-            for item in stacks:
-                batcher.add(item)
-            batcher.finish()
-            infer_s = time.perf_counter() - t0
-            del stacks
 
             # 3. the whole pipeline (decode, tiles, inference, store writes), same ensemble
             t0 = time.perf_counter()
@@ -179,6 +164,22 @@ def bench_pipeline(video: Path, sample_fps: float | None, device: str = "auto", 
         "sample_fps": sample_fps,
         "cpu_count": os.cpu_count(),
     }
+
+
+def inference_alone(ens: Any, images: list[np.ndarray], tiling: Any, batch: int) -> tuple[float, float, int]:
+    """(seconds of inference, seconds cutting tiles, tiles a frame) for ``images``: every tile
+    through every member in the full batches the pipeline runs, the tiles cut beforehand."""
+    sizes = sorted({b.input_size for b in ens.backbones})
+    t_cut = time.perf_counter()
+    stacks = [FrameTiles(k, *frame_tiles(img, sizes, tiling.overlap, tiling.downscale, tiling.whole_frame))
+              for k, img in enumerate(images)]
+    cut_s = time.perf_counter() - t_cut
+    batcher = TileBatcher(ens.backbones, batch)
+    t0 = time.perf_counter()
+    for item in stacks:
+        batcher.add(item)
+    batcher.finish()
+    return time.perf_counter() - t0, cut_s, len(stacks[0].tiles) if stacks else 0
 
 
 def bench_memory(workdir: Path, sample_fps: float, device: str) -> dict[str, Any]:

@@ -16,15 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from triage_app.core.evaluation.bench import make_h264_flight, peak_rss_mb
+from triage_app.core.evaluation.bench import inference_alone, make_h264_flight, peak_rss_mb
 from triage_app.core.ingest.footage import ingest_source
 from triage_app.core.ingest.parallel import default_workers
 from triage_app.core.ingest.sources import VideoSource
 from triage_app.core.model.records import Sampling
 from triage_app.core.model.settings import load_settings
-from triage_app.core.scoring.batching import FrameTiles, TileBatcher
 from triage_app.core.scoring.pipeline import build_ensemble, score_project
-from triage_app.core.scoring.tiling import frame_tiles
 from triage_app.core.store import Workspace
 
 
@@ -78,18 +76,8 @@ def bench_archive(flights: list[Path], sample_fps: float | None, device: str = "
                 if not ens.backbones:
                     raise RuntimeError("no member available to benchmark: " + "; ".join(ens.unavailable.values()))
                 if label == "one_after_another":  # inference alone, once, on the same members
-                    t = settings.tiling
-                    sizes = sorted({b.input_size for b in ens.backbones})
-                    stacks = [FrameTiles(i, *frame_tiles(img, sizes, t.overlap, t.downscale, t.whole_frame))
-                              for i, img in enumerate(images)]
-                    tiles_per_frame = len(stacks[0].tiles) if stacks else 0
-                    batcher = TileBatcher(ens.backbones, batch)
-                    t0 = time.perf_counter()
-                    for item in stacks:
-                        batcher.add(item)
-                    batcher.finish()
-                    infer_fps = len(stacks) / (time.perf_counter() - t0)
-                    del stacks
+                    infer_s, _cut_s, tiles_per_frame = inference_alone(ens, images, settings.tiling, batch)
+                    infer_fps = len(images) / infer_s
                 t0 = time.perf_counter()
                 summary = score_project(ws, ensemble=ens)
                 wall = time.perf_counter() - t0
