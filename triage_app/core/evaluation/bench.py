@@ -25,6 +25,7 @@ from triage_app import REPO_ROOT, data_dir
 from triage_app.core.ingest.footage import ingest_source
 from triage_app.core.ingest.sources import VideoSource
 from triage_app.core.learning.head import rescore_head
+from triage_app.core.model.errors import TriageError
 from triage_app.core.model.records import Sampling
 from triage_app.core.model.settings import load_settings
 from triage_app.core.scoring.batching import FrameTiles, TileBatcher
@@ -50,10 +51,12 @@ def make_h264_flight(out: Path, seconds: float, width: int = 1920, height: int =
     with a keyframe every ``gop_s`` seconds (None: libx264's own choice, up to 250 frames)."""
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
-        raise RuntimeError("ffmpeg is not installed: it is needed to encode H.264 test footage (apt-get install ffmpeg)")
+        raise TriageError(f"{out.name}: cannot be made: ffmpeg is not installed, and it encodes the H.264 test footage "
+                          "(on Debian or Ubuntu: apt-get install ffmpeg); or give footage of your own with --input")
     src = next((p for p in ORTHO_CANDIDATES if p.exists()), None)
     if src is None:
-        raise RuntimeError("no background picture found for the simulated flight")
+        raise TriageError(f"{out.name}: cannot be made: none of the background pictures of the simulated flight is "
+                          f"there ({', '.join(str(p) for p in ORTHO_CANDIDATES)})")
     if src.suffix == ".mp4":
         vf = f"scale={width}:{height},noise=alls=6:allf=t,format=yuv420p"
         cmd = [ffmpeg, "-y", "-loglevel", "error", "-stream_loop", "-1", "-i", str(src), "-vf", vf]
@@ -92,7 +95,7 @@ def bench_pipeline(video: Path, sample_fps: float | None, device: str = "auto", 
             ingest_source(ws, video, sampling=sampling)
             ens = build_ensemble(ws)
             if not ens.backbones:
-                raise RuntimeError("no member available to benchmark: " + "; ".join(ens.unavailable.values()))
+                raise TriageError("no member available to benchmark: " + "; ".join(ens.unavailable.values()))
             if emulate_device:
                 for b in ens.backbones:
                     b.session = EmulatedDevice(b.session, emulate_device, batch)  # type: ignore[assignment]  # stands in for it
