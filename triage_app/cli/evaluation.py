@@ -68,6 +68,15 @@ def _print_replay(res: Any, retrain_every: int) -> None:
                   f"{st['ci_low']:.1%}-{st['ci_high']:.1%}{', covers the truth' if st['covered'] else ', MISSES the truth'})")
         else:
             print("  never stopped by itself: the estimate did not reach the target")
+        if res.stop_floor:
+            fl = res.stop_floor
+            line = (f"  a count of the targets left erring only by chance would have let it stop after {fl['shown']} frames "
+                    f"({_pct(fl['shown_fraction'])}, true recall then {_pct(fl['true_recall'])})")
+            if res.stop and res.stop["shown"] > fl["shown"]:
+                line += f"; the {res.stop['shown'] - fl['shown']} frames more are the estimate's own caution"
+            elif res.stop and res.stop["shown"] < fl["shown"]:
+                line += "; review stopped before it: its estimate was bolder than the truth allowed"
+            print(line)
         for name, shares in (("review", res.shares), ("random order", res.random_shares)):
             print(f"  {name:<12} share of frames shown at 90/95/98/100 % of positives: "
                   + " / ".join(_pct(shares.get(k)) for k in ("90", "95", "98", "100")))

@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import write_flight
 from triage_app.cli import main
+from triage_app.core.evaluation.replay import floor_stop
 from triage_app.core.evaluation.truth import TruthError, box_inside_share, crops_from_boxes, read_truth, read_voc
 
 DEEPFOREST = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "aerial" / "deepforest"
@@ -122,6 +123,10 @@ def test_replay_with_an_oracle_reports_what_the_database_shows(tree_crops: tuple
     png = plots / "replay_curves.png"
     assert png.stat().st_size > 10_000 and cv2.imread(str(png)) is not None
     assert "true recall" in text and "kept in" in text
+    # Where a count erring only by chance would have let review stop: the target truly reached there.
+    floor = res["stop_floor"]
+    assert floor is not None and floor["true_recall"] >= 0.9 and 0.9 <= floor["bound"] <= floor["true_recall"]
+    assert f"would have let it stop after {floor['shown']} frames" in text
 
     # A replay never reuses a project that holds decisions.
     assert main(["evaluate", str(images), "--truth", str(labels), "--project", str(project)]) == 2
@@ -139,3 +144,15 @@ def test_replay_of_a_video_with_a_csv_truth(tmp_path: Path, ortho: np.ndarray, c
     assert res["frames"] == 30 and res["positives"] == 6 and res["decisions"] == 2 and res["retrains"] == 0
     assert res["project"] == ""  # not kept unless asked
 
+
+
+def test_the_floor_of_the_stop_is_the_poisson_bound_about_the_truth() -> None:
+    # 180 found, 4 left: at 95 % a Poisson count about 4 reaches 8, and 180 / 188 = 95.7 %.
+    at = floor_stop(180, 4, 600, 1854, 0.95, 0.95, 600)
+    assert at is not None and at["bound"] == pytest.approx(180 / 188) and at["true_recall"] == pytest.approx(180 / 184)
+    assert at["shown_fraction"] == pytest.approx(600 / 1854)
+    # 6 left: the bound (10) leaves 180 / 190 = 94.7 %: not yet.
+    assert floor_stop(180, 6, 600, 1854, 0.95, 0.95, 600) is None
+    # Nothing left is known at once, but never before review's own minimum of frames.
+    assert floor_stop(10, 0, 60, 1000, 0.95, 0.95, 60)["bound"] == 1.0
+    assert floor_stop(10, 0, 20, 1000, 0.95, 0.95, 20) is None

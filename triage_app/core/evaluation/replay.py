@@ -37,6 +37,7 @@ from triage_app.core.model.records import Frame, Source
 from triage_app.core.model.settings import Settings
 from triage_app.core.outputs.reports import report
 from triage_app.core.review.audit import propose_policy, refresh_audit
+from triage_app.core.review.progress import MIN_FOUND, MIN_REVIEWED, Progress
 from triage_app.core.review.session import ReviewSession
 from triage_app.core.scoring.pipeline import score_project
 from triage_app.core.store import Workspace
@@ -77,6 +78,10 @@ class ReplayResult:
     # Where the review stopped by itself (the target reached by its own estimate): frames
     # shown, true recall then, and its estimate and interval then.
     stop: dict[str, Any] | None = None
+    # Where a count of the targets left that erred only by chance (Poisson about the true
+    # number left) would first have let review stop, checked at the same learnings: how much
+    # of the stop's lateness the ranking's order leaves, the rest being the estimate's.
+    stop_floor: dict[str, Any] | None = None
     project: str = ""
     scoring: dict[str, Any] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
@@ -259,15 +264,7 @@ def _replay_active(ws: Workspace, truth: Truth, target_recall: float, retrain_ev
     checkpoint = max(1, retrain_every // 2 if retrain_every else 25)
 
     def point(stopped: bool = False) -> None:
-        p = session.progress
-        found = len(set(shown) & positives)
-        res.curve.append(dict(
-            decisions=res.decisions, shown=len(shown), workload_fraction=len(shown) / max(res.frames, 1),
-            true_recall=found / len(positives) if positives else None,
-            estimated_recall=None if p is None else p.recall, ci_low=None if p is None else p.recall_low,
-            ci_high=None if p is None else p.recall_high, model_low=None if p is None else p.model_low,
-            sequence_low=None if p is None else p.sequence_low, reached=bool(p and p.reached), stopped=stopped,
-            remaining_estimate=None if p is None else p.remaining))
+        res.curve.append(_active_point(res, session.progress, shown, positives, stopped))
 
     def learn_now() -> None:
         out = learn(ws)
@@ -296,6 +293,7 @@ def _replay_active(ws: Workspace, truth: Truth, target_recall: float, retrain_ev
         res.decisions += 1
         since_learn += 1
         shown.append(c.frame_id)
+        _note_floor(res, shown, positives, settings.review.recall_confidence)
         if retrain_every and since_learn >= retrain_every:
             learn_now()
             since_learn = 0
@@ -306,21 +304,68 @@ def _replay_active(ws: Workspace, truth: Truth, target_recall: float, retrain_ev
         if res.stop is not None and positives and positives <= set(shown):
             break  # every positive shown after the stop: the curve is complete
     point()
+    _sum_up_active(res, session, shown, set(known), positives, settings.review.audit_seed)
+    _tile_hits(ws, truth, set(shown) & positives, res)
+    return res
+
+
+def _note_floor(res: ReplayResult, shown: list[int], positives: set[int], confidence: float) -> None:
+    """Note, the first time it is so, where a count erring only by chance would let review stop."""
+    if res.stop_floor is None and positives:
+        found = len(positives.intersection(shown))
+        res.stop_floor = floor_stop(found, len(positives) - found, len(shown), res.frames, res.target_recall, confidence,
+                                    res.decisions)
+
+
+def _active_point(res: ReplayResult, p: Progress | None, shown: list[int], positives: set[int],
+                  stopped: bool) -> dict[str, Any]:
+    """One point of an active replay's curve: the truth so far beside review's estimate."""
+    found = len(positives.intersection(shown))
+    est: dict[str, Any] = dict(estimated_recall=None, ci_low=None, ci_high=None, model_low=None, sequence_low=None,
+                               remaining_estimate=None)
+    if p is not None:
+        est = dict(estimated_recall=p.recall, ci_low=p.recall_low, ci_high=p.recall_high, model_low=p.model_low,
+                   sequence_low=p.sequence_low, remaining_estimate=p.remaining)
+    return dict(decisions=res.decisions, shown=len(shown), workload_fraction=len(shown) / max(res.frames, 1),
+                true_recall=found / len(positives) if positives else None, **est, reached=bool(p and p.reached),
+                stopped=stopped)
+
+
+def _sum_up_active(res: ReplayResult, session: ReviewSession, shown: list[int], known: set[int], positives: set[int],
+                   seed: int) -> None:
+    """The replay's totals, the shares of frames shown at each share of the positives (and a
+    random order's, drawn with ``seed``), and review's last estimate."""
     order = [f for f in shown if f in known]
     res.shown = len(order)
     res.shown_positives = len(set(order) & positives)
     res.true_recall = res.shown_positives / len(positives) if positives else None
     res.workload_fraction = res.shown / max(res.frames, 1)
     res.shares = recall_shares(order, positives, res.frames)
-    rng = np.random.default_rng(settings.review.audit_seed)
+    rng = np.random.default_rng(seed)
     res.random_shares = recall_shares([int(f) for f in rng.permutation(sorted(known))], positives, res.frames)
     res.wss95, res.random_wss95 = wss(res.shares), wss(res.random_shares)
     last = session.progress
     if last is not None:
         res.estimated_recall = last.recall
         res.estimated_recall_ci = (last.recall_low, last.recall_high)
-    _tile_hits(ws, truth, set(shown) & positives, res)
-    return res
+
+
+def floor_stop(found: int, left: int, shown: int, frames: int, target: float, confidence: float,
+               decisions: int) -> dict[str, Any] | None:
+    """The stop a count of the targets left would allow if it erred only by chance: the
+    targets left drawn as Poisson about the true number ``left`` (the spread any estimate from
+    chances keeps), its ``confidence`` quantile as the bound. None while that bound does not
+    show the target (nor before review's own minimum of frames and targets)."""
+    from scipy import stats
+
+    if shown < MIN_REVIEWED or found < MIN_FOUND:
+        return None
+    high = float(stats.poisson.ppf(confidence, left)) if left > 0 else 0.0
+    if found / (found + high) < target:
+        return None
+    total = found + left
+    return dict(decisions=decisions, shown=shown, shown_fraction=shown / max(frames, 1), true_recall=found / total,
+                bound=found / (found + high))
 
 
 def _note_stop(res: ReplayResult, session: ReviewSession, shown: list[int], positives: set[int]) -> None:
@@ -434,6 +479,9 @@ def plot_curves(res: ReplayResult, folder: Path) -> list[Path]:
     if res.stop:
         ax1.axvline(res.stop["shown_fraction"], color="tab:red", lw=1.2,
                     label=f"stopped by itself at {res.stop['shown_fraction']:.1%} (true recall {res.stop['true_recall']:.1%})")
+    if res.stop_floor:
+        ax1.axvline(res.stop_floor["shown_fraction"], color="tab:red", lw=1, ls=":",
+                    label=f"a count erring only by chance would stop at {res.stop_floor['shown_fraction']:.1%}")
     ax1.set(xlabel="share of frames shown", ylabel="recall", xlim=(0, 1), ylim=(0, 1.02),
             title=f"Recall against work ({res.order} review, target: {res.target or 'n/a'})")
     ax1.legend(loc="lower right", fontsize=7)
