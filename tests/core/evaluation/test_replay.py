@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import write_flight
 from triage_app.cli import main
-from triage_app.core.evaluation.replay import floor_stop
+from triage_app.core.evaluation.replay import first_floor, floor_stop
 from triage_app.core.evaluation.truth import TruthError, box_inside_share, crops_from_boxes, read_truth, read_voc
 
 DEEPFOREST = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "aerial" / "deepforest"
@@ -145,7 +145,6 @@ def test_replay_of_a_video_with_a_csv_truth(tmp_path: Path, ortho: np.ndarray, c
     assert res["project"] == ""  # not kept unless asked
 
 
-
 def test_the_floor_of_the_stop_is_the_poisson_bound_about_the_truth() -> None:
     # 180 found, 4 left: at 95 % a Poisson count about 4 reaches 8, and 180 / 188 = 95.7 %.
     at = floor_stop(180, 4, 600, 1854, 0.95, 0.95, 600)
@@ -156,3 +155,8 @@ def test_the_floor_of_the_stop_is_the_poisson_bound_about_the_truth() -> None:
     # Nothing left is known at once, but never before review's own minimum of frames.
     assert floor_stop(10, 0, 60, 1000, 0.95, 0.95, 60)["bound"] == 1.0
     assert floor_stop(10, 0, 20, 1000, 0.95, 0.95, 20) is None
+    # Along an order (every other frame a target, one never shown): 98 found with 3 left bounds
+    # 98 / 104 < 95 %; the 99th target, the 197th frame, leaves 2 (bound 5): 99 / 104 >= 95 %.
+    positives = set(range(0, 200, 2)) | {500}
+    at = first_floor(list(range(200)), positives, 1000, 0.95, 0.95)
+    assert at is not None and at["shown"] == 197 and at["true_recall"] == pytest.approx(99 / 101)

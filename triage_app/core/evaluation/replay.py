@@ -79,8 +79,8 @@ class ReplayResult:
     # shown, true recall then, and its estimate and interval then.
     stop: dict[str, Any] | None = None
     # Where a count of the targets left that erred only by chance (Poisson about the true
-    # number left) would first have let review stop, checked at the same learnings: how much
-    # of the stop's lateness the ranking's order leaves, the rest being the estimate's.
+    # number left) would first have let review stop, after any decision: how much of the
+    # stop's lateness the ranking's order leaves, the rest being the estimate's.
     stop_floor: dict[str, Any] | None = None
     project: str = ""
     scoring: dict[str, Any] = field(default_factory=dict)
@@ -293,7 +293,6 @@ def _replay_active(ws: Workspace, truth: Truth, target_recall: float, retrain_ev
         res.decisions += 1
         since_learn += 1
         shown.append(c.frame_id)
-        _note_floor(res, shown, positives, settings.review.recall_confidence)
         if retrain_every and since_learn >= retrain_every:
             learn_now()
             since_learn = 0
@@ -305,16 +304,22 @@ def _replay_active(ws: Workspace, truth: Truth, target_recall: float, retrain_ev
             break  # every positive shown after the stop: the curve is complete
     point()
     _sum_up_active(res, session, shown, set(known), positives, settings.review.audit_seed)
+    res.stop_floor = first_floor(shown, positives, res.frames, target_recall, settings.review.recall_confidence)
     _tile_hits(ws, truth, set(shown) & positives, res)
     return res
 
 
-def _note_floor(res: ReplayResult, shown: list[int], positives: set[int], confidence: float) -> None:
-    """Note, the first time it is so, where a count erring only by chance would let review stop."""
-    if res.stop_floor is None and positives:
-        found = len(positives.intersection(shown))
-        res.stop_floor = floor_stop(found, len(positives) - found, len(shown), res.frames, res.target_recall, confidence,
-                                    res.decisions)
+def first_floor(shown: list[int], positives: set[int], frames: int, target: float,
+                confidence: float) -> dict[str, Any] | None:
+    """The first decision, along the frames in the order shown, after which :func:`floor_stop`
+    lets review stop (None if none does)."""
+    found = 0
+    for n, fid in enumerate(shown, start=1):
+        found += fid in positives
+        at = floor_stop(found, len(positives) - found, n, frames, target, confidence, n)
+        if at is not None:
+            return at
+    return None
 
 
 def _active_point(res: ReplayResult, p: Progress | None, shown: list[int], positives: set[int],
