@@ -23,8 +23,9 @@ from triage_app.core.store import SCHEMA_VERSION, Workspace
 SETTINGS = '[scoring]\nmembers = ["imagenet", "head"]\ndevice = "cpu"\n[review]\nevent_gap_s = 0.5\nsecond_review_share = 0.0\n'
 
 
-def _fill(where: str, video: Path) -> dict:
-    """Ingest, score, review 16 frames by a script (one undone), learn, and read everything back."""
+def _fill(where: str, video: Path, second: bool = False) -> dict:
+    """Ingest, score, review 16 frames by a script (one undone), learn (with ``second``: review
+    6 more and learn again), and read everything back."""
     from triage_app.core.ingest.footage import ingest_source
     from triage_app.core.learning.loop import learn
     from triage_app.core.model.records import Sampling
@@ -49,6 +50,14 @@ def _fill(where: str, video: Path) -> dict:
         assert s.undo() == 1
         s.close()
         learned = learn(ws)
+        if second:  # more decisions under that ranking, and a second one
+            s = ReviewSession(ws, reviewer="ana")
+            for _ in range(6):
+                c = s.current
+                s.decide("accept" if frames[c.frame_id]["idx"] % 6 == 0 else "reject")
+            s.close()
+            learn(ws)
+        made = ws.rankings.forecasts_made()
         ids, names, mat, _ = ws.scores.score_table()
         ranked = ws.rankings.rank_scores()
         head = ws.heads.latest()
@@ -64,6 +73,8 @@ def _fill(where: str, video: Path) -> dict:
             learned=learned.ranking is not None,
             progress=(progress.reviewed, progress.found, progress.left),
             draws=len(ws.rankings.audit_draws()),
+            forecasts=made.frame_ids.tolist(),
+            forecast_scores=made.scores,
         )
 
 
@@ -71,11 +82,14 @@ def test_the_same_work_gives_the_same_records_on_both_stores(tmp_path: Path, ort
     video = write_flight(tmp_path / "f.mp4", ortho, frames=48, size=(480, 270))
     url = pg_database()
     Workspace(url, shared=tmp_path / "shared").close()
-    on_sqlite = _fill(str(tmp_path / "folder"), video)
-    on_pg = _fill(url, video)
-    for key in ("frames", "sources", "decisions", "undone", "head", "learned", "progress", "draws"):
+    on_sqlite = _fill(str(tmp_path / "folder"), video, second=True)
+    on_pg = _fill(url, video, second=True)
+    for key in ("frames", "sources", "decisions", "undone", "head", "learned", "progress", "draws", "forecasts"):
         assert on_sqlite[key] == on_pg[key], key
-    assert on_sqlite["decisions"] and on_sqlite["learned"]
+    # The six frames decided under the first ranking have forecasts, less one decided and taken
+    # back before it was learnt, where the queue offers it again.
+    assert on_sqlite["decisions"] and on_sqlite["learned"] and 5 <= len(on_sqlite["forecasts"]) <= 6
+    np.testing.assert_allclose(on_pg["forecast_scores"], on_sqlite["forecast_scores"], atol=1e-6)
     for member, col in on_sqlite["scores"].items():
         np.testing.assert_allclose(on_pg["scores"][member], col, atol=1e-9, err_msg=member)
     assert on_sqlite["ranking"].keys() == on_pg["ranking"].keys()
@@ -324,6 +338,12 @@ def test_roles_are_enforced_by_the_database(tmp_path: Path, pg_database, capsys:
             with pytest.raises(StoreError, match="permission denied for table policies"):
                 a.policies.save("any", {"imagenet": 0.1}, ana)
             assert a.leases.take("h", ana, ids, 1) == [ids[1]]
+            # An analyst's learning replaces the ranking, recording the forecasts of the frames
+            # decided under the one it replaces.
+            a.rankings.save(ids, [0.5] * len(ids), {}, 0, 0, 0, {}, last_decision=0)
+            a.rankings.save(ids, [0.7] * len(ids), {}, 1, 1, 0, {}, last_decision=max(mine))
+            made = a.rankings.forecasts_made()
+            assert made.frame_ids.tolist() == [ids[0]] and made.scores.tolist() == [0.5]
         with Workspace(as_user[ben]) as b:
             assert b.decisions.undo(mine) == 0  # another's decision: the server shows ben no row to change
         with Workspace(as_user[sam]) as s:

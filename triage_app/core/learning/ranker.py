@@ -199,6 +199,7 @@ def train_ranking(ws: Workspace) -> RankingResult | None:
     members' order stands until then)."""
     t0 = time.perf_counter()
     labels = ws.decisions.labels()
+    last_decision = ws.decisions.last_id()  # read after the labels: none it names is missing from them
     frame_ids, feats, _version = ws.embeddings.pooled(_backbone(ws))
     if len(frame_ids) == 0:
         return None
@@ -240,7 +241,8 @@ def train_ranking(ws: Workspace) -> RankingResult | None:
                    weak=bool(cv_auc is not None and cv_auc < WEAK_AUC and min(pos, neg) >= 5))
     before = ws.rankings.latest()
     was_weak = bool(before and (before.get("metrics") or {}).get("weak"))
-    rid = ws.rankings.save(frame_ids.tolist(), scores.tolist(), oof_by_frame, len(labels), pos, neg, metrics)
+    rid = ws.rankings.save(frame_ids.tolist(), scores.tolist(), oof_by_frame, len(labels), pos, neg, metrics,
+                           last_decision)
     result = RankingResult(rid, pos, neg, len(frame_ids), cv_auc, cv_auc_ctx, uses_context, features,
                            time.perf_counter() - t0)
     if result.weak and not was_weak:  # under Problems (once, until a ranking does better)

@@ -5,12 +5,25 @@ assurance, whether the target recall is reached, and what the next points would 
 Three kinds of evidence, each named where it is shown:
 
 - **Model-based** (the headline and the stopping decision). The ranking's scores are
-  calibrated on the decided frames' *out-of-fold* scores (each from a ranking that saw
-  neither the frame's label nor its near duplicates'): a logistic map from score to the
-  chance of holding the target, refitted on bootstrap resamples of the decided frames. Summed
-  over the unreviewed frames it gives the positives left, with their spread (the map's
-  uncertainty and the frames' own chance). This rests on the frames left being like the
-  decided frames of the same score.
+  calibrated on its *forecasts*: the score each decided frame had, under the ranking in force,
+  when it was shown, before its label was known. A frame was shown because of that very score
+  (or at random, by the audit), so among frames of one forecast those decided are like those
+  left; and a forecast is made as the scores of the frames left are, knowing the labels of
+  their near duplicates. A logistic map from score to the chance of holding the target,
+  recent forecasts weighing more (each ranking is better than the one before), is refitted on
+  bootstrap resamples; summed over the unreviewed frames it gives the positives left, with
+  their spread: the map's uncertainty and the frames' own chance, widened by the design
+  effect of near duplicates (targets come in events: the labels' correlation within an event,
+  measured on the decided frames). Until enough forecasts are recorded, the map is fitted on
+  the decided frames' *out-of-fold* scores instead (each from a ranking that saw neither the
+  frame's label nor its near duplicates'): those come from rankings that never saw an event
+  whole, so they rank less sharply than the scores of the frames left, and a frame decided
+  because an earlier ranking put it on top is likelier to hold the target than an unreviewed
+  frame of the same out-of-fold score; that estimate is cautious and is named as such.
+  Review stops only where the bound of two learnings in a row reaches the target (the one
+  before read again from the store as it stood): targets come in clusters, and between two of
+  them the frames a ranking shows yield little for a while, which a single estimate can take
+  for the end.
 - **From the review sequence alone** (shown beside the model-based interval; the lower end
   before a model can be fitted). The hypergeometric stopping test of Callaghan &
   Müller-Hansen (2020): the frames shown most recently are taken as at least as rich in
@@ -32,8 +45,9 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from triage_app.core.model.records import event_groups
 from triage_app.core.store import Workspace
-from triage_app.core.store.rankings import AuditDraw
+from triage_app.core.store.rankings import AuditDraw, Forecasts, RankScores
 
 BOOTSTRAPS = 400
 #: Review does not stop before this many frames were shown and targets found: an estimate
@@ -42,6 +56,11 @@ MIN_REVIEWED = 50
 MIN_FOUND = 3
 #: The most recent decisions the review-sequence test reads (older ones add little and cost much).
 CMH_WINDOW = 5000
+#: Forecasts with labels needed before the calibration reads them (out-of-fold scores before).
+MIN_FORECASTS = 20
+#: A forecast's weight halves with every this many decisions since its ranking was learnt (or
+#: a quarter of the decisions so far, whichever is more): each ranking is better than the last.
+FORECAST_HALF_LIFE = 100
 
 
 @dataclass
@@ -56,6 +75,7 @@ class Progress:
     recall_low: float = 0.0  # at the assurance: the model's lower bound (the sequence's before a model can be fitted)
     recall_high: float = 1.0
     model_low: float | None = None
+    previous_low: float | None = None  # the model-based lower bound at the previous learning, read again
     sequence_low: float | None = None
     remaining: float | None = None  # positives estimated left (model-based median)
     remaining_high: float | None = None  # at the assurance
@@ -174,22 +194,63 @@ def _fit_logistic(x: np.ndarray, y: np.ndarray, w: np.ndarray, iters: int = 30) 
 
 
 def remaining_samples(oof: np.ndarray, y: np.ndarray, left_scores: np.ndarray, rng: np.random.Generator,
-                      boots: int = BOOTSTRAPS) -> np.ndarray:
-    """Draws of the number of targets among frames with ``left_scores``, from the decided
-    frames' out-of-fold scores ``oof`` and labels ``y``: a logistic calibration per Poisson
-    bootstrap resample, and each frame's own chance on top."""
+                      boots: int = BOOTSTRAPS, weights: np.ndarray | None = None, design_effect: float = 1.0
+                      ) -> np.ndarray:
+    """Draws of the number of targets among frames with ``left_scores``, from decided frames'
+    scores ``oof`` (forecasts or out-of-fold scores) and labels ``y``: a logistic calibration
+    (each decided frame weighing ``weights``) per Poisson bootstrap resample, and the frames'
+    own chance on top: a Poisson count, or where targets come in events (``design_effect`` > 1:
+    the variance of a count of near duplicates over that of independent frames) a negative
+    binomial count of the same mean and that much more variance."""
     if len(left_scores) == 0:
         return np.zeros(boots)
     mu, sd = float(np.mean(oof)), float(np.std(oof)) or 1.0
     x, xl = (oof - mu) / sd, (left_scores - mu) / sd
     w = rng.poisson(1.0, size=(boots, len(y))).astype(float)
     w[0] = 1.0  # the first draw is the plain fit
+    if weights is not None:
+        w *= weights[None, :]
     a, b = _fit_logistic(x, y.astype(float), w)
     out = np.empty(boots)
     for i in range(boots):  # frame by frame the sum is Poisson-binomial; a Poisson draw errs on the wide side
         lam = float((1.0 / (1.0 + np.exp(-np.clip(a[i] + b[i] * xl, -30, 30)))).sum())
-        out[i] = rng.poisson(lam)
+        if design_effect > 1.0 + 1e-9 and lam > 0:
+            out[i] = rng.negative_binomial(lam / (design_effect - 1.0), 1.0 / design_effect)
+        else:
+            out[i] = rng.poisson(lam)
     return out
+
+
+def label_correlation(groups: np.ndarray, y: np.ndarray) -> float:
+    """The correlation of labels within groups (events), by the one-way analysis of variance
+    estimator of the intra-class correlation, over the groups with two or more labels; 0 with
+    fewer than three such groups, never below 0."""
+    _, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    keep = counts[inverse] >= 2
+    if keep.sum() < 6:
+        return 0.0
+    _, g, n = np.unique(groups[keep], return_inverse=True, return_counts=True)
+    yk = y[keep].astype(float)
+    k, total = len(n), len(yk)
+    if k < 3:
+        return 0.0
+    means = np.bincount(g, weights=yk) / n
+    grand = yk.mean()
+    between = float((n * (means - grand) ** 2).sum()) / (k - 1)
+    within = float(((yk - means[g]) ** 2).sum()) / max(total - k, 1)
+    n0 = (total - float((n ** 2).sum()) / total) / (k - 1)
+    den = between + (n0 - 1) * within
+    return float(np.clip((between - within) / den, 0.0, 1.0)) if den > 0 else 0.0
+
+
+def design_effect(decided_groups: np.ndarray, y: np.ndarray, left_groups: np.ndarray) -> float:
+    """How much more a count of targets among the frames left varies than one of independent
+    frames: 1 + (m - 1) rho, m the frames left per event, rho the labels' correlation within
+    an event (measured on the decided frames)."""
+    if len(left_groups) == 0:
+        return 1.0
+    m = float(len(left_groups)) / len(np.unique(left_groups))
+    return 1.0 + max(m - 1.0, 0.0) * label_correlation(decided_groups, y)
 
 
 def sequence_pvalue(labels: np.ndarray, pool: int, target: float, r_hyp: int | None = None) -> float:
@@ -293,16 +354,31 @@ def review_progress(ws: Workspace, target: float | None = None, confidence: floa
                   "the recall is estimated once the ranking has learnt from the decisions (Learn)")
         return p
     at = {int(f): i for i, f in enumerate(ranked.frame_ids.tolist())}
-    dec = [f for f in labels if f in at and not np.isnan(ranked.oof[at[f]])]
-    oof = np.array([ranked.oof[at[f]] for f in dec])
-    y = np.array([labels[f] for f in dec])
-    left = np.array([ranked.scores[at[f]] for f in left_ids if f in at])
+    left_list = [f for f in left_ids if f in at]
+    left = np.array([ranked.scores[at[f]] for f in left_list])
+    made = ws.rankings.forecasts_made()
+    calibration = _forecast_calibration(made, labels)
+    if calibration is not None:
+        dec, x, y, weights = calibration
+        basis = ("model-based: the ranking's scores calibrated on its forecasts (each decided frame's score when it "
+                 "was shown, before its label was known; recent ones weigh more)")
+    else:
+        weights = None
+        dec = [f for f in labels if f in at and not np.isnan(ranked.oof[at[f]])]
+        x = np.array([ranked.oof[at[f]] for f in dec])
+        y = np.array([labels[f] for f in dec], dtype=int)
+        basis = ("model-based, cautious: the ranking's scores calibrated on the decided frames' out-of-fold scores "
+                 f"(until {MIN_FORECASTS} decided frames have a forecast)")
     if len(dec) < 10 or y.sum() < 2 or y.sum() == len(y):
         p.basis = "too few decided frames with out-of-fold scores to calibrate the ranking"
         p.recall_low = p.sequence_low or 0.0
         return p
+    frames = ws.frames.frames_by_id(dec + left_list)
+    group_of = event_groups(list(frames.values()), ws.settings.review.event_gap_s)
+    deff = design_effect(np.array([group_of.get(f, -1 - i) for i, f in enumerate(dec)]), y,
+                         np.array([group_of.get(f, -1 - i) for i, f in enumerate(left_list)]))
     rng = np.random.default_rng(seed)
-    draws_left = remaining_samples(oof, y, left, rng)
+    draws_left = remaining_samples(x, y, left, rng, weights=weights, design_effect=deff)
     recall = found / (found + draws_left)
     p.remaining = float(np.median(draws_left))
     p.remaining_high = float(np.quantile(draws_left, confidence))
@@ -311,25 +387,80 @@ def review_progress(ws: Workspace, target: float | None = None, confidence: floa
     p.recall_high = float(np.quantile(recall, confidence)) if confidence > 0.5 else 1.0
     p.recall_low = p.model_low
     p.recall = min(max(p.recall, p.recall_low), p.recall_high)
-    p.basis = ("model-based: the ranking's scores calibrated on the decided frames' out-of-fold scores (the review "
-               "sequence's own lower bound, which assumes only that the ranking beats chance, is given beside it)")
-    p.reached = p.model_low >= target and p.reviewed >= MIN_REVIEWED and found >= MIN_FOUND
-    if not p.reached and p.model_low >= target:
+    spread = (f"; the count spread for targets that come in events of near duplicates (design effect {deff:.1f})"
+              if deff > 1.05 else "")
+    p.basis = (f"{basis}{spread} (the review sequence's own lower bound, which assumes only that the ranking beats "
+               "chance, is given beside it)")
+    enough = p.reviewed >= MIN_REVIEWED and found >= MIN_FOUND
+    if p.model_low >= target:
+        p.previous_low = _previous_low(ws, ranked, made, standing, labels, scored_set, confidence, seed)
+    agree = p.previous_low is not None and p.previous_low >= target
+    p.reached = p.model_low >= target and agree and enough
+    if p.model_low >= target and not enough:
         p.note = f"the estimate says the target is reached, but review stops only after {MIN_REVIEWED} frames and " \
                  f"{MIN_FOUND} targets found"
-    p.next_points = _next_points(found, p.remaining, oof, y, left, target)
+    elif p.model_low >= target and not agree:
+        p.note = ("the estimate says the target is reached; review stops once the next learning says so too (the "
+                  "estimate made at the learning before did not)")
+    p.next_points = _next_points(found, p.remaining, x, y, left, target, weights)
     return p
 
 
-def _next_points(found: int, remaining: float, oof: np.ndarray, y: np.ndarray, left: np.ndarray,
-                 target: float) -> list[tuple[float, int]]:
+def _forecast_calibration(made: Forecasts, labels: dict[int, int], before_ranking: int | None = None
+                          ) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray] | None:
+    """(decided frames, their forecasts, labels, weights) for the calibration, from the
+    forecasts made by rankings before ``before_ranking`` (all: None) of frames with ``labels``;
+    None while fewer than ``MIN_FORECASTS`` or fewer than 2 of either label."""
+    ids = made.frame_ids.tolist()
+    rows = [i for i, f in enumerate(ids) if f in labels and (
+        before_ranking is None or made.ranking_ids is None or made.ranking_ids[i] < before_ranking)]
+    y = np.array([labels[int(ids[i])] for i in rows], dtype=int)
+    if len(rows) < MIN_FORECASTS or not 2 <= y.sum() <= len(y) - 2:
+        return None
+    age = np.maximum(len(labels) - made.learnt_from[rows], 0)
+    weights = 0.5 ** (age / max(FORECAST_HALF_LIFE, 0.25 * len(labels)))
+    return [int(ids[i]) for i in rows], made.scores[rows], y, weights
+
+
+def _previous_low(ws: Workspace, ranked: RankScores, made: Forecasts, standing: dict[int, Any],
+                  labels: dict[int, int], scored: set[int], confidence: float, seed: int) -> float | None:
+    """The model-based lower bound of the recall as it stood at the previous learning, read
+    again: the decisions made up to it, the forecasts recorded up to it and every frame not
+    decided then with its score under the ranking it made. None where it cannot be read (no
+    previous ranking, or too few forecasts then)."""
+    prev = ws.rankings.previous()
+    if prev is None or prev["last_decision"] is None or ranked.previous is None:
+        return None
+    decided = {f for f, d in standing.items() if d.id <= prev["last_decision"]}
+    labels_then = {f: t for f, t in labels.items() if f in decided}
+    calibration = _forecast_calibration(made, labels_then, before_ranking=int(prev["id"]))
+    if calibration is None:
+        return None
+    dec, x, y, weights = calibration
+    found = sum(t for f, t in labels_then.items() if f in scored)
+    keep = np.array([int(f) not in decided for f in ranked.frame_ids.tolist()]) & ~np.isnan(ranked.previous)
+    if found == 0 or not keep.any():
+        return None
+    left = [int(f) for f in ranked.frame_ids[keep].tolist()]
+    frames = ws.frames.frames_by_id(dec + left)
+    group_of = event_groups(list(frames.values()), ws.settings.review.event_gap_s)
+    deff = design_effect(np.array([group_of.get(f, -1 - i) for i, f in enumerate(dec)]), y,
+                         np.array([group_of.get(f, -1 - i) for i, f in enumerate(left)]))
+    draws = remaining_samples(x, y, ranked.previous[keep], np.random.default_rng(seed), weights=weights,
+                              design_effect=deff)
+    return float(np.quantile(found / (found + draws), 1 - confidence))
+
+
+def _next_points(found: int, remaining: float, x: np.ndarray, y: np.ndarray, left: np.ndarray,
+                 target: float, weights: np.ndarray | None = None) -> list[tuple[float, int]]:
     """Frames to review, in ranking order, before the expected recall reaches the target and
     the next points above it (the calibrated chances of the frames left, summed down the
     ranking)."""
     if len(left) == 0:
         return []
-    mu, sd = float(np.mean(oof)), float(np.std(oof)) or 1.0
-    a, b = _fit_logistic((oof - mu) / sd, y.astype(float), np.ones((1, len(y))))
+    mu, sd = float(np.mean(x)), float(np.std(x)) or 1.0
+    w = np.ones((1, len(y))) if weights is None else weights[None, :]
+    a, b = _fit_logistic((x - mu) / sd, y.astype(float), w)
     chance = 1.0 / (1.0 + np.exp(-np.clip(a[0] + b[0] * (np.sort(left)[::-1] - mu) / sd, -30, 30)))
     gained = np.cumsum(chance)
     total = found + max(remaining, float(gained[-1]))

@@ -90,6 +90,12 @@ class DecisionStore:
             latest[d.frame_id] = d
         return list(latest.values())
 
+    def last_id(self) -> int | None:
+        """The id of the latest decision recorded (undone or not); None before any."""
+        with self.db.read() as conn:
+            value = conn.execute(select(func.max(self.table.c.id))).scalar()
+        return None if value is None else int(value)
+
     def labels(self) -> dict[int, int]:
         """Frame id -> 1 (accepted) or 0 (rejected), from the standing decisions; unsure
         frames are left out."""

@@ -303,6 +303,34 @@ _V12 = [
 ]
 
 
+# Active review's forecasts: each decided frame's rank score under the ranking in force when it
+# was decided, given before its label was known (recorded when the next ranking replaces that
+# one): the stopping estimate calibrates the ranking's scores on them. A ranking keeps the last
+# decision it was learnt from, so that a frame it learnt from never counts as forecast by it;
+# each frame keeps its score under the ranking before the latest, so that the estimate made at
+# the previous learning can be read again (review stops only where two learnings agree).
+_V13 = [
+    "ALTER TABLE rankings ADD COLUMN last_decision INTEGER",
+    "ALTER TABLE rank_scores ADD COLUMN previous REAL",
+    """CREATE TABLE forecasts (
+        frame_id INTEGER PRIMARY KEY REFERENCES frames(id) ON DELETE CASCADE,
+        ranking_id INTEGER NOT NULL REFERENCES rankings(id),
+        score REAL NOT NULL
+    )""",
+]
+
+
+def _v13(conn: Connection) -> None:
+    """The forecasts table; on a team store whose roles exist, analysts write it as they write
+    the ranking (their learning records the forecasts)."""
+    _run(_V13)(conn)
+    if conn.dialect.name == "postgresql":
+        analyst = f"{conn.engine.url.database}_analyst"
+        if conn.exec_driver_sql("SELECT 1 FROM pg_roles WHERE rolname = %s", (analyst,)).scalar():
+            quoted = '"' + analyst.replace('"', '""') + '"'
+            conn.exec_driver_sql(f"GRANT SELECT, INSERT, UPDATE, DELETE ON forecasts TO {quoted}")
+
+
 #: MIGRATIONS[n] upgrades a database from version n to n + 1.
 MIGRATIONS: list[Callable[[Connection], None]] = [
-    _run(v) for v in (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11, _V12)]
+    *(_run(v) for v in (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11, _V12)), _v13]

@@ -1,7 +1,8 @@
 """The ranking of active review: each version the learning made (with its metrics), every
-frame's rank score under the latest one and the decided frames' out-of-fold scores; and the
-blind audit's draws from the frames not yet reviewed. Every statement about the
-``rankings``, ``rank_scores`` and ``audit_draws`` tables lives here."""
+frame's rank score under the latest one and the decided frames' out-of-fold scores; each
+decided frame's forecast (its rank score under the ranking in force when it was decided);
+and the blind audit's draws from the frames not yet reviewed. Every statement about the
+``rankings``, ``rank_scores``, ``forecasts`` and ``audit_draws`` tables lives here."""
 
 from __future__ import annotations
 
@@ -11,10 +12,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, func, insert, select, text
 
 from triage_app.core.store.db import Database, inserted_id
 from triage_app.core.store.frames import now_iso
+
+#: Before a ranking is replaced: each frame decided after it was learnt (a standing decision,
+#: and none the ranking could have learnt from) keeps the outgoing ranking's score as its
+#: forecast, unless it has one already.
+FORECAST_SQL = """INSERT INTO forecasts (frame_id, ranking_id, score)
+SELECT r.frame_id, r.ranking_id, r.score FROM rank_scores r JOIN rankings k ON k.id = r.ranking_id
+WHERE r.frame_id IN (SELECT d.frame_id FROM decisions d WHERE d.undone_at IS NULL AND d.id > k.last_decision)
+  AND NOT EXISTS (SELECT 1 FROM decisions e WHERE e.frame_id = r.frame_id AND e.id <= k.last_decision)
+ON CONFLICT (frame_id) DO NOTHING"""
 
 
 @dataclass
@@ -25,6 +35,18 @@ class RankScores:
     frame_ids: np.ndarray
     scores: np.ndarray
     oof: np.ndarray
+    previous: np.ndarray | None = None  # the score under the ranking before (NaN where none)
+
+
+@dataclass
+class Forecasts:
+    """Decided frames with the rank score the ranking in force when each was decided gave it
+    (before its label was known), and how many decisions that ranking was learnt from."""
+
+    frame_ids: np.ndarray
+    scores: np.ndarray
+    learnt_from: np.ndarray
+    ranking_ids: np.ndarray | None = None  # the ranking that made each forecast
 
 
 @dataclass
@@ -44,21 +66,29 @@ class RankingStore:
         self.rankings = db.table("rankings")
         self.scores = db.table("rank_scores")
         self.draws = db.table("audit_draws")
+        self.forecasts = db.table("forecasts")
 
     # -- the ranking ----------------------------------------------------------------------
     def save(self, frame_ids: Sequence[int], scores: Sequence[float], oof: dict[int, float], decisions: int,
-             positives: int, negatives: int, metrics: dict[str, Any]) -> int:
-        """A new ranking version replacing every rank score, in one transaction."""
+             positives: int, negatives: int, metrics: dict[str, Any], last_decision: int | None = None) -> int:
+        """A new ranking version replacing every rank score, in one transaction; it was learnt
+        from the decisions up to id ``last_decision``. The frames decided under the ranking it
+        replaces keep that ranking's score for them as their forecast (a frame decided before
+        any ranking has none)."""
         stamp = now_iso()
         mark = "?" if self.db.engine.dialect.paramstyle == "qmark" else "%s"
-        sql = f"INSERT INTO rank_scores (frame_id, ranking_id, score, oof) VALUES ({mark}, {mark}, {mark}, {mark})"
+        sql = (f"INSERT INTO rank_scores (frame_id, ranking_id, score, oof, previous) "
+               f"VALUES ({mark}, {mark}, {mark}, {mark}, {mark})")
 
         def fn(conn: Connection) -> int:
+            conn.execute(text(FORECAST_SQL))
+            before = dict(conn.execute(select(self.scores.c.frame_id, self.scores.c.score)).all())
             rid = inserted_id(conn.execute(insert(self.rankings).values(
                 created_at=stamp, decisions=decisions, positives=positives, negatives=negatives,
-                metrics=json.dumps(metrics))))
+                metrics=json.dumps(metrics), last_decision=last_decision)))
             conn.execute(self.scores.delete())
-            params = [(int(f), rid, float(s), oof.get(int(f))) for f, s in zip(frame_ids, scores, strict=True)]
+            params = [(int(f), rid, float(s), oof.get(int(f)), before.get(int(f)))
+                      for f, s in zip(frame_ids, scores, strict=True)]
             if params:
                 conn.exec_driver_sql(sql, params)
             return rid
@@ -77,13 +107,31 @@ class RankingStore:
     def rank_scores(self) -> RankScores:
         with self.db.read() as conn:
             rows = conn.execute(select(self.scores.c.frame_id, self.scores.c.score, self.scores.c.oof,
-                                       self.scores.c.ranking_id)).all()
+                                       self.scores.c.ranking_id, self.scores.c.previous)).all()
         if not rows:
-            return RankScores(None, np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
+            return RankScores(None, np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros(0))
         ids = np.array([r[0] for r in rows], np.int64)
         order = np.argsort(ids)
         return RankScores(int(max(r[3] for r in rows)), ids[order], np.array([r[1] for r in rows], float)[order],
-                          np.array([np.nan if r[2] is None else r[2] for r in rows], float)[order])
+                          np.array([np.nan if r[2] is None else r[2] for r in rows], float)[order],
+                          np.array([np.nan if r[4] is None else r[4] for r in rows], float)[order])
+
+    def previous(self) -> dict[str, Any] | None:
+        """The ranking before the latest (id, decisions, last_decision), or None."""
+        t = self.rankings
+        with self.db.read() as conn:
+            row = conn.execute(select(t.c.id, t.c.decisions, t.c.last_decision).order_by(t.c.id.desc())
+                               .limit(1).offset(1)).mappings().first()
+        return None if row is None else dict(row)
+
+    def forecasts_made(self) -> Forecasts:
+        """Every recorded forecast, by frame id."""
+        f, r = self.forecasts, self.rankings
+        with self.db.read() as conn:
+            rows = conn.execute(select(f.c.frame_id, f.c.score, r.c.decisions, f.c.ranking_id)
+                                .join(r, r.c.id == f.c.ranking_id).order_by(f.c.frame_id)).all()
+        return Forecasts(np.array([x[0] for x in rows], np.int64), np.array([x[1] for x in rows], float),
+                         np.array([x[2] for x in rows], np.int64), np.array([x[3] for x in rows], np.int64))
 
     # -- the blind audit of what is not yet reviewed ------------------------------------
     def record_draws(self, draws: Sequence[AuditDraw]) -> None:

@@ -1,0 +1,129 @@
+"""The stopping estimate calibrates the ranking on its forecasts: the score each decided frame
+had, under the ranking in force, when it was shown. Recorded by the store as rankings replace
+each other; read with the decisions' near-duplicate structure (events) in the count."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from triage_app.core.evaluation.active_sim import simulated_project
+from triage_app.core.learning.loop import learn
+from triage_app.core.review.progress import design_effect, label_correlation, remaining_samples, review_progress
+from triage_app.core.review.session import ReviewSession
+
+
+def _review_and_learn(ws, session: ReviewSession, label: dict[int, bool], n: int = 25) -> None:
+    """The oracle decides the next ``n`` frames offered, then the ranking learns."""
+    for _ in range(n):
+        c = session.current
+        session.decide("accept" if label[c.frame_id] else "reject")
+    learn(ws, head=False)
+    session.refresh()
+
+
+def test_each_decided_frame_keeps_the_score_it_had_when_it_was_shown(tmp_path: Path) -> None:
+    ws, label = simulated_project(tmp_path / "p", seed=4, frames=300, review={"audit_seed": 4})
+    with ws:
+        session = ReviewSession(ws)
+
+        def review(n: int) -> list[int]:
+            done = []
+            for _ in range(n):
+                c = session.current
+                session.decide("accept" if label[c.frame_id] else "reject")
+                done.append(c.frame_id)
+            return done
+
+        before_any = review(40)  # the zero-shot order: no ranking yet
+        assert learn(ws, head=False).ranking is not None
+        session.refresh()
+        assert len(ws.rankings.forecasts_made().frame_ids) == 0  # nothing was decided under a ranking
+        first = ws.rankings.rank_scores()
+        score_then = dict(zip(first.frame_ids.tolist(), first.scores.tolist(), strict=True))
+        under_first = review(30)
+        session.undo()  # the last one taken back: it has no standing decision
+        undone = under_first.pop()
+        second = learn(ws, head=False).ranking
+        assert second is not None
+        session.refresh()
+        made = ws.rankings.forecasts_made()
+        assert sorted(made.frame_ids.tolist()) == sorted(under_first)
+        got = dict(zip(made.frame_ids.tolist(), made.scores.tolist(), strict=True))
+        for f in under_first:
+            assert got[f] == score_then[f]  # the first ranking's score, not the second's
+        assert set(made.learnt_from.tolist()) == {40}  # the first ranking was learnt from 40 decisions
+        assert not set(before_any) & set(got)
+        # A later ranking keeps those forecasts as they were and adds the frames decided since,
+        # except one decided (then undone) before the second ranking was learnt: that ranking may
+        # have learnt its label.
+        under_second = review(10)
+        second_scores = ws.rankings.rank_scores()
+        learn(ws, head=False)
+        made = ws.rankings.forecasts_made()
+        got2 = dict(zip(made.frame_ids.tolist(), made.scores.tolist(), strict=True))
+        assert set(got2) == set(under_first) | (set(under_second) - {undone})
+        assert all(got2[f] == got[f] for f in under_first)
+        at = {f: s for f, s in zip(second_scores.frame_ids.tolist(), second_scores.scores.tolist(), strict=True)}
+        assert all(got2[f] == at[f] for f in set(under_second) - {undone})
+
+
+def test_the_estimate_says_which_scores_it_is_calibrated_on(tmp_path: Path) -> None:
+    ws, label = simulated_project(tmp_path / "p", seed=6, frames=400, review={"audit_seed": 6})
+    with ws:
+        session = ReviewSession(ws)
+        bases = []
+        for _ in range(6):
+            _review_and_learn(ws, session, label)
+            bases.append(review_progress(ws).basis)
+        assert any("out-of-fold" in b and "cautious" in b for b in bases[:2])  # before forecasts enough
+        assert "calibrated on its forecasts" in bases[-1]
+
+
+def test_labels_of_near_duplicates_are_correlated_and_widen_the_count() -> None:
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(200), 5)
+    one_truth = np.repeat(rng.random(200) < 0.2, 5).astype(int)
+    assert label_correlation(groups, one_truth) > 0.95  # every event one truth
+    independent = (rng.random(1000) < 0.2).astype(int)
+    assert label_correlation(groups, independent) < 0.05
+    assert design_effect(groups, one_truth, np.repeat(np.arange(50), 8)) > 7.5  # 1 + (8 - 1) * ~1
+    assert design_effect(groups, independent, np.repeat(np.arange(50), 8)) < 1.4
+    # The count of targets left keeps its mean and gains (design effect - 1) times it in variance,
+    # on top of the calibration's own uncertainty.
+    x = rng.normal(0, 1, 600)
+    y = (rng.random(600) < 1 / (1 + np.exp(-(2 * x - 2)))).astype(int)
+    left = rng.normal(-1, 1, 2000)
+    plain = remaining_samples(x, y, left, np.random.default_rng(1), boots=2000)
+    wide = remaining_samples(x, y, left, np.random.default_rng(1), boots=2000, design_effect=5.0)
+    assert abs(wide.mean() - plain.mean()) < 0.1 * plain.mean()
+    assert 0.75 < (wide.var() - plain.var()) / (4.0 * plain.mean()) < 1.25
+
+
+def test_review_stops_only_where_two_learnings_in_a_row_say_the_target_is_reached(tmp_path: Path,
+                                                                                    monkeypatch) -> None:
+    """The stop needs the estimate of this learning and that of the learning before (read again
+    from the store: the decisions, forecasts and scores as they stood) to reach the target: a
+    single ranking's lull between two clusters of targets cannot stop review."""
+    import triage_app.core.review.progress as progress
+
+    ws, label = simulated_project(tmp_path / "p", seed=8, frames=500, review={"target_recall": 0.99, "audit_seed": 8})
+    with ws:
+        session = ReviewSession(ws)
+        states = []
+        for _ in range(8):
+            _review_and_learn(ws, session, label)
+            states.append(review_progress(ws, target=0.01))  # every bound reaches 1 %: the previous one is read
+        read_again = [(b.model_low, a.previous_low) for b, a in zip(states, states[1:], strict=False)
+                      if a.previous_low is not None]
+        assert len(read_again) >= 4
+        for said, again in read_again:  # the bound the previous learning gave, to the digit
+            assert again == pytest.approx(said, abs=1e-12)
+        now = states[-1]
+        assert now.reached and now.model_low >= 0.01 and now.previous_low >= 0.01
+        monkeypatch.setattr(progress, "_previous_low", lambda *a, **k: 0.005)
+        held = review_progress(ws, target=0.01)
+        assert held.model_low == now.model_low and not held.reached
+        assert "once the next learning says so too" in held.note
