@@ -9,9 +9,8 @@ Three kinds of evidence, each named where it is shown:
   when it was shown, before its label was known. A frame was shown because of that very score
   (or at random, by the audit), so among frames of one forecast those decided are like those
   left; and a forecast is made as the scores of the frames left are, knowing the labels of
-  their near duplicates. A logistic map from score to the chance of holding the target,
-  recent forecasts weighing more (each ranking is better than the one before), is refitted on
-  bootstrap resamples; summed over the unreviewed frames it gives the positives left, with
+  their near duplicates. A logistic map from score to the chance of holding the target, every
+  ranking's forecasts pooled, is refitted on bootstrap resamples; summed over the unreviewed frames it gives the positives left, with
   their spread: the map's uncertainty and the frames' own chance, widened by the design
   effect of near duplicates (targets come in events: the labels' correlation within an event,
   measured on the decided frames). Until enough forecasts are recorded, the map is fitted on
@@ -58,9 +57,6 @@ MIN_FOUND = 3
 CMH_WINDOW = 5000
 #: Forecasts with labels needed before the calibration reads them (out-of-fold scores before).
 MIN_FORECASTS = 20
-#: A forecast's weight halves with every this many decisions since its ranking was learnt (or
-#: a quarter of the decisions so far, whichever is more): each ranking is better than the last.
-FORECAST_HALF_LIFE = 100
 
 
 @dataclass
@@ -361,7 +357,7 @@ def review_progress(ws: Workspace, target: float | None = None, confidence: floa
     if calibration is not None:
         dec, x, y, weights = calibration
         basis = ("model-based: the ranking's scores calibrated on its forecasts (each decided frame's score when it "
-                 "was shown, before its label was known; recent ones weigh more)")
+                 "was shown, before its label was known)")
     else:
         weights = None
         dec = [f for f in labels if f in at and not np.isnan(ranked.oof[at[f]])]
@@ -408,7 +404,7 @@ def review_progress(ws: Workspace, target: float | None = None, confidence: floa
 
 def _forecast_calibration(made: Forecasts, labels: dict[int, int], before_ranking: int | None = None
                           ) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray] | None:
-    """(decided frames, their forecasts, labels, weights) for the calibration, from the
+    """(decided frames, their forecasts, labels, weights: all equal) for the calibration, from the
     forecasts made by rankings before ``before_ranking`` (all: None) of frames with ``labels``;
     None while fewer than ``MIN_FORECASTS`` or fewer than 2 of either label."""
     ids = made.frame_ids.tolist()
@@ -417,9 +413,7 @@ def _forecast_calibration(made: Forecasts, labels: dict[int, int], before_rankin
     y = np.array([labels[int(ids[i])] for i in rows], dtype=int)
     if len(rows) < MIN_FORECASTS or not 2 <= y.sum() <= len(y) - 2:
         return None
-    age = np.maximum(len(labels) - made.learnt_from[rows], 0)
-    weights = 0.5 ** (age / max(FORECAST_HALF_LIFE, 0.25 * len(labels)))
-    return [int(ids[i]) for i in rows], made.scores[rows], y, weights
+    return [int(ids[i]) for i in rows], made.scores[rows], y, np.ones(len(rows))
 
 
 def _previous_low(ws: Workspace, ranked: RankScores, made: Forecasts, standing: dict[int, Any],
