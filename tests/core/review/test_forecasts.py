@@ -54,7 +54,7 @@ def test_each_decided_frame_keeps_the_score_it_had_when_it_was_shown(tmp_path: P
         got = dict(zip(made.frame_ids.tolist(), made.scores.tolist(), strict=True))
         for f in under_first:
             assert got[f] == score_then[f]  # the first ranking's score, not the second's
-        assert set(made.learnt_from.tolist()) == {40}  # the first ranking was learnt from 40 decisions
+        assert set(made.ranking_ids.tolist()) == {first.ranking_id}  # made by the first ranking
         assert not set(before_any) & set(got)
         # A later ranking keeps those forecasts as they were and adds the frames decided since,
         # except one decided (then undone) before the second ranking was learnt: that ranking may

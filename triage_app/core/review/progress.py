@@ -10,8 +10,8 @@ Three kinds of evidence, each named where it is shown:
   (or at random, by the audit), so among frames of one forecast those decided are like those
   left; and a forecast is made as the scores of the frames left are, knowing the labels of
   their near duplicates. A logistic map from score to the chance of holding the target, every
-  ranking's forecasts pooled, is refitted on bootstrap resamples; summed over the unreviewed frames it gives the positives left, with
-  their spread: the map's uncertainty and the frames' own chance, widened by the design
+  ranking's forecasts pooled, is refitted on bootstrap resamples; summed over the unreviewed
+  frames it gives the positives left, with their spread: the map's uncertainty and the frames' own chance, widened by the design
   effect of near duplicates (targets come in events: the labels' correlation within an event,
   measured on the decided frames). Until enough forecasts are recorded, the map is fitted on
   the decided frames' *out-of-fold* scores instead (each from a ranking that saw neither the
@@ -190,12 +190,10 @@ def _fit_logistic(x: np.ndarray, y: np.ndarray, w: np.ndarray, iters: int = 30) 
 
 
 def remaining_samples(oof: np.ndarray, y: np.ndarray, left_scores: np.ndarray, rng: np.random.Generator,
-                      boots: int = BOOTSTRAPS, weights: np.ndarray | None = None, design_effect: float = 1.0
-                      ) -> np.ndarray:
+                      boots: int = BOOTSTRAPS, design_effect: float = 1.0) -> np.ndarray:
     """Draws of the number of targets among frames with ``left_scores``, from decided frames'
     scores ``oof`` (forecasts or out-of-fold scores) and labels ``y``: a logistic calibration
-    (each decided frame weighing ``weights``) per Poisson bootstrap resample, and the frames'
-    own chance on top: a Poisson count, or where targets come in events (``design_effect`` > 1:
+    per Poisson bootstrap resample, and the frames' own chance on top: a Poisson count, or where targets come in events (``design_effect`` > 1:
     the variance of a count of near duplicates over that of independent frames) a negative
     binomial count of the same mean and that much more variance."""
     if len(left_scores) == 0:
@@ -204,8 +202,6 @@ def remaining_samples(oof: np.ndarray, y: np.ndarray, left_scores: np.ndarray, r
     x, xl = (oof - mu) / sd, (left_scores - mu) / sd
     w = rng.poisson(1.0, size=(boots, len(y))).astype(float)
     w[0] = 1.0  # the first draw is the plain fit
-    if weights is not None:
-        w *= weights[None, :]
     a, b = _fit_logistic(x, y.astype(float), w)
     out = np.empty(boots)
     for i in range(boots):  # frame by frame the sum is Poisson-binomial; a Poisson draw errs on the wide side
@@ -355,11 +351,10 @@ def review_progress(ws: Workspace, target: float | None = None, confidence: floa
     made = ws.rankings.forecasts_made()
     calibration = _forecast_calibration(made, labels)
     if calibration is not None:
-        dec, x, y, weights = calibration
+        dec, x, y = calibration
         basis = ("model-based: the ranking's scores calibrated on its forecasts (each decided frame's score when it "
                  "was shown, before its label was known)")
     else:
-        weights = None
         dec = [f for f in labels if f in at and not np.isnan(ranked.oof[at[f]])]
         x = np.array([ranked.oof[at[f]] for f in dec])
         y = np.array([labels[f] for f in dec], dtype=int)
@@ -369,12 +364,10 @@ def review_progress(ws: Workspace, target: float | None = None, confidence: floa
         p.basis = "too few decided frames with out-of-fold scores to calibrate the ranking"
         p.recall_low = p.sequence_low or 0.0
         return p
-    frames = ws.frames.frames_by_id(dec + left_list)
+    frames = ws.frames.frames_by_id(ranked.frame_ids.tolist())  # read once: the previous learning's too
     group_of = event_groups(list(frames.values()), ws.settings.review.event_gap_s)
-    deff = design_effect(np.array([group_of.get(f, -1 - i) for i, f in enumerate(dec)]), y,
-                         np.array([group_of.get(f, -1 - i) for i, f in enumerate(left_list)]))
-    rng = np.random.default_rng(seed)
-    draws_left = remaining_samples(x, y, left, rng, weights=weights, design_effect=deff)
+    deff = _design_effect_of(group_of, dec, y, left_list)
+    draws_left = remaining_samples(x, y, left, np.random.default_rng(seed), design_effect=deff)
     recall = found / (found + draws_left)
     p.remaining = float(np.median(draws_left))
     p.remaining_high = float(np.quantile(draws_left, confidence))
@@ -389,7 +382,7 @@ def review_progress(ws: Workspace, target: float | None = None, confidence: floa
                "chance, is given beside it)")
     enough = p.reviewed >= MIN_REVIEWED and found >= MIN_FOUND
     if p.model_low >= target:
-        p.previous_low = _previous_low(ws, ranked, made, standing, labels, scored_set, confidence, seed)
+        p.previous_low = _previous_low(ws, ranked, made, standing, labels, scored_set, group_of, confidence, seed)
     agree = p.previous_low is not None and p.previous_low >= target
     p.reached = p.model_low >= target and agree and enough
     if p.model_low >= target and not enough:
@@ -398,63 +391,63 @@ def review_progress(ws: Workspace, target: float | None = None, confidence: floa
     elif p.model_low >= target and not agree:
         p.note = ("the estimate says the target is reached; review stops once the next learning says so too (the "
                   "estimate made at the learning before did not)")
-    p.next_points = _next_points(found, p.remaining, x, y, left, target, weights)
+    p.next_points = _next_points(found, p.remaining, x, y, left, target)
     return p
 
 
 def _forecast_calibration(made: Forecasts, labels: dict[int, int], before_ranking: int | None = None
-                          ) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray] | None:
-    """(decided frames, their forecasts, labels, weights: all equal) for the calibration, from the
-    forecasts made by rankings before ``before_ranking`` (all: None) of frames with ``labels``;
-    None while fewer than ``MIN_FORECASTS`` or fewer than 2 of either label."""
+                          ) -> tuple[list[int], np.ndarray, np.ndarray] | None:
+    """(decided frames, their forecasts, labels) for the calibration, from the forecasts made
+    by rankings before ``before_ranking`` (all: None) of frames with ``labels``; None while
+    fewer than ``MIN_FORECASTS`` or fewer than 2 of either label."""
     ids = made.frame_ids.tolist()
-    rows = [i for i, f in enumerate(ids) if f in labels and (
-        before_ranking is None or made.ranking_ids is None or made.ranking_ids[i] < before_ranking)]
+    rows = [i for i, f in enumerate(ids) if f in labels and (before_ranking is None or made.ranking_ids[i] < before_ranking)]
     y = np.array([labels[int(ids[i])] for i in rows], dtype=int)
     if len(rows) < MIN_FORECASTS or not 2 <= y.sum() <= len(y) - 2:
         return None
-    return [int(ids[i]) for i in rows], made.scores[rows], y, np.ones(len(rows))
+    return [int(ids[i]) for i in rows], made.scores[rows], y
+
+
+def _design_effect_of(group_of: dict[int, int], decided: list[int], y: np.ndarray, left: list[int]) -> float:
+    """:func:`design_effect` of these frames' events (a frame without one is its own)."""
+    return design_effect(np.array([group_of.get(f, -1 - i) for i, f in enumerate(decided)]), y,
+                         np.array([group_of.get(f, -1 - i) for i, f in enumerate(left)]))
 
 
 def _previous_low(ws: Workspace, ranked: RankScores, made: Forecasts, standing: dict[int, Any],
-                  labels: dict[int, int], scored: set[int], confidence: float, seed: int) -> float | None:
+                  labels: dict[int, int], scored: set[int], group_of: dict[int, int], confidence: float,
+                  seed: int) -> float | None:
     """The model-based lower bound of the recall as it stood at the previous learning, read
     again: the decisions made up to it, the forecasts recorded up to it and every frame not
     decided then with its score under the ranking it made. None where it cannot be read (no
     previous ranking, or too few forecasts then)."""
     prev = ws.rankings.previous()
-    if prev is None or prev["last_decision"] is None or ranked.previous is None:
+    if prev is None or prev["last_decision"] is None:
         return None
     decided = {f for f, d in standing.items() if d.id <= prev["last_decision"]}
     labels_then = {f: t for f, t in labels.items() if f in decided}
     calibration = _forecast_calibration(made, labels_then, before_ranking=int(prev["id"]))
     if calibration is None:
         return None
-    dec, x, y, weights = calibration
+    dec, x, y = calibration
     found = sum(t for f, t in labels_then.items() if f in scored)
     keep = np.array([int(f) not in decided for f in ranked.frame_ids.tolist()]) & ~np.isnan(ranked.previous)
     if found == 0 or not keep.any():
         return None
-    left = [int(f) for f in ranked.frame_ids[keep].tolist()]
-    frames = ws.frames.frames_by_id(dec + left)
-    group_of = event_groups(list(frames.values()), ws.settings.review.event_gap_s)
-    deff = design_effect(np.array([group_of.get(f, -1 - i) for i, f in enumerate(dec)]), y,
-                         np.array([group_of.get(f, -1 - i) for i, f in enumerate(left)]))
-    draws = remaining_samples(x, y, ranked.previous[keep], np.random.default_rng(seed), weights=weights,
-                              design_effect=deff)
+    deff = _design_effect_of(group_of, dec, y, [int(f) for f in ranked.frame_ids[keep].tolist()])
+    draws = remaining_samples(x, y, ranked.previous[keep], np.random.default_rng(seed), design_effect=deff)
     return float(np.quantile(found / (found + draws), 1 - confidence))
 
 
 def _next_points(found: int, remaining: float, x: np.ndarray, y: np.ndarray, left: np.ndarray,
-                 target: float, weights: np.ndarray | None = None) -> list[tuple[float, int]]:
+                 target: float) -> list[tuple[float, int]]:
     """Frames to review, in ranking order, before the expected recall reaches the target and
     the next points above it (the calibrated chances of the frames left, summed down the
     ranking)."""
     if len(left) == 0:
         return []
     mu, sd = float(np.mean(x)), float(np.std(x)) or 1.0
-    w = np.ones((1, len(y))) if weights is None else weights[None, :]
-    a, b = _fit_logistic((x - mu) / sd, y.astype(float), w)
+    a, b = _fit_logistic((x - mu) / sd, y.astype(float), np.ones((1, len(y))))
     chance = 1.0 / (1.0 + np.exp(-np.clip(a[0] + b[0] * (np.sort(left)[::-1] - mu) / sd, -30, 30)))
     gained = np.cumsum(chance)
     total = found + max(remaining, float(gained[-1]))

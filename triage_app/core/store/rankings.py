@@ -35,18 +35,17 @@ class RankScores:
     frame_ids: np.ndarray
     scores: np.ndarray
     oof: np.ndarray
-    previous: np.ndarray | None = None  # the score under the ranking before (NaN where none)
+    previous: np.ndarray  # the score under the ranking before (NaN where none)
 
 
 @dataclass
 class Forecasts:
     """Decided frames with the rank score the ranking in force when each was decided gave it
-    (before its label was known), and how many decisions that ranking was learnt from."""
+    (before its label was known), and that ranking's id."""
 
     frame_ids: np.ndarray
     scores: np.ndarray
-    learnt_from: np.ndarray
-    ranking_ids: np.ndarray | None = None  # the ranking that made each forecast
+    ranking_ids: np.ndarray
 
 
 @dataclass
@@ -126,12 +125,11 @@ class RankingStore:
 
     def forecasts_made(self) -> Forecasts:
         """Every recorded forecast, by frame id."""
-        f, r = self.forecasts, self.rankings
+        f = self.forecasts
         with self.db.read() as conn:
-            rows = conn.execute(select(f.c.frame_id, f.c.score, r.c.decisions, f.c.ranking_id)
-                                .join(r, r.c.id == f.c.ranking_id).order_by(f.c.frame_id)).all()
+            rows = conn.execute(select(f.c.frame_id, f.c.score, f.c.ranking_id).order_by(f.c.frame_id)).all()
         return Forecasts(np.array([x[0] for x in rows], np.int64), np.array([x[1] for x in rows], float),
-                         np.array([x[2] for x in rows], np.int64), np.array([x[3] for x in rows], np.int64))
+                         np.array([x[2] for x in rows], np.int64))
 
     # -- the blind audit of what is not yet reviewed ------------------------------------
     def record_draws(self, draws: Sequence[AuditDraw]) -> None:
