@@ -11,7 +11,13 @@ import pytest
 
 from triage_app.core.evaluation.active_sim import simulated_project
 from triage_app.core.learning.loop import learn
-from triage_app.core.review.progress import design_effect, label_correlation, remaining_samples, review_progress
+from triage_app.core.review.progress import (
+    capture_positions,
+    clump_factor,
+    remaining_samples,
+    review_progress,
+    target_runs,
+)
 from triage_app.core.review.session import ReviewSession
 
 
@@ -82,15 +88,21 @@ def test_the_estimate_says_which_scores_it_is_calibrated_on(tmp_path: Path) -> N
         assert "calibrated on its forecasts" in bases[-1]
 
 
-def test_labels_of_near_duplicates_are_correlated_and_widen_the_count() -> None:
+def test_targets_in_runs_of_consecutive_frames_widen_the_count() -> None:
+    # Two sources; frames stored out of order, and with sampled indices (every third frame).
+    frames = {10 + i: {"source_id": 1, "idx": 3 * i} for i in range(10)}
+    frames |= {100 + i: {"source_id": 2, "idx": i} for i in range(5)}
+    positions = capture_positions(dict(reversed(list(frames.items()))))
+    assert positions[10] == (1, 0) and positions[19] == (1, 9) and positions[100] == (2, 0)
+    # Runs: 10-12 (three), 15 (one), 19 and 100 are in different sources (two runs of one), 103-104 (two),
+    # and a frame with no place is a run of its own.
+    runs = target_runs(positions, [12, 11, 10, 15, 19, 100, 103, 104, 999])
+    assert sorted(runs) == [1, 1, 1, 1, 2, 3]
+    assert clump_factor([1] * 40) == 1.0  # single frames: a Poisson count
+    assert clump_factor([5] * 8) == 5.0  # runs of five near duplicates
+    assert clump_factor(runs) == (4 + 4 + 9) / (4 + 2 + 3)
+    assert clump_factor([]) == 1.0
     rng = np.random.default_rng(0)
-    groups = np.repeat(np.arange(200), 5)
-    one_truth = np.repeat(rng.random(200) < 0.2, 5).astype(int)
-    assert label_correlation(groups, one_truth) > 0.95  # every event one truth
-    independent = (rng.random(1000) < 0.2).astype(int)
-    assert label_correlation(groups, independent) < 0.05
-    assert design_effect(groups, one_truth, np.repeat(np.arange(50), 8)) > 7.5  # 1 + (8 - 1) * ~1
-    assert design_effect(groups, independent, np.repeat(np.arange(50), 8)) < 1.4
     # The count of targets left keeps its mean and gains (design effect - 1) times it in variance,
     # on top of the calibration's own uncertainty.
     x = rng.normal(0, 1, 600)
@@ -127,3 +139,26 @@ def test_review_stops_only_where_two_learnings_in_a_row_say_the_target_is_reache
         held = review_progress(ws, target=0.01)
         assert held.model_low == now.model_low and not held.reached
         assert "once the next learning says so too" in held.note
+
+
+@pytest.mark.parametrize(("burst", "low", "high"), [(5, 3.0, 8.0), (1, 1.0, 1.5)])
+def test_the_count_left_is_spread_as_a_count_of_runs_where_targets_fill_frames_in_a_row(
+        tmp_path: Path, burst: int, low: float, high: float) -> None:
+    """A video sampled a few times a second shows a target in several frames in a row, which
+    review keeps or misses together: the count of targets left is spread as a count of such
+    runs (their length measured on the accepted frames in capture order); stills of separate
+    scenes stay a count of single frames."""
+    ws, label = simulated_project(tmp_path / "p", seed=7, frames=400, burst=burst, review={"audit_seed": 7})
+    with ws:
+        session = ReviewSession(ws)
+        for _ in range(5):
+            _review_and_learn(ws, session, label)
+        p = review_progress(ws)
+        accepted = [d.frame_id for d in ws.decisions.history() if d.label.target == 1]
+        frames = ws.frames.frames_by_id(sorted(label))
+    factor = clump_factor(target_runs(capture_positions(frames), accepted))
+    assert low <= factor <= high
+    if factor > 1.05:
+        assert f"runs of consecutive frames ({factor:.1f} times a count of single frames" in p.basis
+    else:
+        assert "runs of consecutive frames" not in p.basis

@@ -11,14 +11,15 @@ Three kinds of evidence, each named where it is shown:
   left; and a forecast is made as the scores of the frames left are, knowing the labels of
   their near duplicates. A logistic map from score to the chance of holding the target, every
   ranking's forecasts pooled, is refitted on bootstrap resamples; summed over the unreviewed
-  frames it gives the positives left, with their spread: the map's uncertainty and the frames' own chance, widened by the design
-  effect of near duplicates (targets come in events: the labels' correlation within an event,
-  measured on the decided frames). Until enough forecasts are recorded, the map is fitted on
-  the decided frames' *out-of-fold* scores instead (each from a ranking that saw neither the
-  frame's label nor its near duplicates'): those come from rankings that never saw an event
-  whole, so they rank less sharply than the scores of the frames left, and a frame decided
-  because an earlier ranking put it on top is likelier to hold the target than an unreviewed
-  frame of the same out-of-fold score; that estimate is cautious and is named as such.
+  frames it gives the positives left, with their spread: the map's uncertainty and the
+  frames' own chance, widened where targets come in runs of consecutive frames (a target in
+  view for a while): a count of runs varies E[K^2] / E[K] times as much as a count of single
+  frames, K the length of the runs found in capture order. Until enough forecasts are
+  recorded, the map is fitted on the decided frames' *out-of-fold* scores instead (each from
+  a ranking that saw neither the frame's label nor its near duplicates'): those come from
+  rankings that never saw an event whole, so they rank less sharply than the scores of the
+  frames left, and a frame decided because an earlier ranking put it on top is likelier to
+  hold the target than an unreviewed frame of the same out-of-fold score; that estimate is cautious and is named as such.
   Review stops only where the bound of two learnings in a row reaches the target (the one
   before read again from the store as it stood): targets come in clusters, and between two of
   them the frames a ranking shows yield little for a while, which a single estimate can take
@@ -38,13 +39,13 @@ Three kinds of evidence, each named where it is shown:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
-from triage_app.core.model.records import event_groups
 from triage_app.core.store import Workspace
 from triage_app.core.store.rankings import AuditDraw, Forecasts, RankScores
 
@@ -213,36 +214,40 @@ def remaining_samples(oof: np.ndarray, y: np.ndarray, left_scores: np.ndarray, r
     return out
 
 
-def label_correlation(groups: np.ndarray, y: np.ndarray) -> float:
-    """The correlation of labels within groups (events), by the one-way analysis of variance
-    estimator of the intra-class correlation, over the groups with two or more labels; 0 with
-    fewer than three such groups, never below 0."""
-    _, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
-    keep = counts[inverse] >= 2
-    if keep.sum() < 6:
-        return 0.0
-    _, g, n = np.unique(groups[keep], return_inverse=True, return_counts=True)
-    yk = y[keep].astype(float)
-    k, total = len(n), len(yk)
-    if k < 3:
-        return 0.0
-    means = np.bincount(g, weights=yk) / n
-    grand = yk.mean()
-    between = float((n * (means - grand) ** 2).sum()) / (k - 1)
-    within = float(((yk - means[g]) ** 2).sum()) / max(total - k, 1)
-    n0 = (total - float((n ** 2).sum()) / total) / (k - 1)
-    den = between + (n0 - 1) * within
-    return float(np.clip((between - within) / den, 0.0, 1.0)) if den > 0 else 0.0
+def capture_positions(frames: dict[int, Any]) -> dict[int, tuple[int, int]]:
+    """Frame id -> (source, place among that source's frames here in capture order): frames
+    next to each other in a flight, as sampled."""
+    by_source: dict[int, list[tuple[int, int]]] = {}
+    for f, row in frames.items():
+        by_source.setdefault(int(row["source_id"]), []).append((int(row["idx"]), int(f)))
+    out: dict[int, tuple[int, int]] = {}
+    for source, rows in by_source.items():
+        for place, (_, f) in enumerate(sorted(rows)):
+            out[f] = (source, place)
+    return out
 
 
-def design_effect(decided_groups: np.ndarray, y: np.ndarray, left_groups: np.ndarray) -> float:
-    """How much more a count of targets among the frames left varies than one of independent
-    frames: 1 + (m - 1) rho, m the frames left per event, rho the labels' correlation within
-    an event (measured on the decided frames)."""
-    if len(left_groups) == 0:
-        return 1.0
-    m = float(len(left_groups)) / len(np.unique(left_groups))
-    return 1.0 + max(m - 1.0, 0.0) * label_correlation(decided_groups, y)
+def target_runs(positions: dict[int, tuple[int, int]], accepted: Iterable[int]) -> list[int]:
+    """The lengths of the runs of accepted frames in capture order (frames of one source next
+    to each other: a target in view for a while); a frame without a place is a run of one."""
+    frames = list(accepted)
+    placed = sorted(positions[f] for f in frames if f in positions)
+    runs = [1 for f in frames if f not in positions]
+    length = 0
+    for i, here in enumerate(placed):
+        length = length + 1 if i and placed[i - 1] == (here[0], here[1] - 1) else 1
+        if i + 1 == len(placed) or placed[i + 1] != (here[0], here[1] + 1):
+            runs.append(length)
+    return runs
+
+
+def clump_factor(runs: Sequence[int]) -> float:
+    """How much more a count of targets that come in runs varies than a count of single
+    frames: a Poisson number of runs, each of a length drawn as the runs found so far are
+    long, gives a count whose variance is E[K^2] / E[K] times its mean (K a run's length).
+    1 for single frames, about 5 for runs of 5 near duplicates."""
+    k = np.asarray(runs, dtype=float)
+    return float((k * k).sum() / k.sum()) if k.sum() > 0 else 1.0
 
 
 def sequence_pvalue(labels: np.ndarray, pool: int, target: float, r_hyp: int | None = None) -> float:
@@ -365,8 +370,8 @@ def review_progress(ws: Workspace, target: float | None = None, confidence: floa
         p.recall_low = p.sequence_low or 0.0
         return p
     frames = ws.frames.frames_by_id(ranked.frame_ids.tolist())  # read once: the previous learning's too
-    group_of = event_groups(list(frames.values()), ws.settings.review.event_gap_s)
-    deff = _design_effect_of(group_of, dec, y, left_list)
+    positions = capture_positions(frames)
+    deff = clump_factor(target_runs(positions, [f for f, t in labels.items() if t == 1]))
     draws_left = remaining_samples(x, y, left, np.random.default_rng(seed), design_effect=deff)
     recall = found / (found + draws_left)
     p.remaining = float(np.median(draws_left))
@@ -376,13 +381,13 @@ def review_progress(ws: Workspace, target: float | None = None, confidence: floa
     p.recall_high = float(np.quantile(recall, confidence)) if confidence > 0.5 else 1.0
     p.recall_low = p.model_low
     p.recall = min(max(p.recall, p.recall_low), p.recall_high)
-    spread = (f"; the count spread for targets that come in events of near duplicates (design effect {deff:.1f})"
-              if deff > 1.05 else "")
+    spread = (f"; the count spread for targets that come in runs of consecutive frames ({deff:.1f} times a count of "
+              "single frames, as long as the runs found)" if deff > 1.05 else "")
     p.basis = (f"{basis}{spread} (the review sequence's own lower bound, which assumes only that the ranking beats "
                "chance, is given beside it)")
     enough = p.reviewed >= MIN_REVIEWED and found >= MIN_FOUND
     if p.model_low >= target:
-        p.previous_low = _previous_low(ws, ranked, made, standing, labels, scored_set, group_of, confidence, seed)
+        p.previous_low = _previous_low(ws, ranked, made, standing, labels, scored_set, positions, confidence, seed)
     agree = p.previous_low is not None and p.previous_low >= target
     p.reached = p.model_low >= target and agree and enough
     if p.model_low >= target and not enough:
@@ -408,14 +413,8 @@ def _forecast_calibration(made: Forecasts, labels: dict[int, int], before_rankin
     return [int(ids[i]) for i in rows], made.scores[rows], y
 
 
-def _design_effect_of(group_of: dict[int, int], decided: list[int], y: np.ndarray, left: list[int]) -> float:
-    """:func:`design_effect` of these frames' events (a frame without one is its own)."""
-    return design_effect(np.array([group_of.get(f, -1 - i) for i, f in enumerate(decided)]), y,
-                         np.array([group_of.get(f, -1 - i) for i, f in enumerate(left)]))
-
-
 def _previous_low(ws: Workspace, ranked: RankScores, made: Forecasts, standing: dict[int, Any],
-                  labels: dict[int, int], scored: set[int], group_of: dict[int, int], confidence: float,
+                  labels: dict[int, int], scored: set[int], positions: dict[int, tuple[int, int]], confidence: float,
                   seed: int) -> float | None:
     """The model-based lower bound of the recall as it stood at the previous learning, read
     again: the decisions made up to it, the forecasts recorded up to it and every frame not
@@ -434,7 +433,7 @@ def _previous_low(ws: Workspace, ranked: RankScores, made: Forecasts, standing: 
     keep = np.array([int(f) not in decided for f in ranked.frame_ids.tolist()]) & ~np.isnan(ranked.previous)
     if found == 0 or not keep.any():
         return None
-    deff = _design_effect_of(group_of, dec, y, [int(f) for f in ranked.frame_ids[keep].tolist()])
+    deff = clump_factor(target_runs(positions, [f for f, t in labels_then.items() if t == 1]))
     draws = remaining_samples(x, y, ranked.previous[keep], np.random.default_rng(seed), design_effect=deff)
     return float(np.quantile(found / (found + draws), 1 - confidence))
 
