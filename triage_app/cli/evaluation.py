@@ -70,8 +70,11 @@ def _print_replay(res: Any, retrain_every: int) -> None:
             print("  never stopped by itself: the estimate did not reach the target")
         if res.stop_floor:
             fl = res.stop_floor
-            line = (f"  a count of the targets left erring only by chance would have let it stop after {fl['shown']} frames "
-                    f"({_pct(fl['shown_fraction'])}, true recall then {_pct(fl['true_recall'])})")
+            spread = fl.get("spread", 1.0)
+            runs = (f" (the targets left in runs of consecutive frames: {spread:.1f} times a count of single frames' "
+                    "spread)" if spread > 1.05 else "")
+            line = (f"  a count of the targets left erring only by chance{runs} would have let it stop after {fl['shown']} "
+                    f"frames ({_pct(fl['shown_fraction'])}, true recall then {_pct(fl['true_recall'])})")
             if res.stop and res.stop["shown"] > fl["shown"]:
                 line += f"; the {res.stop['shown'] - fl['shown']} frames more are the estimate's own caution"
             elif res.stop and res.stop["shown"] < fl["shown"]:

@@ -127,6 +127,14 @@ def test_replay_with_an_oracle_reports_what_the_database_shows(tree_crops: tuple
     floor = res["stop_floor"]
     assert floor is not None and floor["true_recall"] >= 0.9 and 0.9 <= floor["bound"] <= floor["true_recall"]
     assert f"would have let it stop after {floor['shown']} frames" in text
+    # ... where chance keeps or drops the runs the targets left form (crops next to each other
+    # in capture order, here name order, none of them shown yet) whole.
+    in_order = [(truth[Path(p).stem], i) for p, i in db.execute(
+        "SELECT f.path, f.id FROM frames f ORDER BY f.source_id, f.idx")]
+    shown_then = {i for (i,) in db.execute("SELECT frame_id FROM decisions WHERE undone_at IS NULL ORDER BY id LIMIT ?",
+                                           (floor["shown"],))}
+    runs = [len(r) for r in "".join("x" if t and i not in shown_then else " " for t, i in in_order).split()]
+    assert floor["spread"] == pytest.approx(sum(k * k for k in runs) / sum(runs) if runs else 1.0)
 
     # A replay never reuses a project that holds decisions.
     assert main(["evaluate", str(images), "--truth", str(labels), "--project", str(project)]) == 2
@@ -152,6 +160,14 @@ def test_the_floor_of_the_stop_is_the_poisson_bound_about_the_truth() -> None:
     assert at["shown_fraction"] == pytest.approx(600 / 1854)
     # 6 left: the bound (10) leaves 180 / 190 = 94.7 %: not yet.
     assert floor_stop(180, 6, 600, 1854, 0.95, 0.95, 600) is None
+    # The same 4 left as one run of four near duplicates are one event that chance keeps or
+    # drops whole: a count of runs (variance 4 times the mean) reaches further, 95.7 % is no
+    # longer shown; with none left the runs change nothing.
+    from scipy import stats
+
+    wide = float(stats.nbinom.ppf(0.95, 4 / 3, 1 / 4))
+    assert wide > 8 and floor_stop(180, 4, 600, 1854, 0.95, 0.95, 600, spread=4.0) is None
+    assert floor_stop(180, 0, 600, 1854, 0.95, 0.95, 600, spread=4.0)["bound"] == 1.0
     # Nothing left is known at once, but never before review's own minimum of frames.
     assert floor_stop(10, 0, 60, 1000, 0.95, 0.95, 60)["bound"] == 1.0
     assert floor_stop(10, 0, 20, 1000, 0.95, 0.95, 20) is None
@@ -160,3 +176,14 @@ def test_the_floor_of_the_stop_is_the_poisson_bound_about_the_truth() -> None:
     positives = set(range(0, 200, 2)) | {500}
     at = first_floor(list(range(200)), positives, 1000, 0.95, 0.95)
     assert at is not None and at["shown"] == 197 and at["true_recall"] == pytest.approx(99 / 101)
+    # The last two targets next to each other in the flight (frames 500 and 501: one run that
+    # chance keeps or drops whole) do not let it stop where two frames apart (500 and 600) do:
+    # only once one of the two is shown.
+    positions = {f: (1, f) for f in range(1000)}
+    evens = set(range(0, 200, 2))
+    order = list(range(200)) + [500, 501, 600]
+    apart = first_floor(order, evens | {500, 600}, 1000, 0.95, 0.95, positions)
+    assert apart is not None and apart["shown"] == 199 and apart["spread"] == 1.0
+    together = first_floor(order, evens | {500, 501}, 1000, 0.95, 0.95, positions)
+    assert together is not None and together["shown"] == 201 and together["true_recall"] == pytest.approx(101 / 102)
+    assert first_floor(order, evens | {500, 501}, 1000, 0.95, 0.95)["shown"] == 199  # counted as frames

@@ -37,7 +37,14 @@ from triage_app.core.model.records import Frame, Source
 from triage_app.core.model.settings import Settings
 from triage_app.core.outputs.reports import report
 from triage_app.core.review.audit import propose_policy, refresh_audit
-from triage_app.core.review.progress import MIN_FOUND, MIN_REVIEWED, Progress
+from triage_app.core.review.progress import (
+    MIN_FOUND,
+    MIN_REVIEWED,
+    Progress,
+    capture_positions,
+    clump_factor,
+    target_runs,
+)
 from triage_app.core.review.session import ReviewSession
 from triage_app.core.scoring.pipeline import score_project
 from triage_app.core.store import Workspace
@@ -79,7 +86,7 @@ class ReplayResult:
     # shown, true recall then, and its estimate and interval then.
     stop: dict[str, Any] | None = None
     # Where a count of the targets left that erred only by chance (Poisson about the true
-    # number left) would first have let review stop, after any decision: how much of the
+    # number left; a count of runs where the truth's targets come in runs) would first have let review stop, after any decision: how much of the
     # stop's lateness the ranking's order leaves, the rest being the estimate's.
     stop_floor: dict[str, Any] | None = None
     project: str = ""
@@ -304,19 +311,28 @@ def _replay_active(ws: Workspace, truth: Truth, target_recall: float, retrain_ev
             break  # every positive shown after the stop: the curve is complete
     point()
     _sum_up_active(res, session, shown, set(known), positives, settings.review.audit_seed)
-    res.stop_floor = first_floor(shown, positives, res.frames, target_recall, settings.review.recall_confidence)
+    positions = capture_positions(ws.frames.frames_by_id(sorted(known)))
+    res.stop_floor = first_floor(shown, positives, res.frames, target_recall, settings.review.recall_confidence,
+                                 positions)
     _tile_hits(ws, truth, set(shown) & positives, res)
     return res
 
 
-def first_floor(shown: list[int], positives: set[int], frames: int, target: float,
-                confidence: float) -> dict[str, Any] | None:
+def first_floor(shown: list[int], positives: set[int], frames: int, target: float, confidence: float,
+                positions: dict[int, tuple[int, int]] | None = None) -> dict[str, Any] | None:
     """The first decision, along the frames in the order shown, after which :func:`floor_stop`
-    lets review stop (None if none does)."""
+    lets review stop (None if none does). With the frames' ``positions`` in capture order, the
+    targets left count as the runs they form (frames next to each other not shown yet)."""
     found = 0
+    left = set(positives)
     for n, fid in enumerate(shown, start=1):
-        found += fid in positives
-        at = floor_stop(found, len(positives) - found, n, frames, target, confidence, n)
+        if fid in left:
+            found += 1
+            left.discard(fid)
+        if floor_stop(found, len(left), n, frames, target, confidence, n) is None:
+            continue  # a count of runs spreads at least as far as a count of frames
+        spread = clump_factor(target_runs(positions, left)) if positions else 1.0
+        at = floor_stop(found, len(left), n, frames, target, confidence, n, spread)
         if at is not None:
             return at
     return None
@@ -356,21 +372,29 @@ def _sum_up_active(res: ReplayResult, session: ReviewSession, shown: list[int], 
 
 
 def floor_stop(found: int, left: int, shown: int, frames: int, target: float, confidence: float,
-               decisions: int) -> dict[str, Any] | None:
+               decisions: int, spread: float = 1.0) -> dict[str, Any] | None:
     """The stop a count of the targets left would allow if it erred only by chance: the
     targets left drawn as Poisson about the true number ``left`` (the spread any estimate from
-    chances keeps), its ``confidence`` quantile as the bound. None while that bound does not
-    show the target (nor before review's own minimum of frames and targets)."""
+    chances keeps), or, where targets come in runs of consecutive frames, as a count of runs
+    (``spread``: E[K^2] / E[K] of the runs the targets left form, K a run's length; a
+    negative binomial of that variance over its mean), its ``confidence`` quantile as the
+    bound. None while that bound does not show the target (nor before review's own minimum of
+    frames and targets)."""
     from scipy import stats
 
     if shown < MIN_REVIEWED or found < MIN_FOUND:
         return None
-    high = float(stats.poisson.ppf(confidence, left)) if left > 0 else 0.0
+    if left <= 0:
+        high = 0.0
+    elif spread > 1.0 + 1e-9:
+        high = float(stats.nbinom.ppf(confidence, left / (spread - 1.0), 1.0 / spread))
+    else:
+        high = float(stats.poisson.ppf(confidence, left))
     if found / (found + high) < target:
         return None
     total = found + left
     return dict(decisions=decisions, shown=shown, shown_fraction=shown / max(frames, 1), true_recall=found / total,
-                bound=found / (found + high))
+                bound=found / (found + high), spread=spread)
 
 
 def _note_stop(res: ReplayResult, session: ReviewSession, shown: list[int], positives: set[int]) -> None:
