@@ -86,8 +86,9 @@ class ReplayResult:
     # shown, true recall then, and its estimate and interval then.
     stop: dict[str, Any] | None = None
     # Where a count of the targets left that erred only by chance (Poisson about the true
-    # number left; a count of runs where the truth's targets come in runs) would first have let review stop, after any decision: how much of the
-    # stop's lateness the ranking's order leaves, the rest being the estimate's.
+    # number left; a count of the runs they form where they come in runs) would first have let
+    # review stop, after any decision: how much of the stop's lateness the ranking's order
+    # leaves, the rest being the estimate's.
     stop_floor: dict[str, Any] | None = None
     project: str = ""
     scoring: dict[str, Any] = field(default_factory=dict)

@@ -19,7 +19,8 @@ Three kinds of evidence, each named where it is shown:
   a ranking that saw neither the frame's label nor its near duplicates'): those come from
   rankings that never saw an event whole, so they rank less sharply than the scores of the
   frames left, and a frame decided because an earlier ranking put it on top is likelier to
-  hold the target than an unreviewed frame of the same out-of-fold score; that estimate is cautious and is named as such.
+  hold the target than an unreviewed frame of the same out-of-fold score; that estimate is
+  cautious and is named as such.
   Review stops only where the bound of two learnings in a row reaches the target (the one
   before read again from the store as it stood): targets come in clusters, and between two of
   them the frames a ranking shows yield little for a while, which a single estimate can take
