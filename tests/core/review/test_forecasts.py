@@ -114,11 +114,11 @@ def test_targets_in_runs_of_consecutive_frames_widen_the_count() -> None:
     assert 0.75 < (wide.var() - plain.var()) / (4.0 * plain.mean()) < 1.25
 
 
-def test_review_stops_only_where_two_learnings_in_a_row_say_the_target_is_reached(tmp_path: Path,
+def test_review_stops_only_where_two_learnings_25_decisions_apart_say_the_target_is_reached(tmp_path: Path,
                                                                                     monkeypatch) -> None:
-    """The stop needs the estimate of this learning and that of the learning before (read again
-    from the store: the decisions, forecasts and scores as they stood) to reach the target: a
-    single ranking's lull between two clusters of targets cannot stop review."""
+    """The stop needs the estimate of this learning and that of the learning 25 decisions before
+    (read again from the store: the decisions, forecasts and scores as they stood) to reach the
+    target: a single ranking's lull between two clusters of targets cannot stop review."""
     import triage_app.core.review.progress as progress
 
     ws, label = simulated_project(tmp_path / "p", seed=8, frames=500, review={"target_recall": 0.99, "audit_seed": 8})
@@ -138,7 +138,7 @@ def test_review_stops_only_where_two_learnings_in_a_row_say_the_target_is_reache
         monkeypatch.setattr(progress, "_previous_low", lambda *a, **k: 0.005)
         held = review_progress(ws, target=0.01)
         assert held.model_low == now.model_low and not held.reached
-        assert "once the next learning says so too" in held.note
+        assert "at a learning at least 25 decisions earlier said so too" in held.note
 
 
 @pytest.mark.parametrize(("burst", "low", "high"), [(5, 3.0, 8.0), (1, 1.0, 1.5)])
@@ -162,3 +162,34 @@ def test_the_count_left_is_spread_as_a_count_of_runs_where_targets_fill_frames_i
         assert f"runs of consecutive frames ({factor:.1f} times a count of single frames" in p.basis
     else:
         assert "runs of consecutive frames" not in p.basis
+
+
+def test_learnings_closer_than_the_guard_are_not_a_second_look(tmp_path: Path) -> None:
+    """Learnings asked for every few decisions (Learn pressed again, or a short
+    ``review.retrain_every``): the estimate this learning must agree with is still the one made
+    at least ``review.stop_guard`` decisions before, read again as it stood, whatever learnings
+    came in between; the scores of the rankings no reference needs any more are dropped."""
+    from sqlalchemy import func, select
+
+    ws, label = simulated_project(tmp_path / "p", seed=8, frames=500, review={"audit_seed": 8, "stop_guard": 25})
+    with ws:
+        session = ReviewSession(ws)
+        _review_and_learn(ws, session, label, 40)
+        states = []
+        for _ in range(9):
+            _review_and_learn(ws, session, label, 10)
+            p = review_progress(ws, target=0.01)  # every bound reaches 1 %: the reference's is read
+            states.append((ws.rankings.latest()["decisions"], p.model_low, p.previous_low))
+            past = ws.db.table("past_scores")
+            with ws.db.read() as conn:
+                kept = conn.execute(select(func.min(past.c.ranking_id))).scalar()
+            reference = ws.rankings.previous()
+            assert kept == (reference["id"] if reference else 1)  # nothing older than the reference is kept
+        checked = 0
+        for made, _, again in states:
+            if again is None:
+                continue
+            ref = max((m, low) for m, low, _ in states if m <= made - 25)
+            assert made - ref[0] < 35 and again == pytest.approx(ref[1], abs=1e-12)
+            checked += 1
+        assert checked >= 5

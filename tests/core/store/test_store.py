@@ -160,3 +160,22 @@ def test_frames_of_an_older_project_gain_a_focal_length_left_empty(tmp_path: Pat
         assert old["lat"] == 45.0 and old["focal_35mm"] is None
         p.frames.add_frames([{"source_id": 1, "idx": 1, "timestamp_s": 1.0, "focal_35mm": 24.0}])
         assert [r["focal_35mm"] for r in p.frames.frame_rows()] == [None, 24.0]
+
+
+def test_a_project_learnt_before_the_guard_keeps_the_ranking_before_as_its_reference(tmp_path: Path) -> None:
+    """Schema 13 kept each frame's score under the ranking before the latest; migrated, that
+    ranking is the latest's reference, and the next learning keeps the scores it replaces."""
+    ranking = ("INSERT INTO rankings (created_at, decisions, positives, negatives, metrics, last_decision) VALUES "
+               "('2026-01-01T00:00:00', {0}, 2, {1}, '{{}}', NULL)")
+    _older_project(tmp_path, 13, "INSERT INTO sources (kind, uri, name, added_at, sampling) VALUES "
+                                 "('video', '/f.mp4', 'f.mp4', '2026-01-01T00:00:00', '{}')",
+                   "INSERT INTO frames (source_id, idx, timestamp_s) VALUES (1, 0, 0.0), (1, 1, 1.0)",
+                   ranking.format(25, 23), ranking.format(50, 48),
+                   "INSERT INTO rank_scores (frame_id, ranking_id, score, oof, previous) VALUES (1, 2, 0.5, NULL, 0.1), "
+                   "(2, 2, -1.0, NULL, -2.0)")
+    with Workspace(tmp_path) as p:
+        assert p.rankings.previous() == {"id": 1, "decisions": 25, "last_decision": None}
+        assert p.rankings.rank_scores().previous.tolist() == [0.1, -2.0]
+        p.rankings.save([1, 2], [0.7, -3.0], {}, 75, 3, 72, {}, None, guard=25)
+        assert p.rankings.previous()["id"] == 2  # learnt from 25 decisions fewer
+        assert p.rankings.rank_scores().previous.tolist() == [0.5, -1.0]

@@ -242,7 +242,7 @@ def train_ranking(ws: Workspace) -> RankingResult | None:
     before = ws.rankings.latest()
     was_weak = bool(before and (before.get("metrics") or {}).get("weak"))
     rid = ws.rankings.save(frame_ids.tolist(), scores.tolist(), oof_by_frame, len(labels), pos, neg, metrics,
-                           last_decision)
+                           last_decision, guard=ws.settings.review.stop_guard)
     result = RankingResult(rid, pos, neg, len(frame_ids), cv_auc, cv_auc_ctx, uses_context, features,
                            time.perf_counter() - t0)
     if result.weak and not was_weak:  # under Problems (once, until a ranking does better)

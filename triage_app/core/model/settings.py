@@ -120,6 +120,11 @@ class ReviewSettings(_Section):
         "policy's thresholds")
     retrain_every: int = Field(25, ge=0, description="retrain the ranking (and the head) after every N decisions, in the "
                                "background (0: only when asked)")
+    stop_guard: int = Field(25, ge=0, description="review stops only where the recall estimate reaches the target both at "
+                            "this learning and at the latest learning at least this many decisions earlier: targets come in "
+                            "clusters, and between two of them the frames shown yield little for a while, which a single "
+                            "estimate can take for the end (a Learn asked for soon after another does not count as a "
+                            "second look)")
     random_share: float = Field(0.1, ge=0, le=1, description="until decisions give the ranking both kinds of label, this "
                                 "share of the frames offered is drawn at random (the first labels are not all of one kind)")
     audit_share: float = Field(0.05, ge=0, le=1, description="share of the frames offered that are a blind random audit "

@@ -21,10 +21,12 @@ Three kinds of evidence, each named where it is shown:
   frames left, and a frame decided because an earlier ranking put it on top is likelier to
   hold the target than an unreviewed frame of the same out-of-fold score; that estimate is
   cautious and is named as such.
-  Review stops only where the bound of two learnings in a row reaches the target (the one
-  before read again from the store as it stood): targets come in clusters, and between two of
-  them the frames a ranking shows yield little for a while, which a single estimate can take
-  for the end.
+  Review stops only where the bound reaches the target at this learning and at its reference,
+  the latest learning made at least ``review.stop_guard`` decisions earlier (read again from
+  the store as it stood; on a large project the learning before): targets come in clusters,
+  and between two of them the frames a ranking shows yield little for a while, which a single
+  estimate can take for the end. The guard spans decisions, not learnings: a Learn asked for
+  a few decisions after another would otherwise agree with it by construction.
 - **From the review sequence alone** (shown beside the model-based interval; the lower end
   before a model can be fitted). The hypergeometric stopping test of Callaghan &
   Müller-Hansen (2020): the frames shown most recently are taken as at least as rich in
@@ -73,7 +75,7 @@ class Progress:
     recall_low: float = 0.0  # at the assurance: the model's lower bound (the sequence's before a model can be fitted)
     recall_high: float = 1.0
     model_low: float | None = None
-    previous_low: float | None = None  # the model-based lower bound at the previous learning, read again
+    previous_low: float | None = None  # the model-based lower bound at the reference learning, read again
     sequence_low: float | None = None
     remaining: float | None = None  # positives estimated left (model-based median)
     remaining_high: float | None = None  # at the assurance
@@ -395,8 +397,8 @@ def review_progress(ws: Workspace, target: float | None = None, confidence: floa
         p.note = f"the estimate says the target is reached, but review stops only after {MIN_REVIEWED} frames and " \
                  f"{MIN_FOUND} targets found"
     elif p.model_low >= target and not agree:
-        p.note = ("the estimate says the target is reached; review stops once the next learning says so too (the "
-                  "estimate made at the learning before did not)")
+        p.note = ("the estimate says the target is reached; review stops once the estimate made at a learning at "
+                  f"least {ws.settings.review.stop_guard} decisions earlier said so too (the last such one did not)")
     p.next_points = _next_points(found, p.remaining, x, y, left, target)
     return p
 
@@ -417,10 +419,11 @@ def _forecast_calibration(made: Forecasts, labels: dict[int, int], before_rankin
 def _previous_low(ws: Workspace, ranked: RankScores, made: Forecasts, standing: dict[int, Any],
                   labels: dict[int, int], scored: set[int], positions: dict[int, tuple[int, int]], confidence: float,
                   seed: int) -> float | None:
-    """The model-based lower bound of the recall as it stood at the previous learning, read
-    again: the decisions made up to it, the forecasts recorded up to it and every frame not
-    decided then with its score under the ranking it made. None where it cannot be read (no
-    previous ranking, or too few forecasts then)."""
+    """The model-based lower bound of the recall as it stood at the reference learning (the
+    latest at least ``review.stop_guard`` decisions before the latest), read again: the
+    decisions made up to it, the forecasts recorded before it and every frame not decided then
+    with its score under the ranking it made. None where it cannot be read (no reference yet,
+    or too few forecasts then)."""
     prev = ws.rankings.previous()
     if prev is None or prev["last_decision"] is None:
         return None

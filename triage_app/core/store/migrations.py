@@ -308,7 +308,8 @@ _V12 = [
 # one): the stopping estimate calibrates the ranking's scores on them. A ranking keeps the last
 # decision it was learnt from, so that a frame it learnt from never counts as forecast by it;
 # each frame keeps its score under the ranking before the latest, so that the estimate made at
-# the previous learning can be read again (review stops only where two learnings agree).
+# the previous learning can be read again (review stops only where two learnings agree; since
+# version 14, the learning the stop's guard refers to).
 _V13 = [
     "ALTER TABLE rankings ADD COLUMN last_decision INTEGER",
     "ALTER TABLE rank_scores ADD COLUMN previous REAL",
@@ -320,17 +321,38 @@ _V13 = [
 ]
 
 
-def _v13(conn: Connection) -> None:
-    """The forecasts table; on a team store whose roles exist, analysts write it as they write
-    the ranking (their learning records the forecasts)."""
-    _run(_V13)(conn)
-    if conn.dialect.name == "postgresql":
-        analyst = f"{conn.engine.url.database}_analyst"
-        if conn.exec_driver_sql("SELECT 1 FROM pg_roles WHERE rolname = %s", (analyst,)).scalar():
-            quoted = '"' + analyst.replace('"', '""') + '"'
-            conn.exec_driver_sql(f"GRANT SELECT, INSERT, UPDATE, DELETE ON forecasts TO {quoted}")
+
+# The guard of the stop: review stops only where the estimate also reached the target at the
+# latest learning made at least ``review.stop_guard`` decisions before this one (its reference),
+# not merely at the learning before (a Learn asked for soon after another), so the scores of the
+# rankings in between are kept until a later reference no longer needs them. A project
+# migrated keeps the ranking before its latest as that one's reference, as it was.
+_V14 = [
+    "ALTER TABLE rankings ADD COLUMN reference_id INTEGER",
+    """CREATE TABLE past_scores (
+        ranking_id INTEGER NOT NULL REFERENCES rankings(id),
+        frame_id INTEGER NOT NULL REFERENCES frames(id) ON DELETE CASCADE,
+        score REAL NOT NULL,
+        PRIMARY KEY (ranking_id, frame_id)
+    )""",
+    "UPDATE rankings SET reference_id = (SELECT MAX(r.id) FROM rankings r WHERE r.id < rankings.id)",
+]
+
+
+def _grant_analysts(table: str, steps: list[str]) -> Callable[[Connection], None]:
+    """A migration that makes a table analysts write as they write the ranking (on a team
+    store whose roles exist; their learning writes it)."""
+    def fn(conn: Connection) -> None:
+        _run(steps)(conn)
+        if conn.dialect.name == "postgresql":
+            analyst = f"{conn.engine.url.database}_analyst"
+            if conn.exec_driver_sql("SELECT 1 FROM pg_roles WHERE rolname = %s", (analyst,)).scalar():
+                quoted = '"' + analyst.replace('"', '""') + '"'
+                conn.exec_driver_sql(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {quoted}")
+    return fn
 
 
 #: MIGRATIONS[n] upgrades a database from version n to n + 1.
 MIGRATIONS: list[Callable[[Connection], None]] = [
-    *(_run(v) for v in (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11, _V12)), _v13]
+    *(_run(v) for v in (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11, _V12)),
+    _grant_analysts("forecasts", _V13), _grant_analysts("past_scores", _V14)]

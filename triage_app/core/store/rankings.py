@@ -35,7 +35,7 @@ class RankScores:
     frame_ids: np.ndarray
     scores: np.ndarray
     oof: np.ndarray
-    previous: np.ndarray  # the score under the ranking before (NaN where none)
+    previous: np.ndarray  # the score under the latest ranking's reference (NaN where none): see RankingStore.save
 
 
 @dataclass
@@ -66,25 +66,41 @@ class RankingStore:
         self.scores = db.table("rank_scores")
         self.draws = db.table("audit_draws")
         self.forecasts = db.table("forecasts")
+        self.past = db.table("past_scores")
 
     # -- the ranking ----------------------------------------------------------------------
     def save(self, frame_ids: Sequence[int], scores: Sequence[float], oof: dict[int, float], decisions: int,
-             positives: int, negatives: int, metrics: dict[str, Any], last_decision: int | None = None) -> int:
+             positives: int, negatives: int, metrics: dict[str, Any], last_decision: int | None = None,
+             guard: int = 0) -> int:
         """A new ranking version replacing every rank score, in one transaction; it was learnt
-        from the decisions up to id ``last_decision``. The frames decided under the ranking it
-        replaces keep that ranking's score for them as their forecast (a frame decided before
-        any ranking has none)."""
+        from ``decisions`` decisions, up to id ``last_decision``. The frames decided under the
+        ranking it replaces keep that ranking's score for them as their forecast (a frame
+        decided before any ranking has none). Its reference is the latest ranking learnt from
+        at least ``guard`` fewer decisions (0: the ranking before): each frame keeps its score
+        under it, so that the estimate made then can be read again; the scores of the rankings
+        since are kept for the references still to come, older ones dropped."""
         stamp = now_iso()
         mark = "?" if self.db.engine.dialect.paramstyle == "qmark" else "%s"
         sql = (f"INSERT INTO rank_scores (frame_id, ranking_id, score, oof, previous) "
                f"VALUES ({mark}, {mark}, {mark}, {mark}, {mark})")
+        keep = f"INSERT INTO past_scores (ranking_id, frame_id, score) VALUES ({mark}, {mark}, {mark})"
+        r, past = self.rankings, self.past
 
         def fn(conn: Connection) -> int:
             conn.execute(text(FORECAST_SQL))
-            before = dict(conn.execute(select(self.scores.c.frame_id, self.scores.c.score)).all())
-            rid = inserted_id(conn.execute(insert(self.rankings).values(
+            outgoing = conn.execute(select(self.scores.c.frame_id, self.scores.c.score, self.scores.c.ranking_id)).all()
+            if outgoing:
+                conn.execute(past.delete().where(past.c.ranking_id == outgoing[0][2]))
+                conn.exec_driver_sql(keep, [(int(k), int(f), float(v)) for f, v, k in outgoing])
+            reference = conn.execute(select(func.max(r.c.id)).where(r.c.decisions <= decisions - guard)).scalar()
+            rid = inserted_id(conn.execute(insert(r).values(
                 created_at=stamp, decisions=decisions, positives=positives, negatives=negatives,
-                metrics=json.dumps(metrics), last_decision=last_decision)))
+                metrics=json.dumps(metrics), last_decision=last_decision, reference_id=reference)))
+            before: dict[int, float] = {}
+            if reference is not None:
+                before = dict(conn.execute(select(past.c.frame_id, past.c.score).where(past.c.ranking_id == reference))
+                              .all())
+                conn.execute(past.delete().where(past.c.ranking_id < reference))
             conn.execute(self.scores.delete())
             params = [(int(f), rid, float(s), oof.get(int(f)), before.get(int(f)))
                       for f, s in zip(frame_ids, scores, strict=True)]
@@ -116,11 +132,15 @@ class RankingStore:
                           np.array([np.nan if r[4] is None else r[4] for r in rows], float)[order])
 
     def previous(self) -> dict[str, Any] | None:
-        """The ranking before the latest (id, decisions, last_decision), or None."""
+        """The latest ranking's reference (id, decisions, last_decision): the ranking whose
+        scores ``rank_scores().previous`` holds, the latest learnt from at least the stop's
+        guard fewer decisions; None where there is none."""
         t = self.rankings
         with self.db.read() as conn:
-            row = conn.execute(select(t.c.id, t.c.decisions, t.c.last_decision).order_by(t.c.id.desc())
-                               .limit(1).offset(1)).mappings().first()
+            ref = conn.execute(select(t.c.reference_id).order_by(t.c.id.desc()).limit(1)).scalar()
+            if ref is None:
+                return None
+            row = conn.execute(select(t.c.id, t.c.decisions, t.c.last_decision).where(t.c.id == ref)).mappings().first()
         return None if row is None else dict(row)
 
     def forecasts_made(self) -> Forecasts:
