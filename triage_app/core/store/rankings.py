@@ -26,6 +26,9 @@ WHERE r.frame_id IN (SELECT d.frame_id FROM decisions d WHERE d.undone_at IS NUL
   AND NOT EXISTS (SELECT 1 FROM decisions e WHERE e.frame_id = r.frame_id AND e.id <= k.last_decision)
 ON CONFLICT (frame_id) DO NOTHING"""
 
+#: Before a ranking is replaced: its scores are kept, as a later ranking's reference may be it.
+KEEP_SQL = "INSERT INTO past_scores (ranking_id, frame_id, score) SELECT ranking_id, frame_id, score FROM rank_scores"
+
 
 @dataclass
 class RankScores:
@@ -83,15 +86,14 @@ class RankingStore:
         mark = "?" if self.db.engine.dialect.paramstyle == "qmark" else "%s"
         sql = (f"INSERT INTO rank_scores (frame_id, ranking_id, score, oof, previous) "
                f"VALUES ({mark}, {mark}, {mark}, {mark}, {mark})")
-        keep = f"INSERT INTO past_scores (ranking_id, frame_id, score) VALUES ({mark}, {mark}, {mark})"
         r, past = self.rankings, self.past
 
         def fn(conn: Connection) -> int:
             conn.execute(text(FORECAST_SQL))
-            outgoing = conn.execute(select(self.scores.c.frame_id, self.scores.c.score, self.scores.c.ranking_id)).all()
-            if outgoing:
-                conn.execute(past.delete().where(past.c.ranking_id == outgoing[0][2]))
-                conn.exec_driver_sql(keep, [(int(k), int(f), float(v)) for f, v, k in outgoing])
+            outgoing = conn.execute(select(func.max(self.scores.c.ranking_id))).scalar()
+            if outgoing is not None:
+                conn.execute(past.delete().where(past.c.ranking_id == outgoing))
+                conn.execute(text(KEEP_SQL))
             reference = conn.execute(select(func.max(r.c.id)).where(r.c.decisions <= decisions - guard)).scalar()
             rid = inserted_id(conn.execute(insert(r).values(
                 created_at=stamp, decisions=decisions, positives=positives, negatives=negatives,
