@@ -139,6 +139,9 @@ def test_review_stops_only_where_two_learnings_25_decisions_apart_say_the_target
         held = review_progress(ws, target=0.01)
         assert held.model_low == now.model_low and not held.reached
         assert "at a learning at least 25 decisions earlier said so too" in held.note
+        assert "target 1% reached by this estimate; review stops once an estimate made 25+ decisions earlier agrees" \
+            in held.headline()  # not a bare "not reached"
+        assert "reached by this estimate" not in now.headline() and "target 1% reached" in now.headline()
 
 
 @pytest.mark.parametrize(("burst", "low", "high"), [(5, 3.0, 8.0), (1, 1.0, 1.5)])

@@ -83,6 +83,7 @@ class Progress:
     audit_positives: int = 0
     audit_remaining: float | None = None  # design-based estimate of the positives left
     reached: bool = False
+    waiting: str = ""  # the estimate says the target is reached, but review goes on: why, in a few words
     basis: str = ""
     note: str = ""
     next_points: list[tuple[float, int]] = field(default_factory=list)  # (recall, frames more to review)
@@ -137,6 +138,8 @@ class Progress:
             return (f"Recall so far: not estimated yet ({self.reviewed} reviewed, {self.found} found"
                     f"{'; ' + self.note if self.note else ''}) · target {self.target:.0%}")
         state = f"target {self.target:.0%} reached" if self.reached else f"target {self.target:.0%} not reached yet"
+        if not self.reached and self.waiting:
+            state = f"target {self.target:.0%} reached by this estimate; {self.waiting}"
         # The assurance is one-sided: how sure the recall is at least the lower bound (the range
         # up to the same quantile above is said beside it; asked for 50 %, the median alone).
         sure = (f"at least {self.recall_low:.1%} with {self.confidence:.0%} assurance, likely "
@@ -393,12 +396,14 @@ def review_progress(ws: Workspace, target: float | None = None, confidence: floa
         p.previous_low = _previous_low(ws, ranked, made, standing, labels, scored_set, positions, confidence, seed)
     agree = p.previous_low is not None and p.previous_low >= target
     p.reached = p.model_low >= target and agree and enough
+    guard = ws.settings.review.stop_guard
     if p.model_low >= target and not enough:
-        p.note = f"the estimate says the target is reached, but review stops only after {MIN_REVIEWED} frames and " \
-                 f"{MIN_FOUND} targets found"
+        p.waiting = f"review stops only after {MIN_REVIEWED} frames and {MIN_FOUND} targets"
+        p.note = f"the estimate says the target is reached, but {p.waiting}"
     elif p.model_low >= target and not agree:
+        p.waiting = f"review stops once an estimate made {guard}+ decisions earlier agrees"
         p.note = ("the estimate says the target is reached; review stops once the estimate made at a learning at "
-                  f"least {ws.settings.review.stop_guard} decisions earlier said so too (the last such one did not)")
+                  f"least {guard} decisions earlier said so too (the last such one did not)")
     p.next_points = _next_points(found, p.remaining, x, y, left, target)
     return p
 

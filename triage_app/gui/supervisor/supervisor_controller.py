@@ -87,6 +87,8 @@ class SupervisorController(QObject):
                     cost = "what it costs can be estimated once accepted and rejected frames have been decided"
                 elif progress.reached:
                     cost = "reached: review stops here (M in the review keeps going)"
+                elif progress.waiting:
+                    cost = f"reached by the current estimate; {progress.waiting}"
                 elif progress.next_points:
                     cost = f"about {progress.next_points[0][1]:,} more frames to review to reach it (model-based)"
                 else:
