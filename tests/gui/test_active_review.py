@@ -89,6 +89,45 @@ def test_review_says_when_the_target_is_reached_and_m_keeps_going(qtbot, tmp_pat
     window.controller.close()
 
 
+def test_review_says_when_its_estimate_reaches_the_target_but_waits_for_the_guard(qtbot, tmp_path: Path) -> None:
+    """The estimate of this learning reaches the target, that of the learning 25 decisions
+    before did not: the window says the target is reached by this estimate and why review goes
+    on, not a bare "not reached", and offers the next frame."""
+    from triage_app.core.learning.loop import learn
+    from triage_app.core.review.progress import review_progress
+    from triage_app.core.review.session import ReviewSession
+
+    ws, label = simulated_project(tmp_path / "p", seed=8, frames=800, review={"target_recall": 0.9, "audit_seed": 8})
+    with ws:
+        ws.set_target("vehicle")
+        session = ReviewSession(ws)
+        for _ in range(40):
+            for _ in range(25):
+                c = session.current
+                session.decide("accept" if label[c.frame_id] else "reject")
+            learn(ws, head=False)
+            session.refresh()
+            if review_progress(ws).waiting:
+                break
+        assert review_progress(ws).waiting and not review_progress(ws).reached
+        session.close()
+    window = _window(qtbot)
+    assert window.controller.open_project(tmp_path / "p")
+    window.show_review()
+    view = window.review_view
+    assert not window.review.session.target_reached and window.review.session.current is not None
+    assert "target 90% reached by this estimate; review stops once an estimate made 25+ decisions earlier agrees" \
+        in view.progress.text()
+    assert not view.header.text().startswith("Target recall reached")
+    window.tabs.setCurrentWidget(window.supervisor_page)
+    sv = window.supervisor_view
+    sv.user_did_preview.emit(sv.target)
+    qtbot.waitUntil(lambda: "Target 90" in sv.preview.text(), timeout=30000)
+    assert "reached by the current estimate; review stops once an estimate made 25+ decisions earlier agrees" \
+        in sv.preview.text()
+    window.controller.close()
+
+
 def test_learn_is_one_button_and_runs_by_itself_every_few_dozen_decisions(qtbot, tmp_path: Path) -> None:
     ws, label = simulated_project(tmp_path / "p", seed=3, frames=200, review={"retrain_every": 6})
     ws.set_target("vehicle")
