@@ -196,3 +196,27 @@ def test_learnings_closer_than_the_guard_are_not_a_second_look(tmp_path: Path) -
             assert made - ref[0] < 35 and again == pytest.approx(ref[1], abs=1e-12)
             checked += 1
         assert checked >= 5
+
+
+def test_the_share_of_the_estimate_that_lies_in_the_rankings_tail_is_named(tmp_path: Path) -> None:
+    """Of the targets estimated left, those the calibration puts among frames the ranking scores
+    below nearly every decided frame are its extrapolation: the supervisor is told how many
+    frames lie there, how many targets the estimate puts there, and from how few decided frames."""
+    ws, label = simulated_project(tmp_path / "p", seed=5, frames=1000, review={"audit_seed": 5})
+    with ws:
+        session = ReviewSession(ws)
+        for _ in range(6):
+            _review_and_learn(ws, session, label)
+        p = review_progress(ws)
+        made, ranked = ws.rankings.forecasts_made(), ws.rankings.rank_scores()
+        decided = ws.decisions.labels()
+    x = np.array([s for f, s in zip(made.frame_ids.tolist(), made.scores.tolist(), strict=True) if f in decided])
+    cut = np.quantile(x, 0.05)
+    left = np.array([s for f, s in zip(ranked.frame_ids.tolist(), ranked.scores.tolist(), strict=True)
+                     if f not in decided])
+    assert p.tail_frames == int((left < cut).sum()) > 300  # most unreviewed frames lie below the decided ones
+    assert p.tail_decided == int((x < cut).sum()) <= 0.05 * len(x) + 1
+    assert p.remaining is not None and 0 < p.tail_remaining < p.remaining
+    line = next(t for t in p.lines() if "score below all but 5% of the decided frames" in t)
+    assert line.startswith(f"{p.tail_frames:,} of the {p.left:,} frames not reviewed")
+    assert f"extrapolates from the {p.tail_decided} decided frames" in line

@@ -61,6 +61,8 @@ MIN_FOUND = 3
 CMH_WINDOW = 5000
 #: Forecasts with labels needed before the calibration reads them (out-of-fold scores before).
 MIN_FORECASTS = 20
+#: The tail of the ranking: frames scored below all but this share of the decided frames.
+TAIL_SHARE = 0.05
 
 
 @dataclass
@@ -79,6 +81,12 @@ class Progress:
     sequence_low: float | None = None
     remaining: float | None = None  # positives estimated left (model-based median)
     remaining_high: float | None = None  # at the assurance
+    # Of them, those in the ranking's tail (frames scored below all but TAIL_SHARE of the decided
+    # frames, few of them decided): the calibration's extrapolation (the median's share that the
+    # plain fit puts there), the frames left there, the decided frames there.
+    tail_remaining: float | None = None
+    tail_frames: int = 0
+    tail_decided: int = 0
     audit_draws: int = 0
     audit_positives: int = 0
     audit_remaining: float | None = None  # design-based estimate of the positives left
@@ -160,6 +168,12 @@ class Progress:
         if self.remaining is not None:
             high = f", at most {self.remaining_high:.0f} at {self.confidence:.0%}" if self.remaining_high is not None else ""
             out.append(f"Targets left among the unreviewed (model-based): about {self.remaining:.0f}{high}")
+            if self.tail_remaining is not None and self.tail_frames:
+                out.append(f"{self.tail_frames:,} of the {self.left:,} frames not reviewed score below all but "
+                           f"{TAIL_SHARE:.0%} of the decided frames, and about {self.tail_remaining:.0f} of the targets "
+                           f"left are estimated among them: there the estimate extrapolates from the {self.tail_decided} "
+                           "decided frames that score as low (the audit's random draws, mostly), and only more such "
+                           "draws could check it")
         if self.audit_draws:
             audit = (f"about {self.audit_remaining:.0f} left (design-based)" if self.audit_remaining is not None
                      else "not enough decided yet for an estimate")
@@ -405,7 +419,24 @@ def review_progress(ws: Workspace, target: float | None = None, confidence: floa
         p.note = ("the estimate says the target is reached; review stops once the estimate made at a learning at "
                   f"least {guard} decisions earlier said so too (the last such one did not)")
     p.next_points = _next_points(found, p.remaining, x, y, left, target)
+    p.tail_frames, p.tail_decided, tail_share = _tail(x, y, left)
+    p.tail_remaining = p.remaining * tail_share
     return p
+
+
+def _tail(x: np.ndarray, y: np.ndarray, left: np.ndarray) -> tuple[int, int, float]:
+    """(frames left, decided frames, share of the targets estimated left (plain fit)) where the
+    ranking's score lies below all but ``TAIL_SHARE`` of the decided frames' calibration
+    scores: what the calibration says there is its extrapolation, which the decisions hardly
+    test."""
+    if len(left) == 0 or len(x) == 0:
+        return 0, 0, 0.0
+    cut = float(np.quantile(x, TAIL_SHARE))
+    mu, sd = float(np.mean(x)), float(np.std(x)) or 1.0
+    a, b = _fit_logistic((x - mu) / sd, y.astype(float), np.ones((1, len(y))))
+    chance = 1.0 / (1.0 + np.exp(-np.clip(a[0] + b[0] * (left - mu) / sd, -30, 30)))
+    low = left < cut
+    return int(low.sum()), int((x < cut).sum()), float(chance[low].sum() / max(chance.sum(), 1e-12))
 
 
 def _forecast_calibration(made: Forecasts, labels: dict[int, int], before_ranking: int | None = None

@@ -321,7 +321,6 @@ _V13 = [
 ]
 
 
-
 # The guard of the stop: review stops only where the estimate also reached the target at the
 # latest learning made at least ``review.stop_guard`` decisions before this one (its reference),
 # not merely at the learning before (a Learn asked for soon after another), so the scores of the

@@ -24,7 +24,8 @@ from triage_app.core.model.errors import StoreError
 from triage_app.core.store.db import Database
 
 #: Tables an analyst writes while reviewing (besides decisions, which row security guards).
-ANALYST_WRITES = ("leases", "rankings", "rank_scores", "forecasts", "past_scores", "audit_draws", "audit_frames", "messages", "find_notes")
+ANALYST_WRITES = ("leases", "rankings", "rank_scores", "forecasts", "past_scores", "audit_draws", "audit_frames",
+                  "messages", "find_notes")
 ROLES = ("analyst", "supervisor")
 
 

@@ -129,7 +129,8 @@ def clear_review(db: Database) -> None:
     """Remove every review record (decisions, leases, the label check's doubts, rankings, their
     scores and forecasts, the blind audit's draws), keeping the footage and its scores: a benchmark's fresh start."""
     def fn(conn: Connection) -> None:
-        for name in ("label_flags", "leases", "audit_draws", "forecasts", "past_scores", "rank_scores", "rankings", "decisions"):
+        for name in ("label_flags", "leases", "audit_draws", "forecasts", "past_scores", "rank_scores", "rankings",
+                     "decisions"):
             conn.execute(delete(db.table(name)))
 
     db.write(fn)
