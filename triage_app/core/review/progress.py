@@ -23,7 +23,7 @@ Three kinds of evidence, each named where it is shown:
   cautious and is named as such.
   Review stops only where the bound reaches the target at this learning and at its reference,
   the latest learning made at least ``review.stop_guard`` decisions earlier (read again from
-  the store as it stood; on a large project the learning before): targets come in clusters,
+  the store as it stood; at the default cadence, the learning before): targets come in clusters,
   and between two of them the frames a ranking shows yield little for a while, which a single
   estimate can take for the end. The guard spans decisions, not learnings: a Learn asked for
   a few decisions after another would otherwise agree with it by construction.
