@@ -173,7 +173,7 @@ class Progress:
                            f"{TAIL_SHARE:.0%} of the decided frames, and about {self.tail_remaining:.0f} of the targets "
                            f"left are estimated among them: there the estimate extrapolates from the {self.tail_decided} "
                            "decided frames that score as low (the audit's random draws, mostly), and only more such "
-                           "draws could check it")
+                           "draws could check it (review.audit_share sets their share of the frames shown)")
         if self.audit_draws:
             audit = (f"about {self.audit_remaining:.0f} left (design-based)" if self.audit_remaining is not None
                      else "not enough decided yet for an estimate")
