@@ -418,23 +418,29 @@ def review_progress(ws: Workspace, target: float | None = None, confidence: floa
         p.waiting = f"review stops once an estimate made {guard}+ decisions earlier agrees"
         p.note = ("the estimate says the target is reached; review stops once the estimate made at a learning at "
                   f"least {guard} decisions earlier said so too (the last such one did not)")
-    p.next_points = _next_points(found, p.remaining, x, y, left, target)
-    p.tail_frames, p.tail_decided, tail_share = _tail(x, y, left)
+    chance = _plain_chances(x, y, left)
+    p.next_points = _next_points(found, p.remaining, left, chance, target)
+    p.tail_frames, p.tail_decided, tail_share = _tail(x, left, chance)
     p.tail_remaining = p.remaining * tail_share
     return p
 
 
-def _tail(x: np.ndarray, y: np.ndarray, left: np.ndarray) -> tuple[int, int, float]:
+def _plain_chances(x: np.ndarray, y: np.ndarray, left: np.ndarray) -> np.ndarray:
+    """Each frame left's chance of holding the target under the plain fit of the calibration
+    (decided frames' scores ``x``, labels ``y``)."""
+    mu, sd = float(np.mean(x)), float(np.std(x)) or 1.0
+    a, b = _fit_logistic((x - mu) / sd, y.astype(float), np.ones((1, len(y))))
+    return 1.0 / (1.0 + np.exp(-np.clip(a[0] + b[0] * (left - mu) / sd, -30, 30)))
+
+
+def _tail(x: np.ndarray, left: np.ndarray, chance: np.ndarray) -> tuple[int, int, float]:
     """(frames left, decided frames, share of the targets estimated left (plain fit)) where the
     ranking's score lies below all but ``TAIL_SHARE`` of the decided frames' calibration
-    scores: what the calibration says there is its extrapolation, which the decisions hardly
-    test."""
+    scores ``x``: what the calibration says there is its extrapolation, which the decisions
+    hardly test."""
     if len(left) == 0 or len(x) == 0:
         return 0, 0, 0.0
     cut = float(np.quantile(x, TAIL_SHARE))
-    mu, sd = float(np.mean(x)), float(np.std(x)) or 1.0
-    a, b = _fit_logistic((x - mu) / sd, y.astype(float), np.ones((1, len(y))))
-    chance = 1.0 / (1.0 + np.exp(-np.clip(a[0] + b[0] * (left - mu) / sd, -30, 30)))
     low = left < cut
     return int(low.sum()), int((x < cut).sum()), float(chance[low].sum() / max(chance.sum(), 1e-12))
 
@@ -478,17 +484,14 @@ def _previous_low(ws: Workspace, ranked: RankScores, made: Forecasts, standing: 
     return float(np.quantile(found / (found + draws), 1 - confidence))
 
 
-def _next_points(found: int, remaining: float, x: np.ndarray, y: np.ndarray, left: np.ndarray,
+def _next_points(found: int, remaining: float, left: np.ndarray, chance: np.ndarray,
                  target: float) -> list[tuple[float, int]]:
     """Frames to review, in ranking order, before the expected recall reaches the target and
-    the next points above it (the calibrated chances of the frames left, summed down the
+    the next points above it (the calibrated ``chance`` of each frame ``left``, summed down the
     ranking)."""
     if len(left) == 0:
         return []
-    mu, sd = float(np.mean(x)), float(np.std(x)) or 1.0
-    a, b = _fit_logistic((x - mu) / sd, y.astype(float), np.ones((1, len(y))))
-    chance = 1.0 / (1.0 + np.exp(-np.clip(a[0] + b[0] * (np.sort(left)[::-1] - mu) / sd, -30, 30)))
-    gained = np.cumsum(chance)
+    gained = np.cumsum(chance[np.argsort(-left, kind="stable")])
     total = found + max(remaining, float(gained[-1]))
     out = []
     for r in sorted({round(target, 2), *(round(x, 2) for x in np.arange(np.ceil(target * 100) / 100, 1.0001, 0.01))}):
