@@ -54,7 +54,9 @@ def test_an_8bit_member_scores_like_the_float_one(model_cache: Path, ortho: np.n
     tiles = _ortho_tiles(ortho)
     (p32, e32), (p8, e8) = fp32.session.run(tiles), int8.session.run(tiles)
     cos = (e32 * e8).sum(1) / (np.linalg.norm(e32, axis=1) * np.linalg.norm(e8, axis=1))
-    assert cos.mean() > 0.95 and cos.min() > 0.8  # a broken quantization (per-tensor weights) gives 0.79 and 0.43
+    # The stem and first block kept in float: 0.99 and 0.98 here; all of it but the stem in 8 bits
+    # gave 0.97 and 0.85, per-tensor weights 0.79 and 0.43.
+    assert cos.mean() > 0.98 and cos.min() > 0.93
     # What review reads: a target's score (its classes' summed probabilities) ranks the tiles alike.
     names = imagenet_classes()
     vehicles = [names.index(c) for c in ("minivan", "pickup truck", "jeep", "taxicab", "sports car", "convertible")]
