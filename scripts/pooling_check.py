@@ -42,7 +42,8 @@ def extract(root: Path) -> dict[str, np.ndarray]:
     mean = torch.tensor(card.mean).view(1, 3, 1, 1)
     inv = 1 / torch.tensor(card.std).view(1, 3, 1, 1)
     tiling = TilingSettings()
-    rows = list(csv.DictReader(open(root / "truth.csv", newline="")))
+    with open(root / "truth.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
     avg_mean, avg_max, cell_max, y = [], [], [], []
     t0 = time.perf_counter()
     with torch.no_grad():
