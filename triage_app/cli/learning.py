@@ -33,7 +33,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     if r.cv_auc_whole_frame is not None:
         print(f"whole-frame embedding alone (no tile pooling): cross-validated ROC AUC {r.cv_auc_whole_frame:.3f}")
     print("the head reads " + ("the whole-frame embedding (it cross-validated clearly better)" if r.features_used == "whole_frame"
-                               else "the pooled tile embeddings (mean and max over the frame's tiles)"))
+                               else "the pooled tile features (mean over the frame's tiles, max of their strongest cells)"))
     return 0
 
 

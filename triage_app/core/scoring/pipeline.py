@@ -83,6 +83,7 @@ class _Result:
     tiles: list[Tile]
     scores: dict[str, np.ndarray]  # member -> per-tile scores
     embeddings: dict[str, np.ndarray]  # backbone -> (n, dim)
+    peaks: dict[str, np.ndarray] = field(default_factory=dict)  # backbone -> (n, dim): each tile's strongest cell
 
 
 class _Failed:
@@ -340,11 +341,11 @@ class Stages:
         for m in self.ens.members:
             if isinstance(m, HeadMember):
                 arr = np.zeros(len(out.tiles), dtype=np.float32)
-                score, tile = m.run_frame(out.embeddings[m.backbone])
+                score, tile = m.run_frame(out.embeddings[m.backbone], out.peaks.get(m.backbone))
                 arr[tile] = score  # the frame's score sits on the tile that drove it
                 scores[m.name] = arr
         wanted = set(self.ens.names)
-        return _Result(out.key, out.tiles, {n: s for n, s in scores.items() if n in wanted}, out.embeddings)
+        return _Result(out.key, out.tiles, {n: s for n, s in scores.items() if n in wanted}, out.embeddings, out.peaks)
 
 
 def score_project(
@@ -495,7 +496,8 @@ class StoreWriter:
         for name, emb in item.embeddings.items():
             if name in self.writers:
                 self.writers[name][1].append(np.full(len(item.tiles), fid), np.arange(len(item.tiles)), emb)
-                self.writers[pooled_set(name)][1].append(np.array([fid]), np.array([-1]), pool_tiles(emb)[None])
+                pooled = pool_tiles(emb, item.peaks.get(name))
+                self.writers[pooled_set(name)][1].append(np.array([fid]), np.array([-1]), pooled[None])
         for name, tile_scores in item.scores.items():
             best = int(np.argmax(tile_scores))
             t = item.tiles[best]
@@ -518,7 +520,7 @@ class StoreWriter:
 def _dim(member: OnnxMember) -> int:
     size = member.input_size
     out = member.session.run(np.zeros((1, size, size, 3), np.uint8))
-    return int(out[-1].shape[1])
+    return int(out[member.session.output_names.index("embedding")].shape[1])
 
 
 def _commit(store: ScoreStore, rows: list[dict[str, Any]], writers: dict[str, tuple[int, EmbeddingWriter]]) -> None:

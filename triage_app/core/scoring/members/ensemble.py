@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class TileOutput:
     scores: np.ndarray  # (n_tiles,)
-    embedding: np.ndarray | None  # (n_tiles, dim)
+    embedding: np.ndarray | None  # (n_tiles, dim): the feature map averaged over its cells
+    peak: np.ndarray | None = None  # (n_tiles, dim): its strongest cell per channel, where the member has a map
 
 
 class OnnxMember:
@@ -53,19 +54,21 @@ class OnnxMember:
         return self.session.provider
 
     def run(self, tiles: np.ndarray) -> TileOutput:
-        outputs = self.session.run(tiles)
+        named = dict(zip(self.session.output_names, self.session.run(tiles), strict=True))
+        emb, peak = named.get("embedding"), named.get("peak")
+        if emb is None:
+            raise ModelError(self.onnx_path, f"has no output 'embedding' (its outputs: {', '.join(named)})")
         if self.kind == "imagenet":
-            probs, emb = outputs
+            probs = named["probs"]
             if probs.ndim != 2 or (len(self._targets) and probs.shape[1] <= int(self._targets.max())):
                 raise ModelError(self.onnx_path, f"output 'probs' has shape {probs.shape}, expected (N, 1000)")
             # No ImageNet class stands for the target: the member gives its embeddings and a score of 0.
-            return TileOutput(probs[:, self._targets].sum(axis=1), emb)
+            return TileOutput(probs[:, self._targets].sum(axis=1), emb, peak)
         if self.kind == "finetuned":
-            probs, emb = outputs
+            probs = named["probs"]
             if probs.ndim != 2 or probs.shape[1] != 1:
                 raise ModelError(self.onnx_path, f"output 'probs' has shape {probs.shape}, expected (N, 1)")
-            return TileOutput(probs[:, 0], emb)
-        (emb,) = outputs
+            return TileOutput(probs[:, 0], emb, peak)
         logits = self._scale * emb @ self._text.T
         logits -= logits.max(axis=1, keepdims=True)
         p = np.exp(logits)
@@ -73,11 +76,14 @@ class OnnxMember:
         return TileOutput(p[:, : self._n_target].sum(axis=1), emb)
 
 
-def pool_tiles(embeddings: np.ndarray) -> np.ndarray:
-    """A frame's features from its tiles' embeddings: the mean and the max over tiles
-    (small objects light up one tile; the max keeps them)."""
+def pool_tiles(embeddings: np.ndarray, peaks: np.ndarray | None = None) -> np.ndarray:
+    """A frame's features from its tiles: the mean over tiles of their embeddings (the
+    scene), and the max over tiles of their peaks (each tile's strongest cell: a small
+    target lights one cell of one tile, and the max keeps it). A member without feature maps
+    (CLIP) has no peaks: the max over tiles of the embeddings stands in."""
     e = np.asarray(embeddings, dtype=np.float32)
-    return np.concatenate([e.mean(axis=0), e.max(axis=0)])
+    p = e if peaks is None else np.asarray(peaks, dtype=np.float32)
+    return np.concatenate([e.mean(axis=0), p.max(axis=0)])
 
 
 @dataclass
@@ -125,18 +131,19 @@ class HeadMember:
         self.backbone = card.backbone
         self.version_key = f"head-{model.id}"
 
-    def run_frame(self, tile_embeddings: np.ndarray) -> tuple[float, int]:
+    def run_frame(self, tile_embeddings: np.ndarray, tile_peaks: np.ndarray | None = None) -> tuple[float, int]:
         """(score, tile that contributes most through the max-pooled half) of one frame; a
         head on whole-frame features reads tile 0 (the whole frame) and points at it."""
         if self.model.features == "whole_frame":
             return float(self.model.score(np.asarray(tile_embeddings[:1]))[0]), 0
-        feats = pool_tiles(tile_embeddings)
+        feats = pool_tiles(tile_embeddings, tile_peaks)
         score = float(self.model.score(feats[None])[0])
         dim = tile_embeddings.shape[1]
         w = self.model.coef[dim:]
         if self.model.scale is not None:
             w = w / self.model.scale[dim:]
-        tile = int(np.argmax(np.asarray(tile_embeddings, np.float32) @ w))
+        maxed = tile_embeddings if tile_peaks is None else tile_peaks
+        tile = int(np.argmax(np.asarray(maxed, np.float32) @ w))
         return score, tile
 
 

@@ -2,6 +2,10 @@
 here and nowhere else). The exported graph takes the tiles exactly as the pipeline cuts
 them, uint8 BGR NHWC, and does the channel swap and normalisation itself.
 
+A convolutional member gives, per tile, its feature map averaged over the map's cells
+(``embedding``) and the map's strongest value per channel (``peak``): a target a few pixels
+across lights one cell of a 7 x 7 map, and the average dilutes it 49 times.
+
 Exports are cached by content hash (card, weights, exporter) in the user's cache folder
 and checked against PyTorch on random input before they are used.
 """
@@ -16,16 +20,19 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from triage_app.core.model.cards import ModelCard
 from triage_app.core.model.errors import ModelError
 
+if TYPE_CHECKING:
+    import torch
+
 log = logging.getLogger(__name__)
 
-EXPORTER_VERSION = "1"
+EXPORTER_VERSION = "2"  # 2: convolutional members also give each tile's peak
 UNAVAILABLE_RECHECK_S = 3600.0
 OPSET = 17
 
@@ -103,7 +110,9 @@ def _load_state_dict(path: Path) -> dict[str, Any]:
 
 
 def _imagenet_backbone(card: ModelCard):
-    """(features_fn, classifier) of the ImageNet net, in eval mode."""
+    """(net, feature_maps_fn, classifier) of the ImageNet net, in eval mode: the maps are the
+    last convolutional layer's, (N, channels, cells, cells); the classifier reads their mean
+    over the cells."""
     import torch
 
     if card.architecture == "efficientnet-lite0":
@@ -112,11 +121,7 @@ def _imagenet_backbone(card: ModelCard):
         net = EfficientNet.from_name("efficientnet-lite0")
         net.load_state_dict(_load_state_dict(_weights_path(card)))  # type: ignore[arg-type]
         net.eval()
-
-        def lite_features(x: "torch.Tensor") -> "torch.Tensor":
-            return net.extract_features(x).mean(dim=(2, 3))
-
-        return net, lite_features, net._fc
+        return net, net.extract_features, net._fc
     import torchvision
 
     net = torchvision.models.resnet50()
@@ -133,12 +138,12 @@ def _imagenet_backbone(card: ModelCard):
                 "name a local state dict in the card's 'weights'"
             ) from exc
     net.eval()
-    body = torch.nn.Sequential(*list(net.children())[:-1])
+    return net, torch.nn.Sequential(*list(net.children())[:-2]), net.fc
 
-    def features(x: "torch.Tensor") -> "torch.Tensor":
-        return body(x).flatten(1)
 
-    return net, features, net.fc
+def _pooled(maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean over the map's cells, max over them) per channel."""
+    return maps.mean(dim=(2, 3)), maps.amax(dim=(2, 3))
 
 
 def finetuned_net(card_or_base: ModelCard):
@@ -160,7 +165,7 @@ def finetuned_net(card_or_base: ModelCard):
         except RuntimeError as exc:
             raise ModelError(path, f"not a fine-tuned EfficientNet-Lite0 state dict: {str(exc)[:300]}") from exc
     else:
-        net, _features, fc = _imagenet_backbone(card_or_base)
+        net, _maps, fc = _imagenet_backbone(card_or_base)
         net._fc = torch.nn.Linear(fc.in_features, 1)
     net.eval()
     return net
@@ -253,7 +258,7 @@ def _build(card: ModelCard, precision: str):
     import torch
 
     if card.kind == "imagenet":
-        _net, features, fc = _imagenet_backbone(card)
+        _net, maps, fc = _imagenet_backbone(card)
 
         class Body(torch.nn.Module):
             def __init__(self) -> None:
@@ -261,12 +266,12 @@ def _build(card: ModelCard, precision: str):
                 self.net = _net
 
             def forward(self, x: torch.Tensor):
-                emb = features(x)
-                return torch.softmax(fc(emb), dim=1), emb
+                emb, peak = _pooled(maps(x))
+                return torch.softmax(fc(emb), dim=1), emb, peak
 
         module = _wrap(card, Body(), precision)
         meta: dict[str, Any] = {"embedding_dim": int(fc.in_features)}  # the target's classes are chosen at run time
-        return module, ["probs", "embedding"], meta
+        return module, ["probs", "embedding", "peak"], meta
     if card.kind == "finetuned":
         tuned = finetuned_net(card)
 
@@ -276,11 +281,11 @@ def _build(card: ModelCard, precision: str):
                 self.net = tuned
 
             def forward(self, x: torch.Tensor):
-                emb = self.net.extract_features(x).mean(dim=(2, 3))
-                return torch.sigmoid(self.net._fc(emb)), emb
+                emb, peak = _pooled(self.net.extract_features(x))
+                return torch.sigmoid(self.net._fc(emb)), emb, peak
 
         module = _wrap(card, Tuned(), precision)
-        return module, ["probs", "embedding"], {"embedding_dim": int(tuned._fc.in_features)}
+        return module, ["probs", "embedding", "peak"], {"embedding_dim": int(tuned._fc.in_features)}
     if card.kind == "clip":
         model, tokenizer = _clip_model(card)
         with torch.no_grad():
