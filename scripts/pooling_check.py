@@ -51,7 +51,7 @@ def extract(root: Path) -> dict[str, np.ndarray]:
             image = cv2.imread(str(root / r["path"]))
             _, pixels = frame_tiles(image, [card.input_size], tiling.overlap, 1.0, tiling.whole_frame)
             x = torch.from_numpy(pixels[card.input_size]).permute(0, 3, 1, 2)[:, [2, 1, 0]].float()
-            maps = feature_maps((x - mean) * inv)  # (tiles, channels, cells, cells)
+            maps, _finer = feature_maps((x - mean) * inv)  # (tiles, channels, cells, cells)
             avg = maps.mean(dim=(2, 3))
             avg_mean.append(avg.mean(0).numpy())
             avg_max.append(avg.amax(0).numpy())

@@ -65,11 +65,20 @@ def test_efficientnet_export_matches_pytorch(model_cache: Path, ortho: np.ndarra
     with torch.no_grad():
         ref = torch.softmax(net(x), 1).numpy()
         maps = net.extract_features(x).numpy()  # (4, 1280, 7, 7)
+        h = net._swish(net._bn0(net._conv_stem(x)))
+        finer = {}
+        for block in net._blocks:
+            h = block(h)
+            finer[h.shape[-1]] = h.numpy()  # the last block's output at each size
     assert np.abs(probs - ref).max() < 1e-4
-    # Each tile's feature map averaged over its cells, and its strongest cell per channel.
-    assert emb.shape == peak.shape == (4, 1280)
+    # Each tile's last feature map averaged over its cells; its peak: the strongest cell per
+    # channel of that map and of the finer maps at 1/8 and 1/16 of the tile's side.
+    assert emb.shape == (4, 1280) and peak.shape == (4, 1280 + 40 + 112)
     assert np.abs(emb - maps.mean(axis=(2, 3))).max() < 1e-3
-    assert np.abs(peak - maps.max(axis=(2, 3))).max() < 1e-3
+    assert np.abs(peak[:, :1280] - maps.max(axis=(2, 3))).max() < 1e-3
+    assert np.abs(peak[:, 1280:1320] - finer[28].max(axis=(2, 3))).max() < 1e-3
+    assert np.abs(peak[:, 1320:] - finer[14].max(axis=(2, 3))).max() < 1e-3
+    assert exported.meta["peak_dim"] == 1432
     assert session.provider == "CPUExecutionProvider"
 
 
@@ -150,7 +159,7 @@ def test_bound_buffers_give_the_plain_outputs_and_hand_back_copies(model_cache: 
     ref_a = plain.session.run(None, {"images": a})
     ref_b = plain.session.run(None, {"images": b})
     for got, ref in ((first, ref_a), (second, ref_b)):
-        assert [g.shape for g in got] == [(4, 1000), (4, 1280), (4, 1280)]
+        assert [g.shape for g in got] == [(4, 1000), (4, 1280), (4, 1432)]
         assert all(np.allclose(g, r, atol=1e-5) for g, r in zip(got, ref, strict=True))
     assert not np.allclose(first[1], second[1])  # the first call's outputs were not overwritten
     with pytest.raises(ValueError, match="exactly 4"):
@@ -218,7 +227,7 @@ def test_emulated_device_waits_without_holding_the_host_and_keeps_the_output_sha
     took = time.perf_counter() - t0
     running.set()
     other.join()
-    assert [o.shape for o in outs] == [(11, 1000), (11, 1280), (11, 1280)]
+    assert [o.shape for o in outs] == [(11, 1000), (11, 1280), (11, 1432)]
     assert device.calls == 2 and took >= 2 * device.device_seconds()
     assert counted[0] > 10_000  # the other thread ran while the device "worked"
     with pytest.raises(ValueError, match="positive"):

@@ -52,16 +52,18 @@ def test_scores_every_frame_with_tile_and_embeddings(project: Workspace, tile_wo
     assert sorted(set(arrays.frame_ids.tolist())) == sorted(ids.tolist())
     pooled = sets["imagenet:pooled"]
     p_arr = load_embeddings(project.root, pooled["file"], pooled["dim"], pooled["rows_committed"])
-    assert p_arr.vectors.shape == (20, 2560) and (p_arr.tiles == -1).all()
-    # A frame's features: the mean over its tiles of their cell-averaged maps, and the max over
-    # its tiles of their strongest cells (which no tile's average reaches).
+    # A frame's features: the mean over its tiles of their cell-averaged maps (1280), and the max
+    # over its tiles of their peaks (the strongest cells of the last map, 1280, which no tile's
+    # average reaches, and of two finer ones, 40 + 112).
+    assert p_arr.vectors.shape == (20, 1280 + 1432) and (p_arr.tiles == -1).all()
     by_frame = {int(f): k for k, f in enumerate(p_arr.frame_ids)}
     tiles_of = arrays.frame_ids == int(ids[0])
     pooled_row = p_arr.vectors[by_frame[int(ids[0])]].astype(np.float32)
     mean_of_tiles = arrays.vectors[tiles_of].astype(np.float32).mean(axis=0)
     max_of_averages = arrays.vectors[tiles_of].astype(np.float32).max(axis=0)
     assert np.abs(pooled_row[:1280] - mean_of_tiles).max() < 0.02 * max(1.0, float(np.abs(mean_of_tiles).max()))
-    assert (pooled_row[1280:] >= max_of_averages - 1e-2).all() and (pooled_row[1280:] > max_of_averages + 0.1).mean() > 0.5
+    peaks = pooled_row[1280:2560]
+    assert (peaks >= max_of_averages - 1e-2).all() and (peaks > max_of_averages + 0.1).mean() > 0.5
     # Nothing is left: a second run scores no frame again.
     assert score_project(project).frames_scored == 0
 

@@ -486,8 +486,8 @@ class StoreWriter:
         backbone."""
         for b in ens.backbones:
             vid = self.ws.scores.model_version(b.name, b.kind, b.version_key)
-            dim = int(b.meta.get("embedding_dim", 0)) or _dim(b)
-            for name, file, d in ((b.name, f"{b.name}-v{vid}", dim), (pooled_set(b.name), f"{b.name}-pooled-v{vid}", 2 * dim)):
+            dim, peak = _dims(b)
+            for name, file, d in ((b.name, f"{b.name}-v{vid}", dim), (pooled_set(b.name), f"{b.name}-pooled-v{vid}", dim + peak)):
                 meta = self.ws.embeddings.open_set(name, vid, d, file)
                 self.writers[name] = (int(meta["id"]), self.ws.embeddings.writer(meta))
 
@@ -517,10 +517,17 @@ class StoreWriter:
             w.close()
 
 
-def _dim(member: OnnxMember) -> int:
+def _dims(member: OnnxMember) -> tuple[int, int]:
+    """(width of a tile's embedding, of its peak): the pooled features are as wide as both
+    (the mean of the embeddings, the max of the peaks; a member without peaks: of the
+    embeddings)."""
+    dim, peak = int(member.meta.get("embedding_dim", 0)), int(member.meta.get("peak_dim", 0))
+    has_peak = "peak" in member.session.output_names
+    if dim and (peak or not has_peak):
+        return dim, peak or dim
     size = member.input_size
-    out = member.session.run(np.zeros((1, size, size, 3), np.uint8))
-    return int(out[member.session.output_names.index("embedding")].shape[1])
+    out = dict(zip(member.session.output_names, member.session.run(np.zeros((1, size, size, 3), np.uint8)), strict=True))
+    return int(out["embedding"].shape[1]), int(out["peak" if has_peak else "embedding"].shape[1])
 
 
 def _commit(store: ScoreStore, rows: list[dict[str, Any]], writers: dict[str, tuple[int, EmbeddingWriter]]) -> None:

@@ -2,9 +2,11 @@
 here and nowhere else). The exported graph takes the tiles exactly as the pipeline cuts
 them, uint8 BGR NHWC, and does the channel swap and normalisation itself.
 
-A convolutional member gives, per tile, its feature map averaged over the map's cells
-(``embedding``) and the map's strongest value per channel (``peak``): a target a few pixels
-across lights one cell of a 7 x 7 map, and the average dilutes it 49 times.
+A convolutional member gives, per tile, its last feature map averaged over the map's cells
+(``embedding``) and its strongest values (``peak``): the last map's maximum per channel, and
+on EfficientNet-Lite0 also the maxima of two finer maps (the last blocks at 1/8 and 1/16 of
+the tile's side). A target a few pixels across lights one cell of the last 7 x 7 map, and the
+average dilutes it 49 times; the finer maps see it at a scale closer to its own.
 
 Exports are cached by content hash (card, weights, exporter) in the user's cache folder
 and checked against PyTorch on random input before they are used.
@@ -32,7 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EXPORTER_VERSION = "2"  # 2: convolutional members also give each tile's peak
+EXPORTER_VERSION = "3"  # 2: convolutional members give each tile's peak; 3: with the finer maps' peaks
 UNAVAILABLE_RECHECK_S = 3600.0
 OPSET = 17
 
@@ -110,9 +112,9 @@ def _load_state_dict(path: Path) -> dict[str, Any]:
 
 
 def _imagenet_backbone(card: ModelCard):
-    """(net, feature_maps_fn, classifier) of the ImageNet net, in eval mode: the maps are the
-    last convolutional layer's, (N, channels, cells, cells); the classifier reads their mean
-    over the cells."""
+    """(net, feature_maps_fn, classifier) of the ImageNet net, in eval mode. ``feature_maps_fn``
+    gives the last convolutional layer's maps, (N, channels, cells, cells), which the classifier
+    reads averaged over the cells, and the finer maps whose maxima join the tile's peak."""
     import torch
 
     if card.architecture == "efficientnet-lite0":
@@ -121,7 +123,7 @@ def _imagenet_backbone(card: ModelCard):
         net = EfficientNet.from_name("efficientnet-lite0")
         net.load_state_dict(_load_state_dict(_weights_path(card)))  # type: ignore[arg-type]
         net.eval()
-        return net, net.extract_features, net._fc
+        return net, _lite_maps(net), net._fc
     import torchvision
 
     net = torchvision.models.resnet50()
@@ -138,12 +140,62 @@ def _imagenet_backbone(card: ModelCard):
                 "name a local state dict in the card's 'weights'"
             ) from exc
     net.eval()
-    return net, torch.nn.Sequential(*list(net.children())[:-2]), net.fc
+    body = torch.nn.Sequential(*list(net.children())[:-2])
+
+    def resnet_maps(x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        return body(x), []  # its finer maps are wide (512, 1024 channels): the last one's peak only
+
+    return net, resnet_maps, net.fc
 
 
-def _pooled(maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mean over the map's cells, max over them) per channel."""
-    return maps.mean(dim=(2, 3)), maps.amax(dim=(2, 3))
+#: The finer maps whose maxima join a tile's peak: the last block at each of these fractions of
+#: the tile's side (on EfficientNet-Lite0 at 224 px: 40 channels at 28 x 28, 112 at 14 x 14).
+FINER_MAPS = (8, 16)
+
+
+def _lite_maps(net: Any):
+    """EfficientNet-Lite0's last feature map and the outputs of its last block at each of
+    ``FINER_MAPS`` (found from the blocks' output sizes), in one pass."""
+    import torch
+
+    size = 224
+    with torch.no_grad():
+        h = net._swish(net._bn0(net._conv_stem(torch.zeros(1, 3, size, size))))
+        sides = []
+        for block in net._blocks:
+            h = block(h)
+            sides.append(int(h.shape[-1]))
+    taps = {max(i for i, side in enumerate(sides) if side == size // k) for k in FINER_MAPS}
+
+    def maps(x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        h = net._swish(net._bn0(net._conv_stem(x)))
+        finer = []
+        for i, block in enumerate(net._blocks):
+            h = block(h)  # in eval mode no connection is dropped: extract_features' own pass
+            if i in taps:
+                finer.append(h)
+        return net._swish(net._bn1(net._conv_head(h))), finer
+
+    return maps
+
+
+def _pooled(maps: tuple[torch.Tensor, list[torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the last map's mean over its cells, the maxima over their cells of the last map and of
+    the finer ones) per channel."""
+    import torch
+
+    last, finer = maps
+    peak = torch.cat([m.amax(dim=(2, 3)) for m in (last, *finer)], dim=1)
+    return last.mean(dim=(2, 3)), peak
+
+
+def _peak_dim(maps: Any, size: int) -> int:
+    """The width of a tile's peak: the channels of the last map and of the finer ones."""
+    import torch
+
+    with torch.no_grad():
+        last, finer = maps(torch.zeros(1, 3, size, size))
+    return int(last.shape[1] + sum(m.shape[1] for m in finer))
 
 
 def finetuned_net(card_or_base: ModelCard):
@@ -270,10 +322,12 @@ def _build(card: ModelCard, precision: str):
                 return torch.softmax(fc(emb), dim=1), emb, peak
 
         module = _wrap(card, Body(), precision)
-        meta: dict[str, Any] = {"embedding_dim": int(fc.in_features)}  # the target's classes are chosen at run time
+        # The target's classes are chosen at run time.
+        meta: dict[str, Any] = {"embedding_dim": int(fc.in_features), "peak_dim": _peak_dim(maps, card.input_size)}
         return module, ["probs", "embedding", "peak"], meta
     if card.kind == "finetuned":
         tuned = finetuned_net(card)
+        tuned_maps = _lite_maps(tuned)
 
         class Tuned(torch.nn.Module):
             def __init__(self) -> None:
@@ -281,11 +335,12 @@ def _build(card: ModelCard, precision: str):
                 self.net = tuned
 
             def forward(self, x: torch.Tensor):
-                emb, peak = _pooled(self.net.extract_features(x))
+                emb, peak = _pooled(tuned_maps(x))
                 return torch.sigmoid(self.net._fc(emb)), emb, peak
 
         module = _wrap(card, Tuned(), precision)
-        return module, ["probs", "embedding", "peak"], {"embedding_dim": int(tuned._fc.in_features)}
+        return module, ["probs", "embedding", "peak"], {"embedding_dim": int(tuned._fc.in_features),
+                                                        "peak_dim": _peak_dim(tuned_maps, card.input_size)}
     if card.kind == "clip":
         model, tokenizer = _clip_model(card)
         with torch.no_grad():
