@@ -1,8 +1,9 @@
-"""How a frame's tiles are pooled for the ranking: the product's features (each tile's feature
-map averaged over its cells, then the mean and the max over the frame's tiles) against
-features that keep each tile's strongest cell (the feature map's maximum over its cells, then
-the max over tiles), on a labelled set as ``../shared/tools/make_triage_set.py`` writes it
-(``truth.csv`` with ``path,label`` beside ``images/``).
+"""How a frame's tiles are pooled for the ranking, on a labelled set as
+``../shared/tools/make_triage_set.py`` writes it (``truth.csv`` with ``path,label`` beside
+``images/``): each tile's last feature map averaged over its cells, then the mean and the max
+over the frame's tiles (before export version 2); the mean of the averages and the max over
+tiles of each tile's strongest cells in its last map (version 2); and, the product's, also of
+its strongest cells in the two finer maps (version 3).
 
 For each pooling: the held-out ROC AUC of the ranking's model (principal components, a
 class-balanced logistic regression; 5 folds, 3 shuffles) and a stripped-down active-learning
@@ -32,8 +33,8 @@ from triage_app.core.scoring.tiling import frame_tiles
 
 
 def extract(root: Path) -> dict[str, np.ndarray]:
-    """Per frame: mean and max over tiles of the cell-averaged maps, max over tiles of the
-    cell-wise maxima; and the truth."""
+    """Per frame: mean and max over tiles of the cell-averaged last maps, max over tiles of the
+    cell-wise maxima of the last map and of the finer ones; and the truth."""
     import cv2
     import torch
 
@@ -44,22 +45,24 @@ def extract(root: Path) -> dict[str, np.ndarray]:
     tiling = TilingSettings()
     with open(root / "truth.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    avg_mean, avg_max, cell_max, y = [], [], [], []
+    avg_mean, avg_max, cell_max, finer_max, y = [], [], [], [], []
     t0 = time.perf_counter()
     with torch.no_grad():
         for i, r in enumerate(rows):
             image = cv2.imread(str(root / r["path"]))
             _, pixels = frame_tiles(image, [card.input_size], tiling.overlap, 1.0, tiling.whole_frame)
             x = torch.from_numpy(pixels[card.input_size]).permute(0, 3, 1, 2)[:, [2, 1, 0]].float()
-            maps, _finer = feature_maps((x - mean) * inv)  # (tiles, channels, cells, cells)
+            maps, finer = feature_maps((x - mean) * inv)  # (tiles, channels, cells, cells)
             avg = maps.mean(dim=(2, 3))
             avg_mean.append(avg.mean(0).numpy())
             avg_max.append(avg.amax(0).numpy())
             cell_max.append(maps.amax(dim=(2, 3)).amax(0).numpy())
+            finer_max.append(torch.cat([m.amax(dim=(2, 3)) for m in finer], dim=1).amax(0).numpy())
             y.append(r["label"] == "positive")
             if i % 250 == 0:
                 print(f"  {i} of {len(rows)} frames, {time.perf_counter() - t0:.0f} s", flush=True)
-    return dict(avg_mean=np.array(avg_mean), avg_max=np.array(avg_max), cell_max=np.array(cell_max), y=np.array(y))
+    return dict(avg_mean=np.array(avg_mean), avg_max=np.array(avg_max), cell_max=np.array(cell_max),
+                finer_max=np.array(finer_max), y=np.array(y))
 
 
 def _components(f: np.ndarray) -> np.ndarray:
@@ -93,9 +96,11 @@ def main() -> int:
             np.savez(args.features, **d)
     y = d["y"].astype(int)
     print(f"{len(y)} frames, {int(y.sum())} positive")
-    poolings = {"mean and max over tiles of the averaged maps (the product's)": np.hstack([d["avg_mean"], d["avg_max"]]),
-                "mean of the averaged maps, max of the cells": np.hstack([d["avg_mean"], d["cell_max"]]),
-                "all three": np.hstack([d["avg_mean"], d["avg_max"], d["cell_max"]])}
+    poolings = {"mean and max over tiles of the averaged maps (before version 2)": np.hstack([d["avg_mean"], d["avg_max"]]),
+                "mean of the averaged maps, max of the last map's cells (version 2)": np.hstack([d["avg_mean"], d["cell_max"]])}
+    if "finer_max" in d:
+        poolings["and max of the finer maps' cells (the product's, version 3)"] = np.hstack([d["avg_mean"], d["cell_max"],
+                                                                                             d["finer_max"]])
     for name, feats in poolings.items():
         x = _components(feats)
         aucs = [roc_auc_score(y, cross_val_predict(ranker._model(), x, y, method="decision_function",

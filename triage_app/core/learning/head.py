@@ -4,7 +4,7 @@ every frame from the cached pooled embeddings, without running any backbone agai
 Accepted frames are positives, rejected ones negatives, unsure ones are left out. The head
 is a class-balanced logistic regression (scikit-learn) on standardised pooled features
 (the mean over the frame's tiles of their embeddings, the max over them of each
-tile's strongest cell), or on the whole-frame tile's embedding when
+tile's strongest cells, in its last feature map and in two finer ones), or on the whole-frame tile's embedding when
 that cross-validates clearly better on the same folds; its cross-validated ROC AUC is stored
 with each version.
 

@@ -2,7 +2,8 @@
 decisions so far (continuous active learning).
 
 Features: the backbone's pooled tile features (the mean over the frame's tiles of their
-embeddings, the max over them of each tile's strongest cell),
+embeddings, the max over them of each tile's strongest cells, in its last feature map
+and in two finer ones),
 standardised and projected on their first principal components (fitted on every frame, no
 label needed), the zero-shot members' scores for the project's target, how like the frame is
 to the nearest accepted and to the nearest rejected frames (cosine similarity on those

@@ -47,7 +47,7 @@ class FrameOutputs:
     tiles: list[Tile]
     scores: dict[str, np.ndarray] = field(default_factory=dict)  # backbone -> (n,)
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)  # backbone -> (n, dim)
-    peaks: dict[str, np.ndarray] = field(default_factory=dict)  # backbone -> (n, dim), where it has feature maps
+    peaks: dict[str, np.ndarray] = field(default_factory=dict)  # backbone -> (n, peak_dim), where it has feature maps
     done: int = 0  # tiles scored so far (by every backbone)
 
 

@@ -83,7 +83,7 @@ class _Result:
     tiles: list[Tile]
     scores: dict[str, np.ndarray]  # member -> per-tile scores
     embeddings: dict[str, np.ndarray]  # backbone -> (n, dim)
-    peaks: dict[str, np.ndarray] = field(default_factory=dict)  # backbone -> (n, dim): each tile's strongest cell
+    peaks: dict[str, np.ndarray] = field(default_factory=dict)  # backbone -> (n, peak_dim): each tile's strongest cells
 
 
 class _Failed:

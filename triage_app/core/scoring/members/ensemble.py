@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 class TileOutput:
     scores: np.ndarray  # (n_tiles,)
     embedding: np.ndarray | None  # (n_tiles, dim): the feature map averaged over its cells
-    peak: np.ndarray | None = None  # (n_tiles, dim): its strongest cell per channel, where the member has a map
+    peak: np.ndarray | None = None  # (n_tiles, peak_dim): the strongest cells of its maps, where the member has maps
 
 
 class OnnxMember:
@@ -78,9 +78,10 @@ class OnnxMember:
 
 def pool_tiles(embeddings: np.ndarray, peaks: np.ndarray | None = None) -> np.ndarray:
     """A frame's features from its tiles: the mean over tiles of their embeddings (the
-    scene), and the max over tiles of their peaks (each tile's strongest cell: a small
-    target lights one cell of one tile, and the max keeps it). A member without feature maps
-    (CLIP) has no peaks: the max over tiles of the embeddings stands in."""
+    scene), and the max over tiles of their peaks (each tile's strongest cells per channel,
+    in its last feature map and in finer ones: a small target lights one cell of one tile,
+    and the max keeps it). A member without feature maps (CLIP) has no peaks: the max over
+    tiles of the embeddings stands in."""
     e = np.asarray(embeddings, dtype=np.float32)
     p = e if peaks is None else np.asarray(peaks, dtype=np.float32)
     return np.concatenate([e.mean(axis=0), p.max(axis=0)])
