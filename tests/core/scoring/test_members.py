@@ -261,3 +261,19 @@ def test_head_reads_each_tiles_strongest_cell_and_points_at_its_tile() -> None:
     assert tile == 2 and score == pytest.approx(1 / (1 + np.exp(-(2.0 * 3.0 - 3.0))), rel=1e-5)
     plain_score, plain_tile = member.run_frame(emb)
     assert plain_tile == 1 and plain_score < 0.5 < score  # read off the averages, the lit cell is lost
+
+
+def test_a_head_trained_on_another_exports_features_is_left_out_plainly(model_cache: Path) -> None:
+    """A head learnt before the member's export changed (its pooled features were 2 x 1,280
+    wide; now 1,280 + 1,432) would read features it was not trained on: it is left out, saying
+    to learn again, and the backbone scores on; a head of the right width joins."""
+    from triage_app.core.scoring.members.ensemble import HeadModel
+
+    cards = load_cards()
+    old = HeadModel(1, "imagenet", np.zeros(2 * 1280, np.float32), 0.0)
+    ens = build_members(["imagenet", "head"], cards, model_cache, device="cpu", head=old)
+    assert ens.names == ["imagenet"]
+    assert "2560 features" in ens.unavailable["head"] and "2712" in ens.unavailable["head"]
+    assert "triage retrain" in ens.unavailable["head"]
+    new = HeadModel(2, "imagenet", np.zeros(1280 + 1432, np.float32), 0.0)
+    assert build_members(["imagenet", "head"], cards, model_cache, device="cpu", head=new).names == ["imagenet", "head"]

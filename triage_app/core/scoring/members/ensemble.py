@@ -166,6 +166,17 @@ class Ensemble:
         return {m.name: m.card.threshold for m in self.members}
 
 
+def _pooled_width(member: OnnxMember) -> int:
+    """How many features a frame's pooled tiles have for this member (0: not known from its
+    metadata): its embedding's width and its peak's (the embedding's again without peaks)."""
+    dim, peak = int(member.meta.get("embedding_dim", 0)), int(member.meta.get("peak_dim", 0))
+    if not dim:
+        return 0
+    if "peak" not in member.meta.get("outputs", []):
+        return 2 * dim
+    return dim + peak if peak else 0
+
+
 def resolve_precision(precision: str, device: str) -> str:
     """``auto`` is fp16 where a CUDA device will run the members (its tensor cores halve the
     time) and fp32 on the CPU, whose kernels are fastest and exact in fp32."""
@@ -235,8 +246,14 @@ def build_members(
             if head is None:
                 ens.unavailable[name] = "not trained yet: it joins the ensemble once analysts' decisions exist and a retrain has run"
                 continue
-            if onnx_member(card.backbone) is None:
+            backbone = onnx_member(card.backbone)
+            if backbone is None:
                 ens.unavailable[name] = f"its backbone '{card.backbone}' is unavailable"
+                continue
+            width = _pooled_width(backbone) if head.features == "pooled" else int(backbone.meta.get("embedding_dim", 0))
+            if width and len(head.coef) != width:
+                ens.unavailable[name] = (f"it was trained on {len(head.coef)} features a frame, and '{card.backbone}' now "
+                                         f"gives {width} (a newer export): learn again (triage retrain) to train it anew")
                 continue
             ens.members.append(HeadMember(card, head))
             continue
