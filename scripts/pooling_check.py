@@ -28,7 +28,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from triage_app.core.learning import ranker
 from triage_app.core.model.cards import load_cards
 from triage_app.core.model.settings import TilingSettings
-from triage_app.core.scoring.members.onnx_build import _imagenet_backbone
+from triage_app.core.scoring.members.onnx_build import _imagenet_backbone, _pooled
 from triage_app.core.scoring.tiling import frame_tiles
 
 
@@ -52,12 +52,12 @@ def extract(root: Path) -> dict[str, np.ndarray]:
             image = cv2.imread(str(root / r["path"]))
             _, pixels = frame_tiles(image, [card.input_size], tiling.overlap, 1.0, tiling.whole_frame)
             x = torch.from_numpy(pixels[card.input_size]).permute(0, 3, 1, 2)[:, [2, 1, 0]].float()
-            maps, finer = feature_maps((x - mean) * inv)  # (tiles, channels, cells, cells)
-            avg = maps.mean(dim=(2, 3))
+            avg, peak = _pooled(feature_maps((x - mean) * inv))  # the member's own outputs, per tile
+            channels = avg.shape[1]
             avg_mean.append(avg.mean(0).numpy())
             avg_max.append(avg.amax(0).numpy())
-            cell_max.append(maps.amax(dim=(2, 3)).amax(0).numpy())
-            finer_max.append(torch.cat([m.amax(dim=(2, 3)) for m in finer], dim=1).amax(0).numpy())
+            cell_max.append(peak[:, :channels].amax(0).numpy())
+            finer_max.append(peak[:, channels:].amax(0).numpy())
             y.append(r["label"] == "positive")
             if i % 250 == 0:
                 print(f"  {i} of {len(rows)} frames, {time.perf_counter() - t0:.0f} s", flush=True)

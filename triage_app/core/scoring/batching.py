@@ -102,16 +102,14 @@ class TileBatcher:
         n = self._fill
         for b in self.backbones:
             res = b.run(self._buf[b.input_size][:n])
-            per_tile = {"scores": np.asarray(res.scores, np.float32)}
-            for kind in ("embedding", "peak"):
-                value = getattr(res, kind, None)
-                if value is not None:
-                    per_tile[kind] = np.asarray(value, np.float32)
+            outputs = [None if v is None else np.asarray(v, np.float32)
+                       for v in (res.scores, res.embedding, getattr(res, "peak", None))]
             pos = 0
             for frame, first, count in self._segments:
                 total = len(frame.tiles)
-                for kind, value in per_tile.items():
-                    into = {"scores": frame.scores, "embedding": frame.embeddings, "peak": frame.peaks}[kind]
+                for into, value in zip((frame.scores, frame.embeddings, frame.peaks), outputs, strict=True):
+                    if value is None:
+                        continue
                     if b.name not in into:
                         into[b.name] = np.empty((total, *value.shape[1:]), np.float32)
                     into[b.name][first : first + count] = value[pos : pos + count]

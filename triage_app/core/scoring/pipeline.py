@@ -35,7 +35,7 @@ from triage_app.core.model.errors import SourceError
 from triage_app.core.model.records import Frame, Sampling, Source
 from triage_app.core.model.settings import Settings
 from triage_app.core.scoring.batching import FrameOutputs, FrameTiles, TileBatcher
-from triage_app.core.scoring.members.ensemble import Ensemble, HeadMember, HeadModel, OnnxMember, build_members, pool_tiles
+from triage_app.core.scoring.members.ensemble import Ensemble, HeadMember, HeadModel, build_members, pool_tiles
 from triage_app.core.scoring.tiling import Tile, frame_tiles, tiling_scale
 from triage_app.core.store import Workspace
 from triage_app.core.store.embeddings import EmbeddingWriter, pooled_set
@@ -486,7 +486,7 @@ class StoreWriter:
         backbone."""
         for b in ens.backbones:
             vid = self.ws.scores.model_version(b.name, b.kind, b.version_key)
-            dim, peak = _dims(b)
+            dim, peak = b.feature_dims()
             for name, file, d in ((b.name, f"{b.name}-v{vid}", dim), (pooled_set(b.name), f"{b.name}-pooled-v{vid}", dim + peak)):
                 meta = self.ws.embeddings.open_set(name, vid, d, file)
                 self.writers[name] = (int(meta["id"]), self.ws.embeddings.writer(meta))
@@ -515,19 +515,6 @@ class StoreWriter:
     def close(self) -> None:
         for _, w in self.writers.values():
             w.close()
-
-
-def _dims(member: OnnxMember) -> tuple[int, int]:
-    """(width of a tile's embedding, of its peak): the pooled features are as wide as both
-    (the mean of the embeddings, the max of the peaks; a member without peaks: of the
-    embeddings)."""
-    dim, peak = int(member.meta.get("embedding_dim", 0)), int(member.meta.get("peak_dim", 0))
-    has_peak = "peak" in member.session.output_names
-    if dim and (peak or not has_peak):
-        return dim, peak or dim
-    size = member.input_size
-    out = dict(zip(member.session.output_names, member.session.run(np.zeros((1, size, size, 3), np.uint8)), strict=True))
-    return int(out["embedding"].shape[1]), int(out["peak" if has_peak else "embedding"].shape[1])
 
 
 def _commit(store: ScoreStore, rows: list[dict[str, Any]], writers: dict[str, tuple[int, EmbeddingWriter]]) -> None:

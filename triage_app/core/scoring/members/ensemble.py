@@ -53,6 +53,18 @@ class OnnxMember:
     def provider(self) -> str:
         return self.session.provider
 
+    def feature_dims(self) -> tuple[int, int]:
+        """(width of a tile's embedding, of its peak): a frame's pooled features are as wide as
+        both (the mean of the embeddings, the max of the peaks; without peaks, of the
+        embeddings). Read from the export's metadata, else from one run on a blank tile."""
+        dim, peak = int(self.meta.get("embedding_dim", 0)), int(self.meta.get("peak_dim", 0))
+        has_peak = "peak" in self.session.output_names
+        if dim and (peak or not has_peak):
+            return dim, peak or dim
+        size = self.input_size
+        out = dict(zip(self.session.output_names, self.session.run(np.zeros((1, size, size, 3), np.uint8)), strict=True))
+        return int(out["embedding"].shape[1]), int(out["peak" if has_peak else "embedding"].shape[1])
+
     def run(self, tiles: np.ndarray) -> TileOutput:
         named = dict(zip(self.session.output_names, self.session.run(tiles), strict=True))
         emb, peak = named.get("embedding"), named.get("peak")
@@ -166,17 +178,6 @@ class Ensemble:
         return {m.name: m.card.threshold for m in self.members}
 
 
-def _pooled_width(member: OnnxMember) -> int:
-    """How many features a frame's pooled tiles have for this member (0: not known from its
-    metadata): its embedding's width and its peak's (the embedding's again without peaks)."""
-    dim, peak = int(member.meta.get("embedding_dim", 0)), int(member.meta.get("peak_dim", 0))
-    if not dim:
-        return 0
-    if "peak" not in member.meta.get("outputs", []):
-        return 2 * dim
-    return dim + peak if peak else 0
-
-
 def resolve_precision(precision: str, device: str) -> str:
     """``auto`` is fp16 where a CUDA device will run the members (its tensor cores halve the
     time) and fp32 on the CPU, whose kernels are fastest and exact in fp32."""
@@ -250,8 +251,9 @@ def build_members(
             if backbone is None:
                 ens.unavailable[name] = f"its backbone '{card.backbone}' is unavailable"
                 continue
-            width = _pooled_width(backbone) if head.features == "pooled" else int(backbone.meta.get("embedding_dim", 0))
-            if width and len(head.coef) != width:
+            dim, peak = backbone.feature_dims()
+            width = dim + peak if head.features == "pooled" else dim
+            if len(head.coef) != width:
                 ens.unavailable[name] = (f"it was trained on {len(head.coef)} features a frame, and '{card.backbone}' now "
                                          f"gives {width} (a newer export): learn again (triage retrain) to train it anew")
                 continue
