@@ -1,0 +1,153 @@
+"""Where review's stop lies against what the ranking's order allows, learning by learning.
+
+Replays a labelled set through the product's own loop (the arguments of ``triage evaluate``
+after ``--``), records review's estimate at every learning, and prints the stops these would
+have made, each later than the one before it:
+
+- **95 % shown**: where the ranking's order had shown 95 % of the positives;
+- **chance alone, any decision**: a count of the targets left that erred only by chance
+  (``floor_stop``: drawn about the true number left, spread as the runs it forms), read after
+  every decision (the replay's "earliest honest stop");
+- **chance alone, at the learnings**: the same count read only where review reads its
+  estimate, at its learnings;
+- **and the guard**: also at the learning ``review.stop_guard`` decisions earlier (review's
+  rule against the lulls between clusters of targets);
+- **review**: review's own estimate at its learnings, with the guard (its stop).
+
+What lies between the last two is the estimate's caution (its uncertainty and bias); between
+the second and the fourth, the cadence of learning and the guard.
+
+    python scripts/stop_anatomy.py [--save FILE] [--table] -- IMAGES_OR_VIDEO --truth T [evaluate options]
+    python scripts/stop_anatomy.py --load FILE [--table]
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import sys
+from pathlib import Path
+from typing import Any
+
+import triage_app.core.evaluation.replay as replay_module
+from triage_app.core.review.progress import capture_positions, clump_factor, target_runs
+from triage_app.core.review.session import ReviewSession
+
+
+def record(evaluate_args: list[str]) -> dict[str, Any]:
+    """Run ``triage evaluate`` with review's progress kept after every learning, and the order
+    the frames were shown in."""
+    from triage_app.cli import main as cli
+
+    rec: dict[str, Any] = {"learnings": []}
+    learn, refresh, sum_up = replay_module.learn, ReviewSession.refresh, replay_module._sum_up_active
+    learnt = {"now": False}
+
+    def learning(ws: Any, *a: Any, **k: Any) -> Any:
+        learnt["now"] = True
+        return learn(ws, *a, **k)
+
+    def refreshed(self: ReviewSession) -> int:
+        out = refresh(self)
+        if learnt["now"] and self.progress is not None:
+            learnt["now"] = False
+            p = self.progress
+            rec["learnings"].append(dict(reviewed=p.reviewed, found=p.found, model_low=p.model_low,
+                                         previous_low=p.previous_low, reached=p.reached, remaining=p.remaining,
+                                         remaining_high=p.remaining_high))
+        return out
+
+    def summed(res: Any, session: ReviewSession, shown: list[int], known: set[int], positives: set[int],
+               seed: int) -> None:
+        sum_up(res, session, shown, known, positives, seed)
+        rec.update(shown=list(shown), positives=set(positives), frames=len(known),
+                   positions=capture_positions(session.ws.frames.frames_by_id(sorted(known))),
+                   target=res.target_recall, confidence=res.confidence, guard=session.ws.settings.review.stop_guard)
+
+    replay_module.learn, ReviewSession.refresh, replay_module._sum_up_active = learning, refreshed, summed
+    try:
+        code = cli(["evaluate", *evaluate_args])
+    finally:
+        replay_module.learn, ReviewSession.refresh, replay_module._sum_up_active = learn, refresh, sum_up
+    if code or "shown" not in rec:
+        raise SystemExit(f"triage evaluate did not complete an active replay (exit {code})")
+    return rec
+
+
+def _truth_at(rec: dict[str, Any], n: int) -> tuple[int, set[int]]:
+    shown = rec["shown"][:n]
+    left = rec["positives"] - set(shown)
+    return len(rec["positives"]) - len(left), left
+
+
+def _chance_stop(rec: dict[str, Any], n: int) -> bool:
+    """Would a count of the targets left erring only by chance let review stop after ``n`` shown?"""
+    found, left = _truth_at(rec, n)
+    spread = clump_factor(target_runs(rec["positions"], left)) if left else 1.0
+    return replay_module.floor_stop(found, len(left), n, rec["frames"], rec["target"], rec["confidence"], n,
+                                    spread) is not None
+
+
+def anatomy(rec: dict[str, Any], table: bool = False) -> list[tuple[str, int | None]]:
+    """(what, frames shown) of each stop; None where it never came."""
+    frames, positives, target = rec["frames"], rec["positives"], rec["target"]
+    at95 = next((n for n in range(1, len(rec["shown"]) + 1)
+                 if len(positives & set(rec["shown"][:n])) >= target * len(positives) - 1e-9), None)
+    any_decision = next((n for n in range(1, len(rec["shown"]) + 1) if _chance_stop(rec, n)), None)
+    learnings = [dict(L, chance=_chance_stop(rec, L["reviewed"])) for L in rec["learnings"]]
+
+    def guarded(key: Any) -> int | None:
+        for k, L in enumerate(learnings):
+            ref = [j for j in range(k) if learnings[j]["reviewed"] <= L["reviewed"] - rec["guard"]]
+            if key(L) and ref and key(learnings[ref[-1]]):
+                return int(L["reviewed"])
+        return None
+
+    chance_learnings = next((int(L["reviewed"]) for L in learnings if L["chance"]), None)
+    review = next((int(L["reviewed"]) for L in learnings if L["reached"]), None)
+    if table:
+        print("shown   frames  true recall  left  estimated (at most)  bound  chance alone")
+        for L in learnings:
+            found, left = _truth_at(rec, L["reviewed"])
+            est = "" if L["remaining"] is None else f"{L['remaining']:5.1f} ({L['remaining_high']:5.1f})"
+            low = "" if L["model_low"] is None else f"{L['model_low']:.3f}"
+            print(f"{L['reviewed']:5d}  {L['reviewed'] / frames:6.1%}  {found / len(positives):10.1%}  {len(left):4d}  "
+                  f"{est:>18s}  {low:>5s}  {'stop' if L['chance'] else ''}")
+    return [("95 % of the positives shown", at95), ("chance alone, after any decision", any_decision),
+            ("chance alone, at review's learnings", chance_learnings),
+            ("chance alone, at the learnings, with the guard", guarded(lambda L: L["chance"])),
+            ("review's estimate (its stop)", review)]
+
+
+def main() -> int:
+    argv = sys.argv[1:]
+    rest = argv[argv.index("--") + 1:] if "--" in argv else []
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--save", type=Path, help="keep the recording here")
+    ap.add_argument("--load", type=Path, help="read a recording instead of replaying")
+    ap.add_argument("--table", action="store_true", help="also print every learning")
+    args = ap.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
+    if args.load:
+        with open(args.load, "rb") as fh:
+            rec = pickle.load(fh)
+    elif rest:
+        rec = record(rest)
+        if args.save:
+            with open(args.save, "wb") as fh:
+                pickle.dump(rec, fh)
+    else:
+        ap.error("give the arguments of triage evaluate after --, or --load a recording")
+    frames, positives = rec["frames"], rec["positives"]
+    print(f"{frames} frames, {len(positives)} positive; target {rec['target']:.0%} at {rec['confidence']:.0%} assurance, "
+          f"guard {rec['guard']} decisions")
+    for what, n in anatomy(rec, args.table):
+        if n is None:
+            print(f"  {what:48s} never")
+            continue
+        found, _ = _truth_at(rec, n)
+        print(f"  {what:48s} {n / frames:6.1%} of the frames ({n}), true recall then {found / len(positives):.1%}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
