@@ -2,7 +2,8 @@
 
 Replays a labelled set through the product's own loop (the arguments of ``triage evaluate``
 after ``--``), records review's estimate at every learning, and prints the stops these would
-have made, each later than the one before it:
+have made (the first four each no earlier than the one before; review's own can come before
+them where its estimate is bolder than the truth allows):
 
 - **95 % shown**: where the ranking's order had shown 95 % of the positives;
 - **chance alone, any decision**: a count of the targets left that erred only by chance
