@@ -30,6 +30,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 import triage_app.core.evaluation.replay as replay_module
 from triage_app.core.review.progress import capture_positions, clump_factor, target_runs
 from triage_app.core.review.session import ReviewSession
@@ -82,7 +84,8 @@ def _truth_at(rec: dict[str, Any], n: int) -> tuple[int, set[int]]:
 
 
 def _chance_stop(rec: dict[str, Any], n: int) -> bool:
-    """Would a count of the targets left erring only by chance let review stop after ``n`` shown?"""
+    """Would a count of the targets left erring only by chance let review stop after ``n`` shown?
+    (What ``first_floor`` asks after every decision, asked at one.)"""
     found, left = _truth_at(rec, n)
     spread = clump_factor(target_runs(rec["positions"], left)) if left else 1.0
     return replay_module.floor_stop(found, len(left), n, rec["frames"], rec["target"], rec["confidence"], n,
@@ -92,9 +95,11 @@ def _chance_stop(rec: dict[str, Any], n: int) -> bool:
 def anatomy(rec: dict[str, Any], table: bool = False) -> list[tuple[str, int | None]]:
     """(what, frames shown) of each stop; None where it never came."""
     frames, positives, target = rec["frames"], rec["positives"], rec["target"]
-    at95 = next((n for n in range(1, len(rec["shown"]) + 1)
-                 if len(positives & set(rec["shown"][:n])) >= target * len(positives) - 1e-9), None)
-    any_decision = next((n for n in range(1, len(rec["shown"]) + 1) if _chance_stop(rec, n)), None)
+    found_by = np.cumsum([f in positives for f in rec["shown"]])
+    reach = np.flatnonzero(found_by >= target * len(positives) - 1e-9)
+    at95 = int(reach[0]) + 1 if len(reach) else None
+    floor = replay_module.first_floor(rec["shown"], positives, frames, target, rec["confidence"], rec["positions"])
+    any_decision = int(floor["shown"]) if floor else None
     learnings = [dict(L, chance=_chance_stop(rec, L["reviewed"])) for L in rec["learnings"]]
 
     def guarded(key: Any) -> int | None:
