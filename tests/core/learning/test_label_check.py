@@ -90,3 +90,22 @@ def test_flipped_labels_are_found(crown_features: tuple[np.ndarray, np.ndarray])
     # Most doubtful first: the top of the ranking is mostly true flips.
     top = flagged[: max(1, len(flipped) // 2)]
     assert np.isin(top, flipped).mean() >= 0.7
+
+
+def test_label_check_runs_in_its_own_process(monkeypatch) -> None:
+    """The window runs the check on a worker thread: a pool of forked processes started from
+    there can hang for ever on a lock another thread held at the fork, so the check must not
+    start one, however many cores the machine has."""
+    import multiprocessing
+
+    def no_pool(*_a, **_k):
+        raise AssertionError("the label check started a process pool")
+
+    monkeypatch.setattr(multiprocessing, "Pool", no_pool)
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 200)  # large enough that cleanlab would use its pool by default
+    probs = np.clip(np.where(y[:, None] == np.arange(2), 0.9, 0.1) + rng.normal(0, 0.05, (400, 2)), 0.01, 0.99)
+    y[:5] = 1 - y[:5]  # five labels the probabilities disagree with
+    probs = probs / probs.sum(1, keepdims=True)
+    flagged = label_issues(y, probs).tolist()
+    assert flagged and set(flagged[:3]) <= set(range(5))  # the most doubtful are labels that were flipped

@@ -48,10 +48,14 @@ def out_of_fold_probabilities(x: np.ndarray, y: np.ndarray, folds: int = 5, seed
 
 
 def label_issues(y: np.ndarray, probs: np.ndarray) -> np.ndarray:
-    """Indices of the suspicious labels, most doubtful first."""
+    """Indices of the suspicious labels, most doubtful first.
+
+    In one process: cleanlab otherwise forks a pool of workers, and a fork from a process
+    whose other threads hold locks (the window's, a scoring thread's) can hang for ever."""
     from cleanlab.filter import find_label_issues
 
-    return np.asarray(find_label_issues(labels=y, pred_probs=probs, return_indices_ranked_by="self_confidence"), dtype=np.int64)
+    return np.asarray(find_label_issues(labels=y, pred_probs=probs, return_indices_ranked_by="self_confidence",
+                                        n_jobs=1), dtype=np.int64)
 
 
 @dataclass
