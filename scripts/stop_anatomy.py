@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 
 import triage_app.core.evaluation.replay as replay_module
-from triage_app.core.review.progress import capture_positions, clump_factor, target_runs
+import triage_app.core.review.progress as progress_module
+from triage_app.core.review.progress import MIN_FOUND, MIN_REVIEWED, capture_positions, clump_factor, target_runs
 from triage_app.core.review.session import ReviewSession
 
 
@@ -44,20 +45,31 @@ def record(evaluate_args: list[str]) -> dict[str, Any]:
 
     rec: dict[str, Any] = {"learnings": []}
     learn, refresh, sum_up = replay_module.learn, ReviewSession.refresh, replay_module._sum_up_active
+    samples = progress_module.remaining_samples
     learnt = {"now": False}
+    drawn: list[np.ndarray] = []
+
+    def sampling(*a: Any, **k: Any) -> np.ndarray:  # review's draws of the targets left, kept
+        out = samples(*a, **k)
+        drawn.append(np.asarray(out))
+        return out
 
     def learning(ws: Any, *a: Any, **k: Any) -> Any:
         learnt["now"] = True
         return learn(ws, *a, **k)
 
     def refreshed(self: ReviewSession) -> int:
+        drawn.clear()
         out = refresh(self)
         if learnt["now"] and self.progress is not None:
             learnt["now"] = False
             p = self.progress
+            # The recall's quantiles from the same draws, for the stop at other assurances.
+            recall = p.found / (p.found + drawn[0]) if drawn and p.found else None
+            quantiles = {} if recall is None else {q: float(np.quantile(recall, q)) for q in QUANTILES}
             rec["learnings"].append(dict(reviewed=p.reviewed, found=p.found, model_low=p.model_low,
                                          previous_low=p.previous_low, reached=p.reached, remaining=p.remaining,
-                                         remaining_high=p.remaining_high))
+                                         remaining_high=p.remaining_high, quantiles=quantiles))
         return out
 
     def summed(res: Any, session: ReviewSession, shown: list[int], known: set[int], positives: set[int],
@@ -68,13 +80,50 @@ def record(evaluate_args: list[str]) -> dict[str, Any]:
                    target=res.target_recall, confidence=res.confidence, guard=session.ws.settings.review.stop_guard)
 
     replay_module.learn, ReviewSession.refresh, replay_module._sum_up_active = learning, refreshed, summed
+    progress_module.remaining_samples = sampling
     try:
         code = cli(["evaluate", *evaluate_args])
     finally:
         replay_module.learn, ReviewSession.refresh, replay_module._sum_up_active = learn, refresh, sum_up
+        progress_module.remaining_samples = samples
     if code or "shown" not in rec:
         raise SystemExit(f"triage evaluate did not complete an active replay (exit {code})")
     return rec
+
+
+ASSURANCES = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+QUANTILES = tuple(sorted({round(1 - a, 3) for a in ASSURANCES} | set(ASSURANCES) | {0.025, 0.975}))
+
+
+def assurance_stops(rec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Where review's rule would have stopped at each assurance, read from the recording: the
+    first learning whose lower bound (the recall's 1 - assurance quantile) reaches the target,
+    after the floor of frames and targets, and whose reference learning (the latest at least
+    the guard's decisions earlier) said so too. The reference's bound is the one that learning
+    recorded, where review reads it again from the decisions made up to it: the same decisions
+    and forecasts, so the same bound up to the draws' seed."""
+    out = []
+    learnings = [L for L in rec["learnings"] if L.get("quantiles")]
+    frames, positives, target = rec["frames"], rec["positives"], rec["target"]
+    for a in ASSURANCES:
+        low = round(1 - a, 3)
+        stop = None
+        for k, L in enumerate(learnings):
+            ref = [j for j in range(k) if learnings[j]["reviewed"] <= L["reviewed"] - rec["guard"]]
+            enough = L["reviewed"] >= MIN_REVIEWED and L["found"] >= MIN_FOUND
+            if enough and L["quantiles"][low] >= target and ref and learnings[ref[-1]]["quantiles"][low] >= target:
+                stop = L
+                break
+        row: dict[str, Any] = dict(assurance=a, shown=None)
+        if stop is not None:
+            found, _ = _truth_at(rec, stop["reviewed"])
+            q, true = stop["quantiles"], found / len(positives)
+            row.update(shown=stop["reviewed"], share=stop["reviewed"] / frames, recall=true, median=q[0.5],
+                       low=q[low], high=q[round(a, 3)] if a > 0.5 else 1.0, low95=q[0.025], high95=q[0.975])
+            row["covers"] = row["low"] - 1e-9 <= true <= row["high"] + 1e-9
+            row["covers95"] = q[0.025] - 1e-9 <= true <= q[0.975] + 1e-9
+        out.append(row)
+    return out
 
 
 def _truth_at(rec: dict[str, Any], n: int) -> tuple[int, set[int]]:
@@ -152,6 +201,16 @@ def main() -> int:
             continue
         found, _ = _truth_at(rec, n)
         print(f"  {what:48s} {n / frames:6.1%} of the frames ({n}), true recall then {found / len(positives):.1%}")
+    if any(L.get("quantiles") for L in rec["learnings"]):
+        print("review's stop at other assurances (the same estimates):")
+        print("  assurance  shown   true recall  median  interval at the assurance  95 % interval (2.5-97.5 %)")
+        for r in assurance_stops(rec):
+            if r["shown"] is None:
+                print(f"  {r['assurance']:8.0%}   never")
+                continue
+            print(f"  {r['assurance']:8.0%}  {r['share']:6.1%}  {r['recall']:10.1%}  {r['median']:6.1%}  "
+                  f"{r['low']:6.1%}-{r['high']:6.1%} {'covers' if r['covers'] else 'MISSES'}  "
+                  f"{r['low95']:6.1%}-{r['high95']:6.1%} {'covers' if r['covers95'] else 'MISSES'}")
     return 0
 
 
