@@ -62,3 +62,37 @@ def test_the_chance_count_reads_the_targets_left_at_each_point() -> None:
     # 5 left of 100: a Poisson count about 5 reaches 11 at 95 %, 95 / 106 < 95 %: no stop yet
     assert not mod._chance_stop(rec, 150)
     assert mod._chance_stop(rec, 200)  # all 100 found: nothing left
+
+
+def _with_quantiles(rec: dict[str, Any], spread: float) -> dict[str, Any]:
+    """Review's recall at each learning drawn about a mean rising from 61 % (0.56 + n / 500,
+    at most 99.5 %) with the given spread: its quantiles, as the recording keeps them."""
+    from scipy import stats
+
+    for L in rec["learnings"]:
+        n = L["reviewed"]
+        mean = min(0.995, 0.56 + n / 500)
+        L["found"] = len(set(rec["shown"][:n]) & rec["positives"])
+        L["quantiles"] = {q: min(1.0, float(stats.norm.ppf(q, mean, spread))) for q in _module().QUANTILES}
+    return rec
+
+
+def test_a_lower_assurance_stops_sooner_with_the_same_guard() -> None:
+    mod = _module()
+    rows = {r["assurance"]: r for r in mod.assurance_stops(_with_quantiles(_recording(reached_at=10_000), 0.02))}
+    # The median reaches 95 % at the 200th frame (0.56 + 200 / 500 = 0.96); the guard wants the
+    # learning 25 decisions earlier to agree, so review stops one learning later.
+    assert rows[0.5]["shown"] == 225
+    # At 95 % the lower bound is 1.645 spreads under the mean: 0.56 + n / 500 >= 0.983 from 225 on.
+    assert rows[0.95]["shown"] == 250
+    shown = [rows[a]["shown"] for a in mod.ASSURANCES]
+    assert shown == sorted(shown)  # more assurance never stops sooner
+    r = rows[0.95]
+    assert r["recall"] == 1.0 and r["low"] >= 0.95 and r["covers"] == (r["low"] <= 1.0 <= r["high"])
+
+
+def test_an_assurance_the_bound_never_reaches_never_stops() -> None:
+    mod = _module()
+    rows = {r["assurance"]: r for r in mod.assurance_stops(_with_quantiles(_recording(reached_at=10_000), 0.05))}
+    assert rows[0.95]["shown"] is None  # 0.995 - 1.645 * 0.05 = 0.913: under the target at every learning
+    assert rows[0.5]["shown"] == 225
