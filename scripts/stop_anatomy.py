@@ -107,23 +107,29 @@ def assurance_stops(rec: dict[str, Any]) -> list[dict[str, Any]]:
     frames, positives, target = rec["frames"], rec["positives"], rec["target"]
     for a in ASSURANCES:
         low = round(1 - a, 3)
-        stop = None
-        for k, L in enumerate(learnings):
-            ref = [j for j in range(k) if learnings[j]["reviewed"] <= L["reviewed"] - rec["guard"]]
-            enough = L["reviewed"] >= MIN_REVIEWED and L["found"] >= MIN_FOUND
-            if enough and L["quantiles"][low] >= target and ref and learnings[ref[-1]]["quantiles"][low] >= target:
-                stop = L
-                break
-        row: dict[str, Any] = dict(assurance=a, shown=None)
-        if stop is not None:
-            found, _ = _truth_at(rec, stop["reviewed"])
+        at = _guarded(learnings, rec["guard"], lambda L, low=low: L["quantiles"][low] >= target,
+                      lambda L: L["reviewed"] >= MIN_REVIEWED and L["found"] >= MIN_FOUND)
+        row: dict[str, Any] = dict(assurance=a, shown=at)
+        if at is not None:
+            stop = next(L for L in learnings if L["reviewed"] == at)
+            found, _ = _truth_at(rec, at)
             q, true = stop["quantiles"], found / len(positives)
-            row.update(shown=stop["reviewed"], share=stop["reviewed"] / frames, recall=true, median=q[0.5],
+            row.update(share=at / frames, recall=true, median=q[0.5],
                        low=q[low], high=q[round(a, 3)] if a > 0.5 else 1.0, low95=q[0.025], high95=q[0.975])
             row["covers"] = row["low"] - 1e-9 <= true <= row["high"] + 1e-9
             row["covers95"] = q[0.025] - 1e-9 <= true <= q[0.975] + 1e-9
         out.append(row)
     return out
+
+
+def _guarded(learnings: list[dict[str, Any]], guard: int, says: Any, floor: Any = lambda L: True) -> int | None:
+    """The frames shown at the first learning (past ``floor``) where ``says`` holds and held at
+    the reference learning too: the latest at least ``guard`` decisions earlier (review's guard)."""
+    for k, L in enumerate(learnings):
+        ref = [j for j in range(k) if learnings[j]["reviewed"] <= L["reviewed"] - guard]
+        if floor(L) and says(L) and ref and says(learnings[ref[-1]]):
+            return int(L["reviewed"])
+    return None
 
 
 def _truth_at(rec: dict[str, Any], n: int) -> tuple[int, set[int]]:
@@ -151,13 +157,6 @@ def anatomy(rec: dict[str, Any], table: bool = False) -> list[tuple[str, int | N
     any_decision = int(floor["shown"]) if floor else None
     learnings = [dict(L, chance=_chance_stop(rec, L["reviewed"])) for L in rec["learnings"]]
 
-    def guarded(key: Any) -> int | None:
-        for k, L in enumerate(learnings):
-            ref = [j for j in range(k) if learnings[j]["reviewed"] <= L["reviewed"] - rec["guard"]]
-            if key(L) and ref and key(learnings[ref[-1]]):
-                return int(L["reviewed"])
-        return None
-
     chance_learnings = next((int(L["reviewed"]) for L in learnings if L["chance"]), None)
     review = next((int(L["reviewed"]) for L in learnings if L["reached"]), None)
     if table:
@@ -170,7 +169,7 @@ def anatomy(rec: dict[str, Any], table: bool = False) -> list[tuple[str, int | N
                   f"{est:>18s}  {low:>5s}  {'stop' if L['chance'] else ''}")
     return [("95 % of the positives shown", at95), ("chance alone, after any decision", any_decision),
             ("chance alone, at review's learnings", chance_learnings),
-            ("chance alone, at the learnings, with the guard", guarded(lambda L: L["chance"])),
+            ("chance alone, at the learnings, with the guard", _guarded(learnings, rec["guard"], lambda L: L["chance"])),
             ("review's estimate (its stop)", review)]
 
 

@@ -80,7 +80,7 @@ def _with_quantiles(rec: dict[str, Any], spread: float) -> dict[str, Any]:
 def test_a_lower_assurance_stops_sooner_with_the_same_guard() -> None:
     mod = _module()
     rows = {r["assurance"]: r for r in mod.assurance_stops(_with_quantiles(_recording(reached_at=10_000), 0.02))}
-    # The median reaches 95 % at the 200th frame (0.56 + 200 / 500 = 0.96); the guard wants the
+    # The median reaches 95 % by the 200th frame (0.56 + 200 / 500 = 0.96); the guard wants the
     # learning 25 decisions earlier to agree, so review stops one learning later.
     assert rows[0.5]["shown"] == 225
     # At 95 % the lower bound is 1.645 spreads under the mean: 0.56 + n / 500 >= 0.983 from 225 on.
@@ -88,7 +88,7 @@ def test_a_lower_assurance_stops_sooner_with_the_same_guard() -> None:
     shown = [rows[a]["shown"] for a in mod.ASSURANCES]
     assert shown == sorted(shown)  # more assurance never stops sooner
     r = rows[0.95]
-    assert r["recall"] == 1.0 and r["low"] >= 0.95 and r["covers"] == (r["low"] <= 1.0 <= r["high"])
+    assert r["recall"] == 1.0 and r["low"] >= 0.95 and r["covers"]  # every positive was shown by then
 
 
 def test_an_assurance_the_bound_never_reaches_never_stops() -> None:
