@@ -201,7 +201,8 @@ def add_parsers(sub: Any) -> None:
     be.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     be.add_argument("--batch", type=int, default=32)
     be.add_argument("--precision", choices=["auto", "fp32", "fp16", "int8"], default="auto",
-                    help="model precision (auto: fp16 on a GPU, fp32 on the CPU; int8: 8-bit members for the CPU)")
+                    help="model precision (auto: fp16 on a GPU; on the CPU 8 bits where the member's card and the CPU allow, else "
+                         "fp32; int8: 8-bit members for the CPU)")
     be.add_argument("--emulate-device", type=float, metavar="TILES_PER_S",
                     help="pipeline: stand in for a GPU whose inference takes this many tiles/s and no CPU (overlap of "
                     "the stages without a GPU; scores meaningless)")

@@ -122,7 +122,7 @@ def _print_score(summary: ScoreSummary, candidates: int, scored: int, policy: st
         print(f"  problem: {err}", file=out)
     print(
         f"scored {summary.frames_scored} frames ({summary.frames_pending} were waiting) with "
-        f"{', '.join(summary.members) or 'no member'} on {summary.provider} at {summary.fps:.1f} frames/s; "
+        f"{summary.members_described or 'no member'} on {summary.provider} at {summary.fps:.1f} frames/s; "
         f"{candidates} candidates of {scored} scored frames ({policy})"
         + ("; stopped early, run again to resume" if summary.cancelled else ""),
         file=out,

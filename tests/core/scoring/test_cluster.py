@@ -63,8 +63,10 @@ def ray_cluster(model_cache: Path) -> Iterator[str]:
 def _project(root: Path, footage: list[Path], unit_frames: int, as_urls: bool = False) -> Workspace:
     root.mkdir()
     ws = Workspace(root, settings=load_settings(root, overrides={
+        # fp32 named: on the CPU ``auto`` scores a new project in 8 bits where the CPU can, on a
+        # cluster's workers in fp32
         "scoring": {"members": ["imagenet"], "device": "cpu", "batch": 8, "cluster_unit_frames": unit_frames,
-                    "cluster_cpus_per_worker": 1},
+                    "cluster_cpus_per_worker": 1, "precision": "fp32"},
         "tiling": {"keep_long_side": 320}}))
     for f in footage:
         ingest_source(ws, f.as_uri() if as_urls else f, sampling=Sampling(every=2) if f.suffix == ".mp4" else Sampling())

@@ -14,6 +14,7 @@ from triage_app.core.ingest.footage import ingest_source
 from triage_app.core.model.records import Sampling
 from triage_app.core.model.settings import load_settings
 from triage_app.core.scoring.cluster import score_on_cluster
+from triage_app.core.scoring.members.ensemble import resolve_precision
 from triage_app.core.scoring.pipeline import build_ensemble, score_project
 from triage_app.core.store import Workspace
 
@@ -31,6 +32,9 @@ def bench_cluster(video: Path, sample_fps: float | None, address: str, workers: 
     loading the members on them) and, beside it, from its first unit handed out to the last
     committed (``cluster_stream_fps``)."""
     sampling = Sampling(fps=sample_fps) if sample_fps else Sampling()
+    # The precision both ways: ``auto`` would score the local project in 8 bits where this CPU
+    # can, the cluster's CPU workers a new project in fp32.
+    precision = resolve_precision(precision, device)
     overrides = {"scoring": {"device": device, "batch": batch, "precision": precision, **({"members": members} if members else {})}}
     out: dict[str, Any] = {"input": str(video), "cluster": address}
     with tempfile.TemporaryDirectory(prefix="triage-bench-cluster-") as tmp:

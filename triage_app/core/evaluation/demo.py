@@ -78,7 +78,7 @@ def run_demo(project_dir: Path | None = None, progress_factory: Callable[[str], 
         ids, fused, cand = ws.candidates(policy, scored.members)
         summary.candidates = int(cand.sum())
         summary.lines.append(
-            f"  scored with {', '.join(scored.members) or 'no member'} on {scored.provider}: "
+            f"  scored with {scored.members_described or 'no member'} on {scored.provider}: "
             f"{len(ids)} frames, {summary.candidates} candidates for review ({policy.describe(scored.members)})"
         )
         order = [i for i in fused.argsort()[::-1] if cand[i]][:5]

@@ -85,8 +85,10 @@ class ScoringSettings(_Section):
     batch: int = Field(32, ge=1, le=4096, description="tiles per inference call on a GPU (on the CPU at most 8: larger "
                        "calls are no faster there and only take memory)")
     precision: Literal["auto", "fp32", "fp16", "int8"] = Field(
-        "auto", description="auto: fp16 models on a GPU, fp32 on the CPU (where fp16 is slower); int8: the members "
-                            "quantized to 8 bits for the CPU (calibrated on aerial tiles, checked against fp32)")
+        "auto", description="auto: fp16 models on a GPU; on the CPU 8 bits for the members whose card allows it where "
+                            "the CPU has 8-bit dot products (VNNI, AMX, ARM's), else fp32, and a project scored already "
+                            "keeps its precision; int8: the members quantized to 8 bits for the CPU (calibrated on "
+                            "aerial tiles, biases corrected, checked against fp32)")
     cuda_graph: bool = Field(True, description="on the CUDA provider, replay each member as one captured CUDA graph per "
                              "batch (kept only where it gives the plain session's outputs)")
     tile_workers: int = Field(0, ge=0, le=32, description="threads cutting tiles (0: a quarter of the cores, 1 to 4)")

@@ -270,10 +270,13 @@ def score_on_cluster(
     actors: list[Any] = []
     try:
         plan = plan_workers(ray.cluster_resources(), ray.nodes(), s.device, workers, s.cluster_cpus_per_worker)
-        precision = s.precision if s.precision != "auto" else ("fp16" if plan.device == "cuda" else "fp32")
+        # auto: fp16 on GPU workers; on CPU workers the precision the project was scored in, fp32
+        # for a new one (whether the workers' CPUs have 8-bit dot products the driver cannot see).
+        precision = s.precision if s.precision != "auto" else ("fp16" if plan.device == "cuda" else "auto")
         # The driver's own sessions run on its CPU: it only reads the members' versions and sizes.
-        ens = build_ensemble(ws, member_names, device="cpu", precision=precision)
-        summary = ScoreSummary(members=ens.names, unavailable=dict(ens.unavailable), provider="none")
+        ens = build_ensemble(ws, member_names, device="cpu", precision=precision, int8_auto=False)
+        summary = ScoreSummary(members=ens.names, precisions=ens.precisions, unavailable=dict(ens.unavailable),
+                               provider="none")
         if not ens.members:
             summary.errors.append("no ensemble member is available: nothing can be scored")
             return summary

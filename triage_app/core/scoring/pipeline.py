@@ -53,6 +53,7 @@ class ScoreSummary:
     seconds: float = 0.0
     stream_seconds: float = 0.0  # from the stages' start to the last commit (no set-up, no audit refresh)
     members: list[str] = field(default_factory=list)
+    precisions: dict[str, str] = field(default_factory=dict)  # each ONNX member's (fp32, fp16, int8)
     unavailable: dict[str, str] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     cancelled: bool = False
@@ -65,6 +66,13 @@ class ScoreSummary:
     # per source: (smallest, median, largest) scale the frames were cut at, and why
     tiling: dict[int, tuple[float, float, float, str]] = field(default_factory=dict)
     cluster: dict[str, Any] = field(default_factory=dict)  # scored on a Ray cluster: its workers, units, retries
+
+    @property
+    def members_described(self) -> str:
+        """``imagenet (int8), head``: the members, each ONNX one with its precision where it is
+        not fp32."""
+        return ", ".join(m + (f" ({self.precisions[m]})" if self.precisions.get(m, "fp32") != "fp32" else "")
+                         for m in self.members)
 
     @property
     def fps(self) -> float:
@@ -106,11 +114,13 @@ def default_members(ws: Workspace) -> list[str]:
 
 
 def build_ensemble(ws: Workspace, names: list[str] | None = None, device: str | None = None,
-                   precision: str | None = None) -> Ensemble:
+                   precision: str | None = None, int8_auto: bool = True) -> Ensemble:
     s = ws.settings.scoring
+    names = names or default_members(ws)
     return build_members(
-        names or default_members(ws), ws.cards, ws.settings.cache_dir, device or s.device, s.batch, head=load_head(ws),
+        names, ws.cards, ws.settings.cache_dir, device or s.device, s.batch, head=load_head(ws),
         precision=precision or s.precision, cuda_graph=s.cuda_graph,
+        scored_keys={n: ws.scores.scored_version_keys(n) for n in names}, int8_auto=int8_auto,
     )
 
 
@@ -361,7 +371,8 @@ def score_project(
     does the same on a Ray cluster."""
     t0 = time.perf_counter()
     ens = ensemble or build_ensemble(ws, member_names)
-    summary = ScoreSummary(members=ens.names, unavailable=dict(ens.unavailable), provider=ens.provider)
+    summary = ScoreSummary(members=ens.names, precisions=ens.precisions, unavailable=dict(ens.unavailable),
+                           provider=ens.provider)
     if not ens.members:
         summary.errors.append("no ensemble member is available: nothing can be scored")
         return summary

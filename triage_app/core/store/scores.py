@@ -40,6 +40,15 @@ class ScoreStore:
 
         return self.db.write(fn)
 
+    def scored_version_keys(self, member: str) -> list[str]:
+        """The version keys the member's stored scores were made with, the one holding the most
+        frames first (none: the member has scored nothing here yet)."""
+        s, v = self.scores, self.versions
+        q = (select(v.c.version_key, func.count()).select_from(s.join(v, s.c.model_version_id == v.c.id))
+             .where(s.c.member == member).group_by(v.c.version_key).order_by(func.count().desc(), v.c.version_key))
+        with self.db.read() as conn:
+            return [str(r[0]) for r in conn.execute(q).all()]
+
     # -- runs -----------------------------------------------------------------------
     def start_run(self, members: Sequence[str], provider: str, device: str) -> int:
         return self.db.write(lambda c: inserted_id(c.execute(insert(self.runs).values(

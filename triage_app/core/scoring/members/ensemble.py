@@ -7,6 +7,7 @@ message (no CLIP weights offline, head not trained yet), and the others carry on
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -174,16 +175,41 @@ class Ensemble:
     def provider(self) -> str:
         return self.backbones[0].provider if self.backbones else "none"
 
+    @property
+    def precisions(self) -> dict[str, str]:
+        """The precision each ONNX member runs in (fp32, fp16, int8)."""
+        return {m.name: str(m.meta.get("precision", "fp32")) for m in self.members if isinstance(m, OnnxMember)}
+
     def thresholds(self) -> dict[str, float]:
         return {m.name: m.card.threshold for m in self.members}
 
 
 def resolve_precision(precision: str, device: str) -> str:
     """``auto`` is fp16 where a CUDA device will run the members (its tensor cores halve the
-    time) and fp32 on the CPU, whose kernels are fastest and exact in fp32."""
+    time) and fp32 on the CPU (where a member's card allows, :func:`member_precision` takes
+    8 bits there instead)."""
     if precision != "auto":
         return precision
     return "fp16" if gpu_will_run(device) else "fp32"
+
+
+def member_precision(precision: str, device: str, card: ModelCard, scored_keys: Sequence[str] = (),
+                     int8_auto: bool = True) -> str:
+    """The precision one member runs in. A named precision is taken as named. ``auto``: fp16
+    on a CUDA device; on the CPU, the precision this member's stored scores in the project were
+    made with, where it has scored any (a project is not scored over again because another
+    machine or a new release would choose otherwise), else 8 bits where the member's card says
+    its 8-bit model keeps the ranking (``cpu_int8``) and the CPU has 8-bit dot products, else
+    fp32. Without ``int8_auto`` (a Ray cluster's CPU workers, whose CPUs the driver cannot see)
+    a project not scored yet is scored in fp32."""
+    from triage_app.core.scoring.members.quantize import INT8_MARK, cpu_has_int8_dot
+
+    resolved = resolve_precision(precision, device)
+    if precision != "auto" or resolved != "fp32":
+        return resolved
+    if scored_keys:
+        return "int8" if INT8_MARK in scored_keys[0] else "fp32"
+    return "int8" if int8_auto and card.cpu_int8 and cpu_has_int8_dot() else "fp32"
 
 
 def _quantized(exported: exporter.ExportedModel, cache_dir: Path) -> exporter.ExportedModel:
@@ -197,11 +223,37 @@ def _quantized(exported: exporter.ExportedModel, cache_dir: Path) -> exporter.Ex
         return exported
 
 
+def _exported_session(card: ModelCard, cache_dir: Path, prec: str, device: str, batch: int,
+                      cuda_graph: bool) -> tuple[exporter.ExportedModel, OnnxSession]:
+    """The member's model in the cache (exported, and quantized for int8, on first use) and a
+    session on it. A damaged file in the cache (disk trouble, a killed copy) is made again."""
+    made: list[exporter.ExportedModel] = []
+
+    def export() -> exporter.ExportedModel:  # an 8-bit member is quantized from its float export
+        made.append(exporter.export_member(card, cache_dir, "fp32" if prec == "int8" else prec))
+        return _quantized(made[-1], cache_dir) if prec == "int8" else made[-1]
+
+    exported = export()
+    try:
+        return exported, OnnxSession(exported.path, card.input_size, device, batch, cache_dir, cuda_graph=cuda_graph)
+    except ModelError as exc:
+        log.warning("%s; exporting it again", exc)
+        # An 8-bit model's float export may be the damaged one (its quantizing then failed): both go.
+        for damaged in {exported.path, *(m.path for m in made)}:
+            damaged.unlink(missing_ok=True)
+            damaged.with_suffix(".json").unlink(missing_ok=True)
+        exported = export()
+        return exported, OnnxSession(exported.path, card.input_size, device, batch, cache_dir, cuda_graph=cuda_graph)
+
+
 def build_members(
     names: list[str], cards: dict[str, ModelCard], cache_dir: Path, device: str = "auto", batch: int = 32,
     head: HeadModel | None = None, precision: str | None = None, cuda_graph: bool = True,
+    scored_keys: Mapping[str, Sequence[str]] | None = None, int8_auto: bool = True,
 ) -> Ensemble:
-    """Build the named members. Missing ones are listed in ``Ensemble.unavailable``."""
+    """Build the named members. Missing ones are listed in ``Ensemble.unavailable``.
+    ``scored_keys``: per member, the version keys of the project's stored scores (see
+    :func:`member_precision`)."""
 
     ens = Ensemble()
     onnx: dict[str, OnnxMember] = {}
@@ -213,23 +265,9 @@ def build_members(
         if card is None:
             ens.unavailable[name] = f"no model card named '{name}' in the models folder"
             return None
-        prec = resolve_precision(precision or "auto", device)
-
-        def export() -> exporter.ExportedModel:  # an 8-bit member is quantized from its float export
-            made = exporter.export_member(card, cache_dir, "fp32" if prec == "int8" else prec)
-            return _quantized(made, cache_dir) if prec == "int8" else made
-
+        prec = member_precision(precision or "auto", device, card, (scored_keys or {}).get(name, ()), int8_auto)
         try:
-            exported = export()
-            try:
-                session = OnnxSession(exported.path, card.input_size, device, batch, cache_dir, cuda_graph=cuda_graph)
-            except ModelError as exc:
-                # A damaged file in our own cache (disk trouble, a killed copy): export it again.
-                log.warning("%s; exporting it again", exc)
-                exported.path.unlink(missing_ok=True)
-                exported.path.with_suffix(".json").unlink(missing_ok=True)
-                exported = export()
-                session = OnnxSession(exported.path, card.input_size, device, batch, cache_dir, cuda_graph=cuda_graph)
+            exported, session = _exported_session(card, cache_dir, prec, device, batch, cuda_graph)
         except (exporter.MemberUnavailable, ModelError) as exc:
             ens.unavailable[name] = str(exc)
             return None
