@@ -37,6 +37,7 @@ from triage_app.core.scoring.members.onnx_build import ExportedModel
 
 if TYPE_CHECKING:
     import onnx
+    import onnxruntime as ort
 
 log = logging.getLogger(__name__)
 
@@ -103,12 +104,19 @@ class _Reader:
         pass
 
 
-def _agreement(fp32: Path, int8: Path, tiles: np.ndarray, output: str) -> float:
-    """Mean cosine similarity, tile by tile, of an output of the two models."""
+def _cpu_session(model: str | bytes) -> ort.InferenceSession:
+    """A CPU session on a model file or a serialized model, its threads sleeping between calls."""
     import onnxruntime as ort
 
-    a = ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"]).run([output], {"images": tiles})[0]
-    b = ort.InferenceSession(str(int8), providers=["CPUExecutionProvider"]).run([output], {"images": tiles})[0]
+    opts = ort.SessionOptions()
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+
+
+def _agreement(fp32: Path, int8: Path, tiles: np.ndarray, output: str) -> float:
+    """Mean cosine similarity, tile by tile, of an output of the two models."""
+    a = _cpu_session(str(fp32)).run([output], {"images": tiles})[0]
+    b = _cpu_session(str(int8)).run([output], {"images": tiles})[0]
     a, b = a.reshape(len(a), -1).astype(np.float64), b.reshape(len(b), -1).astype(np.float64)
     cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)
     return float(np.mean(cos))
@@ -119,15 +127,12 @@ def _channel_means(model: onnx.ModelProto, names: list[str], tiles: np.ndarray, 
     batch by batch (the first layers' outputs of a whole calibration set would take
     gigabytes)."""
     import onnx
-    import onnxruntime as ort
 
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
     present = {o.name for o in copy.graph.output}
     copy.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names if n not in present)
-    opts = ort.SessionOptions()
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(copy.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    session = _cpu_session(copy.SerializeToString())
     sums: list[np.ndarray] = [np.zeros(0)] * len(names)
     counts = [0] * len(names)
     for i in range(0, len(tiles), batch):
@@ -195,37 +200,40 @@ def _edges(model_path: Path) -> list[str]:
     return convs[:FLOAT_CONVS] + products[-1:]
 
 
+_X86, _ARM = ("x86_64", "amd64"), ("arm64", "aarch64")
+_X86_INT8_DOT = {"avx512_vnni", "avx_vnni", "amx_int8"}
+
+
+def _cpu_flags(cpuinfo: Path) -> set[str] | None:
+    """The words of ``/proc/cpuinfo`` (its flags among them); ``None`` where it cannot be read."""
+    try:
+        return set(cpuinfo.read_text().split())
+    except OSError:
+        return None
+
+
 def x86_without_int8_dot(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     """Whether this is an x86 CPU without 8-bit dot-product instructions (VNNI, AMX). ONNX
     Runtime's kernels for 8-bit activations times 8-bit weights add pairs of products in 16
     bits there, which saturate: the 8-bit model loses agreement with its float one (mean
     cosine of the embeddings 0.97 against 0.99) and runs no faster than float (measured on an
     AVX2 EPYC: 0.125 s for 8 tiles against 0.116-0.125 s in fp32). Where the CPU's flags cannot
-    be read, it is taken to have them."""
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        return False
-    try:
-        flags = cpuinfo.read_text().split()
-    except OSError:
-        return False
-    return not any(f in flags for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
+    be read, it is taken to have them (an 8-bit model named explicitly is made)."""
+    flags = _cpu_flags(cpuinfo)
+    return platform.machine().lower() in _X86 and flags is not None and not flags & _X86_INT8_DOT
 
 
 def cpu_has_int8_dot(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    """Whether the CPU has 8-bit dot-product instructions that ONNX Runtime's 8-bit kernels use:
-    VNNI or AMX on x86, the dot-product extension on 64-bit ARM (``asimddp``). Where the flags
-    cannot be read (another system than Linux) an ARM CPU is taken to have it (every Apple
-    and recent server ARM does) and an x86 one not."""
-    machine = platform.machine().lower()
-    try:
-        flags = set(cpuinfo.read_text().split())
-    except OSError:
-        return machine in ("arm64", "aarch64")
-    if machine in ("x86_64", "amd64"):
-        return bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
-    if machine in ("arm64", "aarch64"):
-        return "asimddp" in flags
-    return False
+    """Whether the CPU has 8-bit dot-product instructions that ONNX Runtime's 8-bit kernels use
+    (precision ``auto`` takes 8 bits only then): VNNI or AMX on x86, the dot-product extension on
+    64-bit ARM (``asimddp``). Where the flags cannot be read (another system than Linux) an ARM
+    CPU is taken to have it (every Apple and recent server ARM does) and an x86 one not."""
+    machine, flags = platform.machine().lower(), _cpu_flags(cpuinfo)
+    if flags is None:
+        return machine in _ARM
+    if machine in _X86:
+        return bool(flags & _X86_INT8_DOT)
+    return machine in _ARM and "asimddp" in flags
 
 
 def quantize_member(exported: ExportedModel, cache_dir: Path) -> ExportedModel:
