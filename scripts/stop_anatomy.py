@@ -48,10 +48,12 @@ def record(evaluate_args: list[str]) -> dict[str, Any]:
     samples = progress_module.remaining_samples
     learnt = {"now": False}
     drawn: list[np.ndarray] = []
+    spreads: list[float] = []
 
     def sampling(*a: Any, **k: Any) -> np.ndarray:  # review's draws of the targets left, kept
         out = samples(*a, **k)
         drawn.append(np.asarray(out))
+        spreads.append(float(k.get("design_effect", 1.0)))
         return out
 
     def learning(ws: Any, *a: Any, **k: Any) -> Any:
@@ -60,6 +62,7 @@ def record(evaluate_args: list[str]) -> dict[str, Any]:
 
     def refreshed(self: ReviewSession) -> int:
         drawn.clear()
+        spreads.clear()
         out = refresh(self)
         if learnt["now"] and self.progress is not None:
             learnt["now"] = False
@@ -69,7 +72,8 @@ def record(evaluate_args: list[str]) -> dict[str, Any]:
             quantiles = {} if recall is None else {q: float(np.quantile(recall, q)) for q in QUANTILES}
             rec["learnings"].append(dict(reviewed=p.reviewed, found=p.found, model_low=p.model_low,
                                          previous_low=p.previous_low, reached=p.reached, remaining=p.remaining,
-                                         remaining_high=p.remaining_high, quantiles=quantiles))
+                                         remaining_high=p.remaining_high, quantiles=quantiles,
+                                         spread=spreads[0] if spreads else None))
         return out
 
     def summed(res: Any, session: ReviewSession, shown: list[int], known: set[int], positives: set[int],
@@ -160,13 +164,18 @@ def anatomy(rec: dict[str, Any], table: bool = False) -> list[tuple[str, int | N
     chance_learnings = next((int(L["reviewed"]) for L in learnings if L["chance"]), None)
     review = next((int(L["reviewed"]) for L in learnings if L["reached"]), None)
     if table:
-        print("shown   frames  true recall  left  estimated (at most)  bound  chance alone")
+        print("shown   frames  true recall  left  estimated (at most)  bound  chance alone  spread: review's, "
+              "the targets left's")
         for L in learnings:
             found, left = _truth_at(rec, L["reviewed"])
             est = "" if L["remaining"] is None else f"{L['remaining']:5.1f} ({L['remaining_high']:5.1f})"
             low = "" if L["model_low"] is None else f"{L['model_low']:.3f}"
+            # The runs' spread review gave its count (from the runs of targets found) beside that of
+            # the runs the targets truly left form among the frames left.
+            used = "" if L.get("spread") is None else f"{L['spread']:.2f}"
+            truly = clump_factor(target_runs(rec["positions"], left)) if left else 1.0
             print(f"{L['reviewed']:5d}  {L['reviewed'] / frames:6.1%}  {found / len(positives):10.1%}  {len(left):4d}  "
-                  f"{est:>18s}  {low:>5s}  {'stop' if L['chance'] else ''}")
+                  f"{est:>18s}  {low:>5s}  {'stop' if L['chance'] else '':12s}  {used:>5s}  {truly:.2f}")
     return [("95 % of the positives shown", at95), ("chance alone, after any decision", any_decision),
             ("chance alone, at review's learnings", chance_learnings),
             ("chance alone, at the learnings, with the guard", _guarded(learnings, rec["guard"], lambda L: L["chance"])),
