@@ -96,3 +96,21 @@ def test_an_assurance_the_bound_never_reaches_never_stops() -> None:
     rows = {r["assurance"]: r for r in mod.assurance_stops(_with_quantiles(_recording(reached_at=10_000), 0.05))}
     assert rows[0.95]["shown"] is None  # 0.995 - 1.645 * 0.05 = 0.913: under the target at every learning
     assert rows[0.5]["shown"] == 225
+
+
+def test_the_table_puts_review_spread_beside_that_of_the_targets_truly_left(capsys: Any) -> None:
+    """Each learning's row: the runs' spread review gave its count, and that of the runs the
+    targets not yet shown form in capture order (pairs of neighbours: 2; single frames: 1)."""
+    mod = _module()
+    rec = _recording(reached_at=10_000)
+    rec["positives"] |= {700, 701}  # a pair of neighbouring targets, never shown early
+    rec["shown"] = [f for f in rec["shown"] if f not in (700, 701)] + [700, 701]
+    for L in rec["learnings"]:
+        L["spread"] = 1.5
+    mod.anatomy(rec, table=True)
+    rows = {int(line.split()[0]): line.split() for line in capsys.readouterr().out.splitlines()[1:]}
+    # after 150 shown: the last 5 of the late targets (frames 505-509, a run of 5) and the pair
+    # left: (25 + 4) / 7
+    assert rows[150][-2:] == ["1.50", f"{29 / 7:.2f}"]
+    # after 200 shown: only the pair is left
+    assert rows[200][-2:] == ["1.50", "2.00"]
