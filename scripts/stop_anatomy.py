@@ -188,7 +188,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--save", type=Path, help="keep the recording here")
     ap.add_argument("--load", type=Path, help="read a recording instead of replaying")
-    ap.add_argument("--table", action="store_true", help="also print every learning")
+    ap.add_argument("--table", action="store_true", help="also print every learning: review's estimate beside the "
+                    "truth, and the runs' spread it gave its count beside that of the runs the targets truly left form")
     args = ap.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
     if args.load:
         with open(args.load, "rb") as fh:
